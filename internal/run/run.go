@@ -1,0 +1,172 @@
+// Package run is paved's domain: a run of a portal action, its states and the
+// legal transitions between them. It imports nothing of paved's own.
+package run
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is where a run is in its life.
+type State string
+
+// The run states; see shared/DESIGN.md "Run states".
+const (
+	Received         State = "received"
+	Rejected         State = "rejected"
+	AwaitingApproval State = "awaiting_approval"
+	Queued           State = "queued"
+	Dispatching      State = "dispatching"
+	Running          State = "running"
+	Succeeded        State = "succeeded"
+	Failed           State = "failed"
+	Canceled         State = "canceled"
+	TimedOut         State = "timed_out"
+)
+
+// Terminal reports whether no transition leaves s.
+func (s State) Terminal() bool {
+	switch s {
+	case Rejected, Succeeded, Failed, Canceled, TimedOut:
+		return true
+	}
+	return false
+}
+
+var transitions = map[State][]State{
+	Received:         {Rejected, AwaitingApproval, Queued},
+	AwaitingApproval: {Queued, Rejected, Canceled},
+	Queued:           {Dispatching, Canceled, TimedOut},
+	Dispatching:      {Running, Failed, Canceled, TimedOut},
+	Running:          {Succeeded, Failed, Canceled, TimedOut},
+}
+
+// CanTransition reports whether a run may move from one state to another.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors callers match with errors.Is.
+var (
+	ErrNotFound          = errors.New("run not found")
+	ErrIllegalTransition = errors.New("illegal run state transition")
+)
+
+// TransitionError says which move was refused.
+type TransitionError struct {
+	RunID    string
+	From, To State
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("run %s: cannot move from %s to %s", e.RunID, e.From, e.To)
+}
+
+// Unwrap lets errors.Is(err, ErrIllegalTransition) match.
+func (e *TransitionError) Unwrap() error { return ErrIllegalTransition }
+
+// Operation is what an action does to its entity, as Port names it.
+type Operation string
+
+// Port's action trigger operations.
+const (
+	Create Operation = "CREATE"
+	Day2   Operation = "DAY-2"
+	Delete Operation = "DELETE"
+)
+
+// User is the person who pressed the button.
+type User struct {
+	Email string   `json:"email"`
+	Name  string   `json:"name,omitempty"`
+	Teams []string `json:"teams,omitempty"`
+}
+
+// Entity is the portal entity an action runs on (empty for CREATE actions).
+type Entity struct {
+	Identifier string         `json:"identifier,omitempty"`
+	Blueprint  string         `json:"blueprint,omitempty"`
+	Title      string         `json:"title,omitempty"`
+	Team       []string       `json:"team,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// Request is a portal's ask, decoded and not yet judged.
+type Request struct {
+	Portal      string         `json:"portal"`      // "port", "backstage" or "api"
+	PortalRunID string         `json:"portalRunId"` // the portal's own run id; with Portal, the idempotency key
+	Action      string         `json:"action"`
+	User        User           `json:"user"`
+	Entity      Entity         `json:"entity"`
+	Inputs      map[string]any `json:"inputs"`
+}
+
+// Stack names the deployment a run changes: one Pulumi stack.
+type Stack struct {
+	Tenant      string `json:"tenant"`
+	Environment string `json:"environment"`
+	Service     string `json:"service"`
+}
+
+// Key is the stack's name, <tenant>-<environment>-<service>.
+func (s Stack) Key() string { return s.Tenant + "-" + s.Environment + "-" + s.Service }
+
+// Run is one execution of an action, from the button press to its result.
+type Run struct {
+	ID        string    `json:"id"`
+	Request   Request   `json:"request"`
+	Operation Operation `json:"operation"`
+	Blueprint string    `json:"blueprint"` // the blueprint the action writes results to
+	Stack     Stack     `json:"stack"`
+	Team      string    `json:"team,omitempty"` // the owning team of the service
+	State     State     `json:"state"`
+	// Reasons say why a run was rejected or failed, one sentence each.
+	Reasons []string `json:"reasons,omitempty"`
+	// Project and Ref name the GitLab project and ref the run triggers.
+	Project     string         `json:"project"`
+	Ref         string         `json:"ref"`
+	PipelineID  int64          `json:"pipelineId,omitempty"`
+	PipelineURL string         `json:"pipelineUrl,omitempty"`
+	Outputs     map[string]any `json:"outputs,omitempty"`
+	// DispatchedAt is when the trigger call began; reconciliation looks for
+	// pipelines created since then.
+	DispatchedAt time.Time `json:"dispatchedAt,omitzero"`
+	Deadline     time.Time `json:"deadline,omitzero"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// NewID returns a fresh run id: "r_" and 20 hex digits.
+func NewID() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux
+	}
+	return "r_" + hex.EncodeToString(b[:])
+}
+
+// MoveTo changes the run's state if the move is legal.
+func (r *Run) MoveTo(to State, now time.Time) error {
+	if !CanTransition(r.State, to) {
+		return &TransitionError{RunID: r.ID, From: r.State, To: to}
+	}
+	r.State = to
+	r.UpdatedAt = now
+	return nil
+}
+
+// Event is one line of a run's append-only audit trail.
+type Event struct {
+	Seq     int64     `json:"seq"`
+	At      time.Time `json:"at"`
+	State   State     `json:"state"`
+	Message string    `json:"message"`
+}
