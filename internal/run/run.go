@@ -131,11 +131,13 @@ type Run struct {
 	// Reasons say why a run was rejected or failed, one sentence each.
 	Reasons []string `json:"reasons,omitempty"`
 	// Project and Ref name the GitLab project and ref the run triggers.
-	Project     string         `json:"project"`
-	Ref         string         `json:"ref"`
-	PipelineID  int64          `json:"pipelineId,omitempty"`
-	PipelineURL string         `json:"pipelineUrl,omitempty"`
-	Outputs     map[string]any `json:"outputs,omitempty"`
+	Project     string `json:"project"`
+	Ref         string `json:"ref"`
+	PipelineID  int64  `json:"pipelineId,omitempty"`
+	PipelineURL string `json:"pipelineUrl,omitempty"`
+	// PipelineStatus is GitLab's last known status of the pipeline.
+	PipelineStatus string         `json:"pipelineStatus,omitempty"`
+	Outputs        map[string]any `json:"outputs,omitempty"`
 	// DispatchedAt is when the trigger call began; reconciliation looks for
 	// pipelines created since then.
 	DispatchedAt time.Time `json:"dispatchedAt,omitzero"`

@@ -1,0 +1,114 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// A task is claimable when it is due and is the oldest open task of its kind
+// for its run, so a run's reports reach the portal in the order written.
+const claimable = `o.kind = ? AND o.done_at IS NULL AND o.next_at <= ?
+	AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = o.run_id AND p.kind = o.kind AND p.done_at IS NULL AND p.id < o.id)`
+
+// A dispatch also waits while another run holds its stack, or an older run
+// queued for the same stack has not gone first.
+const stackFree = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
+	WHERE r.id = o.run_id AND (b.state IN ('dispatching', 'running')
+		OR (b.state = 'queued' AND (b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id)))))`
+
+// Claim leases up to limit due tasks of a kind for lease; a task not
+// completed or retried by then becomes claimable again (a crashed worker's
+// work is picked up).
+func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
+	now := s.now()
+	where := claimable
+	if kind == store.KindDispatch {
+		where += stackFree
+	}
+	var out []store.Task
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o WHERE `+where+` ORDER BY o.id LIMIT ?`,
+			kind, now.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t store.Task
+			var payload string
+			if err := rows.Scan(&t.ID, &t.RunID, &t.Kind, &payload, &t.Attempts); err != nil {
+				return err
+			}
+			t.Payload = []byte(payload)
+			t.Attempts++
+			out = append(out, t)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]any, 0, len(out)+1)
+		ids = append(ids, now.Add(lease).UnixMilli())
+		for _, t := range out {
+			ids = append(ids, t.ID)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", len(out)), ",")+`)`, ids...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s tasks: %w", kind, err)
+	}
+	return out, nil
+}
+
+// Complete marks a task done.
+func (s *Store) Complete(ctx context.Context, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET done_at = ? WHERE id = ?`, s.now().UnixMilli(), id); err != nil {
+		return fmt.Errorf("complete task %d: %w", id, err)
+	}
+	return nil
+}
+
+// Retry makes a task claimable again at the given time and keeps the error.
+func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
+		return fmt.Errorf("retry task %d: %w", id, err)
+	}
+	return nil
+}
+
+// Release makes claimed tasks claimable at once; a worker that shuts down
+// hands its claims back instead of waiting for their lease to end.
+func (s *Store) Release(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{s.now().UnixMilli()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("release tasks: %w", err)
+	}
+	return nil
+}
+
+// Pending counts open tasks of a kind.
+func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,349 @@
+// Package sqlite is paved's embedded run store: one SQLite file in WAL mode
+// (modernc.org/sqlite, no cgo). Every state change is one IMMEDIATE
+// transaction that writes the run, its events and its outbox tasks together.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a run store in one SQLite file.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the database at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing on upgrade
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
+	db.SetMaxOpenConns(4)
+	s := &Store{db: db, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, name, s.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateRun stores a new run with its change. When a run with the same
+// (portal, portal run id) exists, it returns that one and created=false and
+// writes nothing: a repeated delivery never makes a second run.
+func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
+	var existing *run.Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		got, err := getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
+		if err == nil {
+			existing = got
+			return nil
+		}
+		if !errors.Is(err, run.ErrNotFound) {
+			return err
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
+			nullInt(r.PipelineID), string(data), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
+		if err != nil {
+			return err
+		}
+		return s.writeChange(ctx, tx, r, ch)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	if existing != nil {
+		return existing, false, nil
+	}
+	return r, true, nil
+}
+
+// Update loads a run, lets fn change it, and writes the run and fn's change
+// in one transaction. fn returning store.ErrNoChange writes nothing and
+// returns the run as it is.
+func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error) {
+	var out *run.Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		r, err := getRun(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
+		ch, err := fn(r)
+		if errors.Is(err, store.ErrNoChange) {
+			out = r
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r.UpdatedAt = s.now().UTC()
+		data, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, stack_key = ?, pipeline_id = ?, data = ?, updated_at = ? WHERE id = ?`,
+			string(r.State), r.Stack.Key(), nullInt(r.PipelineID), string(data), r.UpdatedAt.UnixMilli(), r.ID); err != nil {
+			return err
+		}
+		out = r
+		return s.writeChange(ctx, tx, r, ch)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update run %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (s *Store) writeChange(ctx context.Context, tx *sql.Tx, r *run.Run, ch store.Change) error {
+	now := s.now().UnixMilli()
+	if len(ch.Events) > 0 {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?`, r.ID).Scan(&seq); err != nil {
+			return err
+		}
+		for _, msg := range ch.Events {
+			seq++
+			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, at, state, message) VALUES (?, ?, ?, ?, ?)`,
+				r.ID, seq, now, string(r.State), msg); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range ch.Tasks {
+		payload, err := json.Marshal(t.Payload)
+		if err != nil {
+			return fmt.Errorf("encode %s task: %w", t.Kind, err)
+		}
+		at := now
+		if !t.NotBefore.IsZero() {
+			at = t.NotBefore.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+			r.ID, t.Kind, string(payload), at, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getRun(ctx context.Context, q queryer, where string, args ...any) (*run.Run, error) {
+	var data string
+	err := q.QueryRowContext(ctx, `SELECT data FROM runs WHERE `+where, args...).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, run.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r run.Run
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return nil, fmt.Errorf("decode stored run: %w", err)
+	}
+	return &r, nil
+}
+
+// Run returns the run with the given id, or run.ErrNotFound.
+func (s *Store) Run(ctx context.Context, id string) (*run.Run, error) {
+	r, err := getRun(ctx, s.db, `id = ?`, id)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// RunByPortal finds a run by its portal's run id.
+func (s *Store) RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error) {
+	r, err := getRun(ctx, s.db, `portal = ? AND portal_run_id = ?`, portal, portalRunID)
+	if err != nil {
+		return nil, fmt.Errorf("get %s run %s: %w", portal, portalRunID, err)
+	}
+	return r, nil
+}
+
+// RunByPipeline finds the run that owns a GitLab pipeline.
+func (s *Store) RunByPipeline(ctx context.Context, pipelineID int64) (*run.Run, error) {
+	r, err := getRun(ctx, s.db, `pipeline_id = ?`, pipelineID)
+	if err != nil {
+		return nil, fmt.Errorf("get run of pipeline %d: %w", pipelineID, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns runs, newest first.
+func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error) {
+	var where []string
+	var args []any
+	if len(q.States) > 0 {
+		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(q.States)), ",")+")")
+		for _, st := range q.States {
+			args = append(args, string(st))
+		}
+	}
+	if !q.UpdatedBefore.IsZero() {
+		where = append(where, "updated_at < ?")
+		args = append(args, q.UpdatedBefore.UnixMilli())
+	}
+	sqlText := `SELECT data FROM runs`
+	if len(where) > 0 {
+		sqlText += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*run.Run
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		var r run.Run
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			return nil, fmt.Errorf("list runs: decode: %w", err)
+		}
+		out = append(out, &r)
+	}
+	return out, rows.Err()
+}
+
+// Events returns a run's audit trail in order.
+func (s *Store) Events(ctx context.Context, id string) ([]run.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, state, message FROM run_events WHERE run_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("events of run %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []run.Event
+	for rows.Next() {
+		var e run.Event
+		var at int64
+		var st string
+		if err := rows.Scan(&e.Seq, &at, &st, &e.Message); err != nil {
+			return nil, fmt.Errorf("events of run %s: %w", id, err)
+		}
+		e.At, e.State = time.UnixMilli(at).UTC(), run.State(st)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// StackQueue returns the ids of the runs holding or waiting for a stack, in
+// the order they will run: the active one first, then queued runs oldest first.
+func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')
+		ORDER BY CASE state WHEN 'queued' THEN 1 ELSE 0 END, created_at, id`, stackKey)
+	if err != nil {
+		return nil, fmt.Errorf("queue of stack %s: %w", stackKey, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}

@@ -1,0 +1,62 @@
+// Package store holds the types every run store shares: the change a state
+// transition writes, and the outbox tasks that carry work to the workers.
+// Backends live in subpackages; storetest holds the suite they all pass.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+// Task kinds in the outbox.
+const (
+	KindDispatch = "dispatch" // trigger (or reconcile) the run's pipeline
+	KindReport   = "report"   // deliver a run.Report to the run's portal
+	KindCancel   = "cancel"   // cancel the run's pipeline in GitLab
+)
+
+// ErrNoChange, returned by an Update function, ends the transaction without
+// writing anything.
+var ErrNoChange = errors.New("no change")
+
+// NewTask is outbox work written in the same transaction as a state change.
+type NewTask struct {
+	Kind    string
+	Payload any // marshalled to JSON
+	// NotBefore delays the task; zero means now.
+	NotBefore time.Time
+}
+
+// Change is what a transaction appends besides the run itself.
+type Change struct {
+	Events []string // audit-trail messages, recorded with the run's new state
+	Tasks  []NewTask
+}
+
+// Add appends an event message and returns the change for chaining.
+func (c *Change) Add(msg string) *Change { c.Events = append(c.Events, msg); return c }
+
+// Report queues a portal report.
+func (c *Change) Report(r run.Report) *Change {
+	c.Tasks = append(c.Tasks, NewTask{Kind: KindReport, Payload: r})
+	return c
+}
+
+// Task is a claimed outbox row.
+type Task struct {
+	ID       int64
+	RunID    string
+	Kind     string
+	Payload  json.RawMessage
+	Attempts int // including this one
+}
+
+// Query filters ListRuns. Zero fields do not filter.
+type Query struct {
+	States        []run.State
+	UpdatedBefore time.Time
+	Limit         int // default 100
+}

@@ -1,0 +1,286 @@
+// Package storetest is the conformance suite every run store passes.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Backend is the store under test.
+type Backend interface {
+	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
+	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
+	Run(ctx context.Context, id string) (*run.Run, error)
+	RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error)
+	RunByPipeline(ctx context.Context, pipelineID int64) (*run.Run, error)
+	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+	Events(ctx context.Context, id string) ([]run.Event, error)
+	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
+	Complete(ctx context.Context, id int64) error
+	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
+	Release(ctx context.Context, ids ...int64) error
+	Pending(ctx context.Context, kind string) (int, error)
+	Ping(ctx context.Context) error
+}
+
+// NewRun makes a queued run on the given stack, created at t.
+func NewRun(portalRunID, service string, t time.Time) *run.Run {
+	return &run.Run{
+		ID:      run.NewID(),
+		Request: run.Request{Portal: "port", PortalRunID: portalRunID, Action: "add-s3-bucket", Inputs: map[string]any{"bucketName": "b1"}},
+		Stack:   run.Stack{Tenant: "acme", Environment: "dev", Service: service},
+		State:   run.Queued, Project: "platform/provision", Ref: "main",
+		CreatedAt: t, UpdatedAt: t,
+	}
+}
+
+// Run runs the suite; open returns a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+
+	t.Run("create is idempotent on the portal run id", func(t *testing.T) {
+		s := open(t)
+		a := NewRun("port-1", "svc", t0)
+		got, created, err := s.CreateRun(ctx, a, *(&store.Change{}).Add("received"))
+		if err != nil || !created || got.ID != a.ID {
+			t.Fatalf("first create: %v %v %v", got, created, err)
+		}
+		b := NewRun("port-1", "svc", t0)
+		got, created, err = s.CreateRun(ctx, b, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}})
+		if err != nil || created || got.ID != a.ID {
+			t.Fatalf("second create: got %+v created=%v err=%v; want the first run", got, created, err)
+		}
+		if n, _ := s.Pending(ctx, store.KindDispatch); n != 0 {
+			t.Fatalf("duplicate delivery wrote %d dispatch tasks", n)
+		}
+		if _, err := s.Run(ctx, b.ID); !errors.Is(err, run.ErrNotFound) {
+			t.Fatalf("second run stored: %v", err)
+		}
+	})
+
+	t.Run("concurrent duplicate deliveries make one run", func(t *testing.T) {
+		s := open(t)
+		var wg sync.WaitGroup
+		ids := make(chan string, 8)
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, _, err := s.CreateRun(ctx, NewRun("dup", "svc", t0), store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- r.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("got %d distinct runs, want 1", len(seen))
+		}
+		if n, _ := s.Pending(ctx, store.KindDispatch); n != 1 {
+			t.Fatalf("got %d dispatch tasks, want 1", n)
+		}
+	})
+
+	t.Run("update writes run, events and tasks together or not at all", func(t *testing.T) {
+		s := open(t)
+		r := NewRun("p", "svc", t0)
+		if _, _, err := s.CreateRun(ctx, r, *(&store.Change{}).Add("received")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			r.PipelineID = 7
+			if err := r.MoveTo(run.Dispatching, t0); err != nil {
+				return store.Change{}, err
+			}
+			var ch store.Change
+			ch.Add("dispatching").Report(run.Report{Log: "triggering"})
+			return ch, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A failing update leaves nothing behind.
+		boom := errors.New("boom")
+		_, err = s.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			r.State = run.Failed
+			return store.Change{Events: []string{"never"}}, boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v, want boom", err)
+		}
+		got, err := s.Run(ctx, r.ID)
+		if err != nil || got.State != run.Dispatching || got.PipelineID != 7 {
+			t.Fatalf("run = %+v, %v", got, err)
+		}
+		evs, err := s.Events(ctx, r.ID)
+		if err != nil || len(evs) != 2 || evs[1].Message != "dispatching" || evs[1].State != run.Dispatching || evs[1].Seq != 2 {
+			t.Fatalf("events = %+v, %v", evs, err)
+		}
+		if byPipe, err := s.RunByPipeline(ctx, 7); err != nil || byPipe.ID != r.ID {
+			t.Fatalf("by pipeline: %v %v", byPipe, err)
+		}
+		if byPortal, err := s.RunByPortal(ctx, "port", "p"); err != nil || byPortal.ID != r.ID {
+			t.Fatalf("by portal: %v %v", byPortal, err)
+		}
+		if _, err := s.Update(ctx, "r_missing", func(*run.Run) (store.Change, error) { return store.Change{}, nil }); !errors.Is(err, run.ErrNotFound) {
+			t.Fatalf("update of a missing run: %v", err)
+		}
+		// ErrNoChange writes nothing.
+		if _, err := s.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) { r.State = run.Failed; return store.Change{}, store.ErrNoChange }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Run(ctx, r.ID); got.State != run.Dispatching {
+			t.Fatalf("ErrNoChange wrote state %s", got.State)
+		}
+	})
+
+	t.Run("reports are claimed one at a time per run, in order", func(t *testing.T) {
+		s := open(t)
+		a, b := NewRun("a", "svc-a", t0), NewRun("b", "svc-b", t0)
+		for _, r := range []*run.Run{a, b} {
+			var ch store.Change
+			ch.Report(run.Report{Log: r.ID + " 1"}).Report(run.Report{Log: r.ID + " 2"})
+			if _, _, err := s.CreateRun(ctx, r, ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, err := s.Claim(ctx, store.KindReport, time.Minute, 10)
+		if err != nil || len(first) != 2 {
+			t.Fatalf("claim = %d tasks, %v; want the head of each run", len(first), err)
+		}
+		if again, _ := s.Claim(ctx, store.KindReport, time.Minute, 10); len(again) != 0 {
+			t.Fatalf("claimed %d tasks while the heads are leased", len(again))
+		}
+		for _, task := range first {
+			var rep run.Report
+			if err := json.Unmarshal(task.Payload, &rep); err != nil || rep.Log != task.RunID+" 1" || task.Attempts != 1 {
+				t.Fatalf("head task %+v: %+v %v", task, rep, err)
+			}
+		}
+		if err := s.Complete(ctx, first[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Retry(ctx, first[1].ID, time.Now().Add(-time.Second), "503"); err != nil {
+			t.Fatal(err)
+		}
+		next, err := s.Claim(ctx, store.KindReport, time.Minute, 10)
+		if err != nil || len(next) != 2 {
+			t.Fatalf("second claim = %+v, %v", next, err)
+		}
+		for _, task := range next {
+			var rep run.Report
+			_ = json.Unmarshal(task.Payload, &rep)
+			want := task.RunID + " 1"
+			if task.RunID == first[0].RunID {
+				want = task.RunID + " 2"
+			}
+			if rep.Log != want {
+				t.Fatalf("claimed %q, want %q", rep.Log, want)
+			}
+		}
+		if err := s.Release(ctx, next[0].ID, next[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := s.Claim(ctx, store.KindReport, time.Minute, 10); len(again) != 2 {
+			t.Fatalf("released tasks not claimable: %d", len(again))
+		}
+	})
+
+	t.Run("one run per stack dispatches at a time, oldest first", func(t *testing.T) {
+		s := open(t)
+		runs := []*run.Run{NewRun("1", "svc", t0), NewRun("2", "svc", t0.Add(time.Millisecond)), NewRun("3", "other", t0.Add(2*time.Millisecond))}
+		for _, r := range runs {
+			if _, _, err := s.CreateRun(ctx, r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimed, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := runIDs(claimed); fmt.Sprint(got) != fmt.Sprint([]string{runs[0].ID, runs[2].ID}) {
+			t.Fatalf("claimed %v, want the first run of each stack", got)
+		}
+		q, err := s.StackQueue(ctx, runs[0].Stack.Key())
+		if err != nil || fmt.Sprint(q) != fmt.Sprint([]string{runs[0].ID, runs[1].ID}) {
+			t.Fatalf("stack queue %v, %v", q, err)
+		}
+		// The first run starts; the second still waits until it ends.
+		move := func(id string, to run.State) {
+			t.Helper()
+			if _, err := s.Update(ctx, id, func(r *run.Run) (store.Change, error) { return store.Change{}, r.MoveTo(to, time.Now()) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		move(runs[0].ID, run.Dispatching)
+		_ = s.Complete(ctx, claimed[0].ID)
+		if c, _ := s.Claim(ctx, store.KindDispatch, time.Minute, 10); len(c) != 0 {
+			t.Fatalf("claimed %v while the stack is busy", runIDs(c))
+		}
+		move(runs[0].ID, run.Running)
+		move(runs[0].ID, run.Succeeded)
+		c, _ := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+		if fmt.Sprint(runIDs(c)) != fmt.Sprint([]string{runs[1].ID}) {
+			t.Fatalf("after the first run ended claimed %v, want the second", runIDs(c))
+		}
+	})
+
+	t.Run("list filters by state and age", func(t *testing.T) {
+		s := open(t)
+		a, b := NewRun("a", "x", t0), NewRun("b", "y", t0.Add(time.Millisecond))
+		b.State = run.Running
+		for _, r := range []*run.Run{a, b} {
+			if _, _, err := s.CreateRun(ctx, r, store.Change{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := s.ListRuns(ctx, store.Query{})
+		if err != nil || len(all) != 2 || all[0].ID != b.ID {
+			t.Fatalf("list all = %v, %v", runIDsOf(all), err)
+		}
+		running, _ := s.ListRuns(ctx, store.Query{States: []run.State{run.Running}})
+		if len(running) != 1 || running[0].ID != b.ID {
+			t.Fatalf("running = %v", runIDsOf(running))
+		}
+		old, _ := s.ListRuns(ctx, store.Query{States: []run.State{run.Running}, UpdatedBefore: t0})
+		if len(old) != 0 {
+			t.Fatalf("updated before t0 = %v", runIDsOf(old))
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func runIDs(ts []store.Task) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.RunID)
+	}
+	return out
+}
+
+func runIDsOf(rs []*run.Run) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
