@@ -1,0 +1,288 @@
+// Package config reads paved's one config file (YAML) and applies PAVED_*
+// environment overrides, then validates the result before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of paved's configuration. Secret fields hold
+// references (env:NAME, file:/path, awssm:name), never values.
+type Config struct {
+	Server       Server        `yaml:"server"`
+	Store        Store         `yaml:"store"`
+	ActionsDir   string        `yaml:"actionsDir"`
+	PolicyDir    string        `yaml:"policyDir"`
+	Port         Port          `yaml:"port"`
+	GitLab       GitLab        `yaml:"gitlab"`
+	API          API           `yaml:"api"`
+	Environments []Environment `yaml:"environments"`
+	Tenants      []string      `yaml:"tenants"`
+	Workers      Workers       `yaml:"workers"`
+	Log          Log           `yaml:"log"`
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	Listen string `yaml:"listen"`
+	// PublicURL is how pipelines reach paved to post logs and outputs.
+	PublicURL       string        `yaml:"publicURL"`
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
+}
+
+// Store picks the run store.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite
+	Path   string `yaml:"path"`   // the SQLite file
+}
+
+// Port is the Port organisation paved serves.
+type Port struct {
+	Enabled            bool          `yaml:"enabled"`
+	BaseURL            string        `yaml:"baseURL"`
+	ClientID           string        `yaml:"clientID"`     // secret reference
+	ClientSecret       string        `yaml:"clientSecret"` // secret reference; also the webhook signing key
+	SignatureTolerance time.Duration `yaml:"signatureTolerance"`
+	UserCacheTTL       time.Duration `yaml:"userCacheTTL"`
+}
+
+// GitLab is the GitLab instance that runs the pipelines.
+type GitLab struct {
+	BaseURL           string        `yaml:"baseURL"`
+	Token             string        `yaml:"token"`        // secret reference
+	WebhookToken      string        `yaml:"webhookToken"` // secret reference
+	RequestsPerMinute int           `yaml:"requestsPerMinute"`
+	Timeout           time.Duration `yaml:"timeout"`
+	// PollInterval is how often runs whose webhook did not come are checked.
+	PollInterval time.Duration `yaml:"pollInterval"`
+}
+
+// API guards paved's own HTTP API.
+type API struct {
+	Tokens      []string `yaml:"tokens"`      // secret references; bearer tokens for /api/v1
+	RunTokenKey string   `yaml:"runTokenKey"` // secret reference; signs per-run pipeline tokens
+}
+
+// Environment is a deployment environment policy knows.
+type Environment struct {
+	Name       string `yaml:"name"`
+	Production bool   `yaml:"production"`
+}
+
+// Workers tunes the background workers.
+type Workers struct {
+	Interval          time.Duration `yaml:"interval"`
+	ReportConcurrency int           `yaml:"reportConcurrency"`
+	Lease             time.Duration `yaml:"lease"`
+}
+
+// Log sets the logger.
+type Log struct {
+	Format string `yaml:"format"` // json or console
+	Level  string `yaml:"level"`
+}
+
+// Default returns the configuration paved runs with when a file says nothing.
+func Default() Config {
+	return Config{
+		Server:     Server{Listen: "127.0.0.1:8080", ShutdownTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20},
+		Store:      Store{Driver: "sqlite", Path: "paved.db"},
+		ActionsDir: "actions", PolicyDir: "actions/policy",
+		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute},
+		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second},
+		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute},
+		Log:     Log{Format: "json", Level: "info"},
+	}
+}
+
+// Load reads path over the defaults, then applies environment overrides
+// (PAVED_SERVER_LISTEN=:9090 sets server.listen) and validates.
+func Load(path string, environ []string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, environ)
+}
+
+// Parse is Load on bytes.
+func Parse(data []byte, environ []string) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return Config{}, fmt.Errorf("parse config: %w", err)
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), "PAVED", envMap(environ)); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PAVED_") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func applyEnv(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(fv, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setField(fv, raw); err != nil {
+			return fmt.Errorf("environment %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setField(fv reflect.Value, raw string) error {
+	switch {
+	case fv.Type() == durationType:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+	case fv.Kind() == reflect.String:
+		fv.SetString(raw)
+	case fv.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case fv.Kind() == reflect.Int || fv.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		fv.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// Validate reports every problem at once, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Server.Listen == "" {
+		bad("server.listen", "is required")
+	}
+	checkURL(bad, "server.publicURL", c.Server.PublicURL)
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.maxBodyBytes", "must be positive")
+	}
+	if c.Store.Driver != "sqlite" {
+		bad("store.driver", "must be sqlite, not %q", c.Store.Driver)
+	}
+	if c.Store.Path == "" {
+		bad("store.path", "is required")
+	}
+	if c.Port.Enabled {
+		checkURL(bad, "port.baseURL", c.Port.BaseURL)
+		checkRef(bad, "port.clientID", c.Port.ClientID)
+		checkRef(bad, "port.clientSecret", c.Port.ClientSecret)
+		if c.Port.SignatureTolerance <= 0 {
+			bad("port.signatureTolerance", "must be positive")
+		}
+	}
+	checkURL(bad, "gitlab.baseURL", c.GitLab.BaseURL)
+	checkRef(bad, "gitlab.token", c.GitLab.Token)
+	checkRef(bad, "gitlab.webhookToken", c.GitLab.WebhookToken)
+	if c.GitLab.PollInterval <= 0 {
+		bad("gitlab.pollInterval", "must be positive")
+	}
+	checkRef(bad, "api.runTokenKey", c.API.RunTokenKey)
+	for i, t := range c.API.Tokens {
+		checkRef(bad, fmt.Sprintf("api.tokens[%d]", i), t)
+	}
+	if len(c.Environments) == 0 {
+		bad("environments", "name at least one environment")
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Environments {
+		if e.Name == "" || seen[e.Name] {
+			bad(fmt.Sprintf("environments[%d].name", i), "must be set and unique")
+		}
+		seen[e.Name] = true
+	}
+	if len(c.Tenants) == 0 {
+		bad("tenants", "name at least one tenant")
+	}
+	if c.Workers.Interval <= 0 || c.Workers.Lease <= 0 || c.Workers.ReportConcurrency <= 0 {
+		bad("workers", "interval, lease and reportConcurrency must be positive")
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		bad("log.format", "must be json or console")
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(bad func(string, string, ...any), key, v string) {
+	if v == "" {
+		bad(key, "is required")
+		return
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad(key, "must be an http(s) URL")
+	}
+}
+
+func checkRef(bad func(string, string, ...any), key, v string) {
+	kind, arg, ok := strings.Cut(v, ":")
+	if v == "" {
+		bad(key, "is required")
+		return
+	}
+	if !ok || arg == "" || (kind != "env" && kind != "file" && kind != "awssm") {
+		bad(key, "must be a secret reference (env:NAME, file:/path or awssm:name), not a value")
+	}
+}

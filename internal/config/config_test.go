@@ -1,0 +1,76 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../../deploy/paved.example.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.Path != "/var/lib/paved/paved.db" || len(cfg.Environments) != 3 || !cfg.Environments[2].Production || cfg.GitLab.PollInterval != 30*time.Second {
+		t.Fatalf("example config read as %+v", cfg)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(data, []string{"PAVED_SERVER_LISTEN=:9999", "PAVED_GITLAB_POLLINTERVAL=2m", "PAVED_TENANTS=a, b", "PAVED_PORT_ENABLED=false", "HOME=/root", "PAVED_WORKERS_REPORTCONCURRENCY=9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != ":9999" || cfg.GitLab.PollInterval != 2*time.Minute || strings.Join(cfg.Tenants, "|") != "a|b" || cfg.Port.Enabled || cfg.Workers.ReportConcurrency != 9 {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if _, err := Parse(data, []string{"PAVED_GITLAB_POLLINTERVAL=soon"}); err == nil || !strings.Contains(err.Error(), "PAVED_GITLAB_POLLINTERVAL") {
+		t.Fatalf("bad override: %v", err)
+	}
+}
+
+func TestBadConfigSaysWhatIsWrong(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown key", "sever: {}", "field sever not found"},
+		{"secret value instead of reference", validRefs + "port: {clientID: env:A, clientSecret: hunter2}", "port.clientSecret: must be a secret reference"},
+		{"no environments", "gitlab: {baseURL: https://g, token: env:T, webhookToken: env:W}\napi: {runTokenKey: env:K}\nport: {enabled: false}\ntenants: [a]", "environments: name at least one"},
+		{"duplicate environment", validRefs + "environments: [{name: dev}, {name: dev}]", "environments[1].name"},
+		{"bad url", validRefs + "server: {publicURL: ftp://x}", "server.publicURL: must be an http(s) URL"},
+		{"bad driver", validRefs + "store: {driver: mysql}", `store.driver: must be sqlite, not "mysql"`},
+		{"not yaml", "{", "parse config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error repeats a secret value: %v", err)
+			}
+		})
+	}
+}
+
+const validRefs = "tenants: [a]\ngitlab: {baseURL: 'https://g', token: 'env:T', webhookToken: 'env:W'}\napi: {runTokenKey: 'env:K'}\n"
+
+func FuzzParse(f *testing.F) {
+	if data, err := os.ReadFile("../../deploy/paved.example.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte(validRefs))
+	f.Add([]byte("server: {listen: ':1'}\nworkers: {interval: -1s}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, nil)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate refuses: %v", verr)
+			}
+		}
+	})
+}
