@@ -121,7 +121,7 @@ func Load(path string, environ []string) (Config, error) {
 func Parse(data []byte, environ []string) (Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	dec.KnownFields(true)                                               // a misspelt key is an error, not a silent default
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
