@@ -1,0 +1,54 @@
+// Package worker holds what paved's background workers share: the tick loop
+// and the retry delay.
+package worker
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Loop calls tick every interval, and at once when wake fires, until ctx
+// ends. A tick that reports more work (busy) is followed by another at once.
+func Loop(ctx context.Context, interval time.Duration, wake <-chan struct{}, tick func(context.Context) (busy bool)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for ctx.Err() == nil && tick(ctx) {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// Waker is a non-blocking, coalescing wake-up signal.
+type Waker chan struct{}
+
+// NewWaker makes a Waker.
+func NewWaker() Waker { return make(Waker, 1) }
+
+// Wake signals without blocking; signals that pile up fold into one.
+func (w Waker) Wake() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
+}
+
+// Backoff is the delay before retry number attempt (1-based): exponential
+// from base, capped at max, with full jitter in its upper half so that many
+// failing tasks do not retry in step.
+func Backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + rand.N(d/2+1)
+}

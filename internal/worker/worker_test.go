@@ -1,0 +1,57 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestBackoffGrowsAndCaps(t *testing.T) {
+	for attempt := 1; attempt <= 12; attempt++ {
+		want := time.Second << (attempt - 1)
+		if want > time.Minute {
+			want = time.Minute
+		}
+		for i := 0; i < 50; i++ {
+			d := Backoff(attempt, time.Second, time.Minute)
+			if d < want/2 || d > want {
+				t.Fatalf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+}
+
+func TestLoopWakesAndDrains(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := NewWaker()
+	var ticks atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Loop(ctx, time.Hour, w, func(context.Context) bool { return ticks.Add(1)%3 != 0 })
+	}()
+	// The first round drains (3 ticks); a wake runs another round.
+	deadline := time.Now().Add(5 * time.Second)
+	for ticks.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w.Wake()
+	for ticks.Load() < 6 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := ticks.Load(); n != 6 {
+		t.Fatalf("ticks = %d, want 6 (two drained rounds)", n)
+	}
+}
+
+func TestWakesFold(t *testing.T) {
+	w := NewWaker()
+	w.Wake()
+	w.Wake()
+	if len(w) != 1 {
+		t.Fatalf("%d pending wakes, want 1", len(w))
+	}
+}
