@@ -1,0 +1,397 @@
+// Package portsim simulates, in process, the parts of Port (getport.io) that paved talks to:
+// Port's REST API (access tokens, action runs, run logs, entity upserts, users) and Port's
+// webhook sender for self-service actions. It follows Port's public documentation, not paved's
+// client, so that end-to-end tests and `paved demo` exercise the same wire formats production
+// does. Everything a test may want to assert on (runs, logs, terminal-status attempts, entities,
+// every call) is recorded and handed out as deep copies.
+//
+// Where Port's documentation is silent the simulator chooses, marked "docs silent" in
+// comments: any change to a finished run (second terminal PATCH or log, any later PATCH or log)
+// is answered 400 run_exhausted, the error Port documents for entity calls naming a finished
+// run; 429 bodies use Port's general error shape with error "rate_limit_exceeded"; users are
+// answered as {ok, user{email, firstName, lastName, status, id, teams[{name}], roles[{name}]}}.
+package portsim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a simulator. The zero value of every field has a usable default.
+type Config struct {
+	ClientID     string // expected by POST /v1/auth/access_token
+	ClientSecret string // expected by the token route; also the webhook signing key, as in Port
+	OrgID        string // trigger.by.orgId in webhooks; default "org_portsim"
+
+	// TokenTTL is how long an access token lives. Port documents 3 hours (the default);
+	// tests shorten it, or move Now, to exercise refresh.
+	TokenTTL time.Duration
+
+	Users map[string]User // keyed by email, answered by GET /v1/users/{email}
+
+	// Blueprints lists the blueprints entities may be upserted into. AnyBlueprint accepts
+	// every blueprint instead, for demos that do not want to register them.
+	Blueprints   []string
+	AnyBlueprint bool
+
+	// RateLimit is the number of requests allowed per RateLimitPeriod (defaults 1000 per
+	// 5 minutes); past it the simulator answers 429 like Port. Every answer carries
+	// Port's x-ratelimit-* headers.
+	RateLimit       int
+	RateLimitPeriod time.Duration
+
+	Faults Faults
+
+	Now        func() time.Time // clock; default time.Now. Tests pass a fake clock.
+	HTTPClient *http.Client     // used by Trigger; default a client with a 30 s timeout
+}
+
+// Faults injects failures into API answers. Draws come from a PRNG seeded with Seed, so a
+// given sequence of requests always meets the same faults.
+type Faults struct {
+	Seed uint64
+	// ErrorRate is the fraction of requests answered 500 before anything is applied.
+	ErrorRate float64
+	// LostResponseRate is the fraction of requests that ARE applied but answered 502, as when
+	// a proxy times out after the backend committed: retries then meet their own effects.
+	LostResponseRate float64
+	// RateLimitRate is the fraction of requests answered 429 with x-ratelimit-remaining 0.
+	RateLimitRate float64
+	// Latency is added to every API request (the wait ends early if the client gives up).
+	Latency time.Duration
+}
+
+// User is a Port user known to the simulator.
+type User struct {
+	ID        string // default "auth0|" + a hash of the email
+	FirstName string
+	LastName  string
+	Teams     []string
+	Roles     []string // default ["Member"]
+}
+
+// Invoker is the user who executes an action.
+type Invoker struct {
+	Email     string
+	FirstName string // default from Config.Users
+	LastName  string
+}
+
+// Invocation describes one execution of a self-service action.
+type Invocation struct {
+	Action    string // action identifier
+	Blueprint string
+	Operation string // CREATE, DAY-2 or DELETE; default CREATE without Entity, DAY-2 with
+	User      Invoker
+	Entity    *Entity        // the entity a DAY-2 or DELETE action runs on; nil for CREATE
+	Inputs    map[string]any // user inputs, sent as payload.properties
+}
+
+// Entity is a catalog entity as Port stores it.
+type Entity struct {
+	Identifier string         `json:"identifier"`
+	Title      string         `json:"title"`
+	Icon       string         `json:"icon,omitempty"`
+	Blueprint  string         `json:"blueprint"`
+	Team       []string       `json:"team"`
+	Properties map[string]any `json:"properties"`
+	Relations  map[string]any `json:"relations"`
+	CreatedAt  time.Time      `json:"createdAt"`
+	CreatedBy  string         `json:"createdBy"`
+	UpdatedAt  time.Time      `json:"updatedAt"`
+	UpdatedBy  string         `json:"updatedBy"`
+}
+
+// Run statuses as Port reports them.
+const (
+	StatusInProgress = "IN_PROGRESS"
+	StatusSuccess    = "SUCCESS"
+	StatusFailure    = "FAILURE"
+)
+
+// RunRecord is everything the simulator knows about one action run.
+type RunRecord struct {
+	ID            string
+	Action        string
+	Blueprint     string
+	Entity        string // identifier of the entity the action ran on, "" for CREATE
+	Operation     string
+	Inputs        map[string]any
+	UserEmail     string
+	Status        string // IN_PROGRESS, SUCCESS or FAILURE
+	StatusLabel   string
+	Links         []string // the last link value PATCHed (Port replaces, never appends)
+	Summary       string
+	ExternalRunID string
+	Logs          []LogLine // accepted log lines only
+	// TerminalAttempts counts every request that tried to set a terminal status (PATCH
+	// status or a log's terminationStatus), accepted or refused.
+	TerminalAttempts int
+	Events           []Event  // every webhook delivery and API call that named this run, in order
+	Entities         []string // "blueprint/identifier" upserted with ?run_id=this run
+	CreatedAt        time.Time
+	EndedAt          time.Time // zero while IN_PROGRESS
+}
+
+// LogLine is one accepted POST /v1/actions/runs/{id}/logs.
+type LogLine struct {
+	Message           string
+	TerminationStatus string
+	StatusLabel       string
+	At                time.Time
+}
+
+// Event is one thing that happened to a run. Seq is shared with Calls, so events of different
+// runs and the call log can be ordered against each other.
+type Event struct {
+	Seq    int
+	Kind   string // webhook, get, patch, log, entity
+	Status int    // HTTP status answered (for webhook: the status paved answered; 0 = no answer)
+	Detail string // request body, or the delivery error
+}
+
+// Call is one API request the simulator served.
+type Call struct {
+	Seq    int
+	Method string
+	Path   string // path and query
+	Status int    // 0 when the client went away before an answer
+	At     time.Time
+}
+
+// Sim is the simulator. Its methods are safe for concurrent use.
+type Sim struct {
+	cfg   Config
+	users map[string]User // lower-cased email -> user
+
+	mu         sync.Mutex
+	faultRand  *rand.Rand // fault draws only, so IDs do not shift which requests fail
+	idRand     *rand.Rand
+	seq        int
+	token      string
+	tokenUntil time.Time
+	window     time.Time // start of the current rate-limit window
+	inWindow   int
+	runs       map[string]*runState
+	runOrder   []string
+	blueprints map[string]bool
+	entities   map[string]map[string]*Entity // blueprint -> identifier -> entity
+	calls      []Call
+}
+
+type runState struct {
+	RunRecord
+	inv Invocation // normalised copy, used to build the webhook body
+}
+
+// New returns a simulator configured by cfg.
+func New(cfg Config) *Sim {
+	if cfg.OrgID == "" {
+		cfg.OrgID = "org_portsim"
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 3 * time.Hour
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = 1000
+	}
+	if cfg.RateLimitPeriod <= 0 {
+		cfg.RateLimitPeriod = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	s := &Sim{
+		cfg:        cfg,
+		users:      map[string]User{},
+		faultRand:  rand.New(rand.NewPCG(cfg.Faults.Seed, 0x9e3779b97f4a7c15)),
+		idRand:     rand.New(rand.NewPCG(cfg.Faults.Seed, 0x2545f4914f6cdd1d)),
+		runs:       map[string]*runState{},
+		blueprints: map[string]bool{},
+		entities:   map[string]map[string]*Entity{},
+	}
+	for email, u := range cfg.Users {
+		s.users[strings.ToLower(email)] = u
+	}
+	for _, b := range cfg.Blueprints {
+		s.blueprints[b] = true
+	}
+	return s
+}
+
+func (s *Sim) now() time.Time { return s.cfg.Now().UTC() }
+
+// nextID returns prefix + n characters from Port's id alphabet (Port's ids look like
+// "r_QOz6WoOB1Q2lmhZZ"). Callers hold s.mu.
+func (s *Sim) nextID(prefix string, n int) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[s.idRand.IntN(len(alphabet))]
+	}
+	return prefix + string(b)
+}
+
+// userID is the id Port would show for email: the configured one or a stable fake.
+func (s *Sim) userID(email string) string {
+	if u, ok := s.users[strings.ToLower(email)]; ok && u.ID != "" {
+		return u.ID
+	}
+	sum := sha256.Sum256([]byte(strings.ToLower(email)))
+	return "auth0|" + hex.EncodeToString(sum[:12])
+}
+
+// CreateRun registers a run for inv as Port does when a user executes an action, without
+// sending the webhook. It returns the run id ("r_" and 16 characters, like Port's).
+func (s *Sim) CreateRun(inv Invocation) (string, error) {
+	if inv.Action == "" || inv.Blueprint == "" {
+		return "", fmt.Errorf("portsim: invocation needs Action and Blueprint")
+	}
+	if inv.Operation == "" {
+		inv.Operation = "CREATE"
+		if inv.Entity != nil {
+			inv.Operation = "DAY-2"
+		}
+	}
+	switch inv.Operation {
+	case "CREATE", "DAY-2", "DELETE":
+	default:
+		return "", fmt.Errorf("portsim: operation %q is not CREATE, DAY-2 or DELETE", inv.Operation)
+	}
+	// Inputs travel as JSON; a round trip both validates them and makes them deep-copyable.
+	inputs := map[string]any{}
+	if inv.Inputs != nil {
+		raw, err := json.Marshal(inv.Inputs)
+		if err != nil {
+			return "", fmt.Errorf("portsim: inputs are not JSON: %w", err)
+		}
+		if err := json.Unmarshal(raw, &inputs); err != nil {
+			return "", fmt.Errorf("portsim: inputs are not a JSON object: %w", err)
+		}
+	}
+	inv.Inputs = inputs
+	if u, ok := s.users[strings.ToLower(inv.User.Email)]; ok {
+		if inv.User.FirstName == "" {
+			inv.User.FirstName = u.FirstName
+		}
+		if inv.User.LastName == "" {
+			inv.User.LastName = u.LastName
+		}
+	}
+	entityID := ""
+	if inv.Entity != nil {
+		e := cloneEntity(*inv.Entity)
+		if e.Blueprint == "" {
+			e.Blueprint = inv.Blueprint
+		}
+		inv.Entity = &e
+		entityID = e.Identifier
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextID("r_", 16)
+	for s.runs[id] != nil {
+		id = s.nextID("r_", 16)
+	}
+	s.runs[id] = &runState{inv: inv, RunRecord: RunRecord{
+		ID: id, Action: inv.Action, Blueprint: inv.Blueprint, Entity: entityID,
+		Operation: inv.Operation, Inputs: cloneMap(inputs), UserEmail: inv.User.Email,
+		Status: StatusInProgress, CreatedAt: s.now(),
+	}}
+	s.runOrder = append(s.runOrder, id)
+	return id, nil
+}
+
+// Run returns a deep copy of the run with the given id.
+func (s *Sim) Run(id string) (RunRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.runs[id]
+	if !ok {
+		return RunRecord{}, false
+	}
+	return r.copy(), true
+}
+
+// Runs returns deep copies of all runs in creation order.
+func (s *Sim) Runs() []RunRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]RunRecord, 0, len(s.runOrder))
+	for _, id := range s.runOrder {
+		out = append(out, s.runs[id].copy())
+	}
+	return out
+}
+
+// Entities returns deep copies of the entities of a blueprint, sorted by identifier.
+func (s *Sim) Entities(blueprint string) []Entity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Entity, 0, len(s.entities[blueprint]))
+	for _, e := range s.entities[blueprint] {
+		out = append(out, cloneEntity(*e))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
+	return out
+}
+
+// Calls returns the log of API requests served, oldest first.
+func (s *Sim) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// addEvent appends an event to a run. Callers hold s.mu.
+func (s *Sim) addEvent(r *runState, kind string, status int, detail string) {
+	s.seq++
+	r.Events = append(r.Events, Event{Seq: s.seq, Kind: kind, Status: status, Detail: detail})
+}
+
+func (r *runState) copy() RunRecord {
+	c := r.RunRecord
+	c.Inputs = cloneMap(r.Inputs)
+	c.Links = append([]string(nil), r.Links...)
+	c.Logs = append([]LogLine(nil), r.Logs...)
+	c.Events = append([]Event(nil), r.Events...)
+	c.Entities = append([]string(nil), r.Entities...)
+	return c
+}
+
+func cloneEntity(e Entity) Entity {
+	e.Team = append([]string{}, e.Team...)
+	e.Properties = cloneMap(e.Properties)
+	e.Relations = cloneMap(e.Relations)
+	if e.Properties == nil {
+		e.Properties = map[string]any{}
+	}
+	if e.Relations == nil {
+		e.Relations = map[string]any{}
+	}
+	return e
+}
+
+// cloneMap deep-copies JSON-shaped data. Everything the simulator stores in maps came
+// through encoding/json, so a JSON round trip copies it exactly.
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(m) // cannot fail: the map holds decoded JSON values only
+	out := map[string]any{}
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
