@@ -1,0 +1,563 @@
+package port
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+const (
+	testClientID     = "client-id-abc"
+	testClientSecret = "client-secret-xyz-0123456789"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// seen is one request the fake Port API received.
+type seen struct {
+	Method, Path, Query, Auth string
+	Body                      map[string]any
+}
+
+// fakePort is a small stand-in for Port's API, written from Port's
+// published OpenAPI schema: it issues numbered tokens, checks bearer
+// tokens, records every other request, and lets a test override answers.
+type fakePort struct {
+	t         *testing.T
+	srv       *httptest.Server
+	mu        sync.Mutex
+	tokens    int             // access tokens issued
+	expiresIn any             // expiresIn in the token answer; nil leaves it out
+	revoked   map[string]bool // tokens answered with 401
+	authDelay time.Duration
+	reqs      []seen
+	// answer, when set, may answer a non-auth request itself.
+	answer func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func newFakePort(t *testing.T) *fakePort {
+	f := &fakePort{t: t, expiresIn: 10800, revoked: map[string]bool{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakePort) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var body map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &body); err != nil {
+			f.t.Errorf("%s %s: body is not JSON: %v", r.Method, r.URL.Path, err)
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			f.t.Errorf("%s %s: Content-Type %q", r.Method, r.URL.Path, ct)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path == "/v1/auth/access_token" {
+		f.mu.Lock()
+		delay := f.authDelay
+		f.mu.Unlock()
+		time.Sleep(delay)
+		if r.Method != http.MethodPost || body["clientId"] != testClientID || body["clientSecret"] != testClientSecret {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"ok":false,"error":"unauthorized"}`)
+			return
+		}
+		f.mu.Lock()
+		f.tokens++
+		ans := map[string]any{"ok": true, "accessToken": "tok-" + strconv.Itoa(f.tokens), "tokenType": "Bearer"}
+		if f.expiresIn != nil {
+			ans["expiresIn"] = f.expiresIn
+		}
+		f.mu.Unlock()
+		json.NewEncoder(w).Encode(ans)
+		return
+	}
+	auth := r.Header.Get("Authorization")
+	f.mu.Lock()
+	f.reqs = append(f.reqs, seen{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Auth: auth, Body: body})
+	revoked := f.revoked[strings.TrimPrefix(auth, "Bearer ")]
+	answer := f.answer
+	f.mu.Unlock()
+	if !strings.HasPrefix(auth, "Bearer tok-") || revoked {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"ok":false,"error":"unauthorized","message":"token expired"}`)
+		return
+	}
+	if answer != nil && answer(w, r) {
+		return
+	}
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/logs"):
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"ok":true,"runLog":{"id":"l1","runId":"r","message":"m","createdBy":"x","createdAt":"2026-11-03T09:00:00Z"}}`)
+	case strings.HasPrefix(r.URL.Path, "/v1/blueprints/"):
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"ok":true,"entity":{"identifier":"x"}}`)
+	case strings.HasPrefix(r.URL.Path, "/v1/users/"):
+		fmt.Fprint(w, `{"ok":true,"user":{"email":"dana.levi@example.com","teams":["payments","platform"]}}`)
+	default:
+		fmt.Fprint(w, `{"ok":true,"run":{"id":"r","status":"IN_PROGRESS"}}`)
+	}
+}
+
+func (f *fakePort) tokenCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.tokens }
+
+func (f *fakePort) requests() []seen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seen(nil), f.reqs...)
+}
+
+func (f *fakePort) set(fn func(f *fakePort)) { f.mu.Lock(); fn(f); f.mu.Unlock() }
+
+func (f *fakePort) client(clk *clock) *Client {
+	return NewClient(f.srv.URL+"/", testClientID, testClientSecret, Options{
+		HTTPClient: f.srv.Client(), Now: clk.Now,
+	})
+}
+
+func newClock() *clock { return &clock{t: testNow} }
+
+func TestTokenFetchedOnceForManyCalls(t *testing.T) {
+	f := newFakePort(t)
+	f.set(func(f *fakePort) { f.authDelay = 20 * time.Millisecond })
+	c := f.client(newClock())
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Report(ctx, "r_1", run.Report{Log: fmt.Sprintf("line %d", i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.tokenCount(); n != 1 {
+		t.Fatalf("fetched %d tokens for 20 concurrent calls, want 1", n)
+	}
+	for _, r := range f.requests() {
+		if r.Auth != "Bearer tok-1" {
+			t.Fatalf("request used %q", r.Auth)
+		}
+	}
+}
+
+func TestTokenRefresh(t *testing.T) {
+	tests := []struct {
+		name      string
+		expiresIn any
+		stillGood time.Duration // token still used at this age
+		refreshed time.Duration // replaced by this age
+	}{
+		{"expiresIn from Port", 3600, 54 * time.Minute, 56 * time.Minute},
+		{"expiresIn as float", 3600.0, 54 * time.Minute, 56 * time.Minute},
+		{"no expiresIn: ~3h", nil, 2*time.Hour + 54*time.Minute, 2*time.Hour + 56*time.Minute},
+		{"short-lived token", 60, 29 * time.Second, 31 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePort(t)
+			f.set(func(f *fakePort) { f.expiresIn = tt.expiresIn })
+			clk := newClock()
+			c := f.client(clk)
+			ctx := context.Background()
+			log := run.Report{Log: "x"}
+			if err := c.Report(ctx, "r_1", log); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(tt.stillGood)
+			if err := c.Report(ctx, "r_1", log); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.tokenCount(); n != 1 {
+				t.Fatalf("after %s: %d tokens, want 1", tt.stillGood, n)
+			}
+			clk.Add(tt.refreshed - tt.stillGood)
+			if err := c.Report(ctx, "r_1", log); err != nil {
+				t.Fatal(err)
+			}
+			reqs := f.requests()
+			if n := f.tokenCount(); n != 2 || reqs[len(reqs)-1].Auth != "Bearer tok-2" {
+				t.Fatalf("after %s: %d tokens, last auth %q; want a second token", tt.refreshed, n, reqs[len(reqs)-1].Auth)
+			}
+		})
+	}
+}
+
+func TestTokenRefreshedOn401(t *testing.T) {
+	f := newFakePort(t)
+	c := f.client(newClock())
+	ctx := context.Background()
+	if err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Queued"}); err != nil {
+		t.Fatal(err)
+	}
+	// Port revokes the token early.
+	f.set(func(f *fakePort) { f.revoked["tok-1"] = true })
+	if err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Running"}); err != nil {
+		t.Fatalf("after revocation: %v", err)
+	}
+	reqs := f.requests()
+	if f.tokenCount() != 2 || len(reqs) != 3 || reqs[1].Auth != "Bearer tok-1" || reqs[2].Auth != "Bearer tok-2" {
+		t.Fatalf("tokens %d, requests %+v; want one retry with tok-2", f.tokenCount(), reqs)
+	}
+
+	// A 401 that a fresh token does not cure is returned, once retried.
+	f.set(func(f *fakePort) {
+		f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"ok":false,"error":"unauthorized"}`)
+			return true
+		}
+	})
+	before := len(f.requests())
+	err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Running"})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 401 || IsPermanent(err) {
+		t.Fatalf("err = %v; want a non-permanent 401", err)
+	}
+	if n := len(f.requests()) - before; n != 2 {
+		t.Fatalf("sent %d requests, want 2 (one retry)", n)
+	}
+}
+
+func TestReportRequests(t *testing.T) {
+	entity := &run.EntityUpsert{
+		Blueprint: "queue", Identifier: "acme-staging-orders", Title: "orders",
+		Team: []string{"payments"}, Properties: map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
+		Relations: map[string]any{"service": "payments-api"},
+	}
+	const pipeline = "https://gitlab.example.com/platform/infra/-/pipelines/4711"
+	tests := []struct {
+		name  string
+		runID string
+		rep   run.Report
+		want  []seen // Auth not compared
+	}{
+		{"log", "r_1", run.Report{Log: "pulumi up: 3 to create"}, []seen{
+			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "pulumi up: 3 to create"}},
+		}},
+		{"status label", "r_1", run.Report{StatusLabel: "Queued (2nd in line)"}, []seen{
+			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"statusLabel": "Queued (2nd in line)"}},
+		}},
+		{"link", "r_1", run.Report{Link: pipeline}, []seen{
+			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}}},
+		}},
+		{"link and label in one patch", "r_1", run.Report{Link: pipeline, StatusLabel: "Running"}, []seen{
+			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}, "statusLabel": "Running"}},
+		}},
+		{"entity", "r_1", run.Report{Entity: entity}, []seen{
+			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
+				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
+				"relations":  map[string]any{"service": "payments-api"},
+			}},
+		}},
+		{"entity without properties", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "service", Identifier: "svc"}}, []seen{
+			{Method: "POST", Path: "/v1/blueprints/service/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+				"identifier": "svc", "properties": map[string]any{},
+			}},
+		}},
+		{"final success", "r_1", run.Report{Final: run.Success, Summary: "Queue orders created", StatusLabel: "Done", Link: pipeline}, []seen{
+			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{
+				"status": "SUCCESS", "summary": "Queue orders created", "statusLabel": "Done", "link": []any{pipeline},
+			}},
+		}},
+		{"everything, in order", "r_1", run.Report{Entity: entity, Log: "done", Final: run.Failure, Summary: "pulumi up failed"}, []seen{
+			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
+				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
+				"relations":  map[string]any{"service": "payments-api"},
+			}},
+			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "done"}},
+			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"status": "FAILURE", "statusLabel": "Failed", "summary": "pulumi up failed"}},
+		}},
+		{"huge log is truncated", "r_1", run.Report{Log: strings.Repeat("é", 200<<10)}, []seen{
+			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": strings.Repeat("é", 128<<10) + " …[truncated by paved]"}},
+		}},
+		{"run id escaped", "r/1?x", run.Report{Log: "x"}, []seen{
+			{Method: "POST", Path: "/v1/actions/runs/r%2F1%3Fx/logs", Body: map[string]any{"message": "x"}},
+		}},
+		{"empty report sends nothing", "r_1", run.Report{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePort(t)
+			c := f.client(newClock())
+			if err := c.Report(context.Background(), tt.runID, tt.rep); err != nil {
+				t.Fatal(err)
+			}
+			got := f.requests()
+			for i := range got {
+				if got[i].Auth != "Bearer tok-1" {
+					t.Errorf("request %d auth %q", i, got[i].Auth)
+				}
+				got[i].Auth = ""
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("requests:\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReportRefusesInvalid(t *testing.T) {
+	tests := []struct {
+		name  string
+		runID string
+		rep   run.Report
+	}{
+		{"unknown final", "r_1", run.Report{Final: "DONE"}},
+		{"empty run id", "", run.Report{Log: "x"}},
+		{"entity without blueprint", "r_1", run.Report{Entity: &run.EntityUpsert{Identifier: "svc"}}},
+		{"entity identifier with space", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: "my svc"}}},
+		{"entity identifier ..", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: ".."}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePort(t)
+			err := f.client(newClock()).Report(context.Background(), tt.runID, tt.rep)
+			if err == nil || !IsPermanent(err) {
+				t.Fatalf("err = %v, want a permanent error", err)
+			}
+			if n := len(f.requests()); n != 0 {
+				t.Fatalf("sent %d requests for an invalid report", n)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		status    int
+		header    map[string]string
+		body      string
+		permanent bool
+		reset     time.Duration // for 429: Reset - now
+		text      string        // the error text must contain it
+	}{
+		{"502", 502, nil, `<html>bad gateway</html>`, false, 0, "port: patch run r_1: 502 Bad Gateway: <html>bad gateway</html>"},
+		{"500", 500, nil, `{"ok":false,"error":"internal_error"}`, false, 0, "500 Internal Server Error"},
+		{"404", 404, nil, `{"ok":false,"error":"not_found","message":"run r_1 was not found"}`, true, 0, "404 Not Found: {\"ok\":false"},
+		{"422", 422, nil, `{"ok":false,"error":"invalid_request","message":"bad"}`, true, 0, "422"},
+		{"408", 408, nil, ``, false, 0, "408 Request Timeout"},
+		{"429 seconds", 429, map[string]string{"x-ratelimit-reset": "42", "x-ratelimit-remaining": "0"}, `{"ok":false}`, false, 42 * time.Second, "429 Too Many Requests"},
+		{"429 epoch", 429, map[string]string{"x-ratelimit-reset": strconv.FormatInt(testNow.Add(90*time.Second).Unix(), 10)}, ``, false, 90 * time.Second, "rate limited until"},
+		{"429 retry-after", 429, map[string]string{"Retry-After": "7"}, ``, false, 7 * time.Second, "429"},
+		{"429 no header", 429, nil, ``, false, 30 * time.Second, "429"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePort(t)
+			f.set(func(f *fakePort) {
+				f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+					for k, v := range tt.header {
+						w.Header().Set(k, v)
+					}
+					w.WriteHeader(tt.status)
+					fmt.Fprint(w, tt.body)
+					return true
+				}
+			})
+			err := f.client(newClock()).Report(context.Background(), "r_1", run.Report{StatusLabel: "x"})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := IsPermanent(err); got != tt.permanent {
+				t.Errorf("IsPermanent = %v, want %v (%v)", got, tt.permanent, err)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q does not contain %q", err, tt.text)
+			}
+			var rl *RateLimitError
+			if tt.status == 429 {
+				if !errors.As(err, &rl) {
+					t.Fatalf("err %T, want *RateLimitError", err)
+				}
+				if got := rl.Reset.Sub(testNow); got != tt.reset {
+					t.Errorf("Reset in %s, want %s", got, tt.reset)
+				}
+			} else if errors.As(err, &rl) {
+				t.Errorf("%d reported as rate limit", tt.status)
+			}
+		})
+	}
+}
+
+func TestErrorsHideSecrets(t *testing.T) {
+	f := newFakePort(t)
+	f.set(func(f *fakePort) {
+		f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"echo":%q,"secret":%q}`, r.Header.Get("Authorization"), testClientSecret)
+			return true
+		}
+	})
+	err := f.client(newClock()).Report(context.Background(), "r_1", run.Report{Log: "x"})
+	if err == nil || strings.Contains(err.Error(), "tok-1") || strings.Contains(err.Error(), testClientSecret) {
+		t.Fatalf("error leaks a secret: %v", err)
+	}
+
+	// Bad credentials: the token endpoint's refusal names the operation,
+	// not the secret.
+	bad := NewClient(f.srv.URL, testClientID, "wrong-secret-777", Options{HTTPClient: f.srv.Client()})
+	err = bad.Report(context.Background(), "r_1", run.Report{Log: "x"})
+	if err == nil || strings.Contains(err.Error(), "wrong-secret-777") ||
+		!strings.Contains(err.Error(), "port: post log to run r_1: get access token: 401 Unauthorized") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestNetworkErrorNotPermanent(t *testing.T) {
+	f := newFakePort(t)
+	url := f.srv.URL
+	f.srv.Close()
+	c := NewClient(url, testClientID, testClientSecret, Options{})
+	err := c.Report(context.Background(), "r_1", run.Report{Log: "x"})
+	if err == nil || IsPermanent(err) || !strings.HasPrefix(err.Error(), "port: post log to run r_1: ") {
+		t.Fatalf("err = %v, want a transient, wrapped error", err)
+	}
+}
+
+func TestTokenWaiterHonoursContext(t *testing.T) {
+	f := newFakePort(t)
+	f.set(func(f *fakePort) { f.authDelay = 200 * time.Millisecond })
+	c := f.client(newClock())
+
+	done := make(chan error, 1)
+	go func() { done <- c.Report(context.Background(), "r_1", run.Report{Log: "first"}) }()
+	time.Sleep(20 * time.Millisecond) // let the first caller start the fetch
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := c.Report(ctx, "r_1", run.Report{Log: "second"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiter err = %v, want deadline exceeded", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+	if n := f.tokenCount(); n != 1 {
+		t.Fatalf("%d tokens, want 1", n)
+	}
+}
+
+func TestUserTeams(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer string
+		want   []string
+	}{
+		{"teams as strings", `{"ok":true,"user":{"email":"e","teams":["payments","platform"]}}`, []string{"payments", "platform"}},
+		{"teams as objects", `{"ok":true,"user":{"email":"e","teams":[{"name":"payments","provider":"port"}]}}`, []string{"payments"}},
+		{"only team identifiers", `{"ok":true,"user":{"email":"e","teams":[],"teamsIdentifiers":["team_payments"]}}`, []string{"team_payments"}},
+		{"no teams", `{"ok":true,"user":{"email":"e"}}`, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePort(t)
+			f.set(func(f *fakePort) {
+				f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+					fmt.Fprint(w, tt.answer)
+					return true
+				}
+			})
+			got, err := f.client(newClock()).UserTeams(context.Background(), "dana.levi@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("teams %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUserTeamsCached(t *testing.T) {
+	f := newFakePort(t)
+	clk := newClock()
+	c := NewClient(f.srv.URL, testClientID, testClientSecret, Options{
+		HTTPClient: f.srv.Client(), Now: clk.Now, UserCacheTTL: 2 * time.Minute,
+	})
+	ctx := context.Background()
+	const email = "dana+ops@example.com"
+	for i := range 3 {
+		teams, err := c.UserTeams(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(teams, []string{"payments", "platform"}) {
+			t.Fatalf("call %d: %v", i, teams)
+		}
+		teams[0] = "mutated" // must not reach the cache
+		clk.Add(30 * time.Second)
+	}
+	reqs := f.requests()
+	if len(reqs) != 1 || reqs[0].Method != "GET" || reqs[0].Path != "/v1/users/dana+ops@example.com" {
+		t.Fatalf("requests %+v, want one GET /v1/users/<email>", reqs)
+	}
+	clk.Add(time.Minute) // 2m30s after the first answer
+	teams, err := c.UserTeams(ctx, "DANA+ops@example.com")
+	if err != nil || teams[0] != "payments" {
+		t.Fatalf("teams %v, err %v", teams, err)
+	}
+	if n := len(f.requests()); n != 2 {
+		t.Fatalf("%d requests after the TTL, want 2", n)
+	}
+
+	// An email with a slash stays one path segment.
+	if _, err := c.UserTeams(ctx, "a/b@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.requests()[2].Path; p != "/v1/users/a%2Fb@example.com" {
+		t.Fatalf("path %q", p)
+	}
+}
+
+func TestUserTeamsNotFound(t *testing.T) {
+	f := newFakePort(t)
+	f.set(func(f *fakePort) {
+		f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"ok":false,"error":"not_found","message":"User not found"}`)
+			return true
+		}
+	})
+	c := f.client(newClock())
+	for range 2 {
+		_, err := c.UserTeams(context.Background(), "ghost@example.com")
+		if !IsPermanent(err) || !strings.Contains(err.Error(), "port: get user ghost@example.com: 404 Not Found") {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if n := len(f.requests()); n != 2 {
+		t.Fatalf("%d requests, want 2: failures are not cached", n)
+	}
+}

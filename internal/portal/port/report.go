@@ -1,0 +1,245 @@
+package port
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+// identifierRE is Port's entity identifier pattern, less its "not . or .."
+// lookahead (RE2 has none), which entityIdentifierOK checks by hand.
+var identifierRE = regexp.MustCompile(`^[\p{L}0-9@_.+:\\/='-]{1,1000}$`)
+
+func entityIdentifierOK(id string) bool {
+	return id != "." && id != ".." && identifierRE.MatchString(id)
+}
+
+// Report delivers one portal-neutral report about the Port run portRunID, as
+// up to four API calls in this order:
+//
+//  1. Entity → POST /v1/blueprints/{bp}/entities?upsert=true&merge=true&run_id=…
+//     first, because Port ties an entity to a run only while the run is
+//     IN_PROGRESS;
+//  2. Link/StatusLabel of a non-final report → PATCH /v1/actions/runs/{id};
+//  3. Log → POST /v1/actions/runs/{id}/logs {message};
+//  4. Final → PATCH /v1/actions/runs/{id} {status, statusLabel, summary, link}.
+//
+// The terminal status goes only in the PATCH, never as the log's
+// terminationStatus: Port locks a run once it has a terminal status, so
+// sending both would make the second call fail, and only the PATCH carries
+// a summary. The log therefore goes before the final PATCH. A final report
+// without a StatusLabel gets "Succeeded" or "Failed", replacing the last
+// progress label.
+//
+// A failed step stops the report and the caller retries the whole report:
+// upserts and progress PATCHes repeat harmlessly and a log line may appear
+// twice. Port's docs do not say how it answers a second final PATCH on a
+// run it has already locked.
+func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) error {
+	if portRunID == "" {
+		return fmt.Errorf("port: report: empty run id: %w", errInvalid)
+	}
+	switch rep.Final {
+	case "", run.Success, run.Failure:
+	default:
+		return fmt.Errorf("port: report run %s: final status %q is not SUCCESS or FAILURE: %w", portRunID, rep.Final, errInvalid)
+	}
+	runPath := "/v1/actions/runs/" + url.PathEscape(portRunID)
+
+	if e := rep.Entity; e != nil {
+		if err := c.upsertEntity(ctx, portRunID, e); err != nil {
+			return err
+		}
+	}
+	if rep.Final == "" && (rep.Link != "" || rep.StatusLabel != "") {
+		err := c.do(ctx, call{
+			op: "patch run " + portRunID, method: http.MethodPatch, path: runPath,
+			body: runPatch{StatusLabel: rep.StatusLabel, Link: links(rep.Link)},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if rep.Log != "" {
+		err := c.do(ctx, call{
+			op: "post log to run " + portRunID, method: http.MethodPost, path: runPath + "/logs",
+			body: logEntry{Message: truncate(rep.Log)},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if rep.Final != "" {
+		label := rep.StatusLabel
+		if label == "" {
+			// Port keeps the last label next to the final status; a
+			// leftover "Running" on a finished run would mislead.
+			label = finalLabel[rep.Final]
+		}
+		return c.do(ctx, call{
+			op: "finish run " + portRunID, method: http.MethodPatch, path: runPath,
+			body: runPatch{Status: rep.Final, StatusLabel: label, Summary: truncate(rep.Summary), Link: links(rep.Link)},
+		})
+	}
+	return nil
+}
+
+var finalLabel = map[string]string{run.Success: "Succeeded", run.Failure: "Failed"}
+
+// maxText bounds a log line or summary well under Port's 1 MiB request
+// limit: a 413 is permanent and would also stop the final status behind it.
+const maxText = 256 << 10
+
+func truncate(s string) string {
+	if len(s) <= maxText {
+		return s
+	}
+	cut := maxText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " …[truncated by paved]"
+}
+
+// runPatch is PATCH /v1/actions/runs/{id}. Port's schema forbids other keys
+// and takes status SUCCESS or FAILURE only (a run starts IN_PROGRESS).
+type runPatch struct {
+	Status      string   `json:"status,omitempty"`
+	StatusLabel string   `json:"statusLabel,omitempty"`
+	Summary     string   `json:"summary,omitempty"`
+	Link        []string `json:"link,omitempty"`
+}
+
+// logEntry is POST /v1/actions/runs/{id}/logs; message is required there,
+// terminationStatus and statusLabel optional (see Report for why we leave
+// them out).
+type logEntry struct {
+	Message string `json:"message"`
+}
+
+// links sends a link as Port's array form ("one or more links"); Port also
+// takes a bare string. Each PATCH replaces the run's links.
+func links(link string) []string {
+	if link == "" {
+		return nil
+	}
+	return []string{link}
+}
+
+// entityBody is Port's entity JSON. With upsert and merge, keys left out
+// keep their current values, so empty fields are omitted rather than sent.
+type entityBody struct {
+	Identifier string         `json:"identifier"`
+	Title      string         `json:"title,omitempty"`
+	Team       []string       `json:"team,omitempty"`
+	Properties map[string]any `json:"properties"`
+	Relations  map[string]any `json:"relations,omitempty"`
+}
+
+func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.EntityUpsert) error {
+	op := fmt.Sprintf("upsert entity %s/%s for run %s", e.Blueprint, e.Identifier, portRunID)
+	if e.Blueprint == "" {
+		return fmt.Errorf("port: %s: no blueprint: %w", op, errInvalid)
+	}
+	if !entityIdentifierOK(e.Identifier) {
+		return fmt.Errorf("port: %s: identifier %q does not match Port's pattern: %w", op, clip(e.Identifier, 60), errInvalid)
+	}
+	props := e.Properties
+	if props == nil {
+		props = map[string]any{}
+	}
+	return c.do(ctx, call{
+		op:     op,
+		method: http.MethodPost,
+		path:   "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities",
+		query:  url.Values{"upsert": {"true"}, "merge": {"true"}, "run_id": {portRunID}},
+		body:   entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
+	})
+}
+
+// UserTeams returns the teams of the Port user with this email, from
+// GET /v1/users/{email}. Port's webhook names the user but not their teams,
+// and team-based policy needs them. Answers are cached for
+// Options.UserCacheTTL; failures are not.
+func (c *Client) UserTeams(ctx context.Context, email string) ([]string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return nil, fmt.Errorf("port: get user: empty email: %w", errInvalid)
+	}
+	key := strings.ToLower(email)
+	now := c.now()
+	c.umu.Lock()
+	if u, ok := c.users[key]; ok && now.Before(u.until) {
+		c.umu.Unlock()
+		return slices.Clone(u.teams), nil
+	}
+	c.umu.Unlock()
+
+	var out struct {
+		User *struct {
+			Teams            []json.RawMessage `json:"teams"`
+			TeamsIdentifiers []string          `json:"teamsIdentifiers"`
+		} `json:"user"`
+	}
+	err := c.do(ctx, call{
+		op: "get user " + email, method: http.MethodGet,
+		path: "/v1/users/" + url.PathEscape(email), out: &out,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.User == nil {
+		return nil, fmt.Errorf("port: get user %s: answer has no user", email)
+	}
+	teams := teamNames(out.User.Teams)
+	if len(teams) == 0 {
+		teams = out.User.TeamsIdentifiers
+	}
+	if teams == nil {
+		teams = []string{}
+	}
+
+	c.umu.Lock()
+	c.users[key] = cachedUser{teams: teams, until: now.Add(c.userTTL)}
+	if len(c.users) > 1024 {
+		// Keep the cache bounded without a background sweeper.
+		for k, u := range c.users {
+			if !now.Before(u.until) {
+				delete(c.users, k)
+			}
+		}
+	}
+	c.umu.Unlock()
+	return slices.Clone(teams), nil
+}
+
+// teamNames reads a user's teams. Port's published schema lists them as
+// strings, while its field selectors (teams.name, teams.provider) imply
+// objects; both forms are read.
+func teamNames(raw []json.RawMessage) []string {
+	var names []string
+	for _, r := range raw {
+		var s string
+		if json.Unmarshal(r, &s) == nil {
+			if s != "" {
+				names = append(names, s)
+			}
+			continue
+		}
+		var t struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(r, &t) == nil && t.Name != "" {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
