@@ -1,0 +1,284 @@
+// Package gitlab is paved's adapter over GitLab's REST API
+// (gitlab.com/gitlab-org/api/client-go): trigger a pipeline, read it, find
+// the pipeline of a run after a crash (see DESIGN.md "Exactly-once
+// trigger"), cancel it, and decode pipeline webhooks.
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	retryablehttp "github.com/hashicorp/go-retryablehttp"
+	gl "gitlab.com/gitlab-org/api/client-go"
+	"golang.org/x/time/rate"
+)
+
+// RunIDVariable names the pipeline variable that carries paved's run id.
+const RunIDVariable = "PAVED_RUN_ID"
+
+// findSkew widens FindByRunID's updated_after window, because paved's clock
+// and GitLab's are not the same clock.
+const findSkew = 2 * time.Minute
+
+// Variable is one pipeline variable; File makes it a file-type variable.
+type Variable struct {
+	Key, Value string
+	File       bool
+}
+
+// Pipeline is what paved needs to know about a GitLab pipeline.
+type Pipeline struct {
+	ID        int64
+	Status    string
+	WebURL    string
+	Ref       string
+	CreatedAt time.Time
+}
+
+// Options tune the client. The zero value is usable.
+type Options struct {
+	// HTTPClient carries the requests; nil uses a pooled default.
+	HTTPClient *http.Client
+	// RequestsPerMinute caps paved's own request rate; 0 is unlimited.
+	RequestsPerMinute int
+	// Timeout bounds each adapter call, retries and pages included;
+	// 0 means 30 s.
+	Timeout time.Duration
+	// Retries is how often idempotent calls are retried on 429, 5xx and
+	// connection errors; 0 means 3, negative means none. Trigger never retries.
+	Retries int
+	// RetryWaitMax caps one wait between retries (a 429's reset included);
+	// 0 means 30 s. RetryWaitMin (0 means 100 ms) is the first backoff step.
+	RetryWaitMin, RetryWaitMax time.Duration
+}
+
+// Client talks to one GitLab instance with one token.
+type Client struct {
+	gl      *gl.Client
+	timeout time.Duration
+}
+
+// New returns a client for the GitLab at baseURL (e.g. "https://gitlab.com",
+// with or without "/api/v4").
+func New(baseURL, token string, opt Options) (*Client, error) {
+	if token == "" {
+		return nil, errors.New("gitlab: empty token")
+	}
+	retries := opt.Retries
+	switch {
+	case retries == 0:
+		retries = 3
+	case retries < 0:
+		retries = 0
+	}
+	waitMin, waitMax := opt.RetryWaitMin, opt.RetryWaitMax
+	if waitMin <= 0 {
+		waitMin = 100 * time.Millisecond
+	}
+	if waitMax <= 0 {
+		waitMax = 30 * time.Second
+	}
+	// Always install our own limiter: otherwise client-go sizes one from the
+	// first response's RateLimit-Limit header, which makes behaviour depend
+	// on which request happened to come first.
+	limiter := rate.NewLimiter(rate.Inf, 0)
+	if opt.RequestsPerMinute > 0 {
+		limiter = rate.NewLimiter(rate.Limit(float64(opt.RequestsPerMinute)/60), max(1, opt.RequestsPerMinute/60))
+	}
+	opts := []gl.ClientOptionFunc{
+		gl.WithBaseURL(baseURL),
+		gl.WithCustomLimiter(limiter),
+		gl.WithCustomRetryMax(retries),
+		gl.WithCustomRetryWaitMinMax(waitMin, waitMax),
+		gl.WithCustomBackoff(backoff),
+	}
+	if opt.HTTPClient != nil {
+		opts = append(opts, gl.WithHTTPClient(opt.HTTPClient))
+	}
+	c, err := gl.NewClient(token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
+	}
+	timeout := opt.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &Client{gl: c, timeout: timeout}, nil
+}
+
+// backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
+// otherwise backs off exponentially with jitter.
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		if d, ok := retryAfter(resp.Header); ok {
+			return min(max(d, minWait), maxWait)
+		}
+	}
+	d := min(minWait<<min(attempt, 16), maxWait)
+	return d/2 + rand.N(d/2+1) // jitter spreads replicas that failed together
+}
+
+// noRetry is the retry policy of Trigger. Creating a pipeline is not
+// idempotent: after a 5xx or a broken connection GitLab may well have
+// created it, and a blind retry would start a second pipeline for the same
+// run. The caller reconciles with FindByRunID instead.
+func noRetry(ctx context.Context, _ *http.Response, _ error) (bool, error) {
+	return false, ctx.Err()
+}
+
+// Trigger creates a pipeline on ref with vars (POST /projects/:id/pipeline).
+// It is never retried here; see noRetry.
+func (c *Client) Trigger(ctx context.Context, project, ref string, vars []Variable) (Pipeline, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	opts := make([]*gl.PipelineVariableOptions, 0, len(vars))
+	for _, v := range vars {
+		typ := gl.EnvVariableType
+		if v.File {
+			typ = gl.FileVariableType
+		}
+		opts = append(opts, &gl.PipelineVariableOptions{Key: gl.Ptr(v.Key), Value: gl.Ptr(v.Value), VariableType: gl.Ptr(typ)})
+	}
+	p, _, err := c.gl.Pipelines.CreatePipeline(project, &gl.CreatePipelineOptions{Ref: gl.Ptr(ref), Variables: &opts},
+		gl.WithContext(ctx), gl.WithRequestRetry(noRetry))
+	if err != nil {
+		return Pipeline{}, fmt.Errorf("gitlab: trigger pipeline in %s on %s: %w", project, ref, err)
+	}
+	return fromPipeline(p), nil
+}
+
+// Pipeline reads one pipeline.
+func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeline, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	p, _, err := c.gl.Pipelines.GetPipeline(project, id, gl.WithContext(ctx))
+	if err != nil {
+		return Pipeline{}, fmt.Errorf("gitlab: get pipeline %d in %s: %w", id, project, err)
+	}
+	return fromPipeline(p), nil
+}
+
+// Cancel cancels a pipeline. GitLab answers 200 whatever the pipeline's
+// state, so cancelling twice is harmless and retries are safe.
+func (c *Client) Cancel(ctx context.Context, project string, id int64) (Pipeline, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	p, _, err := c.gl.Pipelines.CancelPipelineBuild(project, id, gl.WithContext(ctx))
+	if err != nil {
+		return Pipeline{}, fmt.Errorf("gitlab: cancel pipeline %d in %s: %w", id, project, err)
+	}
+	return fromPipeline(p), nil
+}
+
+// FindByRunID looks for the pipeline a run created: pipelines on ref updated
+// since since (less a clock skew), newest first, whose PAVED_RUN_ID variable
+// equals runID. It reads every page. found is false when none matches, which
+// is when a dispatcher may trigger again.
+func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	opt := &gl.ListProjectPipelinesOptions{
+		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
+		Ref:          gl.Ptr(ref),
+		UpdatedAfter: gl.Ptr(since.Add(-findSkew).UTC()),
+		OrderBy:      gl.Ptr("id"),
+		Sort:         gl.Ptr("desc"),
+	}
+	for {
+		list, resp, err := c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
+		if err != nil {
+			return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines in %s (page %d): %w", runID, project, opt.Page, err)
+		}
+		for _, info := range list {
+			vars, _, err := c.gl.Pipelines.GetPipelineVariables(project, info.ID, gl.WithContext(ctx))
+			if err != nil {
+				return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, info.ID, project, err)
+			}
+			for _, v := range vars {
+				if v.Key == RunIDVariable && v.Value == runID {
+					return fromInfo(info), true, nil
+				}
+			}
+		}
+		if resp.NextPage == 0 {
+			return Pipeline{}, false, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}
+
+func fromPipeline(p *gl.Pipeline) Pipeline {
+	out := Pipeline{ID: p.ID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref}
+	if p.CreatedAt != nil {
+		out.CreatedAt = *p.CreatedAt
+	}
+	return out
+}
+
+func fromInfo(p *gl.PipelineInfo) Pipeline {
+	out := Pipeline{ID: p.ID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref}
+	if p.CreatedAt != nil {
+		out.CreatedAt = *p.CreatedAt
+	}
+	return out
+}
+
+// Terminal reports whether a pipeline status is final.
+func Terminal(status string) bool {
+	switch status {
+	case "success", "failed", "canceled", "skipped":
+		return true
+	}
+	return false
+}
+
+// statusOf digs the HTTP status out of a client-go error. client-go turns a
+// 404 into the bare sentinel gl.ErrNotFound, without the response.
+func statusOf(err error) (int, *http.Response) {
+	if errors.Is(err, gl.ErrNotFound) {
+		return http.StatusNotFound, nil
+	}
+	var er *gl.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		return er.Response.StatusCode, er.Response
+	}
+	return 0, nil
+}
+
+// IsPermanent reports whether retrying err cannot help: a 4xx other than
+// 408 and 429 (bad request, bad token, missing project or pipeline).
+func IsPermanent(err error) bool {
+	code, _ := statusOf(err)
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+// RetryAfter extracts how long GitLab asked paved to wait after a 429, from
+// Retry-After (seconds) or else RateLimit-Reset (Unix seconds).
+func RetryAfter(err error) (time.Duration, bool) {
+	code, resp := statusOf(err)
+	if code != http.StatusTooManyRequests || resp == nil {
+		return 0, false
+	}
+	return retryAfter(resp.Header)
+}
+
+func retryAfter(h http.Header) (time.Duration, bool) {
+	if s, err := strconv.ParseInt(h.Get("Retry-After"), 10, 64); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(h.Get("Retry-After")); err == nil {
+		return max(0, time.Until(t)), true
+	}
+	if u, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil && u > 0 {
+		return max(0, time.Until(time.Unix(u, 0))), true
+	}
+	return 0, false
+}
+
+var _ retryablehttp.CheckRetry = noRetry
+var _ retryablehttp.Backoff = backoff

@@ -1,0 +1,382 @@
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+)
+
+const token = "glpat-adapter"
+
+// hold keeps simulated pipelines in "created" so tests see stable data.
+func hold(gitlabsim.Pipeline) gitlabsim.Outcome {
+	return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: time.Hour}
+}
+
+func setup(t *testing.T, cfg gitlabsim.Config, opt Options) (*gitlabsim.Sim, *Client) {
+	t.Helper()
+	if cfg.Token == "" {
+		cfg.Token = token
+	}
+	if cfg.Decide == nil {
+		cfg.Decide = hold
+	}
+	sim := gitlabsim.New(cfg)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	if opt.RetryWaitMin == 0 {
+		opt.RetryWaitMin, opt.RetryWaitMax = time.Millisecond, 5*time.Millisecond
+	}
+	c, err := New(srv.URL, token, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c
+}
+
+func TestTriggerPassesVariables(t *testing.T) {
+	sim, c := setup(t, gitlabsim.Config{}, Options{})
+	ctx := context.Background()
+	p, err := c.Trigger(ctx, "platform/provision", "main", []Variable{
+		{Key: RunIDVariable, Value: "r_1"},
+		{Key: "PAVED_REQUEST", Value: `{"runId":"r_1"}`, File: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID == 0 || p.Ref != "main" || p.Status != "created" || p.WebURL == "" || p.CreatedAt.IsZero() {
+		t.Errorf("pipeline %+v", p)
+	}
+	got, ok := sim.Pipeline(p.ID)
+	if !ok || got.ProjectPath != "platform/provision" {
+		t.Fatalf("sim pipeline %+v", got)
+	}
+	want := []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_1", VariableType: "env_var"}, {Key: "PAVED_REQUEST", Value: `{"runId":"r_1"}`, VariableType: "file"}}
+	if len(got.Variables) != 2 || got.Variables[0] != want[0] || got.Variables[1] != want[1] {
+		t.Errorf("variables %+v, want %+v", got.Variables, want)
+	}
+
+	g, err := c.Pipeline(ctx, "platform/provision", p.ID)
+	if err != nil || g.ID != p.ID || g.Status != "created" {
+		t.Errorf("Pipeline: %+v, %v", g, err)
+	}
+	_, err = c.Pipeline(ctx, "platform/provision", 424242)
+	if err == nil || !IsPermanent(err) {
+		t.Errorf("missing pipeline: err %v, permanent %v", err, IsPermanent(err))
+	}
+}
+
+func TestTriggerIsNotRetried(t *testing.T) {
+	tests := []struct {
+		name      string
+		faults    gitlabsim.Faults
+		permanent bool
+		limited   bool
+	}{
+		{"5xx", gitlabsim.Faults{ServerErrorRate: 1}, false, false},
+		{"429", gitlabsim.Faults{RateLimitRate: 1, RateLimitReset: 3 * time.Second}, false, true},
+		{"lost response", gitlabsim.Faults{LostCreateRate: 1}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, c := setup(t, gitlabsim.Config{Faults: tt.faults}, Options{Retries: 5})
+			_, err := c.Trigger(context.Background(), "5", "main", nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if n := sim.CreateCalls(); n != 1 {
+				t.Errorf("%d create calls, want exactly 1", n)
+			}
+			if IsPermanent(err) != tt.permanent {
+				t.Errorf("IsPermanent = %v", IsPermanent(err))
+			}
+			d, ok := RetryAfter(err)
+			if ok != tt.limited || (ok && (d < 2*time.Second || d > 3*time.Second)) {
+				t.Errorf("RetryAfter = %v, %v", d, ok)
+			}
+		})
+	}
+}
+
+func TestReadsAreRetried(t *testing.T) {
+	sim, c := setup(t, gitlabsim.Config{}, Options{Retries: 3})
+	p, err := c.Trigger(context.Background(), "5", "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.SetFaults(gitlabsim.Faults{ServerErrorRate: 1})
+	before := sim.Stats().Requests
+	if _, err := c.Pipeline(context.Background(), "5", p.ID); err == nil || IsPermanent(err) {
+		t.Fatalf("err %v", err)
+	}
+	if n := sim.Stats().Requests - before; n != 4 {
+		t.Errorf("%d requests, want 1 + 3 retries", n)
+	}
+}
+
+func TestFindByRunID(t *testing.T) {
+	sim, c := setup(t, gitlabsim.Config{}, Options{})
+	ctx := context.Background()
+	since := time.Now()
+	var want Pipeline
+	// 230 pipelines span three pages of 100; the match sits on the last
+	// page (oldest), others carry other run ids, no run id, or another ref.
+	for i := 0; i < 230; i++ {
+		ref, vars := "main", []Variable{{Key: RunIDVariable, Value: "r_" + strconv.Itoa(i)}}
+		switch {
+		case i%7 == 3:
+			vars = nil
+		case i%11 == 5:
+			ref = "other"
+		}
+		p, err := c.Trigger(ctx, "grp/svc", ref, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			want = p
+		}
+	}
+	// A pipeline for r_1 on another ref must not be adopted.
+	if _, err := c.Trigger(ctx, "grp/svc", "other", []Variable{{Key: RunIDVariable, Value: "r_1"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, ref, runID string
+		since            time.Time
+		wantFound        bool
+	}{
+		{"match across pages", "main", "r_1", since, true},
+		{"no such run", "main", "r_nope", since, false},
+		{"run on another ref", "main", "r_5", since, false},
+		{"too old", "main", "r_1", time.Now().Add(time.Hour), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, found, err := c.FindByRunID(ctx, "grp/svc", tt.ref, tt.since, tt.runID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound {
+				t.Fatalf("found = %v, want %v (%+v)", found, tt.wantFound, p)
+			}
+			if found && (p.ID != want.ID || p.Ref != "main" || p.WebURL != want.WebURL) {
+				t.Errorf("found %+v, want %+v", p, want)
+			}
+		})
+	}
+	if n := sim.CountByRunID("r_1"); n != 2 {
+		t.Errorf("sim holds %d pipelines for r_1, want 2", n)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	sim, c := setup(t, gitlabsim.Config{}, Options{})
+	ctx := context.Background()
+	p, err := c.Trigger(ctx, "5", "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Cancel(ctx, "5", p.ID)
+	if err != nil || got.Status != "canceled" || !Terminal(got.Status) {
+		t.Fatalf("Cancel: %+v, %v", got, err)
+	}
+	if sp, _ := sim.Pipeline(p.ID); sp.Status != "canceled" {
+		t.Errorf("sim status %s", sp.Status)
+	}
+}
+
+func TestErrorsAndOptions(t *testing.T) {
+	sim, _ := setup(t, gitlabsim.Config{}, Options{})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+
+	t.Run("bad token is permanent", func(t *testing.T) {
+		c, err := New(srv.URL, "wrong", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Trigger(context.Background(), "5", "main", nil)
+		if err == nil || !IsPermanent(err) {
+			t.Errorf("err %v permanent %v", err, IsPermanent(err))
+		}
+	})
+	t.Run("canceled context", func(t *testing.T) {
+		c, _ := New(srv.URL, token, Options{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := c.Pipeline(ctx, "5", 1); !errors.Is(err, context.Canceled) {
+			t.Errorf("err %v", err)
+		}
+	})
+	t.Run("rate cap", func(t *testing.T) {
+		var n atomic.Int32
+		counting := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			n.Add(1)
+			return http.DefaultTransport.RoundTrip(r)
+		})}
+		// 600/min = 10/s with a burst of 10: 13 calls need at least ~300 ms.
+		c, _ := New(srv.URL, token, Options{HTTPClient: counting, RequestsPerMinute: 600})
+		t0 := time.Now()
+		for i := 0; i < 13; i++ {
+			if _, err := c.Trigger(context.Background(), "5", "main", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(t0); d < 250*time.Millisecond {
+			t.Errorf("13 calls at 600/min took %v", d)
+		}
+		if n.Load() != 13 {
+			t.Errorf("custom HTTP client saw %d requests", n.Load())
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		sim.SetFaults(gitlabsim.Faults{Latency: 200 * time.Millisecond})
+		defer sim.SetFaults(gitlabsim.Faults{})
+		c, _ := New(srv.URL, token, Options{Timeout: 20 * time.Millisecond})
+		if _, err := c.Pipeline(context.Background(), "5", 1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err %v", err)
+		}
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestRetryAfter(t *testing.T) {
+	reset := time.Now().Add(10 * time.Second).Unix()
+	tests := []struct {
+		name    string
+		headers map[string]string
+		code    int
+		want    time.Duration
+		ok      bool
+	}{
+		{"retry-after seconds", map[string]string{"Retry-After": "7", "RateLimit-Reset": strconv.FormatInt(reset, 10)}, 429, 7 * time.Second, true},
+		{"ratelimit-reset only (whole seconds)", map[string]string{"RateLimit-Reset": strconv.FormatInt(reset, 10)}, 429, 10 * time.Second, true},
+		{"no headers", nil, 429, 0, false},
+		{"not a 429", map[string]string{"Retry-After": "7"}, 503, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.headers {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.code)
+			}))
+			defer srv.Close()
+			c, _ := New(srv.URL, token, Options{Retries: -1})
+			_, err := c.Pipeline(context.Background(), "5", 1)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			d, ok := RetryAfter(err)
+			if ok != tt.ok || d > tt.want || d < tt.want-2*time.Second {
+				t.Errorf("RetryAfter = %v, %v; want %v, %v", d, ok, tt.want, tt.ok)
+			}
+			if IsPermanent(err) {
+				t.Errorf("%d is not permanent", tt.code)
+			}
+		})
+	}
+	if _, ok := RetryAfter(errors.New("plain")); ok {
+		t.Error("RetryAfter of a plain error")
+	}
+}
+
+func TestDecodePipelineHook(t *testing.T) {
+	sample, err := os.ReadFile("testdata/pipeline_hook.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := http.Header{"X-Gitlab-Token": {"s3cret"}, "X-Gitlab-Event": {"Pipeline Hook"}}
+	tests := []struct {
+		name    string
+		header  http.Header
+		body    string
+		secret  string
+		wantErr error
+	}{
+		{"docs sample", good, string(sample), "s3cret", nil},
+		{"bad token", http.Header{"X-Gitlab-Token": {"guess"}, "X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "s3cret", ErrUnauthorized},
+		{"missing token", http.Header{"X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "s3cret", ErrUnauthorized},
+		{"empty secret refuses", http.Header{"X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "", ErrUnauthorized},
+		{"wrong event header", http.Header{"X-Gitlab-Token": {"s3cret"}, "X-Gitlab-Event": {"Job Hook"}}, string(sample), "s3cret", ErrNotPipelineHook},
+		{"wrong object kind", good, `{"object_kind":"build","object_attributes":{"id":1,"status":"success"}}`, "s3cret", ErrNotPipelineHook},
+		{"malformed", good, `{"object_kind":`, "s3cret", errMalformedPayload},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := DecodePipelineHook(tt.header, []byte(tt.body), tt.secret)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				return
+			}
+			if ev.PipelineID != 31 || ev.ProjectID != 1 || ev.Status != "success" || ev.Ref != "master" ||
+				ev.URL != "http://example.com/gitlab-org/gitlab-test/-/pipelines/31" ||
+				ev.Variables["NESTOR_PROD_ENVIRONMENT"] != "us-west-1" {
+				t.Errorf("event %+v", ev)
+			}
+			if len(ev.Builds) != 5 || ev.Builds[2] != (Build{ID: 378, Name: "test-build", Stage: "test", Status: "failed", FailureReason: "script_failure"}) {
+				t.Errorf("builds %+v", ev.Builds)
+			}
+		})
+	}
+}
+
+// TestHooksFromSimulator closes the loop: the simulator's hooks decode.
+func TestHooksFromSimulator(t *testing.T) {
+	events := make(chan HookEvent, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		ev, err := DecodePipelineHook(r.Header, body, "hk")
+		if err != nil {
+			t.Errorf("decode simulator hook: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		events <- ev
+	}))
+	defer recv.Close()
+	_, c := setup(t, gitlabsim.Config{
+		HookURL: recv.URL, HookToken: "hk",
+		Decide: func(gitlabsim.Pipeline) gitlabsim.Outcome { return gitlabsim.Outcome{Status: gitlabsim.StatusFailed} },
+	}, Options{})
+	p, err := c.Trigger(context.Background(), "grp/svc", "main", []Variable{{Key: RunIDVariable, Value: "r_h"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.PipelineID != p.ID || ev.Variables[RunIDVariable] != "r_h" || len(ev.Builds) != 1 {
+				t.Fatalf("event %+v", ev)
+			}
+			if Terminal(ev.Status) {
+				if ev.Status != "failed" || ev.Builds[0].FailureReason != "script_failure" {
+					t.Errorf("final event %+v", ev)
+				}
+				return
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("no terminal hook")
+		}
+	}
+}
