@@ -39,8 +39,19 @@ type Change struct {
 // Add appends an event message and returns the change for chaining.
 func (c *Change) Add(msg string) *Change { c.Events = append(c.Events, msg); return c }
 
-// Report queues a portal report.
+// Report queues a portal report. A log line travels as a task of its own,
+// so that a retried task never repeats a portal call that went through (a
+// report with a log line and a status would be two calls); it goes before a
+// final status, which locks the portal's run.
 func (c *Change) Report(r run.Report) *Change {
+	if r.Log != "" && (r.StatusLabel != "" || r.Link != "" || r.Final != "" || r.Entity != nil) {
+		log := run.Report{Log: r.Log}
+		r.Log = ""
+		if r.Final != "" {
+			return c.Report(log).Report(r)
+		}
+		return c.Report(r).Report(log)
+	}
 	c.Tasks = append(c.Tasks, NewTask{Kind: KindReport, Payload: r})
 	return c
 }

@@ -1,0 +1,27 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+func TestReportSplitsLogLines(t *testing.T) {
+	var c Change
+	c.Report(run.Report{Log: "a", StatusLabel: "Running"}).
+		Report(run.Report{Log: "b", Final: run.Success}).
+		Report(run.Report{Log: "c"})
+	var got []run.Report
+	for _, task := range c.Tasks {
+		got = append(got, task.Payload.(run.Report))
+	}
+	want := []run.Report{{StatusLabel: "Running"}, {Log: "a"}, {Log: "b"}, {Final: run.Success}, {Log: "c"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i].Log != want[i].Log || got[i].StatusLabel != want[i].StatusLabel || got[i].Final != want[i].Final {
+			t.Fatalf("task %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
