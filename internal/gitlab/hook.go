@@ -78,8 +78,8 @@ func DecodePipelineHook(h http.Header, body []byte, secret string) (HookEvent, e
 		return HookEvent{}, fmt.Errorf("%w: object_kind %q", ErrNotPipelineHook, p.ObjectKind)
 	}
 	a := p.ObjectAttributes
-	if a.ID == 0 || a.Status == "" {
-		return HookEvent{}, fmt.Errorf("%w: no pipeline id or status", errMalformedPayload)
+	if a.ID <= 0 || a.Status == "" {
+		return HookEvent{}, fmt.Errorf("%w: no valid pipeline id or status", errMalformedPayload)
 	}
 	ev := HookEvent{
 		PipelineID: a.ID, ProjectID: p.Project.ID, Status: a.Status, Ref: a.Ref, URL: a.URL,

@@ -1,0 +1,39 @@
+# paved — the two commands: `make demo` and `make test`.
+GO        ?= go
+STATICCHECK_VERSION ?= v0.8.2
+FUZZTIME  ?= 5s
+PKGS      := ./...
+
+.PHONY: demo test lint unit e2e fuzz-short fuzz build
+
+## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
+demo:
+	$(GO) run ./cmd/paved demo
+
+## test: the whole default suite, as CI runs it
+test: lint unit fuzz-short
+
+## lint: gofmt, go vet and staticcheck must be clean
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## unit: unit, integration and end-to-end tests (race detector on)
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## fuzz-short: each fuzz target for a few seconds (FUZZTIME)
+fuzz-short:
+	@set -e; for t in internal/portal/port:FuzzVerifyDecode internal/config:FuzzParse internal/catalog:FuzzLoadAction internal/gitlab:FuzzDecodePipelineHook; do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
+## fuzz: a long fuzzing session (FUZZTIME=10m make fuzz)
+fuzz: FUZZTIME=10m
+fuzz: fuzz-short
+
+build:
+	$(GO) build -o bin/paved ./cmd/paved
