@@ -1,0 +1,192 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/storetest"
+)
+
+type fixture struct {
+	w   *Worker
+	st  *sqlite.Store
+	sim *gitlabsim.Sim
+	gl  *gitlab.Client
+}
+
+func setup(t *testing.T, cfg gitlabsim.Config) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "paved.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg.Token = "tok"
+	if cfg.Decide == nil {
+		cfg.Decide = func(gitlabsim.Pipeline) gitlabsim.Outcome { return gitlabsim.Outcome{Status: "success", Running: time.Hour} }
+	}
+	sim := gitlabsim.New(cfg)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	gl, err := gitlab.New(srv.URL, "tok", gitlab.Options{Retries: 1, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{Store: st, Pipelines: gl, Log: zap.NewNop(), PublicURL: "https://paved.test", RunTokenKey: []byte("k"), Interval: time.Hour, Lease: time.Minute}
+	return &fixture{w: w, st: st, sim: sim, gl: gl}
+}
+
+func (f *fixture) queue(t *testing.T, portRunID string) *run.Run {
+	t.Helper()
+	r := storetest.NewRun(portRunID, "checkout", time.Now().UTC())
+	r.Request.User = run.User{Email: "dana@acme.example"}
+	if _, _, err := f.st.CreateRun(context.Background(), r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) tick(t *testing.T) {
+	t.Helper()
+	if _, err := f.w.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) get(t *testing.T, id string) *run.Run {
+	t.Helper()
+	r, err := f.st.Run(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestDispatchTriggersOncePassingInputsAsVariables(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	r := f.queue(t, "p1")
+	f.tick(t)
+	got := f.get(t, r.ID)
+	if got.State != run.Running || got.PipelineID == 0 || got.PipelineURL == "" || got.DispatchedAt.IsZero() {
+		t.Fatalf("run after dispatch: %+v", got)
+	}
+	pipes := f.sim.Pipelines()
+	if len(pipes) != 1 {
+		t.Fatalf("%d pipelines", len(pipes))
+	}
+	p := pipes[0]
+	if tok, _ := p.Var("PAVED_RUN_TOKEN"); !run.ValidToken([]byte("k"), r.ID, tok) {
+		t.Fatal("PAVED_RUN_TOKEN does not open the run")
+	}
+	var req run.PipelineRequest
+	raw, _ := p.Var("PAVED_REQUEST")
+	if err := json.Unmarshal([]byte(raw), &req); err != nil || req.RunID != r.ID || req.Inputs["bucketName"] != "b1" || req.Stack.Key() != "acme-dev-checkout" {
+		t.Fatalf("PAVED_REQUEST = %s (%v)", raw, err)
+	}
+	if url, _ := p.Var("PAVED_URL"); url != "https://paved.test" {
+		t.Fatalf("PAVED_URL = %q", url)
+	}
+	// The task is done: more ticks trigger nothing.
+	f.tick(t)
+	f.tick(t)
+	if n := f.sim.CreateCalls(); n != 1 {
+		t.Fatalf("%d create calls, want 1", n)
+	}
+}
+
+func TestCrashAfterTriggerIsReconciledNotRetriggered(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	// A worker marked the run dispatching and triggered, then died before
+	// recording the pipeline: the task's lease runs out and it is claimed again.
+	if _, err := f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		r.DispatchedAt = time.Now().UTC()
+		return store.Change{}, r.MoveTo(run.Dispatching, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.gl.Trigger(ctx, r.Project, r.Ref, []gitlab.Variable{{Key: "PAVED_RUN_ID", Value: r.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t)
+	got := f.get(t, r.ID)
+	if got.State != run.Running || got.PipelineID != p.ID {
+		t.Fatalf("run = %s pipeline %d, want running with adopted pipeline %d", got.State, got.PipelineID, p.ID)
+	}
+	if n := f.sim.CountByRunID(r.ID); n != 1 {
+		t.Fatalf("%d pipelines for the run, want 1", n)
+	}
+	evs, _ := f.st.Events(ctx, r.ID)
+	if !strings.Contains(evs[len(evs)-1].Message, "adopted") {
+		t.Fatalf("last event %q does not say the pipeline was adopted", evs[len(evs)-1].Message)
+	}
+}
+
+func TestLostTriggerAnswerIsReconciled(t *testing.T) {
+	// GitLab creates the pipeline but the answer is lost (502).
+	f := setup(t, gitlabsim.Config{Faults: gitlabsim.Faults{LostCreateRate: 1}})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	f.tick(t)
+	if got := f.get(t, r.ID); got.State != run.Dispatching {
+		t.Fatalf("after a lost answer the run is %s, want dispatching", got.State)
+	}
+	f.sim.SetFaults(gitlabsim.Faults{})
+	// Make the retry due now instead of after its backoff.
+	tasks, _ := f.st.Claim(ctx, store.KindDispatch, 0, 10)
+	if len(tasks) != 0 {
+		t.Fatal("retry was due at once; want a backoff")
+	}
+	if err := f.st.Release(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t)
+	if got := f.get(t, r.ID); got.State != run.Running {
+		t.Fatalf("run %s, want running", got.State)
+	}
+	if n := f.sim.CountByRunID(r.ID); n != 1 {
+		t.Fatalf("%d pipelines for the run, want exactly 1", n)
+	}
+}
+
+func TestPermanentRefusalFailsTheRun(t *testing.T) {
+	f := setup(t, gitlabsim.Config{Projects: []gitlabsim.Project{{ID: 1, Path: "other/project"}}})
+	r := f.queue(t, "p1")
+	f.tick(t)
+	got := f.get(t, r.ID)
+	if got.State != run.Failed || len(got.Reasons) != 1 || !strings.Contains(got.Reasons[0], "GitLab refused") {
+		t.Fatalf("run = %s %v, want failed saying GitLab refused", got.State, got.Reasons)
+	}
+	if n, _ := f.st.Pending(context.Background(), store.KindDispatch); n != 0 {
+		t.Fatalf("%d dispatch tasks left", n)
+	}
+}
+
+func TestCanceledRunIsNotDispatched(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	r := f.queue(t, "p1")
+	if _, err := f.st.Update(context.Background(), r.ID, func(r *run.Run) (store.Change, error) {
+		return store.Change{}, r.MoveTo(run.Canceled, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t)
+	if n := f.sim.CreateCalls(); n != 0 {
+		t.Fatalf("a canceled run triggered %d pipelines", n)
+	}
+}

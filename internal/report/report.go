@@ -1,0 +1,137 @@
+// Package report delivers a run's reports (log lines, status, link, entity,
+// final result) from the outbox to the run's portal, in the order they were
+// written, with retries, backoff and respect for the portal's rate limits.
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/worker"
+)
+
+// Store is what the reporter needs of the run store.
+type Store interface {
+	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
+	Complete(ctx context.Context, id int64) error
+	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
+	Run(ctx context.Context, id string) (*run.Run, error)
+	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
+}
+
+// Portal delivers reports to one portal and classifies its errors.
+type Portal interface {
+	Report(ctx context.Context, portalRunID string, rep run.Report) error
+	// Permanent reports whether retrying err cannot help.
+	Permanent(err error) bool
+	// RetryAt says when the portal allows the next call after err, if it said.
+	RetryAt(err error) (time.Time, bool)
+}
+
+// Worker delivers reports. Runs of portals without an entry in Portals (a
+// run started through paved's own API, say) need no delivery.
+type Worker struct {
+	Store       Store
+	Portals     map[string]Portal
+	Log         *zap.Logger
+	Interval    time.Duration
+	Lease       time.Duration
+	Concurrency int
+	Now         func() time.Time
+	Waker       worker.Waker
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+// Run delivers until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	worker.Loop(ctx, w.Interval, w.Waker, func(ctx context.Context) bool {
+		n, err := w.Tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Log.Error("report", zap.Error(err))
+		}
+		return n > 0 && err == nil
+	})
+}
+
+// Tick delivers one batch of due reports (at most one per run, so a run's
+// reports stay in order) and says how many it claimed.
+func (w *Worker) Tick(ctx context.Context) (int, error) {
+	limit := w.Concurrency
+	if limit <= 0 {
+		limit = 1
+	}
+	tasks, err := w.Store.Claim(ctx, store.KindReport, w.Lease, limit)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.deliver(ctx, t); err != nil && ctx.Err() == nil {
+				w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
+			}
+		}()
+	}
+	wg.Wait()
+	return len(tasks), nil
+}
+
+func (w *Worker) deliver(ctx context.Context, t store.Task) error {
+	r, err := w.Store.Run(ctx, t.RunID)
+	if err != nil {
+		return err
+	}
+	p, ok := w.Portals[r.Request.Portal]
+	if !ok {
+		return w.Store.Complete(ctx, t.ID)
+	}
+	var rep run.Report
+	if err := json.Unmarshal(t.Payload, &rep); err != nil {
+		w.Log.Error("drop undecodable report", zap.String("run", r.ID), zap.Int64("task", t.ID), zap.Error(err))
+		return w.Store.Complete(ctx, t.ID)
+	}
+	err = p.Report(ctx, r.Request.PortalRunID, rep)
+	if err == nil {
+		return w.Store.Complete(ctx, t.ID)
+	}
+	if ctx.Err() != nil {
+		return err // shutting down: the lease hands the task on
+	}
+	if p.Permanent(err) {
+		// Retrying cannot help; keep the failure in the audit trail and go on
+		// with the run's later reports.
+		_, uerr := w.Store.Update(ctx, r.ID, func(*run.Run) (store.Change, error) {
+			var ch store.Change
+			ch.Add(fmt.Sprintf("report to %s failed for good: %v", r.Request.Portal, err))
+			return ch, nil
+		})
+		w.Log.Error("report refused by portal", zap.String("run", r.ID), zap.String("portal", r.Request.Portal), zap.Error(err))
+		if uerr != nil {
+			return uerr
+		}
+		return w.Store.Complete(ctx, t.ID)
+	}
+	at := w.now().Add(worker.Backoff(t.Attempts, 500*time.Millisecond, 2*time.Minute))
+	if limitAt, ok := p.RetryAt(err); ok && limitAt.After(at) {
+		at = limitAt
+	}
+	if rerr := w.Store.Retry(ctx, t.ID, at, err.Error()); rerr != nil {
+		return fmt.Errorf("%w (and scheduling the retry: %v)", err, rerr)
+	}
+	return fmt.Errorf("report to %s for run %s: %w (retry at %s)", r.Request.Portal, r.ID, err, at.Format(time.RFC3339))
+}
