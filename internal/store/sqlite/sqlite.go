@@ -52,6 +52,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// SetClock replaces the store's clock (time.Now), for tests and simulations
+// that move time by hand. Call it before the store is shared.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
