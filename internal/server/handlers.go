@@ -1,0 +1,272 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/track"
+)
+
+// runAnswer is the answer to a submission: the run and, if refused, why.
+type runAnswer struct {
+	RunID   string    `json:"runId"`
+	State   run.State `json:"state"`
+	Reasons []string  `json:"reasons,omitempty"`
+	// Duplicate is true when the delivery repeated one already recorded.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+func answerOf(r *run.Run, created bool) runAnswer {
+	return runAnswer{RunID: r.ID, State: r.State, Reasons: r.Reasons, Duplicate: !created}
+}
+
+// portWebhook takes Port's WEBHOOK invocation. Port actions are
+// asynchronous: the answer is 202 as soon as the run is recorded, and the
+// result goes back through Port's API. A refused run is recorded too (and
+// reported to Port as FAILURE); the answer carries the same reasons.
+func (s *Server) portWebhook(c *gin.Context) {
+	if s.cfg.PortVerifier == nil {
+		fail(c, http.StatusNotFound, "Port intake is not enabled")
+		return
+	}
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	if err := s.cfg.PortVerifier.Verify(c.Request.Header, body); err != nil {
+		s.log.Warn("port webhook refused", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
+		fail(c, http.StatusUnauthorized, err.Error())
+		return
+	}
+	inv, err := port.Decode(body)
+	if err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	r, created, err := s.intake.Submit(c.Request.Context(), inv.Request)
+	if err != nil {
+		s.log.Error("submit port run", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.GetString("request_id"))
+		return
+	}
+	c.JSON(http.StatusAccepted, answerOf(r, created))
+}
+
+func (s *Server) gitlabWebhook(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	ev, err := gitlab.DecodePipelineHook(c.Request.Header, body, s.cfg.GitLabWebhookToken)
+	switch {
+	case errors.Is(err, gitlab.ErrUnauthorized):
+		fail(c, http.StatusUnauthorized, "X-Gitlab-Token does not match")
+		return
+	case errors.Is(err, gitlab.ErrNotPipelineHook):
+		// Other events may be enabled on the hook; they are not errors.
+		c.JSON(http.StatusOK, gin.H{"ignored": "not a pipeline event"})
+		return
+	case err != nil:
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	err = s.tracker.HandleHook(c.Request.Context(), ev)
+	if errors.Is(err, track.ErrNotOurs) {
+		c.JSON(http.StatusOK, gin.H{"ignored": "pipeline not started by paved"})
+		return
+	}
+	if err != nil {
+		s.log.Error("apply pipeline hook", zap.Int64("pipeline", ev.PipelineID), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "could not apply the event; GitLab may retry")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"applied": true})
+}
+
+// apiRunRequest is a submission through paved's own API (Backstage, CLI).
+type apiRunRequest struct {
+	// IdempotencyKey makes retries safe: the same key returns the same run.
+	IdempotencyKey string         `json:"idempotencyKey"`
+	Portal         string         `json:"portal"` // default "api"; Backstage sends "backstage"
+	Action         string         `json:"action"`
+	User           run.User       `json:"user"`
+	Entity         run.Entity     `json:"entity"`
+	Inputs         map[string]any `json:"inputs"`
+}
+
+func (s *Server) createRun(c *gin.Context) {
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	var req apiRunRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail(c, http.StatusBadRequest, "body is not a run request: "+err.Error())
+		return
+	}
+	var missing []string
+	if req.IdempotencyKey == "" {
+		missing = append(missing, "idempotencyKey")
+	}
+	if req.Action == "" {
+		missing = append(missing, "action")
+	}
+	if req.User.Email == "" {
+		missing = append(missing, "user.email")
+	}
+	if len(missing) > 0 {
+		fail(c, http.StatusBadRequest, "missing: "+strings.Join(missing, ", "))
+		return
+	}
+	if req.Portal == "" {
+		req.Portal = "api"
+	}
+	if req.Portal == port.PortalName {
+		fail(c, http.StatusBadRequest, `portal "port" runs arrive through /webhooks/port`)
+		return
+	}
+	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
+		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
+	})
+	if err != nil {
+		s.log.Error("submit api run", zap.Error(err))
+		fail(c, http.StatusInternalServerError, "could not record the run")
+		return
+	}
+	code := http.StatusCreated
+	switch {
+	case r.State == run.Rejected:
+		code = http.StatusUnprocessableEntity
+	case !created:
+		code = http.StatusOK
+	}
+	c.JSON(code, answerOf(r, created))
+}
+
+// runView is a run as the API shows it.
+type runView struct {
+	*run.Run
+	Events []run.Event `json:"events"`
+}
+
+func (s *Server) getRun(c *gin.Context) {
+	r, err := s.runs.Run(c.Request.Context(), c.Param("id"))
+	if s.runError(c, err) {
+		return
+	}
+	evs, err := s.runs.Events(c.Request.Context(), r.ID)
+	if s.runError(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, runView{Run: r, Events: evs})
+}
+
+func (s *Server) listRuns(c *gin.Context) {
+	q := store.Query{Limit: 100}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			fail(c, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			return
+		}
+		q.Limit = n
+	}
+	for _, st := range c.QueryArray("state") {
+		q.States = append(q.States, run.State(st))
+	}
+	runs, err := s.runs.ListRuns(c.Request.Context(), q)
+	if s.runError(c, err) {
+		return
+	}
+	if runs == nil {
+		runs = []*run.Run{}
+	}
+	c.JSON(http.StatusOK, gin.H{"runs": runs})
+}
+
+type decision struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) approve(c *gin.Context) {
+	var d decision
+	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
+		fail(c, http.StatusBadRequest, `body must be {"by": "<approver>"}`)
+		return
+	}
+	r, err := s.intake.Approve(c.Request.Context(), c.Param("id"), d.By)
+	if s.runError(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, answerOf(r, true))
+}
+
+func (s *Server) deny(c *gin.Context) {
+	var d decision
+	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
+		fail(c, http.StatusBadRequest, `body must be {"by": "<approver>", "reason": "..."}`)
+		return
+	}
+	r, err := s.intake.Deny(c.Request.Context(), c.Param("id"), d.By, d.Reason)
+	if s.runError(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, answerOf(r, true))
+}
+
+func (s *Server) pipelineLogs(c *gin.Context) {
+	var body struct {
+		Lines []string `json:"lines"`
+	}
+	if err := c.ShouldBindJSON(&body); err != nil || len(body.Lines) == 0 {
+		fail(c, http.StatusBadRequest, `body must be {"lines": ["..."]}`)
+		return
+	}
+	if s.runError(c, s.tracker.AppendLogs(c.Request.Context(), c.Param("id"), body.Lines)) {
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(body.Lines)})
+}
+
+func (s *Server) pipelineOutputs(c *gin.Context) {
+	var body struct {
+		Outputs map[string]any `json:"outputs"`
+	}
+	if err := c.ShouldBindJSON(&body); err != nil || body.Outputs == nil {
+		fail(c, http.StatusBadRequest, `body must be {"outputs": {...}}`)
+		return
+	}
+	if s.runError(c, s.tracker.RecordOutputs(c.Request.Context(), c.Param("id"), body.Outputs)) {
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"recorded": len(body.Outputs)})
+}
+
+// runError answers for a failed run operation; it returns false on no error.
+func (s *Server) runError(c *gin.Context, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, run.ErrNotFound):
+		fail(c, http.StatusNotFound, "no run "+c.Param("id"))
+	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
+		fail(c, http.StatusConflict, err.Error())
+	default:
+		s.log.Error("run operation", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "internal error; request id "+c.GetString("request_id"))
+	}
+	return true
+}

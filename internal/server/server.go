@@ -1,0 +1,212 @@
+// Package server is paved's HTTP face: a gin router with request ids, zap
+// access logs, panic recovery, a body limit and metrics, and thin handlers
+// that only translate HTTP to calls on intake, the store and the tracker.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Intake records requests as runs.
+type Intake interface {
+	Submit(ctx context.Context, req run.Request) (*run.Run, bool, error)
+	Approve(ctx context.Context, id, approver string) (*run.Run, error)
+	Deny(ctx context.Context, id, approver, reason string) (*run.Run, error)
+}
+
+// Runs reads runs.
+type Runs interface {
+	Run(ctx context.Context, id string) (*run.Run, error)
+	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+	Events(ctx context.Context, id string) ([]run.Event, error)
+	Ping(ctx context.Context) error
+}
+
+// Tracker takes pipeline news.
+type Tracker interface {
+	HandleHook(ctx context.Context, ev gitlab.HookEvent) error
+	RecordOutputs(ctx context.Context, id string, outputs map[string]any) error
+	AppendLogs(ctx context.Context, id string, lines []string) error
+}
+
+// Config is what the handlers need besides their collaborators. Secrets are
+// resolved values here.
+type Config struct {
+	MaxBodyBytes       int64
+	PortVerifier       *port.Verifier // nil: Port intake is off
+	GitLabWebhookToken string
+	APITokens          []string
+	RunTokenKey        []byte
+}
+
+// Server holds the handlers' collaborators.
+type Server struct {
+	cfg     Config
+	intake  Intake
+	runs    Runs
+	tracker Tracker
+	log     *zap.Logger
+	metrics *metrics
+}
+
+// New builds the HTTP handler. reg receives paved's HTTP metrics.
+func New(cfg Config, in Intake, runs Runs, tr Tracker, log *zap.Logger, reg *prometheus.Registry) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, intake: in, runs: runs, tracker: tr, log: log, metrics: newMetrics(reg)}
+	r := gin.New()
+	r.ContextWithFallback = true // handlers' c.Request.Context() ends with the client
+	r.Use(s.requestID, s.accessLog, gin.CustomRecoveryWithWriter(io.Discard, s.recovered), s.limitBody)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	r.POST("/webhooks/port", s.portWebhook)
+	r.POST("/webhooks/gitlab", s.gitlabWebhook)
+	api := r.Group("/api/v1")
+	api.POST("/runs/:id/logs", s.runToken, s.pipelineLogs)
+	api.POST("/runs/:id/outputs", s.runToken, s.pipelineOutputs)
+	authed := api.Group("", s.bearer)
+	authed.GET("/runs", s.listRuns)
+	authed.POST("/runs", s.createRun)
+	authed.GET("/runs/:id", s.getRun)
+	authed.POST("/runs/:id/approve", s.approve)
+	authed.POST("/runs/:id/deny", s.deny)
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path) })
+	return r
+}
+
+// errorBody is every error answer: a sentence, and the reasons when there are several.
+type errorBody struct {
+	Error   string   `json:"error"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+func fail(c *gin.Context, code int, msg string, reasons ...string) {
+	c.AbortWithStatusJSON(code, errorBody{Error: msg, Reasons: reasons})
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDPattern.MatchString(id) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set("request_id", id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	s.metrics.observe(c.Request.Method, route, status, time.Since(start))
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		return
+	}
+	// Paths and ids only: bodies and headers can hold secrets and user input.
+	s.log.Info("http", zap.String("request_id", c.GetString("request_id")), zap.String("method", c.Request.Method),
+		zap.String("route", route), zap.Int("status", status), zap.Duration("latency", time.Since(start)),
+		zap.String("client", c.ClientIP()))
+}
+
+func (s *Server) recovered(c *gin.Context, v any) {
+	s.log.Error("panic in handler", zap.String("request_id", c.GetString("request_id")), zap.Any("panic", v), zap.Stack("stack"))
+	fail(c, http.StatusInternalServerError, "internal error; request id "+c.GetString("request_id"))
+}
+
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		fail(c, http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	c.Next()
+}
+
+// readBody reads the whole body, answering 413 or 400 itself on failure.
+func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(c.Request.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		fail(c, http.StatusRequestEntityTooLarge, "body is larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
+		return nil, false
+	case err != nil:
+		fail(c, http.StatusBadRequest, "read body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.runs.Ping(ctx); err != nil {
+		s.log.Warn("store not reachable", zap.Error(err))
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "store not reachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// bearer guards paved's API with the configured tokens.
+func (s *Server) bearer(c *gin.Context) {
+	tok, ok := bearerToken(c)
+	if ok {
+		for _, want := range s.cfg.APITokens {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
+				c.Set("principal", "api-token")
+				c.Next()
+				return
+			}
+		}
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="paved"`)
+	fail(c, http.StatusUnauthorized, "a valid API bearer token is required")
+}
+
+// runToken guards a run's pipeline callbacks with that run's own token.
+func (s *Server) runToken(c *gin.Context) {
+	tok, ok := bearerToken(c)
+	if !ok || !run.ValidToken(s.cfg.RunTokenKey, c.Param("id"), tok) {
+		fail(c, http.StatusUnauthorized, "a valid run token is required (PAVED_RUN_TOKEN)")
+		return
+	}
+	c.Next()
+}
+
+func bearerToken(c *gin.Context) (string, bool) {
+	h := c.GetHeader("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}

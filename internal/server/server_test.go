@@ -1,0 +1,229 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+type fakeIntake struct {
+	submitted []run.Request
+	panicOn   string
+}
+
+func (f *fakeIntake) Submit(_ context.Context, req run.Request) (*run.Run, bool, error) {
+	if req.Action == f.panicOn {
+		panic("boom")
+	}
+	f.submitted = append(f.submitted, req)
+	st := run.Queued
+	var reasons []string
+	if req.Action == "refused" {
+		st, reasons = run.Rejected, []string{"inputs.size must be <= 3"}
+	}
+	return &run.Run{ID: "r_1", Request: req, State: st, Reasons: reasons}, true, nil
+}
+func (f *fakeIntake) Approve(context.Context, string, string) (*run.Run, error) {
+	return nil, run.ErrNotFound
+}
+func (f *fakeIntake) Deny(context.Context, string, string, string) (*run.Run, error) {
+	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
+}
+
+type fakeRuns struct{ down bool }
+
+func (f fakeRuns) Run(context.Context, string) (*run.Run, error) { return nil, run.ErrNotFound }
+func (f fakeRuns) ListRuns(context.Context, store.Query) ([]*run.Run, error) {
+	return nil, nil
+}
+func (f fakeRuns) Events(context.Context, string) ([]run.Event, error) { return nil, nil }
+func (f fakeRuns) Ping(context.Context) error {
+	if f.down {
+		return errors.New("disk gone")
+	}
+	return nil
+}
+
+type fakeTracker struct{ logs []string }
+
+func (f *fakeTracker) HandleHook(context.Context, gitlab.HookEvent) error { return nil }
+func (f *fakeTracker) RecordOutputs(context.Context, string, map[string]any) error {
+	return nil
+}
+func (f *fakeTracker) AppendLogs(_ context.Context, _ string, lines []string) error {
+	f.logs = append(f.logs, lines...)
+	return nil
+}
+
+func newTest(t *testing.T, runs fakeRuns) (http.Handler, *fakeIntake, *fakeTracker, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.InfoLevel)
+	in, tr := &fakeIntake{panicOn: "panic"}, &fakeTracker{}
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &port.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"}, RunTokenKey: []byte("k")}
+	return New(cfg, in, runs, tr, zap.New(core), prometheus.NewRegistry()), in, tr, logs
+}
+
+func call(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+func TestMiddleware(t *testing.T) {
+	h, _, _, logs := newTest(t, fakeRuns{})
+	w := call(h, "GET", "/healthz", "", map[string]string{"X-Request-ID": "abc-123"})
+	if w.Code != 200 || w.Header().Get("X-Request-ID") != "abc-123" {
+		t.Fatalf("healthz %d, request id %q", w.Code, w.Header().Get("X-Request-ID"))
+	}
+	if w := call(h, "GET", "/healthz", "", map[string]string{"X-Request-ID": "bad id\n"}); len(w.Header().Get("X-Request-ID")) != 16 {
+		t.Fatalf("unsafe request id kept: %q", w.Header().Get("X-Request-ID"))
+	}
+	if w := call(h, "POST", "/api/v1/runs", strings.Repeat("x", 2<<10), map[string]string{"Authorization": "Bearer api"}); w.Code != 413 {
+		t.Fatalf("big body: %d", w.Code)
+	}
+	body := `{"idempotencyKey":"k","action":"panic","user":{"email":"a@b"}}`
+	if w := call(h, "POST", "/api/v1/runs", body, map[string]string{"Authorization": "Bearer api", "X-Request-ID": "req-9"}); w.Code != 500 || !strings.Contains(w.Body.String(), "req-9") {
+		t.Fatalf("panic: %d %s", w.Code, w.Body)
+	}
+	if logs.FilterMessage("panic in handler").Len() != 1 {
+		t.Fatal("panic not logged")
+	}
+	if w := call(h, "GET", "/nope", "", nil); w.Code != 404 || !strings.Contains(w.Body.String(), "no such endpoint") {
+		t.Fatalf("404: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "GET", "/metrics", "", nil); w.Code != 200 || !strings.Contains(w.Body.String(), `paved_http_requests_total{method="GET",route="/healthz",status="200"}`) {
+		t.Fatalf("metrics: %d", w.Code)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	up, _, _, _ := newTest(t, fakeRuns{})
+	down, _, _, _ := newTest(t, fakeRuns{down: true})
+	if w := call(up, "GET", "/readyz", "", nil); w.Code != 200 {
+		t.Fatalf("ready: %d", w.Code)
+	}
+	if w := call(down, "GET", "/readyz", "", nil); w.Code != 503 {
+		t.Fatalf("store down: %d", w.Code)
+	}
+}
+
+func TestAPIAuthAndAnswers(t *testing.T) {
+	h, in, _, _ := newTest(t, fakeRuns{})
+	for _, auth := range []string{"", "Bearer wrong", "Basic api", "Bearer"} {
+		if w := call(h, "GET", "/api/v1/runs", "", map[string]string{"Authorization": auth}); w.Code != 401 {
+			t.Fatalf("auth %q: %d", auth, w.Code)
+		}
+	}
+	bearer := map[string]string{"Authorization": "Bearer api"}
+	if w := call(h, "GET", "/api/v1/runs", "", bearer); w.Code != 200 || !strings.Contains(w.Body.String(), `"runs":[]`) {
+		t.Fatalf("list: %d %s", w.Code, w.Body)
+	}
+	tests := []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"idempotencyKey":"k1","action":"add-s3-bucket","user":{"email":"a@b"},"inputs":{"x":1}}`, 201, `"state":"queued"`},
+		{`{"idempotencyKey":"k2","action":"refused","user":{"email":"a@b"}}`, 422, `inputs.size must be`},
+		{`{"action":"x"}`, 400, "idempotencyKey, user.email"},
+		{`{"idempotencyKey":"k","action":"x","user":{"email":"a"},"bogus":1}`, 400, "bogus"},
+		{`{"idempotencyKey":"k","action":"x","user":{"email":"a"},"portal":"port"}`, 400, "/webhooks/port"},
+		{`not json`, 400, "not a run request"},
+	}
+	for _, tt := range tests {
+		w := call(h, "POST", "/api/v1/runs", tt.body, bearer)
+		if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.want) {
+			t.Errorf("POST %s: %d %s, want %d containing %q", tt.body, w.Code, w.Body, tt.code, tt.want)
+		}
+	}
+	if len(in.submitted) != 2 || in.submitted[0].Portal != "api" || in.submitted[0].PortalRunID != "k1" {
+		t.Fatalf("submitted %+v", in.submitted)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"lead"}`, bearer); w.Code != 404 {
+		t.Fatalf("approve unknown: %d", w.Code)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/deny", `{"by":"lead"}`, bearer); w.Code != 409 {
+		t.Fatalf("deny finished: %d", w.Code)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{}`, bearer); w.Code != 400 {
+		t.Fatalf("approve without approver: %d", w.Code)
+	}
+}
+
+func TestPipelineCallbacksNeedTheRunsToken(t *testing.T) {
+	h, _, tr, _ := newTest(t, fakeRuns{})
+	body := `{"lines":["hello"]}`
+	if w := call(h, "POST", "/api/v1/runs/r_1/logs", body, map[string]string{"Authorization": "Bearer " + run.Token([]byte("k"), "r_2")}); w.Code != 401 {
+		t.Fatalf("another run's token: %d", w.Code)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/logs", body, map[string]string{"Authorization": "Bearer api"}); w.Code != 401 {
+		t.Fatalf("API token on a run callback: %d", w.Code)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + run.Token([]byte("k"), "r_1")}
+	if w := call(h, "POST", "/api/v1/runs/r_1/logs", body, auth); w.Code != 202 || len(tr.logs) != 1 {
+		t.Fatalf("logs: %d %v", w.Code, tr.logs)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/outputs", `{"nope":1}`, auth); w.Code != 400 {
+		t.Fatalf("bad outputs: %d", w.Code)
+	}
+}
+
+func TestPortWebhook(t *testing.T) {
+	h, in, _, _ := newTest(t, fakeRuns{})
+	body, err := json.Marshal(map[string]any{"action": "refused", "resourceType": "run", "status": "TRIGGERED",
+		"trigger": map[string]any{"by": map[string]any{"user": map[string]any{"email": "a@b"}}},
+		"context": map[string]any{"runId": "r_port", "blueprint": "service"},
+		"payload": map[string]any{"entity": nil, "action": map[string]any{"trigger": "CREATE"}, "properties": map[string]any{"size": 9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().Unix()
+	tsStr := strconvI(ts)
+	sig := port.Sign([]byte("s"), tsStr, body)
+	w := call(h, "POST", "/webhooks/port", string(body), map[string]string{"X-Port-Timestamp": tsStr, "X-Port-Signature": sig})
+	if w.Code != 202 || !strings.Contains(w.Body.String(), `"state":"rejected"`) || !strings.Contains(w.Body.String(), "inputs.size") {
+		t.Fatalf("port webhook: %d %s", w.Code, w.Body)
+	}
+	if len(in.submitted) != 1 || in.submitted[0].PortalRunID != "r_port" || in.submitted[0].Portal != "port" {
+		t.Fatalf("submitted %+v", in.submitted)
+	}
+	w = call(h, "POST", "/webhooks/port", string(bytes.ToUpper(body)), map[string]string{"X-Port-Timestamp": tsStr, "X-Port-Signature": sig})
+	if w.Code != 401 || len(in.submitted) != 1 {
+		t.Fatalf("tampered: %d", w.Code)
+	}
+}
+
+func TestGitLabWebhook(t *testing.T) {
+	h, _, _, _ := newTest(t, fakeRuns{})
+	hook := `{"object_kind":"pipeline","object_attributes":{"id":5,"status":"running"}}`
+	if w := call(h, "POST", "/webhooks/gitlab", hook, map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "h"}); w.Code != 200 || !strings.Contains(w.Body.String(), "applied") {
+		t.Fatalf("hook: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "POST", "/webhooks/gitlab", `{}`, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "h"}); w.Code != 200 || !strings.Contains(w.Body.String(), "ignored") {
+		t.Fatalf("push hook: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "POST", "/webhooks/gitlab", `{`, map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "h"}); w.Code != 400 {
+		t.Fatalf("broken hook: %d", w.Code)
+	}
+}
+
+func strconvI(n int64) string { return strconv.FormatInt(n, 10) }
