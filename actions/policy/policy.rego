@@ -1,0 +1,109 @@
+# paved's policy for portal actions. paved evaluates data.paved.policy.decision
+# once per request, after the inputs passed the action's JSON Schema.
+#
+# input: see internal/policy.Input (action, operation, inputs, user{email,
+# teams}, entity{identifier, blueprint, team, properties}, tenant,
+# environment, service, team = the service's owning team).
+# data.paved: {"environments": [{"name", "production"}], "tenants": [...]}
+# from paved's configuration.
+#
+# Every deny message says what is wrong and what to do about it: it is shown
+# to the developer as the reason their run was rejected.
+package paved.policy
+
+decision := {
+	"deny": deny,
+	"require_approval": require_approval,
+}
+
+environments := {e.name: e | some e in data.paved.environments}
+
+tenants := {t | some t in data.paved.tenants}
+
+# production is true when the run changes a production environment.
+production if environments[input.environment].production == true
+
+default env_class := "non-production"
+
+env_class := "production" if production
+
+# Resource caps per environment class, keyed by input name. An action whose
+# inputs have one of these names is capped, whatever the action.
+caps := {
+	"production": {
+		"replicas": 12,
+		"retentionDays": 2555,
+		"visibilityTimeoutSeconds": 43200,
+		"maxReceiveCount": 100,
+	},
+	"non-production": {
+		"replicas": 3,
+		"retentionDays": 90,
+		"visibilityTimeoutSeconds": 3600,
+		"maxReceiveCount": 10,
+	},
+}
+
+# listed joins names for a message, or says empty when there are none.
+listed(names, _) := concat(", ", sort(names)) if count(names) > 0
+
+listed(names, empty) := empty if count(names) == 0
+
+deny contains msg if {
+	not tenants[input.tenant]
+	msg := sprintf("tenant %q is not one of: %s", [input.tenant, listed(tenants, "(none are configured)")])
+}
+
+deny contains msg if {
+	not environments[input.environment]
+	names := {n | some n, _ in environments}
+	msg := sprintf("environment %q is not one of: %s", [input.environment, listed(names, "(none are configured)")])
+}
+
+user_teams := {t | some t in input.user.teams}
+
+deny contains msg if {
+	production
+	owner := object.get(input, "team", "")
+	owner != ""
+	not user_teams[owner]
+	msg := sprintf(
+		"production changes to service %q may only be made by members of its owning team %q; you (%s) are in: %s",
+		[input.service, owner, input.user.email, listed(user_teams, "no team")],
+	)
+}
+
+deny contains msg if {
+	production
+	object.get(input, "team", "") == ""
+	msg := sprintf(
+		"service %q has no owning team, and production changes need one; set the service's team in the portal, then run the action again",
+		[input.service],
+	)
+}
+
+deny contains msg if {
+	some name, limit in caps[env_class]
+	value := input.inputs[name]
+	is_number(value)
+	value > limit
+	msg := sprintf(
+		"%s %v exceeds the %s limit of %v; ask for %v or less, or ask the platform team to raise the %s cap",
+		[name, value, input.environment, limit, limit, env_class],
+	)
+}
+
+# Defence in depth: no action offers public storage, and a hand-made request
+# must not sneak it in.
+deny contains msg if {
+	input.inputs.public == true
+	msg := "public access is not offered: storage is private; publish through the CDN instead"
+}
+
+default require_approval := false
+
+# Deleting anything in production waits for a second person's approval.
+require_approval if {
+	production
+	input.operation == "DELETE"
+}

@@ -1,0 +1,125 @@
+package paved.policy_test
+
+import data.paved.policy
+
+envs := [
+	{"name": "dev", "production": false},
+	{"name": "staging", "production": false},
+	{"name": "prod", "production": true},
+]
+
+tenants := ["acme", "globex"]
+
+base := {
+	"action": "add-sqs-queue",
+	"operation": "DAY-2",
+	"inputs": {"tenant": "acme", "environment": "dev", "queueName": "orders"},
+	"user": {"email": "dev@x.io", "teams": ["payments"]},
+	"entity": {"identifier": "checkout", "blueprint": "service", "team": ["payments"], "properties": {}},
+	"tenant": "acme",
+	"environment": "dev",
+	"service": "checkout",
+	"team": "payments",
+}
+
+decide(req) := d if {
+	d := policy.decision with input as req
+		with data.paved.environments as envs
+		with data.paved.tenants as tenants
+}
+
+test_allowed_in_dev if {
+	d := decide(base)
+	count(d.deny) == 0
+	not d.require_approval
+}
+
+test_unknown_tenant if {
+	d := decide(object.union(base, {"tenant": "initech"}))
+	d.deny == {`tenant "initech" is not one of: acme, globex`}
+}
+
+test_unknown_environment if {
+	d := decide(object.union(base, {"environment": "qa"}))
+	d.deny == {`environment "qa" is not one of: dev, prod, staging`}
+}
+
+test_no_environments_configured if {
+	d := policy.decision with input as base with data.paved.environments as [] with data.paved.tenants as tenants
+	d.deny == {`environment "dev" is not one of: (none are configured)`}
+}
+
+test_production_by_owner_allowed if {
+	d := decide(object.union(base, {"environment": "prod"}))
+	count(d.deny) == 0
+}
+
+test_production_by_other_team_denied if {
+	d := decide(object.union(base, {"environment": "prod", "user": {"email": "dev@x.io", "teams": ["web", "mobile"]}}))
+	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: mobile, web`}
+}
+
+test_production_by_teamless_user_denied if {
+	d := decide(object.union(base, {"environment": "prod", "user": {"email": "new@x.io", "teams": []}}))
+	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (new@x.io) are in: no team`}
+}
+
+test_production_without_owner_denied if {
+	d := decide(object.union(base, {"environment": "prod", "team": ""}))
+	count(d.deny) == 1
+	some msg in d.deny
+	startswith(msg, `service "checkout" has no owning team`)
+}
+
+test_non_production_other_team_allowed if {
+	d := decide(object.union(base, {"user": {"email": "dev@x.io", "teams": ["web"]}}))
+	count(d.deny) == 0
+}
+
+test_replicas_capped_in_dev if {
+	d := decide(object.union(base, {"inputs": {"replicas": 12}}))
+	d.deny == {"replicas 12 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}
+}
+
+test_replicas_at_cap_allowed if {
+	d := decide(object.union(base, {"inputs": {"replicas": 3}}))
+	count(d.deny) == 0
+}
+
+test_production_caps_are_larger if {
+	d := decide(object.union(base, {"environment": "prod", "inputs": {"replicas": 12, "retentionDays": 365}}))
+	count(d.deny) == 0
+	d2 := decide(object.union(base, {"environment": "prod", "inputs": {"replicas": 13}}))
+	d2.deny == {"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}
+}
+
+test_every_violation_reported if {
+	d := decide(object.union(base, {"tenant": "nope", "inputs": {"retentionDays": 365, "visibilityTimeoutSeconds": 7200, "maxReceiveCount": 11}}))
+	count(d.deny) == 4
+}
+
+test_non_numbers_not_capped if {
+	d := decide(object.union(base, {"inputs": {"replicas": "lots"}}))
+	count(d.deny) == 0
+}
+
+test_public_refused if {
+	d := decide(object.union(base, {"inputs": {"public": true}}))
+	d.deny == {"public access is not offered: storage is private; publish through the CDN instead"}
+}
+
+test_production_delete_requires_approval if {
+	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE"}))
+	count(d.deny) == 0
+	d.require_approval
+}
+
+test_non_production_delete_no_approval if {
+	d := decide(object.union(base, {"operation": "DELETE"}))
+	not d.require_approval
+}
+
+test_production_day2_no_approval if {
+	d := decide(object.union(base, {"environment": "prod"}))
+	not d.require_approval
+}

@@ -1,0 +1,193 @@
+// Package app wires paved together from its config: the store, catalog,
+// policy, portal and GitLab adapters, the workers and the HTTP server. Both
+// `paved serve` and `paved demo` start paved through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/config"
+	"github.com/paved-idp/paved/internal/dispatch"
+	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/intake"
+	"github.com/paved-idp/paved/internal/policy"
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/report"
+	"github.com/paved-idp/paved/internal/secret"
+	"github.com/paved-idp/paved/internal/server"
+	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/track"
+	"github.com/paved-idp/paved/internal/worker"
+)
+
+// App is a wired paved, ready to Run.
+type App struct {
+	cfg      config.Config
+	log      *zap.Logger
+	store    *sqlite.Store
+	handler  http.Handler
+	dispatch *dispatch.Worker
+	report   *report.Worker
+	tracker  *track.Tracker
+	// Store is exposed for the demo's live table.
+	Store *sqlite.Store
+}
+
+// Options are wiring choices that do not belong in the config file.
+type Options struct {
+	// HTTPClient is used for Port and GitLab; nil means a default with timeouts.
+	HTTPClient *http.Client
+	Resolver   secret.Resolver
+}
+
+// Build wires paved. Every secret is resolved and every definition loaded
+// and compiled here, so a bad config fails at start, not at the first run.
+func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options) (*App, error) {
+	resolve := func(ref string) (string, error) { return opt.Resolver.Resolve(ctx, ref) }
+	hc := opt.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	cat, err := catalog.Load(cfg.ActionsDir)
+	if err != nil {
+		return nil, fmt.Errorf("load actions: %w", err)
+	}
+	envs := make([]policy.Environment, len(cfg.Environments))
+	for i, e := range cfg.Environments {
+		envs[i] = policy.Environment{Name: e.Name, Production: e.Production}
+	}
+	pol, err := policy.New(ctx, cfg.PolicyDir, policy.Data{Environments: envs, Tenants: cfg.Tenants})
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	glToken, err := resolve(cfg.GitLab.Token)
+	if err != nil {
+		return nil, err
+	}
+	hookToken, err := resolve(cfg.GitLab.WebhookToken)
+	if err != nil {
+		return nil, err
+	}
+	runKey, err := resolve(cfg.API.RunTokenKey)
+	if err != nil {
+		return nil, err
+	}
+	var apiTokens []string
+	for _, ref := range cfg.API.Tokens {
+		t, err := resolve(ref)
+		if err != nil {
+			return nil, err
+		}
+		apiTokens = append(apiTokens, t)
+	}
+	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken, gitlab.Options{HTTPClient: hc, RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("gitlab client: %w", err)
+	}
+	st, err := sqlite.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, store: st, Store: st}
+	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
+	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), Notify: dispatchWake.Wake}
+	portals := map[string]report.Portal{}
+	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey)}
+	if cfg.Port.Enabled {
+		id, err := resolve(cfg.Port.ClientID)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		sec, err := resolve(cfg.Port.ClientSecret)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		pc := port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: hc, UserCacheTTL: cfg.Port.UserCacheTTL})
+		in.Teams = pc
+		portals[port.PortalName] = portReporter{pc}
+		srvCfg.PortVerifier = &port.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}
+	}
+	a.tracker = &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: log.Named("track"), PollInterval: cfg.GitLab.PollInterval, Reported: reportWake.Wake}
+	a.dispatch = &dispatch.Worker{Store: st, Pipelines: gl, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
+		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Waker: dispatchWake}
+	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
+		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Waker: reportWake}
+	// Every state change queues reports; wake the reporter for them too.
+	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
+	return a, nil
+}
+
+// Handler is paved's HTTP handler (tests mount it on their own listener).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Run serves on ln (or the configured address when ln is nil) and runs the
+// workers until ctx ends, then shuts down in order: stop taking requests,
+// let requests in flight finish, stop the workers, close the store. Work
+// a worker had claimed but not finished is picked up after a restart.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Server.Listen); err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.Server.Listen, err)
+		}
+	}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(workCtx) }()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	a.log.Info("paved serving", zap.String("addr", ln.Addr().String()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(shutCtx); serr != nil {
+		a.log.Warn("http shutdown", zap.Error(serr))
+	}
+	stopWork()
+	wg.Wait()
+	if cerr := a.store.Close(); cerr != nil {
+		a.log.Warn("close store", zap.Error(cerr))
+	}
+	a.log.Info("paved stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// portReporter adapts the Port client to the reporter's Portal.
+type portReporter struct{ *port.Client }
+
+func (portReporter) Permanent(err error) bool { return port.IsPermanent(err) }
+
+func (portReporter) RetryAt(err error) (time.Time, bool) {
+	var rl *port.RateLimitError
+	if errors.As(err, &rl) {
+		return rl.Reset, true
+	}
+	return time.Time{}, false
+}

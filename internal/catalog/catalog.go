@@ -1,0 +1,419 @@
+// Package catalog holds paved's action definitions, read from actions/*.yaml:
+// what each action asks the developer (a JSON Schema, compiled once at load),
+// which GitLab project runs it, which stack it changes and which portal entity
+// its results are written to. It also renders actions for the portals.
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+// Catalog is the set of actions paved knows, keyed by identifier. It is
+// immutable after Load, so it is safe for concurrent use.
+type Catalog struct {
+	actions map[string]*Action
+}
+
+// Action is one portal action, validated and with its input schema compiled.
+type Action struct {
+	Identifier  string
+	Title       string
+	Description string
+	Icon        string
+	Operation   run.Operation
+	// Blueprint is the blueprint the action runs on (Port's
+	// trigger.blueprintIdentifier).
+	Blueprint string
+	// ServiceFrom says where the stack's service name comes from:
+	// "inputs.<name>" or "entity.identifier".
+	ServiceFrom string
+	Output      Output
+	// Inputs is the JSON Schema (draft 2020-12) of the action's inputs, as
+	// written in the file; Order is the order the portal shows them in.
+	Inputs           map[string]any
+	Order            []string
+	GitLab           GitLab
+	Timeout          time.Duration // zero: the server's default
+	RequiredApproval bool
+	// File is the path the action was read from, for error messages.
+	File string
+
+	schema *jsonschema.Schema
+	shape  *shape
+}
+
+// Output says which entity a finished run writes and how its Pulumi stack
+// outputs become entity properties. Values are templates; see expand.
+type Output struct {
+	Blueprint  string            `yaml:"blueprint"`
+	Identifier string            `yaml:"identifier"`
+	Title      string            `yaml:"title"`
+	Properties map[string]string `yaml:"properties"` // entity property: template
+	Relations  map[string]string `yaml:"relations"`  // relation: template
+}
+
+// GitLab names the pipeline a run triggers.
+type GitLab struct {
+	Project string `yaml:"project"`
+	Ref     string `yaml:"ref"`
+}
+
+// actionFile is the YAML shape of an action; decoding is strict so a typo in
+// a key is an error rather than a silently ignored setting.
+type actionFile struct {
+	Identifier       string     `yaml:"identifier"`
+	Title            string     `yaml:"title"`
+	Description      string     `yaml:"description"`
+	Icon             string     `yaml:"icon"`
+	Operation        string     `yaml:"operation"`
+	Blueprint        string     `yaml:"blueprint"`
+	ServiceFrom      string     `yaml:"serviceFrom"`
+	Output           *Output    `yaml:"output"`
+	Inputs           inputsFile `yaml:"inputs"`
+	GitLab           GitLab     `yaml:"gitlab"`
+	Timeout          string     `yaml:"timeout"`
+	RequiredApproval bool       `yaml:"requiredApproval"`
+}
+
+type inputsFile struct {
+	Schema map[string]any `yaml:"schema"`
+	Order  []string       `yaml:"order"`
+}
+
+var (
+	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,62}$`)
+	blueprintRE  = regexp.MustCompile(`^[A-Za-z0-9@_=\-]+$`)
+)
+
+// Load reads every *.yaml file in dir. Any bad file fails the whole load:
+// serving a partial catalog would make actions vanish without anyone noticing.
+func Load(dir string) (*Catalog, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("load actions from %s: %w", dir, err)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("load actions from %s: no *.yaml files", dir)
+	}
+	sort.Strings(paths)
+	c := &Catalog{actions: make(map[string]*Action, len(paths))}
+	var errs []error
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read action: %w", err))
+			continue
+		}
+		a, err := Parse(p, data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, dup := c.actions[a.Identifier]; dup {
+			errs = append(errs, fmt.Errorf("%s: identifier %q is already defined in %s", p, a.Identifier, prev.File))
+			continue
+		}
+		c.actions[a.Identifier] = a
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("load actions from %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// Get returns the action with the identifier.
+func (c *Catalog) Get(id string) (*Action, bool) {
+	a, ok := c.actions[id]
+	return a, ok
+}
+
+// List returns every action, sorted by identifier.
+func (c *Catalog) List() []*Action {
+	out := make([]*Action, 0, len(c.actions))
+	for _, a := range c.actions {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b *Action) int { return strings.Compare(a.Identifier, b.Identifier) })
+	return out
+}
+
+// Parse reads one action definition; name is used in error messages only.
+func Parse(name string, data []byte) (a *Action, err error) {
+	// yaml.v3 has panicked on some malformed documents in the past; a bad file
+	// must be an error, never a crashed server.
+	defer func() {
+		if r := recover(); r != nil {
+			a, err = nil, fmt.Errorf("%s: malformed YAML: %v", name, r)
+		}
+	}()
+	var f actionFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var next any
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: want exactly one YAML document", name)
+	}
+	a, errs := build(name, &f)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %w", name, errors.Join(errs...))
+	}
+	return a, nil
+}
+
+// build checks a decoded file and turns it into an Action, collecting every
+// problem so an author fixes the file in one go.
+func build(name string, f *actionFile) (*Action, []error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !identifierRE.MatchString(f.Identifier) {
+		bad("identifier", "must match %s, got %q", identifierRE, f.Identifier)
+	}
+	if strings.TrimSpace(f.Title) == "" {
+		bad("title", "is required")
+	}
+	op := run.Operation(f.Operation)
+	switch op {
+	case run.Create, run.Day2, run.Delete:
+	default:
+		bad("operation", "must be one of CREATE, DAY-2, DELETE, got %q", f.Operation)
+	}
+	if !blueprintRE.MatchString(f.Blueprint) {
+		bad("blueprint", "must be a blueprint identifier, got %q", f.Blueprint)
+	}
+	a := &Action{
+		Identifier: f.Identifier, Title: f.Title, Description: strings.TrimSpace(f.Description), Icon: f.Icon,
+		Operation: op, Blueprint: f.Blueprint, ServiceFrom: f.ServiceFrom, Order: f.Inputs.Order,
+		GitLab: f.GitLab, RequiredApproval: f.RequiredApproval, File: name,
+	}
+	if f.GitLab.Project == "" {
+		bad("gitlab.project", "is required")
+	}
+	if f.GitLab.Ref == "" {
+		bad("gitlab.ref", "is required")
+	}
+	if f.Timeout != "" {
+		d, err := time.ParseDuration(f.Timeout)
+		switch {
+		case err != nil:
+			bad("timeout", "must be a Go duration like 30m: %v", err)
+		case d <= 0:
+			bad("timeout", "must be positive, got %s", f.Timeout)
+		default:
+			a.Timeout = d
+		}
+	}
+	schema, sh, err := compileInputs(name, f.Inputs.Schema)
+	var props map[string]map[string]any
+	var required []string
+	if err != nil {
+		bad("inputs.schema", "%v", err)
+	} else {
+		a.Inputs, a.schema, a.shape = f.Inputs.Schema, schema, sh
+		props, required = sh.Properties, sh.Required
+		errs = append(errs, checkInputs(props, required, f.Inputs.Order)...)
+	}
+	errs = append(errs, checkServiceFrom(f.ServiceFrom, op, props, required)...)
+	if f.Output != nil {
+		a.Output = *f.Output
+		errs = append(errs, checkOutput(a.Output, props, required)...)
+	}
+	return a, errs
+}
+
+// shape is the part of an input schema the platform's conventions inspect.
+type shape struct {
+	Type                 any                       `json:"type"`
+	AdditionalProperties any                       `json:"additionalProperties"`
+	Properties           map[string]map[string]any `json:"properties"`
+	Required             []string                  `json:"required"`
+}
+
+// compileInputs compiles the input schema and returns its shape for the
+// structural checks that follow.
+func compileInputs(name string, doc map[string]any) (*jsonschema.Schema, *shape, error) {
+	if doc == nil {
+		return nil, nil, errors.New("is required")
+	}
+	if s, ok := doc["$schema"]; ok && s != draft2020 {
+		return nil, nil, fmt.Errorf("$schema must be %q (or absent), got %v", draft2020, s)
+	}
+	// YAML and JSON disagree on number types; a JSON round trip gives the
+	// compiler exactly what it would get from a JSON file.
+	norm, err := jsonValue(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(noLoader{}) // an action must not reach the network or disk at load
+	url := "paved:///actions/" + filepath.Base(name) + ".json"
+	if err := c.AddResource(url, norm); err != nil {
+		return nil, nil, fmt.Errorf("add schema: %w", err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile: %w", err)
+	}
+	var sh shape
+	raw, _ := json.Marshal(doc) // jsonValue proved it marshals
+	if err := json.Unmarshal(raw, &sh); err != nil {
+		return nil, nil, fmt.Errorf("properties must be objects and required a list of names: %w", err)
+	}
+	switch {
+	case sh.Type != "object":
+		return nil, nil, errors.New("type must be object")
+	case sh.AdditionalProperties != false:
+		return nil, nil, errors.New("additionalProperties must be false, so inputs the action does not declare are refused")
+	case len(sh.Properties) == 0:
+		return nil, nil, errors.New("properties must declare the action's inputs")
+	}
+	return sch, &sh, nil
+}
+
+const draft2020 = "https://json-schema.org/draft/2020-12/schema"
+
+// jsonValue is v as encoding/json would decode it, numbers as json.Number:
+// the one representation the schema library handles exactly.
+func jsonValue(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("not representable as JSON: %w", err)
+	}
+	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not representable as JSON: %w", err)
+	}
+	return out, nil
+}
+
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("external schema %s not allowed; inline it", url)
+}
+
+// checkInputs enforces the platform's conventions on top of JSON Schema:
+// every action names its tenant and environment, and the display order lists
+// every input exactly once.
+func checkInputs(props map[string]map[string]any, required, order []string) []error {
+	var errs []error
+	for _, k := range []string{"tenant", "environment"} {
+		p, ok := props[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("inputs.schema.properties.%s: is required on every action", k))
+			continue
+		}
+		if p["type"] != "string" {
+			errs = append(errs, fmt.Errorf("inputs.schema.properties.%s.type: must be string", k))
+		}
+		if !slices.Contains(required, k) {
+			errs = append(errs, fmt.Errorf("inputs.schema.required: must include %s", k))
+		}
+	}
+	for _, r := range required {
+		if _, ok := props[r]; !ok {
+			errs = append(errs, fmt.Errorf("inputs.schema.required: %q is not a declared property", r))
+		}
+	}
+	seen := map[string]bool{}
+	for _, o := range order {
+		switch {
+		case seen[o]:
+			errs = append(errs, fmt.Errorf("inputs.order: %q listed twice", o))
+		case props[o] == nil:
+			errs = append(errs, fmt.Errorf("inputs.order: %q is not a declared property", o))
+		}
+		seen[o] = true
+	}
+	missing := slices.DeleteFunc(slices.Sorted(maps.Keys(props)), func(k string) bool { return seen[k] })
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("inputs.order: must list every input; missing %s", strings.Join(missing, ", ")))
+	}
+	return errs
+}
+
+func checkServiceFrom(from string, op run.Operation, props map[string]map[string]any, required []string) []error {
+	if from == "entity.identifier" {
+		if op == run.Create {
+			return []error{errors.New("serviceFrom: a CREATE action has no entity yet; use inputs.<name>")}
+		}
+		return nil
+	}
+	in, ok := strings.CutPrefix(from, "inputs.")
+	if !ok {
+		return []error{fmt.Errorf("serviceFrom: must be inputs.<name> or entity.identifier, got %q", from)}
+	}
+	if props != nil && (props[in] == nil || !slices.Contains(required, in)) {
+		return []error{fmt.Errorf("serviceFrom: input %q must be a declared, required input", in)}
+	}
+	return nil
+}
+
+func checkOutput(o Output, props map[string]map[string]any, required []string) []error {
+	var errs []error
+	if !blueprintRE.MatchString(o.Blueprint) {
+		errs = append(errs, fmt.Errorf("output.blueprint: must be a blueprint identifier, got %q", o.Blueprint))
+	}
+	// The identifier must exist before the pipeline runs (so it cannot use
+	// outputs) and must never be empty (so it may only use required inputs).
+	if o.Identifier == "" {
+		errs = append(errs, errors.New("output.identifier: is required"))
+	}
+	check := func(field, tmpl string, allowOutputs bool) {
+		refs, err := placeholders(tmpl)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			return
+		}
+		for _, r := range refs {
+			switch {
+			case r == "tenant" || r == "environment" || r == "service" || r == "stack":
+			case strings.HasPrefix(r, "outputs.") && allowOutputs:
+			case strings.HasPrefix(r, "inputs."):
+				in := strings.TrimPrefix(r, "inputs.")
+				if props != nil && props[in] == nil {
+					errs = append(errs, fmt.Errorf("%s: ${%s} is not a declared input", field, r))
+				} else if !allowOutputs && props != nil && !slices.Contains(required, in) {
+					errs = append(errs, fmt.Errorf("%s: ${%s} must be a required input", field, r))
+				}
+			default:
+				errs = append(errs, fmt.Errorf("%s: unknown placeholder ${%s}; use tenant, environment, service, stack, inputs.<name> or outputs.<name>", field, r))
+			}
+		}
+	}
+	check("output.identifier", o.Identifier, false)
+	check("output.title", o.Title, true)
+	for _, k := range slices.Sorted(maps.Keys(o.Properties)) {
+		check("output.properties."+k, o.Properties[k], true)
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Relations)) {
+		check("output.relations."+k, o.Relations[k], false)
+	}
+	return errs
+}

@@ -1,0 +1,390 @@
+package catalog
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+const actionsDir = "../../actions"
+
+func loadReal(t *testing.T) *Catalog {
+	t.Helper()
+	c, err := Load(actionsDir)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", actionsDir, err)
+	}
+	return c
+}
+
+func mustGet(t *testing.T, c *Catalog, id string) *Action {
+	t.Helper()
+	a, ok := c.Get(id)
+	if !ok {
+		t.Fatalf("action %s not in catalog", id)
+	}
+	return a
+}
+
+func TestLoadRealActions(t *testing.T) {
+	c := loadReal(t)
+	var ids []string
+	for _, a := range c.List() {
+		ids = append(ids, a.Identifier)
+	}
+	for _, want := range []string{"add-s3-bucket", "add-sqs-queue", "create-service"} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("catalog lacks %s; has %v", want, ids)
+		}
+	}
+	if !slices.IsSorted(ids) {
+		t.Errorf("List not sorted: %v", ids)
+	}
+	cs := mustGet(t, c, "create-service")
+	if cs.Operation != run.Create || cs.Blueprint != "service" || cs.Output.Blueprint != "service" {
+		t.Errorf("create-service = %+v", cs)
+	}
+	if cs.GitLab.Project == "" || cs.GitLab.Ref == "" || cs.Timeout <= 0 {
+		t.Errorf("create-service gitlab/timeout = %+v %v", cs.GitLab, cs.Timeout)
+	}
+	for id, bp := range map[string]string{"add-s3-bucket": "s3_bucket", "add-sqs-queue": "sqs_queue"} {
+		a := mustGet(t, c, id)
+		if a.Operation != run.Day2 || a.Blueprint != "service" || a.Output.Blueprint != bp {
+			t.Errorf("%s: operation %s on %s writing %s", id, a.Operation, a.Blueprint, a.Output.Blueprint)
+		}
+	}
+	if _, ok := c.Get("nope"); ok {
+		t.Error("Get(nope) found something")
+	}
+}
+
+// blueprint is the part of Port's blueprint JSON the consistency check needs.
+type blueprint struct {
+	Identifier string `json:"identifier"`
+	Title      string `json:"title"`
+	Schema     struct {
+		Properties map[string]map[string]any `json:"properties"`
+		Required   []string                  `json:"required"`
+	} `json:"schema"`
+	Relations map[string]struct {
+		Target string `json:"target"`
+	} `json:"relations"`
+	MirrorProperties map[string]struct {
+		Path string `json:"path"`
+	} `json:"mirrorProperties"`
+}
+
+func readBlueprints(t *testing.T) map[string]blueprint {
+	t.Helper()
+	paths, err := filepath.Glob("../../blueprints/*.json")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no blueprints: %v", err)
+	}
+	out := map[string]blueprint{}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b blueprint
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		if err := dec.Decode(&b); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if b.Identifier+".json" != filepath.Base(p) {
+			t.Errorf("%s: identifier %q does not match the file name", p, b.Identifier)
+		}
+		out[b.Identifier] = b
+	}
+	return out
+}
+
+func TestBlueprintsMatchActions(t *testing.T) {
+	bps := readBlueprints(t)
+	for _, want := range []string{"service", "environment", "tenant", "s3_bucket", "sqs_queue"} {
+		if _, ok := bps[want]; !ok {
+			t.Errorf("blueprint %s missing", want)
+		}
+	}
+	for id, b := range bps {
+		for name, r := range b.Relations {
+			if _, ok := bps[r.Target]; !ok {
+				t.Errorf("blueprint %s: relation %s targets unknown blueprint %q", id, name, r.Target)
+			}
+		}
+		for name, m := range b.MirrorProperties {
+			rel, prop, _ := strings.Cut(m.Path, ".")
+			r, ok := b.Relations[rel]
+			if !ok {
+				t.Errorf("blueprint %s: mirror %s uses unknown relation %q", id, name, rel)
+				continue
+			}
+			if _, ok := bps[r.Target].Schema.Properties[prop]; !ok && !strings.HasPrefix(prop, "$") {
+				t.Errorf("blueprint %s: mirror %s: %s has no property %q", id, name, r.Target, prop)
+			}
+		}
+		for _, req := range b.Schema.Required {
+			if _, ok := b.Schema.Properties[req]; !ok {
+				t.Errorf("blueprint %s: required %q is not a property", id, req)
+			}
+		}
+	}
+	for _, a := range loadReal(t).List() {
+		if _, ok := bps[a.Blueprint]; !ok {
+			t.Errorf("%s runs on unknown blueprint %q", a.Identifier, a.Blueprint)
+		}
+		if a.Output.Blueprint == "" {
+			continue
+		}
+		b, ok := bps[a.Output.Blueprint]
+		if !ok {
+			t.Errorf("%s writes to unknown blueprint %q", a.Identifier, a.Output.Blueprint)
+			continue
+		}
+		for prop := range a.Output.Properties {
+			if _, ok := b.Schema.Properties[prop]; !ok {
+				t.Errorf("%s: output property %q does not exist in blueprint %s", a.Identifier, prop, b.Identifier)
+			}
+		}
+		for rel := range a.Output.Relations {
+			if _, ok := b.Relations[rel]; !ok {
+				t.Errorf("%s: output relation %q does not exist in blueprint %s", a.Identifier, rel, b.Identifier)
+			}
+		}
+		for _, req := range b.Schema.Required {
+			if _, ok := a.Output.Properties[req]; !ok {
+				t.Errorf("%s: blueprint %s requires %q, which the action does not write", a.Identifier, b.Identifier, req)
+			}
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := loadReal(t)
+	tests := []struct {
+		action string
+		inputs map[string]any
+		want   []FieldError
+	}{
+		{"create-service", map[string]any{
+			"name": "checkout", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev",
+			"replicas": float64(3), "tenancy": "multi",
+		}, nil},
+		{"create-service", map[string]any{
+			"name": "checkout", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev",
+			"replicas": json.Number("3"),
+		}, nil},
+		{"create-service", map[string]any{
+			"name": "checkout", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev",
+			"replicas": 3, // a Go int, as the CLI and tests build them
+		}, nil},
+		{"create-service", map[string]any{
+			"name": "Checkout_Svc", "language": "cobol", "tenant": "acme", "replicas": float64(21), "tenancy": "dual",
+		}, []FieldError{
+			{"inputs.environment", "is required"},
+			{"inputs.language", "must be one of: go, java, python, typescript"},
+			{"inputs.name", "must match pattern ^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"},
+			{"inputs.replicas", "must be <= 20"},
+			{"inputs.team", "is required"},
+			{"inputs.tenancy", "must be one of: single, multi"},
+		}},
+		{"create-service", map[string]any{
+			"name": "checkout", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev",
+			"replicas": 2.5,
+		}, []FieldError{{"inputs.replicas", "must be an integer, not a number"}}},
+		{"create-service", map[string]any{
+			"name": "checkout", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev",
+			"replicas": json.Number("0"),
+		}, []FieldError{{"inputs.replicas", "must be >= 1"}}},
+		{"add-s3-bucket", map[string]any{
+			"tenant": "acme", "environment": "dev", "bucketName": "invoices", "versioning": true, "retentionDays": float64(90),
+		}, nil},
+		{"add-s3-bucket", map[string]any{
+			"tenant": "acme", "environment": "dev", "bucketName": "x", "public": true, "retentionDays": "90",
+		}, []FieldError{
+			{"inputs.bucketName", "must match pattern ^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$"},
+			{"inputs.public", "is not an input of this action"},
+			{"inputs.retentionDays", "must be an integer, not a string"},
+		}},
+		{"add-sqs-queue", map[string]any{
+			"tenant": "acme", "environment": "prod", "queueName": "orders", "fifo": true,
+			"visibilityTimeoutSeconds": float64(43201), "maxReceiveCount": float64(0),
+		}, []FieldError{
+			{"inputs.maxReceiveCount", "must be >= 1"},
+			{"inputs.visibilityTimeoutSeconds", "must be <= 43200"},
+		}},
+		{"add-sqs-queue", nil, []FieldError{
+			{"inputs.environment", "is required"},
+			{"inputs.queueName", "is required"},
+			{"inputs.tenant", "is required"},
+		}},
+		{"delete-service", map[string]any{"tenant": "acme", "environment": "dev", "confirm": false},
+			[]FieldError{{"inputs.confirm", "must be true"}}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			got := mustGet(t, c, tt.action).Validate(tt.inputs)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("case %d:\n got %v\nwant %v", i, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateUnencodable(t *testing.T) {
+	a := mustGet(t, loadReal(t), "add-s3-bucket")
+	got := a.Validate(map[string]any{"tenant": make(chan int)})
+	if len(got) != 1 || got[0].Field != "inputs" {
+		t.Errorf("got %v", got)
+	}
+}
+
+func TestStackOf(t *testing.T) {
+	c := loadReal(t)
+	cs, s3 := mustGet(t, c, "create-service"), mustGet(t, c, "add-s3-bucket")
+	st, err := cs.StackOf(run.Request{Inputs: map[string]any{"tenant": "acme", "environment": "dev", "name": "checkout"}})
+	if err != nil || st != (run.Stack{Tenant: "acme", Environment: "dev", Service: "checkout"}) {
+		t.Errorf("create-service stack = %+v, %v", st, err)
+	}
+	st, err = s3.StackOf(run.Request{
+		Entity: run.Entity{Identifier: "checkout", Blueprint: "service"},
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "name": "ignored"},
+	})
+	if err != nil || st != (run.Stack{Tenant: "acme", Environment: "prod", Service: "checkout"}) {
+		t.Errorf("add-s3-bucket stack = %+v, %v", st, err)
+	}
+	_, err = s3.StackOf(run.Request{Inputs: map[string]any{"environment": float64(3)}})
+	if err == nil {
+		t.Fatal("no error for missing tenant, bad environment, missing entity")
+	}
+	for _, want := range []string{`input "tenant" is missing`, `input "environment" must be a non-empty string`, "names none"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := cs.StackOf(run.Request{Inputs: map[string]any{"tenant": "a", "environment": "dev", "name": ""}}); err == nil {
+		t.Error("empty service name accepted")
+	}
+}
+
+func TestTeamOf(t *testing.T) {
+	c := loadReal(t)
+	req := run.Request{
+		Inputs: map[string]any{"team": "payments"},
+		Entity: run.Entity{Identifier: "checkout", Team: []string{"web", "payments"}},
+	}
+	if got := mustGet(t, c, "create-service").TeamOf(req); got != "payments" {
+		t.Errorf("create-service team = %q", got)
+	}
+	if got := mustGet(t, c, "add-sqs-queue").TeamOf(req); got != "web" {
+		t.Errorf("add-sqs-queue team = %q", got)
+	}
+	if got := mustGet(t, c, "add-sqs-queue").TeamOf(run.Request{}); got != "" {
+		t.Errorf("team without entity team = %q", got)
+	}
+}
+
+var portIdentifierRE = regexp.MustCompile(`^[A-Za-z0-9@_.:\/=-]+$`)
+
+func TestEntityFor(t *testing.T) {
+	c := loadReal(t)
+	r := &run.Run{
+		ID: "r_1",
+		Request: run.Request{
+			Entity: run.Entity{Identifier: "checkout"},
+			Inputs: map[string]any{"tenant": "acme", "environment": "prod", "bucketName": "invoices", "versioning": true, "retentionDays": float64(90)},
+		},
+		Stack:   run.Stack{Tenant: "acme", Environment: "prod", Service: "checkout"},
+		Team:    "payments",
+		Outputs: map[string]any{"bucketName": "acme-prod-checkout-invoices", "bucketArn": "arn:aws:s3:::acme-prod-checkout-invoices"},
+	}
+	e := mustGet(t, c, "add-s3-bucket").EntityFor(r)
+	if e == nil {
+		t.Fatal("no entity")
+	}
+	if e.Blueprint != "s3_bucket" || e.Identifier != "acme-prod-checkout-invoices" || !portIdentifierRE.MatchString(e.Identifier) {
+		t.Errorf("entity = %+v", e)
+	}
+	if e.Title != "invoices (acme/prod)" || !slices.Equal(e.Team, []string{"payments"}) {
+		t.Errorf("title/team = %q %v", e.Title, e.Team)
+	}
+	wantProps := map[string]any{
+		"bucketName": "acme-prod-checkout-invoices", "arn": "arn:aws:s3:::acme-prod-checkout-invoices",
+		"versioning": true, "retentionDays": float64(90),
+	}
+	if len(e.Properties) != len(wantProps) {
+		t.Errorf("properties = %v, want %v (region has no output and must be left out)", e.Properties, wantProps)
+	}
+	for k, v := range wantProps {
+		if e.Properties[k] != v {
+			t.Errorf("property %s = %#v, want %#v", k, e.Properties[k], v)
+		}
+	}
+	if e.Relations["service"] != "checkout" || e.Relations["environment"] != "prod" || e.Relations["tenant"] != "acme" {
+		t.Errorf("relations = %v", e.Relations)
+	}
+
+	// Identifiers built from odd input still match Port's pattern.
+	cs := mustGet(t, c, "create-service")
+	r2 := &run.Run{Request: run.Request{Inputs: map[string]any{"name": "a b/ü"}}, Stack: run.Stack{Tenant: "t", Environment: "e", Service: "x"}}
+	if e := cs.EntityFor(r2); e == nil || !portIdentifierRE.MatchString(e.Identifier) {
+		t.Errorf("odd identifier = %+v", e)
+	}
+	if e := mustGet(t, c, "delete-service").EntityFor(r); e != nil {
+		t.Errorf("delete-service writes %+v", e)
+	}
+	if e := cs.EntityFor(&run.Run{}); e != nil {
+		t.Errorf("entity without name = %+v", e)
+	}
+}
+
+func TestPortAction(t *testing.T) {
+	a := mustGet(t, loadReal(t), "create-service")
+	pa := a.PortAction("https://paved.example.com/webhooks/port")
+	raw, err := json.Marshal(pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Identifier string `json:"identifier"`
+		Trigger    struct {
+			Type, Operation, BlueprintIdentifier string
+			UserInputs                           struct {
+				Properties map[string]map[string]any `json:"properties"`
+				Required   []string                  `json:"required"`
+				Order      []string                  `json:"order"`
+			} `json:"userInputs"`
+		} `json:"trigger"`
+		InvocationMethod struct {
+			Type, URL, Method string
+			Synchronized      bool
+		} `json:"invocationMethod"`
+		RequiredApproval bool `json:"requiredApproval"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	tr := got.Trigger
+	if got.Identifier != "create-service" || tr.Type != "self-service" || tr.Operation != "CREATE" || tr.BlueprintIdentifier != "service" {
+		t.Errorf("trigger = %+v", tr)
+	}
+	im := got.InvocationMethod
+	if im.Type != "WEBHOOK" || im.URL != "https://paved.example.com/webhooks/port" || im.Method != "POST" || im.Synchronized {
+		t.Errorf("invocationMethod = %+v", im)
+	}
+	if !slices.Equal(tr.UserInputs.Order, a.Order) || !slices.Contains(tr.UserInputs.Required, "tenant") {
+		t.Errorf("order %v required %v", tr.UserInputs.Order, tr.UserInputs.Required)
+	}
+	if r := tr.UserInputs.Properties["replicas"]; r["type"] != "number" || r["maximum"] != float64(20) {
+		t.Errorf("replicas input = %v", r)
+	}
+	if n := tr.UserInputs.Properties["name"]; n["pattern"] == nil || n["title"] != "Service name" {
+		t.Errorf("name input = %v", n)
+	}
+}

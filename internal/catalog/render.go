@@ -1,0 +1,225 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/paved-idp/paved/internal/run"
+)
+
+// StackOf names the Pulumi stack a request changes: tenant and environment
+// from the inputs, the service from where the action says it comes from.
+func (a *Action) StackOf(req run.Request) (run.Stack, error) {
+	var errs []error
+	str := func(what, input string) string {
+		v, ok := req.Inputs[input]
+		s, isStr := v.(string)
+		switch {
+		case !ok || v == nil:
+			errs = append(errs, fmt.Errorf("%s: input %q is missing", what, input))
+		case !isStr || strings.TrimSpace(s) == "":
+			errs = append(errs, fmt.Errorf("%s: input %q must be a non-empty string, got %v", what, input, v))
+		}
+		return s
+	}
+	st := run.Stack{Tenant: str("tenant", "tenant"), Environment: str("environment", "environment")}
+	if in, ok := strings.CutPrefix(a.ServiceFrom, "inputs."); ok {
+		st.Service = str("service", in)
+	} else {
+		st.Service = req.Entity.Identifier
+		if st.Service == "" {
+			errs = append(errs, fmt.Errorf("service: action %s runs on a %s entity, but the request names none", a.Identifier, a.Blueprint))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return run.Stack{}, fmt.Errorf("action %s: stack: %w", a.Identifier, err)
+	}
+	return st, nil
+}
+
+// TeamOf is the team that owns the service: for CREATE the developer names
+// it in the input "team"; afterwards it is the entity's (first) team.
+func (a *Action) TeamOf(req run.Request) string {
+	if a.Operation == run.Create {
+		s, _ := req.Inputs["team"].(string)
+		return s
+	}
+	if len(req.Entity.Team) > 0 {
+		return req.Entity.Team[0]
+	}
+	return ""
+}
+
+// EntityFor is the portal entity paved upserts when the run has finished:
+// its outputs mapped to properties, related to its service, tenant and
+// environment as the action says. Nil when the action writes no entity.
+func (a *Action) EntityFor(r *run.Run) *run.EntityUpsert {
+	if a.Output.Blueprint == "" {
+		return nil
+	}
+	lookup := a.lookup(r)
+	id, ok := expandString(a.Output.Identifier, lookup)
+	if !ok || id == "" {
+		return nil
+	}
+	e := &run.EntityUpsert{
+		Blueprint:  a.Output.Blueprint,
+		Identifier: portIdentifier(id),
+		Properties: map[string]any{},
+	}
+	if a.Output.Title != "" {
+		e.Title, _ = expandString(a.Output.Title, lookup)
+	}
+	if r.Team != "" {
+		e.Team = []string{r.Team}
+	}
+	for k, tmpl := range a.Output.Properties {
+		// A property whose output the pipeline did not report is left out,
+		// so an upsert with merge keeps what the portal already shows.
+		if v, ok := expand(tmpl, lookup); ok {
+			e.Properties[k] = v
+		}
+	}
+	if len(a.Output.Relations) > 0 {
+		e.Relations = map[string]any{}
+		for k, tmpl := range a.Output.Relations {
+			if v, ok := expandString(tmpl, lookup); ok && v != "" {
+				e.Relations[k] = portIdentifier(v)
+			}
+		}
+	}
+	return e
+}
+
+// lookup resolves template placeholders against a run.
+func (a *Action) lookup(r *run.Run) func(string) (any, bool) {
+	return func(ref string) (any, bool) {
+		switch ref {
+		case "tenant":
+			return r.Stack.Tenant, r.Stack.Tenant != ""
+		case "environment":
+			return r.Stack.Environment, r.Stack.Environment != ""
+		case "service":
+			return r.Stack.Service, r.Stack.Service != ""
+		case "stack":
+			return r.Stack.Key(), r.Stack.Service != ""
+		}
+		if k, ok := strings.CutPrefix(ref, "inputs."); ok {
+			v, ok := r.Request.Inputs[k]
+			return v, ok && v != nil
+		}
+		if k, ok := strings.CutPrefix(ref, "outputs."); ok {
+			v, ok := r.Outputs[k]
+			return v, ok && v != nil
+		}
+		return nil, false
+	}
+}
+
+// placeholderRE is a ${name} reference inside an output template.
+var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+var refRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)?$`)
+
+// placeholders lists the references in a template and refuses malformed ones.
+func placeholders(tmpl string) ([]string, error) {
+	var refs []string
+	for _, m := range placeholderRE.FindAllStringSubmatch(tmpl, -1) {
+		if !refRE.MatchString(m[1]) {
+			return nil, fmt.Errorf("malformed placeholder ${%s}", m[1])
+		}
+		refs = append(refs, m[1])
+	}
+	if rest := placeholderRE.ReplaceAllString(tmpl, ""); strings.Contains(rest, "${") {
+		return nil, errors.New("unclosed ${")
+	}
+	return refs, nil
+}
+
+// expand fills a template. A template that is exactly one placeholder keeps
+// the value's type, so a boolean input stays a boolean property; anything
+// else becomes a string. ok is false when a referenced value is missing.
+func expand(tmpl string, lookup func(string) (any, bool)) (any, bool) {
+	if m := placeholderRE.FindStringSubmatchIndex(tmpl); m != nil && m[0] == 0 && m[1] == len(tmpl) {
+		return lookup(tmpl[m[2]:m[3]])
+	}
+	return expandString(tmpl, lookup)
+}
+
+func expandString(tmpl string, lookup func(string) (any, bool)) (string, bool) {
+	ok := true
+	out := placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
+		v, found := lookup(m[2 : len(m)-1])
+		if !found {
+			ok = false
+			return ""
+		}
+		return fmt.Sprint(v) // strings, bools, float64 and json.Number read naturally
+	})
+	return out, ok
+}
+
+// notPortRE matches what Port identifiers (^[A-Za-z0-9@_.:\/=-]+$) may not hold.
+var notPortRE = regexp.MustCompile(`[^A-Za-z0-9@_.:/=-]`)
+
+// portIdentifier makes s a valid Port identifier by replacing every other
+// character with "-".
+func portIdentifier(s string) string { return notPortRE.ReplaceAllString(s, "-") }
+
+// PortAction renders the action as Port's action JSON, invoking paved's
+// webhook asynchronously (paved reports the result through Port's API).
+func (a *Action) PortAction(webhookURL string) map[string]any {
+	props := map[string]any{}
+	for name, p := range a.shape.Properties {
+		props[name] = portInput(p)
+	}
+	required := append([]string{}, a.shape.Required...)
+	return map[string]any{
+		"identifier":  a.Identifier,
+		"title":       a.Title,
+		"icon":        a.Icon,
+		"description": a.Description,
+		"trigger": map[string]any{
+			"type":                "self-service",
+			"operation":           string(a.Operation),
+			"blueprintIdentifier": a.Blueprint,
+			"userInputs": map[string]any{
+				"properties": props,
+				"required":   required,
+				"order":      append([]string{}, a.Order...),
+			},
+		},
+		"invocationMethod": map[string]any{
+			"type":         "WEBHOOK",
+			"url":          webhookURL,
+			"agent":        false,
+			"synchronized": false,
+			"method":       "POST",
+		},
+		"requiredApproval": a.RequiredApproval,
+	}
+}
+
+// portKeys are the JSON Schema keywords Port's user inputs understand; the
+// rest (exclusive bounds, $comment, ...) stay with paved, which validates
+// every request anyway.
+var portKeys = []string{
+	"type", "title", "description", "default", "enum", "pattern", "format",
+	"minimum", "maximum", "minLength", "maxLength", "icon", "items", "minItems", "maxItems",
+}
+
+func portInput(p map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range portKeys {
+		if v, ok := p[k]; ok {
+			out[k] = v
+		}
+	}
+	// Port has no integer type; paved's own validation keeps integers whole.
+	if out["type"] == "integer" {
+		out["type"] = "number"
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+// Package intake turns a portal's request into a stored run: it checks the
+// action exists, validates the inputs against the action's schema, asks the
+// policy, and records the run (queued, awaiting approval or rejected) with
+// its first reports and its dispatch task in one transaction.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/policy"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Store is what intake needs of the run store.
+type Store interface {
+	RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error)
+	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
+	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
+	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+}
+
+// Catalog finds action definitions.
+type Catalog interface {
+	Get(id string) (*catalog.Action, bool)
+	List() []*catalog.Action
+}
+
+// Policy judges a request.
+type Policy interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Teams looks up the teams of a portal user when the request does not carry them.
+type Teams interface {
+	UserTeams(ctx context.Context, email string) ([]string, error)
+}
+
+// Service is the intake. Teams may be nil.
+type Service struct {
+	Store   Store
+	Catalog Catalog
+	Policy  Policy
+	Teams   Teams
+	Log     *zap.Logger
+	Now     func() time.Time
+	// Notify, when set, is called after a run is queued so the dispatcher
+	// need not wait for its next tick.
+	Notify func()
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Submit records a request as a run. A request whose (portal, portal run id)
+// was seen before returns the existing run and created=false: a repeated
+// delivery never makes a second run. A refused request is stored as a
+// rejected run with its reasons; the error is only for failures of paved itself.
+func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, error) {
+	if req.Portal == "" || req.PortalRunID == "" {
+		return nil, false, errors.New("submit: request has no portal run id")
+	}
+	if existing, err := s.Store.RunByPortal(ctx, req.Portal, req.PortalRunID); err == nil {
+		return existing, false, nil
+	} else if !errors.Is(err, run.ErrNotFound) {
+		return nil, false, fmt.Errorf("submit %s run %s: %w", req.Portal, req.PortalRunID, err)
+	}
+	now := s.now()
+	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, CreatedAt: now, UpdatedAt: now}
+	var ch store.Change
+	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", req.Action, userName(req.User), req.Portal, req.PortalRunID))
+
+	action, ok := s.Catalog.Get(req.Action)
+	if !ok {
+		return s.reject(ctx, r, ch, "Unknown action", []string{fmt.Sprintf("action %q is not in paved's catalog; known actions: %s", req.Action, s.known())})
+	}
+	r.Operation, r.Blueprint = action.Operation, action.Blueprint
+	r.Project, r.Ref = action.GitLab.Project, action.GitLab.Ref
+	if errs := action.Validate(req.Inputs); len(errs) > 0 {
+		reasons := make([]string, len(errs))
+		for i, e := range errs {
+			reasons[i] = e.String()
+		}
+		return s.reject(ctx, r, ch, "Invalid inputs", reasons)
+	}
+	stack, err := action.StackOf(req)
+	if err != nil {
+		return s.reject(ctx, r, ch, "Invalid inputs", []string{err.Error()})
+	}
+	r.Stack, r.Team = stack, action.TeamOf(req)
+	ch.Add("inputs match the action's schema")
+
+	if len(req.User.Teams) == 0 && s.Teams != nil && req.User.Email != "" {
+		teams, err := s.Teams.UserTeams(ctx, req.User.Email)
+		if err != nil {
+			// Without teams the policy refuses what needs them, and says so;
+			// a transient lookup failure must not pass a guarded change.
+			s.Log.Warn("look up user teams", zap.String("run", r.ID), zap.Error(err))
+			ch.Add("could not look up the user's teams: " + err.Error())
+		}
+		r.Request.User.Teams = teams
+	}
+	decision, err := s.Policy.Decide(ctx, policyInput(r))
+	if err != nil {
+		return nil, false, fmt.Errorf("submit run %s: evaluate policy: %w", r.ID, err)
+	}
+	if !decision.Allow {
+		return s.reject(ctx, r, ch, "Refused by policy", decision.Reasons)
+	}
+	ch.Add("policy allows the run")
+
+	if decision.RequireApproval || action.RequiredApproval {
+		if err := r.MoveTo(run.AwaitingApproval, now); err != nil {
+			return nil, false, err
+		}
+		ch.Add("awaiting approval")
+		ch.Report(run.Report{StatusLabel: "Awaiting approval", Log: fmt.Sprintf("paved accepted run %s for %s; it waits for an approver (POST /api/v1/runs/%s/approve)", r.ID, stack.Key(), r.ID)})
+		return s.create(ctx, r, ch)
+	}
+	if err := s.queue(ctx, r, &ch, now); err != nil {
+		return nil, false, err
+	}
+	ch.Report(run.Report{Log: fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())})
+	out, created, err := s.create(ctx, r, ch)
+	if err == nil && created && s.Notify != nil {
+		s.Notify()
+	}
+	return out, created, err
+}
+
+// queue moves a run to queued and adds its dispatch task and a status label
+// that says how many runs of its stack go before it.
+func (s *Service) queue(ctx context.Context, r *run.Run, ch *store.Change, now time.Time) error {
+	if err := r.MoveTo(run.Queued, now); err != nil {
+		return err
+	}
+	ahead, err := s.Store.StackQueue(ctx, r.Stack.Key())
+	if err != nil {
+		return fmt.Errorf("queue run %s: %w", r.ID, err)
+	}
+	label := "Queued"
+	if n := len(ahead); n > 0 {
+		label = fmt.Sprintf("Queued: %d run(s) ahead on %s", n, r.Stack.Key())
+	}
+	ch.Add(strings.ToLower(label[:1]) + label[1:])
+	ch.Report(run.Report{StatusLabel: label})
+	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
+	return nil
+}
+
+func (s *Service) reject(ctx context.Context, r *run.Run, ch store.Change, label string, reasons []string) (*run.Run, bool, error) {
+	if err := r.MoveTo(run.Rejected, s.now()); err != nil {
+		return nil, false, err
+	}
+	r.Reasons = reasons
+	ch.Add(label + ": " + strings.Join(reasons, "; "))
+	for _, reason := range reasons {
+		ch.Report(run.Report{Log: "✗ " + reason})
+	}
+	ch.Report(run.Report{Final: run.Failure, StatusLabel: label, Summary: label + ": " + strings.Join(reasons, "; ")})
+	return s.create(ctx, r, ch)
+}
+
+func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
+	out, created, err := s.Store.CreateRun(ctx, r, ch)
+	if err != nil {
+		return nil, false, fmt.Errorf("submit %s run %s: %w", r.Request.Portal, r.Request.PortalRunID, err)
+	}
+	if created {
+		s.Log.Info("run recorded", zap.String("run", out.ID), zap.String("action", out.Request.Action),
+			zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))
+	}
+	return out, created, nil
+}
+
+// Approve lets a run that awaits approval go ahead.
+func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, error) {
+	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if r.State != run.AwaitingApproval {
+			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Queued}
+		}
+		ch.Add("approved by " + approver)
+		ch.Report(run.Report{Log: "approved by " + approver})
+		return ch, s.queue(ctx, r, &ch, s.now())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	if s.Notify != nil {
+		s.Notify()
+	}
+	return r, nil
+}
+
+// Deny refuses a run that awaits approval.
+func (s *Service) Deny(ctx context.Context, id, approver, reason string) (*run.Run, error) {
+	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if err := r.MoveTo(run.Rejected, s.now()); err != nil {
+			return ch, err
+		}
+		msg := "denied by " + approver
+		if reason != "" {
+			msg += ": " + reason
+		}
+		r.Reasons = []string{msg}
+		ch.Add(msg)
+		ch.Report(run.Report{Final: run.Failure, StatusLabel: "Denied", Summary: msg})
+		return ch, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deny run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func (s *Service) known() string {
+	var ids []string
+	for _, a := range s.Catalog.List() {
+		ids = append(ids, a.Identifier)
+	}
+	return strings.Join(ids, ", ")
+}
+
+func userName(u run.User) string {
+	if u.Email != "" {
+		return u.Email
+	}
+	if u.Name != "" {
+		return u.Name
+	}
+	return "an unnamed user"
+}
+
+func policyInput(r *run.Run) policy.Input {
+	in := policy.Input{
+		Action: r.Request.Action, Operation: string(r.Operation), Inputs: r.Request.Inputs,
+		Tenant: r.Stack.Tenant, Environment: r.Stack.Environment, Service: r.Stack.Service, Team: r.Team,
+	}
+	in.User.Email, in.User.Teams = r.Request.User.Email, r.Request.User.Teams
+	e := r.Request.Entity
+	in.Entity.Identifier, in.Entity.Blueprint, in.Entity.Team, in.Entity.Properties = e.Identifier, e.Blueprint, e.Team, e.Properties
+	return in
+}

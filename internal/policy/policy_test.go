@@ -1,0 +1,194 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/format"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+const policyDir = "../../actions/policy"
+
+// TestRego runs the Rego unit tests next to the policy, so a failing Rego
+// test fails go test.
+func TestRego(t *testing.T) {
+	ctx := context.Background()
+	results, err := tester.Run(ctx, policyDir)
+	if err != nil {
+		t.Fatalf("run rego tests: %v", err)
+	}
+	n := 0
+	for _, r := range results {
+		n++
+		if !r.Pass() {
+			t.Errorf("rego %s.%s (%s): fail=%v err=%v", r.Package, r.Name, r.Location, r.Fail, r.Error)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no rego tests found")
+	}
+	t.Logf("%d rego tests passed", n)
+}
+
+// TestRegoFormatted keeps the policy as `opa fmt` writes it, so diffs in
+// review show changes of meaning only.
+func TestRegoFormatted(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(policyDir, "*.rego"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no rego files: %v", err)
+	}
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := format.Source(p, src)
+		if err != nil {
+			t.Fatalf("format %s: %v", p, err)
+		}
+		if string(got) != string(src) {
+			t.Errorf("%s is not formatted as opa fmt would; expected:\n%s", p, got)
+		}
+	}
+}
+
+var testData = Data{
+	Environments: []Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod", Production: true}},
+	Tenants:      []string{"acme", "globex"},
+}
+
+var (
+	engineOnce sync.Once
+	engine     *Engine
+	engineErr  error
+)
+
+// testEngine shares one engine: preparing the query is the slow part, and
+// sharing it also exercises concurrent Decide calls across subtests.
+func testEngine(t *testing.T) *Engine {
+	t.Helper()
+	engineOnce.Do(func() { engine, engineErr = New(context.Background(), policyDir, testData) })
+	if engineErr != nil {
+		t.Fatalf("New: %v", engineErr)
+	}
+	return engine
+}
+
+func base() Input {
+	return Input{
+		Action: "add-sqs-queue", Operation: "DAY-2",
+		Inputs: map[string]any{"tenant": "acme", "environment": "dev", "queueName": "orders"},
+		User:   User{Email: "dev@x.io", Teams: []string{"payments"}},
+		Entity: Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
+		Tenant: "acme", Environment: "dev", Service: "checkout", Team: "payments",
+	}
+}
+
+func TestDecide(t *testing.T) {
+	e := testEngine(t)
+	tests := []struct {
+		name     string
+		edit     func(*Input)
+		reasons  []string
+		approval bool
+	}{
+		{"dev allowed", func(*Input) {}, nil, false},
+		{"unknown tenant", func(in *Input) { in.Tenant = "initech" },
+			[]string{`tenant "initech" is not one of: acme, globex`}, false},
+		{"unknown environment", func(in *Input) { in.Environment = "qa" },
+			[]string{`environment "qa" is not one of: dev, prod, staging`}, false},
+		{"production by owning team", func(in *Input) { in.Environment = "prod" }, nil, false},
+		{"production by another team", func(in *Input) {
+			in.Environment = "prod"
+			in.User.Teams = []string{"web"}
+		}, []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: web`}, false},
+		{"production by user without teams", func(in *Input) {
+			in.Environment = "prod"
+			in.User.Teams = nil
+		}, []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: no team`}, false},
+		{"production without owner", func(in *Input) {
+			in.Environment = "prod"
+			in.Team = ""
+		}, []string{`service "checkout" has no owning team, and production changes need one; set the service's team in the portal, then run the action again`}, false},
+		{"staging by another team", func(in *Input) {
+			in.Environment = "staging"
+			in.User.Teams = []string{"web"}
+		}, nil, false},
+		{"replicas over dev cap (float64)", func(in *Input) { in.Inputs["replicas"] = float64(12) },
+			[]string{"replicas 12 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}, false},
+		{"replicas over dev cap (json.Number)", func(in *Input) { in.Inputs["replicas"] = json.Number("4") },
+			[]string{"replicas 4 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}, false},
+		{"replicas at dev cap (int)", func(in *Input) { in.Inputs["replicas"] = 3 }, nil, false},
+		{"replicas over prod cap", func(in *Input) {
+			in.Environment = "prod"
+			in.Inputs["replicas"] = 13
+		}, []string{"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}, false},
+		{"retention and queue caps, sorted", func(in *Input) {
+			in.Inputs["retentionDays"] = 365
+			in.Inputs["visibilityTimeoutSeconds"] = 7200
+			in.Inputs["maxReceiveCount"] = 11
+		}, []string{
+			"maxReceiveCount 11 exceeds the dev limit of 10; ask for 10 or less, or ask the platform team to raise the non-production cap",
+			"retentionDays 365 exceeds the dev limit of 90; ask for 90 or less, or ask the platform team to raise the non-production cap",
+			"visibilityTimeoutSeconds 7200 exceeds the dev limit of 3600; ask for 3600 or less, or ask the platform team to raise the non-production cap",
+		}, false},
+		{"public bucket", func(in *Input) { in.Inputs["public"] = true },
+			[]string{"public access is not offered: storage is private; publish through the CDN instead"}, false},
+		{"production delete needs approval", func(in *Input) {
+			in.Environment = "prod"
+			in.Operation = "DELETE"
+		}, nil, true},
+		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, nil, false},
+		{"nil inputs", func(in *Input) { in.Inputs = nil; in.Entity = Entity{} }, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := base()
+			tt.edit(&in)
+			d, err := e.Decide(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(d.Reasons, tt.reasons) || d.Allow != (len(tt.reasons) == 0) || d.RequireApproval != tt.approval {
+				t.Errorf("got %+v\nwant reasons %q approval %v", d, tt.reasons, tt.approval)
+			}
+		})
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bad := "package paved.policy\n\ndecision := {\"deny\": deny\n"
+	if err := os.WriteFile(filepath.Join(dir, "broken.rego"), []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(ctx, dir, testData)
+	if err == nil || !strings.Contains(err.Error(), "broken.rego:") {
+		t.Errorf("compile error does not name file:line: %v", err)
+	}
+	if _, err := New(ctx, t.TempDir(), testData); err == nil {
+		t.Error("empty dir accepted")
+	}
+
+	// A policy without the decision rule fails per request, clearly.
+	dir2 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir2, "p.rego"), []byte("package paved.policy\n\nx := 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(ctx, dir2, testData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decide(ctx, base()); err == nil || !strings.Contains(err.Error(), "undefined") {
+		t.Errorf("missing decision: %v", err)
+	}
+}

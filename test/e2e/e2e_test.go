@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/sim/portsim"
+)
+
+func TestActionSucceedsAndReportsBack(t *testing.T) {
+	e := start(t, options{})
+	portRun, ans := e.press(bucket(dana, "dev", map[string]any{"retentionDays": 14}))
+	if ans.Code != http.StatusAccepted || ans.State != "queued" || ans.RunID == "" {
+		t.Fatalf("answer = %+v, want 202 queued", ans)
+	}
+	r := e.waitPort(portRun)
+	if r.Status != "SUCCESS" || r.TerminalAttempts != 1 {
+		t.Fatalf("Port run = %s after %d terminal attempts, want one SUCCESS", r.Status, r.TerminalAttempts)
+	}
+	pipes := e.gitlab.Pipelines()
+	if len(pipes) != 1 {
+		t.Fatalf("%d pipelines, want 1", len(pipes))
+	}
+	p := pipes[0]
+	if len(r.Links) == 0 || r.Links[len(r.Links)-1] != p.WebURL {
+		t.Fatalf("Port links %v, want the pipeline %s", r.Links, p.WebURL)
+	}
+	for key, want := range map[string]string{"PAVED_RUN_ID": ans.RunID, "PAVED_ACTION": "add-s3-bucket", "PAVED_TENANT": "acme",
+		"PAVED_ENVIRONMENT": "dev", "PAVED_SERVICE": "checkout", "PAVED_OPERATION": "DAY-2"} {
+		if got, _ := p.Var(key); got != want {
+			t.Errorf("pipeline variable %s = %q, want %q", key, got, want)
+		}
+	}
+	for _, v := range p.Variables {
+		if v.Key == "PAVED_REQUEST" && (v.VariableType != "file" || !strings.Contains(v.Value, `"bucketName":"receipts"`)) {
+			t.Errorf("PAVED_REQUEST = %+v, want a file variable with the inputs", v)
+		}
+	}
+	logs := logText(r)
+	for _, want := range []string{"paved accepted run " + ans.RunID, "Pipeline #", "pulumi up --stack acme-dev-checkout", "finished: success"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("Port log lacks %q:\n%s", want, logs)
+		}
+	}
+	ents := e.port.Entities("s3_bucket")
+	if len(ents) != 1 || ents[0].Properties["arn"] != "arn:aws:s3:::acme-dev-checkout-receipts" {
+		t.Fatalf("entities = %+v, want the bucket with its ARN", ents)
+	}
+	var got struct {
+		State       string `json:"state"`
+		PipelineURL string `json:"pipelineUrl"`
+		Events      []struct {
+			State   string `json:"state"`
+			Message string `json:"message"`
+		} `json:"events"`
+	}
+	if code := e.api("GET", "/api/v1/runs/"+ans.RunID, &got); code != 200 || got.State != "succeeded" || got.PipelineURL != p.WebURL {
+		t.Fatalf("GET run = %d %+v", code, got)
+	}
+	var states []string
+	for _, ev := range got.Events {
+		states = append(states, ev.State)
+	}
+	if s := strings.Join(states, ","); !strings.Contains(s, "queued") || !strings.Contains(s, "dispatching") || !strings.HasSuffix(s, "succeeded") {
+		t.Fatalf("event states %s", s)
+	}
+}
+
+func TestRefusalsAreStoredAndReported(t *testing.T) {
+	e := start(t, options{})
+	tests := []struct {
+		name  string
+		inv   portsim.Invocation
+		wants []string
+	}{
+		{"policy: prod change by someone outside the owning team", bucket(sam, "prod", nil), []string{"payments", "sam@acme.example"}},
+		{"policy: unknown environment", bucket(dana, "qa", nil), []string{`"qa"`}},
+		{"policy: unknown tenant", bucket(dana, "dev", map[string]any{"tenant": "initech"}), []string{`"initech"`}},
+		{"schema: every field named", portsim.Invocation{Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: dana, Entity: checkout,
+			Inputs: map[string]any{"tenant": "acme", "environment": "dev", "queueName": "Bad Name!", "visibilityTimeoutSeconds": 999999}},
+			[]string{"inputs.queueName", "inputs.visibilityTimeoutSeconds"}},
+		{"schema: a public bucket is not an input", bucket(dana, "dev", map[string]any{"public": true}), []string{"public"}},
+		{"unknown action", portsim.Invocation{Action: "launch-rocket", Blueprint: "service", Operation: "DAY-2", User: dana, Entity: checkout,
+			Inputs: map[string]any{}}, []string{`"launch-rocket"`, "add-s3-bucket"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			portRun, ans := e.press(tt.inv)
+			if ans.Code != http.StatusAccepted || ans.State != "rejected" || len(ans.Reasons) == 0 {
+				t.Fatalf("answer = %+v, want 202 rejected with reasons", ans)
+			}
+			r := e.waitPort(portRun)
+			if r.Status != "FAILURE" || r.TerminalAttempts != 1 {
+				t.Fatalf("Port run = %s (%d attempts), want one FAILURE", r.Status, r.TerminalAttempts)
+			}
+			for _, want := range tt.wants {
+				if !strings.Contains(r.Summary, want) || !strings.Contains(strings.Join(ans.Reasons, " "), want) {
+					t.Errorf("summary %q / reasons %q lack %q", r.Summary, ans.Reasons, want)
+				}
+			}
+		})
+	}
+	if n := e.gitlab.CreateCalls(); n != 0 {
+		t.Fatalf("refused runs made %d pipelines", n)
+	}
+}
+
+func TestPipelineFailureIsReported(t *testing.T) {
+	e := start(t, options{outcome: func(gitlabsim.Pipeline) gitlabsim.Outcome {
+		return gitlabsim.Outcome{Status: gitlabsim.StatusFailed, Created: 10 * time.Millisecond, Pending: 10 * time.Millisecond, Running: 50 * time.Millisecond}
+	}})
+	portRun, ans := e.press(bucket(dana, "dev", nil))
+	r := e.waitPort(portRun)
+	if r.Status != "FAILURE" || !strings.Contains(r.Summary, "failed") || !strings.Contains(r.Summary, "/-/pipelines/") {
+		t.Fatalf("Port run = %s %q, want FAILURE naming the pipeline", r.Status, r.Summary)
+	}
+	if len(e.port.Entities("s3_bucket")) != 0 {
+		t.Fatal("a failed run wrote an entity")
+	}
+	var got struct{ State string }
+	e.api("GET", "/api/v1/runs/"+ans.RunID, &got)
+	if got.State != "failed" {
+		t.Fatalf("run state %s, want failed", got.State)
+	}
+}
+
+func TestJobFailureFromTheProvisioningScript(t *testing.T) {
+	e := start(t, options{})
+	portRun, _ := e.press(portsim.Invocation{Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: dana, Entity: checkout,
+		Inputs: map[string]any{"tenant": "acme", "environment": "staging", "queueName": "payment-events"}})
+	r := e.waitPort(portRun)
+	if r.Status != "FAILURE" || !strings.Contains(logText(r), "QueueAlreadyExists") || !strings.Contains(r.Summary, "provision") {
+		t.Fatalf("Port run = %s %q\n%s", r.Status, r.Summary, logText(r))
+	}
+}
+
+func TestBadDeliveriesStoreNothing(t *testing.T) {
+	e := start(t, options{})
+	id, err := e.port.CreateRun(bucket(dana, "dev", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := e.port.WebhookBody(id, e.url+"/webhooks/port")
+	tests := []struct {
+		name   string
+		body   []byte
+		ts     time.Time
+		tamper func(*http.Request)
+		code   int
+	}{
+		{"missing signature", body, time.Now(), func(r *http.Request) { r.Header.Del("X-Port-Signature") }, 401},
+		{"wrong signature", body, time.Now(), func(r *http.Request) { r.Header.Set("X-Port-Signature", "v1,AAAA") }, 401},
+		{"stale timestamp", body, time.Now().Add(-6 * time.Minute), nil, 401},
+		{"future timestamp", body, time.Now().Add(6 * time.Minute), nil, 401},
+		{"body changed after signing", body, time.Now(), func(r *http.Request) {
+			b := bytes.Replace(body, []byte("receipts"), []byte("receiptz"), 1)
+			r.Body, r.ContentLength = readCloser(b), int64(len(b))
+		}, 401},
+		{"not JSON", []byte("hello"), time.Now(), nil, 400},
+		{"JSON that is not a Port run", []byte(`{"hello":"world"}`), time.Now(), nil, 400},
+		{"body over 1 MiB", append(append([]byte(`{"x":"`), bytes.Repeat([]byte("a"), 1<<20)...), []byte(`"}`)...), time.Now(), nil, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if a := e.deliver(tt.body, tt.ts, tt.tamper); a.Code != tt.code || a.Error == "" {
+				t.Fatalf("answer = %+v, want %d with an error", a, tt.code)
+			}
+		})
+	}
+	if n := e.storedRuns(); n != 0 {
+		t.Fatalf("%d runs stored from bad deliveries", n)
+	}
+	req, _ := http.NewRequest("POST", e.url+"/webhooks/gitlab", strings.NewReader(`{"object_kind":"pipeline"}`))
+	req.Header.Set("X-Gitlab-Event", "Pipeline Hook")
+	req.Header.Set("X-Gitlab-Token", "wrong")
+	if a := e.do(req); a.Code != 401 {
+		t.Fatalf("GitLab hook with a wrong token: %d", a.Code)
+	}
+	if code := e.api("GET", "/api/v1/runs/r_nope", nil); code != 404 {
+		t.Fatalf("unknown run: %d", code)
+	}
+	noAuth, _ := http.Get(e.url + "/api/v1/runs")
+	noAuth.Body.Close()
+	if noAuth.StatusCode != 401 {
+		t.Fatalf("API without a token: %d", noAuth.StatusCode)
+	}
+}
+
+func TestRepeatedDeliveryMakesOnePipeline(t *testing.T) {
+	e := start(t, options{})
+	portRun, first := e.press(bucket(dana, "dev", nil))
+	body, _ := e.port.WebhookBody(portRun, e.url+"/webhooks/port")
+	for i := 0; i < 3; i++ {
+		again := e.deliver(body, time.Now(), nil)
+		if again.Code != http.StatusAccepted || again.RunID != first.RunID || !again.Duplicate {
+			t.Fatalf("delivery %d answered %+v, want the first run %s marked duplicate", i+2, again, first.RunID)
+		}
+	}
+	r := e.waitPort(portRun)
+	if r.Status != "SUCCESS" || r.TerminalAttempts != 1 {
+		t.Fatalf("Port run %s after %d terminal attempts", r.Status, r.TerminalAttempts)
+	}
+	if n := e.gitlab.CountByRunID(first.RunID); n != 1 || e.storedRuns() != 1 {
+		t.Fatalf("%d pipelines and %d runs, want 1 and 1", n, e.storedRuns())
+	}
+}
+
+func TestLostWebhooksAreCaughtByThePoller(t *testing.T) {
+	e := start(t, options{faults: gitlabsim.Faults{HookDropRate: 1}, pollInterval: 300 * time.Millisecond})
+	portRun, _ := e.press(bucket(dana, "dev", nil))
+	if r := e.waitPort(portRun); r.Status != "SUCCESS" {
+		t.Fatalf("Port run %s, want SUCCESS through polling", r.Status)
+	}
+	if st := e.gitlab.Stats(); st.HooksSent != 0 || st.HooksDropped == 0 {
+		t.Fatalf("hooks were delivered (%+v); the test proves nothing", st)
+	}
+}
