@@ -1,0 +1,184 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/policy"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite"
+)
+
+type teams map[string][]string
+
+func (t teams) UserTeams(_ context.Context, email string) ([]string, error) {
+	if ts, ok := t[email]; ok {
+		return ts, nil
+	}
+	return nil, errors.New("port: get user: 503 Service Unavailable")
+}
+
+func setup(t *testing.T) (*Service, *sqlite.Store) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "paved.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New(ctx, "../../actions/policy", policy.Data{
+		Environments: []policy.Environment{{Name: "dev"}, {Name: "prod", Production: true}}, Tenants: []string{"acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notified := 0
+	s := &Service{Store: st, Catalog: cat, Policy: pol, Log: zap.NewNop(), Notify: func() { notified++ },
+		Teams: teams{"dana@acme.example": {"payments"}, "sam@acme.example": {"web"}}}
+	return s, st
+}
+
+func bucketReq(id, user, env string) run.Request {
+	return run.Request{Portal: "port", PortalRunID: id, Action: "add-s3-bucket", User: run.User{Email: user},
+		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
+		Inputs: map[string]any{"tenant": "acme", "environment": env, "bucketName": "receipts"}}
+}
+
+func reports(t *testing.T, st *sqlite.Store) []run.Report {
+	t.Helper()
+	var out []run.Report
+	for {
+		tasks, _ := st.Claim(context.Background(), store.KindReport, 0, 1)
+		if len(tasks) == 0 {
+			return out
+		}
+		var r run.Report
+		_ = json.Unmarshal(tasks[0].Payload, &r)
+		out = append(out, r)
+		_ = st.Complete(context.Background(), tasks[0].ID)
+	}
+}
+
+func TestAcceptedRunIsQueuedWithItsDispatchTask(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	r, created, err := s.Submit(ctx, bucketReq("p1", "dana@acme.example", "prod"))
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	if r.State != run.Queued || r.Stack.Key() != "acme-prod-checkout" || r.Team != "payments" || r.Project == "" {
+		t.Fatalf("run = %+v", r)
+	}
+	if got := r.Request.User.Teams; len(got) != 1 || got[0] != "payments" {
+		t.Fatalf("teams looked up = %v", got)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {
+		t.Fatalf("dispatch tasks = %d", n)
+	}
+	again, created, err := s.Submit(ctx, bucketReq("p1", "dana@acme.example", "prod"))
+	if err != nil || created || again.ID != r.ID {
+		t.Fatalf("repeat = %v %v %v", again.ID, created, err)
+	}
+	// A second run on the same stack waits, and says how many go first.
+	s.Submit(ctx, bucketReq("p2", "dana@acme.example", "prod"))
+	var labels []string
+	for _, rep := range reports(t, st) {
+		if rep.StatusLabel != "" {
+			labels = append(labels, rep.StatusLabel)
+		}
+	}
+	if strings.Join(labels, "|") != "Queued|Queued: 1 run(s) ahead on acme-prod-checkout" {
+		t.Fatalf("labels %q", labels)
+	}
+}
+
+func TestRefusalsAreStoredWithEveryReason(t *testing.T) {
+	tests := []struct {
+		name  string
+		req   run.Request
+		label string
+		wants []string
+	}{
+		{"unknown action", run.Request{Portal: "port", PortalRunID: "x", Action: "nope"}, "Unknown action", []string{`"nope"`, "create-service"}},
+		{"schema", func() run.Request {
+			r := bucketReq("x", "dana@acme.example", "dev")
+			r.Inputs["bucketName"], r.Inputs["retentionDays"] = "NO", 99999
+			return r
+		}(), "Invalid inputs", []string{"inputs.bucketName", "inputs.retentionDays"}},
+		{"policy", bucketReq("x", "sam@acme.example", "prod"), "Refused by policy", []string{`owning team "payments"`}},
+		{"teams lookup failed", bucketReq("x", "ghost@acme.example", "prod"), "Refused by policy", []string{"ghost@acme.example", "no team"}},
+		{"size cap", func() run.Request {
+			r := bucketReq("x", "dana@acme.example", "dev")
+			r.Inputs["retentionDays"] = 365
+			return r
+		}(), "Refused by policy", []string{"retentionDays"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, st := setup(t)
+			r, created, err := s.Submit(context.Background(), tt.req)
+			if err != nil || !created || r.State != run.Rejected {
+				t.Fatalf("run %+v %v %v", r, created, err)
+			}
+			all := strings.Join(r.Reasons, "\n")
+			for _, w := range tt.wants {
+				if !strings.Contains(all, w) {
+					t.Errorf("reasons %q lack %q", r.Reasons, w)
+				}
+			}
+			reps := reports(t, st)
+			last := reps[len(reps)-1]
+			if last.Final != run.Failure || last.StatusLabel != tt.label || !strings.Contains(last.Summary, r.Reasons[0]) {
+				t.Fatalf("final report %+v", last)
+			}
+			if len(reps) != len(r.Reasons)+1 {
+				t.Fatalf("%d reports for %d reasons", len(reps), len(r.Reasons))
+			}
+			if n, _ := st.Pending(context.Background(), store.KindDispatch); n != 0 {
+				t.Fatal("a refused run got a dispatch task")
+			}
+		})
+	}
+}
+
+func TestApproval(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	req := run.Request{Portal: "port", PortalRunID: "d1", Action: "delete-service", User: run.User{Email: "dana@acme.example"},
+		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
+	r, _, err := s.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != run.AwaitingApproval {
+		t.Fatalf("production delete is %s (%v), want awaiting_approval", r.State, r.Reasons)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 0 {
+		t.Fatal("dispatch before approval")
+	}
+	if _, err := s.Deny(ctx, "r_nope", "lead", ""); !errors.Is(err, run.ErrNotFound) {
+		t.Fatalf("deny unknown: %v", err)
+	}
+	got, err := s.Approve(ctx, r.ID, "lead@acme.example")
+	if err != nil || got.State != run.Queued {
+		t.Fatalf("approve: %v %v", got, err)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {
+		t.Fatal("no dispatch after approval")
+	}
+	if _, err := s.Approve(ctx, r.ID, "lead@acme.example"); !errors.Is(err, run.ErrIllegalTransition) {
+		t.Fatalf("second approve: %v", err)
+	}
+}
