@@ -38,7 +38,7 @@ func TestToken(t *testing.T) {
 	if !ValidToken(key, "r_1", tok) || ValidToken(key, "r_2", tok) || ValidToken([]byte("other"), "r_1", tok) || ValidToken(key, "r_1", "") {
 		t.Fatal("token checks wrong")
 	}
-	if NewID() == NewID() || len(NewID()) != 22 {
+	if a, b := NewID(), NewID(); a == b || len(a) != 22 {
 		t.Fatal("ids not unique or wrong length")
 	}
 }
