@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/paved-idp/paved/internal/app"
+	"github.com/paved-idp/paved/internal/callback"
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/demo"
 )
@@ -39,7 +40,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), demoCmd(), versionCmd())
+	cmd.AddCommand(serveCmd(), demoCmd(), versionCmd(), callback.NewCommand())
 	return cmd
 }
 

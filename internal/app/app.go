@@ -101,7 +101,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	a := &App{cfg: cfg, log: log, store: st, Store: st}
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
-	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), Notify: dispatchWake.Wake}
+	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout}
 	portals := map[string]report.Portal{}
 	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey)}
 	if cfg.Port.Enabled {
@@ -120,11 +120,13 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		portals[port.PortalName] = portReporter{pc}
 		srvCfg.PortVerifier = &port.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}
 	}
+	// Work in flight at shutdown gets half the shutdown time to finish.
+	drain := cfg.Server.ShutdownTimeout / 2
 	a.tracker = &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: log.Named("track"), PollInterval: cfg.GitLab.PollInterval, Reported: reportWake.Wake}
 	a.dispatch = &dispatch.Worker{Store: st, Pipelines: gl, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
-		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Waker: dispatchWake}
+		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Drain: drain, Waker: dispatchWake}
 	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
-		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Waker: reportWake}
+		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake}
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	reg := prometheus.NewRegistry()

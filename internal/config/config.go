@@ -86,6 +86,8 @@ type Workers struct {
 	Interval          time.Duration `yaml:"interval"`
 	ReportConcurrency int           `yaml:"reportConcurrency"`
 	Lease             time.Duration `yaml:"lease"`
+	// RunTimeout applies to actions that declare no timeout of their own.
+	RunTimeout time.Duration `yaml:"runTimeout"`
 }
 
 // Log sets the logger.
@@ -102,7 +104,7 @@ func Default() Config {
 		ActionsDir: "actions", PolicyDir: "actions/policy",
 		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute},
 		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second},
-		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute},
+		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute, RunTimeout: time.Hour},
 		Log:     Log{Format: "json", Level: "info"},
 	}
 }
@@ -256,8 +258,8 @@ func (c Config) Validate() error {
 	if len(c.Tenants) == 0 {
 		bad("tenants", "name at least one tenant")
 	}
-	if c.Workers.Interval <= 0 || c.Workers.Lease <= 0 || c.Workers.ReportConcurrency <= 0 {
-		bad("workers", "interval, lease and reportConcurrency must be positive")
+	if c.Workers.Interval <= 0 || c.Workers.Lease <= 0 || c.Workers.ReportConcurrency <= 0 || c.Workers.RunTimeout <= 0 {
+		bad("workers", "interval, lease, reportConcurrency and runTimeout must be positive")
 	}
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		bad("log.format", "must be json or console")

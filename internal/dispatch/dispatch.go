@@ -25,6 +25,7 @@ type Store interface {
 	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
 	Complete(ctx context.Context, id int64) error
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
+	Release(ctx context.Context, ids ...int64) error
 	Run(ctx context.Context, id string) (*run.Run, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 }
@@ -33,6 +34,7 @@ type Store interface {
 type Pipelines interface {
 	Trigger(ctx context.Context, project, ref string, vars []gitlab.Variable) (gitlab.Pipeline, error)
 	FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (gitlab.Pipeline, bool, error)
+	Cancel(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
 // Worker dispatches runs.
@@ -46,13 +48,15 @@ type Worker struct {
 	RunTokenKey []byte
 	Interval    time.Duration
 	Lease       time.Duration
-	Now         func() time.Time
-	Waker       worker.Waker
+	// Drain is how long work in flight may go on after Run's ctx ends.
+	Drain time.Duration
+	Now   func() time.Time
+	Waker worker.Waker
 }
 
 // Run dispatches until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Waker, func(ctx context.Context) bool {
+	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(ctx context.Context) bool {
 		n, err := w.Tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("dispatch", zap.Error(err))
@@ -68,18 +72,33 @@ func (w *Worker) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Tick handles one batch of due dispatch tasks and says how many it claimed.
+// Tick handles one batch of due dispatch and cancel tasks and says how many
+// it claimed.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
-	tasks, err := w.Store.Claim(ctx, store.KindDispatch, w.Lease, 8)
-	if err != nil {
-		return 0, err
+	var tasks []store.Task
+	for _, kind := range []string{store.KindCancel, store.KindDispatch} {
+		batch, err := w.Store.Claim(ctx, kind, w.Lease, 8)
+		if err != nil {
+			return 0, err
+		}
+		tasks = append(tasks, batch...)
 	}
-	for _, t := range tasks {
-		if err := w.handle(ctx, t); err != nil {
-			if ctx.Err() != nil {
-				return len(tasks), nil // shutting down: the lease hands the task on
+	for i, t := range tasks {
+		if ctx.Err() != nil {
+			// Out of time at shutdown: hand the rest back at once rather
+			// than leave them leased.
+			var ids []int64
+			for _, rest := range tasks[i:] {
+				ids = append(ids, rest.ID)
 			}
-			w.Log.Error("dispatch run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
+			return len(tasks), w.Store.Release(context.WithoutCancel(ctx), ids...)
+		}
+		handle := w.handle
+		if t.Kind == store.KindCancel {
+			handle = w.cancel
+		}
+		if err := handle(ctx, t); err != nil {
+			w.Log.Error(t.Kind+" run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
 	}
 	return len(tasks), nil
@@ -98,6 +117,9 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 				return ch, err
 			}
 			r.DispatchedAt = w.now()
+			if r.Timeout > 0 {
+				r.Deadline = r.DispatchedAt.Add(r.Timeout)
+			}
 			ch.Add(fmt.Sprintf("triggering pipeline in %s@%s", r.Project, r.Ref))
 			ch.Report(run.Report{StatusLabel: "Starting pipeline", Log: fmt.Sprintf("Starting a pipeline in %s (ref %s)", r.Project, r.Ref)})
 			return ch, nil
@@ -135,8 +157,18 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 func (w *Worker) adopt(ctx context.Context, t store.Task, id string, p gitlab.Pipeline, how string) error {
 	_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
+		if r.State == run.Canceled || r.State == run.TimedOut {
+			// Ended while the trigger was in flight: stop the pipeline it made.
+			if r.PipelineID != 0 {
+				return ch, store.ErrNoChange
+			}
+			r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
+			ch.Add(fmt.Sprintf("pipeline #%d started after the run ended; canceling it", p.ID))
+			ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindCancel, Payload: struct{}{}})
+			return ch, nil
+		}
 		if err := r.MoveTo(run.Running, w.now()); err != nil {
-			return ch, store.ErrNoChange // canceled meanwhile; the cancel path stops the pipeline
+			return ch, store.ErrNoChange
 		}
 		r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
 		ch.Add(fmt.Sprintf("%s: #%d %s", how, p.ID, p.WebURL))
@@ -167,6 +199,13 @@ func (w *Worker) fail(ctx context.Context, t store.Task, id, reason string) erro
 }
 
 func (w *Worker) retry(ctx context.Context, t store.Task, cause error) error {
+	if ctx.Err() != nil {
+		// Shutting down: hand the task back for the next start.
+		if err := w.Store.Release(context.WithoutCancel(ctx), t.ID); err != nil {
+			return fmt.Errorf("%w (and releasing the task: %v)", cause, err)
+		}
+		return cause
+	}
 	delay := worker.Backoff(t.Attempts, time.Second, 5*time.Minute)
 	if d, ok := gitlab.RetryAfter(cause); ok && d > delay {
 		delay = d
@@ -197,4 +236,46 @@ func (w *Worker) variables(r *run.Run) ([]gitlab.Variable, error) {
 		{Key: "PAVED_RUN_TOKEN", Value: run.Token(w.RunTokenKey, r.ID)},
 		{Key: "PAVED_REQUEST", Value: string(req), File: true},
 	}, nil
+}
+
+// cancel stops the pipeline of a run that was canceled or timed out. The
+// pipeline is the recorded one, or found by PAVED_RUN_ID when the run ended
+// mid-dispatch; none found means none was made (adopt catches a late one).
+func (w *Worker) cancel(ctx context.Context, t store.Task) error {
+	r, err := w.Store.Run(ctx, t.RunID)
+	if err != nil {
+		return err
+	}
+	id := r.PipelineID
+	if id == 0 && !r.DispatchedAt.IsZero() {
+		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
+		if err != nil {
+			return w.retry(ctx, t, fmt.Errorf("find pipeline of run %s to cancel: %w", r.ID, err))
+		}
+		if !found {
+			return w.Store.Complete(ctx, t.ID)
+		}
+		id = p.ID
+	}
+	if id == 0 {
+		return w.Store.Complete(ctx, t.ID)
+	}
+	p, err := w.Pipelines.Cancel(ctx, r.Project, id)
+	if err != nil {
+		if gitlab.IsPermanent(err) {
+			w.Log.Error("GitLab refused to cancel the pipeline", zap.String("run", r.ID), zap.Int64("pipeline", id), zap.Error(err))
+			return w.Store.Complete(ctx, t.ID)
+		}
+		return w.retry(ctx, t, fmt.Errorf("cancel pipeline %d of run %s: %w", id, r.ID, err))
+	}
+	_, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		r.PipelineID, r.PipelineStatus = p.ID, p.Status
+		ch.Add(fmt.Sprintf("asked GitLab to cancel pipeline #%d (now %s)", p.ID, p.Status))
+		return ch, nil
+	})
+	if err != nil {
+		return w.retry(ctx, t, err)
+	}
+	return w.Store.Complete(ctx, t.ID)
 }

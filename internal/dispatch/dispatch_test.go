@@ -36,7 +36,9 @@ func setup(t *testing.T, cfg gitlabsim.Config) *fixture {
 	t.Cleanup(func() { st.Close() })
 	cfg.Token = "tok"
 	if cfg.Decide == nil {
-		cfg.Decide = func(gitlabsim.Pipeline) gitlabsim.Outcome { return gitlabsim.Outcome{Status: "success", Running: time.Hour} }
+		cfg.Decide = func(gitlabsim.Pipeline) gitlabsim.Outcome {
+			return gitlabsim.Outcome{Status: "success", Running: time.Hour}
+		}
 	}
 	sim := gitlabsim.New(cfg)
 	srv := httptest.NewServer(sim)

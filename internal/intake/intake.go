@@ -54,6 +54,8 @@ type Service struct {
 	// Notify, when set, is called after a run is queued so the dispatcher
 	// need not wait for its next tick.
 	Notify func()
+	// DefaultTimeout applies to actions that declare none.
+	DefaultTimeout time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -99,6 +101,10 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		return s.reject(ctx, r, ch, "Invalid inputs", []string{err.Error()})
 	}
 	r.Stack, r.Team = stack, action.TeamOf(req)
+	r.Timeout = action.Timeout
+	if r.Timeout == 0 {
+		r.Timeout = s.DefaultTimeout
+	}
 	ch.Add("inputs match the action's schema")
 
 	if len(req.User.Teams) == 0 && s.Teams != nil && req.User.Email != "" {

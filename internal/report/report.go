@@ -22,6 +22,7 @@ type Store interface {
 	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
 	Complete(ctx context.Context, id int64) error
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
+	Release(ctx context.Context, ids ...int64) error
 	Run(ctx context.Context, id string) (*run.Run, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 }
@@ -44,8 +45,10 @@ type Worker struct {
 	Interval    time.Duration
 	Lease       time.Duration
 	Concurrency int
-	Now         func() time.Time
-	Waker       worker.Waker
+	// Drain is how long deliveries in flight may go on after Run's ctx ends.
+	Drain time.Duration
+	Now   func() time.Time
+	Waker worker.Waker
 }
 
 func (w *Worker) now() time.Time {
@@ -57,7 +60,7 @@ func (w *Worker) now() time.Time {
 
 // Run delivers until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Waker, func(ctx context.Context) bool {
+	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(ctx context.Context) bool {
 		n, err := w.Tick(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("report", zap.Error(err))
@@ -110,7 +113,11 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 		return w.Store.Complete(ctx, t.ID)
 	}
 	if ctx.Err() != nil {
-		return err // shutting down: the lease hands the task on
+		// Out of time at shutdown: hand the task back for the next start.
+		if rerr := w.Store.Release(context.WithoutCancel(ctx), t.ID); rerr != nil {
+			return fmt.Errorf("%w (and releasing the task: %v)", err, rerr)
+		}
+		return err
 	}
 	if p.Permanent(err) {
 		// Retrying cannot help; keep the failure in the audit trail and go on

@@ -141,9 +141,12 @@ type Run struct {
 	// DispatchedAt is when the trigger call began; reconciliation looks for
 	// pipelines created since then.
 	DispatchedAt time.Time `json:"dispatchedAt,omitzero"`
-	Deadline     time.Time `json:"deadline,omitzero"`
-	CreatedAt    time.Time `json:"createdAt"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	// Timeout is how long the run may take once dispatched; Deadline is
+	// set from it when the dispatch begins.
+	Timeout   time.Duration `json:"timeout,omitempty"`
+	Deadline  time.Time     `json:"deadline,omitzero"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 20 hex digits.

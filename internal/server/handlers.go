@@ -227,6 +227,19 @@ func (s *Server) deny(c *gin.Context) {
 	c.JSON(http.StatusOK, answerOf(r, true))
 }
 
+func (s *Server) cancel(c *gin.Context) {
+	var d decision
+	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
+		fail(c, http.StatusBadRequest, `body must be {"by": "<who cancels>"}`)
+		return
+	}
+	r, err := s.intake.Cancel(c.Request.Context(), c.Param("id"), d.By)
+	if s.runError(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, answerOf(r, true))
+}
+
 func (s *Server) pipelineLogs(c *gin.Context) {
 	var body struct {
 		Lines []string `json:"lines"`

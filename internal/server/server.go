@@ -32,6 +32,7 @@ type Intake interface {
 	Submit(ctx context.Context, req run.Request) (*run.Run, bool, error)
 	Approve(ctx context.Context, id, approver string) (*run.Run, error)
 	Deny(ctx context.Context, id, approver, reason string) (*run.Run, error)
+	Cancel(ctx context.Context, id, by string) (*run.Run, error)
 }
 
 // Runs reads runs.
@@ -90,7 +91,10 @@ func New(cfg Config, in Intake, runs Runs, tr Tracker, log *zap.Logger, reg *pro
 	authed.GET("/runs/:id", s.getRun)
 	authed.POST("/runs/:id/approve", s.approve)
 	authed.POST("/runs/:id/deny", s.deny)
-	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path) })
+	authed.POST("/runs/:id/cancel", s.cancel)
+	r.NoRoute(func(c *gin.Context) {
+		fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path)
+	})
 	return r
 }
 

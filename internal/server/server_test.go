@@ -42,6 +42,9 @@ func (f *fakeIntake) Submit(_ context.Context, req run.Request) (*run.Run, bool,
 func (f *fakeIntake) Approve(context.Context, string, string) (*run.Run, error) {
 	return nil, run.ErrNotFound
 }
+func (f *fakeIntake) Cancel(context.Context, string, string) (*run.Run, error) {
+	return &run.Run{ID: "r_1", State: run.Canceled}, nil
+}
 func (f *fakeIntake) Deny(context.Context, string, string, string) (*run.Run, error) {
 	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
 }
@@ -163,6 +166,9 @@ func TestAPIAuthAndAnswers(t *testing.T) {
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/deny", `{"by":"lead"}`, bearer); w.Code != 409 {
 		t.Fatalf("deny finished: %d", w.Code)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/cancel", `{"by":"dana"}`, bearer); w.Code != 200 || !strings.Contains(w.Body.String(), "canceled") {
+		t.Fatalf("cancel: %d %s", w.Code, w.Body)
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{}`, bearer); w.Code != 400 {
 		t.Fatalf("approve without approver: %d", w.Code)

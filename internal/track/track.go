@@ -179,7 +179,10 @@ func (t *Tracker) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	worker.Loop(ctx, interval, nil, func(ctx context.Context) bool {
+	worker.Loop(ctx, interval, 0, nil, func(ctx context.Context) bool {
+		if err := t.Expire(ctx); err != nil && ctx.Err() == nil {
+			t.Log.Warn("expire runs", zap.Error(err))
+		}
 		if err := t.Poll(ctx); err != nil && ctx.Err() == nil {
 			t.Log.Warn("poll pipelines", zap.Error(err))
 		}

@@ -10,11 +10,17 @@ import (
 
 // Loop calls tick every interval, and at once when wake fires, until ctx
 // ends. A tick that reports more work (busy) is followed by another at once.
-func Loop(ctx context.Context, interval time.Duration, wake <-chan struct{}, tick func(context.Context) (busy bool)) {
+// The context a tick gets outlives ctx by drain, so that work in flight at
+// shutdown can finish instead of being cut off halfway.
+func Loop(ctx context.Context, interval, drain time.Duration, wake <-chan struct{}, tick func(context.Context) (busy bool)) {
+	taskCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	defer stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for ctx.Err() == nil && tick(ctx) {
+		for ctx.Err() == nil && tick(taskCtx) {
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestLoopWakesAndDrains(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Loop(ctx, time.Hour, w, func(context.Context) bool { return ticks.Add(1)%3 != 0 })
+		Loop(ctx, time.Hour, time.Second, w, func(context.Context) bool { return ticks.Add(1)%3 != 0 })
 	}()
 	// The first round drains (3 ticks); a wake runs another round.
 	deadline := time.Now().Add(5 * time.Second)
@@ -53,5 +54,34 @@ func TestWakesFold(t *testing.T) {
 	w.Wake()
 	if len(w) != 1 {
 		t.Fatalf("%d pending wakes, want 1", len(w))
+	}
+}
+
+func TestTickContextOutlivesStopByDrain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started, release := make(chan struct{}), make(chan struct{})
+	var tickErr atomic.Value
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Loop(ctx, time.Hour, 50*time.Millisecond, nil, func(tc context.Context) bool {
+			close(started)
+			<-release
+			tickErr.Store(fmt.Sprint(tc.Err()))
+			<-tc.Done() // ends only when the drain runs out
+			return false
+		})
+	}()
+	<-started
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("tick context never ended after the drain")
+	}
+	if got := tickErr.Load(); got != "<nil>" {
+		t.Fatalf("tick context ended at once with the loop (%v); want it to last the drain", got)
 	}
 }

@@ -1,0 +1,50 @@
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Expire ends runs that are past their deadline: the run becomes timed_out,
+// the portal is told, and a cancel task stops the pipeline in GitLab.
+func (t *Tracker) Expire(ctx context.Context) error {
+	// Active runs are few (one per stack at most), so a scan is cheap.
+	runs, err := t.Store.ListRuns(ctx, store.Query{States: []run.State{run.Dispatching, run.Running}, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	now := t.now()
+	var errs []error
+	for _, r := range runs {
+		if r.Deadline.IsZero() || now.Before(r.Deadline) {
+			continue
+		}
+		_, err := t.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			var ch store.Change
+			if r.Deadline.IsZero() || now.Before(r.Deadline) {
+				return ch, store.ErrNoChange
+			}
+			if err := r.MoveTo(run.TimedOut, now); err != nil {
+				return ch, store.ErrNoChange // finished meanwhile
+			}
+			why := fmt.Sprintf("timed out: the action allows %s and the run started at %s", r.Timeout, r.DispatchedAt.Format("15:04:05 MST"))
+			r.Reasons = []string{why}
+			ch.Add(why)
+			ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindCancel, Payload: struct{}{}})
+			ch.Report(run.Report{Log: "✗ " + why + "; canceling the pipeline"})
+			ch.Report(run.Report{Final: run.Failure, StatusLabel: "Timed out", Summary: why, Link: r.PipelineURL})
+			return ch, nil
+		})
+		if err != nil && !errors.Is(err, run.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	if t.Reported != nil && len(runs) > 0 {
+		t.Reported()
+	}
+	return errors.Join(errs...)
+}
