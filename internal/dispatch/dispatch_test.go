@@ -192,3 +192,91 @@ func TestCanceledRunIsNotDispatched(t *testing.T) {
 		t.Fatalf("a canceled run triggered %d pipelines", n)
 	}
 }
+
+func TestCancelTaskStopsThePipeline(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	f.tick(t)
+	// The run is canceled while its pipeline runs.
+	if _, err := f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		return store.Change{Tasks: []store.NewTask{{Kind: store.KindCancel}}}, r.MoveTo(run.Canceled, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t)
+	p, _ := f.sim.Pipeline(f.get(t, r.ID).PipelineID)
+	if p.Status != gitlabsim.StatusCanceled {
+		t.Fatalf("pipeline %s, want canceled", p.Status)
+	}
+}
+
+func TestRunCanceledDuringTriggerHasItsPipelineCanceled(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	// Cancel lands between "dispatching" and the trigger's answer: the cancel
+	// task finds nothing yet, then the trigger's pipeline must be stopped.
+	f.w.Pipelines = interceptTrigger{Pipelines: f.gl, before: func() {
+		_, err := f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			return store.Change{}, r.MoveTo(run.Canceled, time.Now())
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}}
+	f.tick(t) // triggers, sees the run canceled, queues a cancel task
+	f.tick(t) // runs the cancel task
+	got := f.get(t, r.ID)
+	if got.State != run.Canceled || got.PipelineID == 0 {
+		t.Fatalf("run %s pipeline %d", got.State, got.PipelineID)
+	}
+	if p, _ := f.sim.Pipeline(got.PipelineID); p.Status != gitlabsim.StatusCanceled {
+		t.Fatalf("late pipeline is %s, want canceled", p.Status)
+	}
+}
+
+type interceptTrigger struct {
+	Pipelines
+	before func()
+}
+
+func (i interceptTrigger) Trigger(ctx context.Context, project, ref string, vars []gitlab.Variable) (gitlab.Pipeline, error) {
+	i.before()
+	return i.Pipelines.Trigger(ctx, project, ref, vars)
+}
+
+func TestDeadlineIsSetAtDispatch(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	r := storetest.NewRun("p1", "svc", time.Now().UTC())
+	r.Timeout = 20 * time.Minute
+	if _, _, err := f.st.CreateRun(context.Background(), r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t)
+	got := f.get(t, r.ID)
+	if d := got.Deadline.Sub(got.DispatchedAt); d != 20*time.Minute {
+		t.Fatalf("deadline %v after dispatch, want 20m", d)
+	}
+}
+
+func TestShutdownReleasesUnfinishedTasks(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	for _, id := range []string{"a", "b"} {
+		r := storetest.NewRun(id, "svc-"+id, time.Now().UTC())
+		if _, _, err := f.st.CreateRun(context.Background(), r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The drain runs out while the first trigger is in flight.
+	live, stop := context.WithCancel(context.Background())
+	f.w.Pipelines = interceptTrigger{Pipelines: f.gl, before: stop}
+	if _, err := f.w.Tick(live); err != nil {
+		t.Fatal(err)
+	}
+	// The first trigger ran with a context canceled under it; both tasks are back.
+	tasks, err := f.st.Claim(context.Background(), store.KindDispatch, time.Minute, 10)
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("claimable after shutdown: %d tasks, %v; want both released", len(tasks), err)
+	}
+}

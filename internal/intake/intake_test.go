@@ -182,3 +182,35 @@ func TestApproval(t *testing.T) {
 		t.Fatalf("second approve: %v", err)
 	}
 }
+
+func TestCancel(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	queued, _, _ := s.Submit(ctx, bucketReq("q", "dana@acme.example", "dev"))
+	got, err := s.Cancel(ctx, queued.ID, "dana@acme.example")
+	if err != nil || got.State != run.Canceled || got.Reasons[0] != "canceled by dana@acme.example" {
+		t.Fatalf("cancel queued: %+v %v", got, err)
+	}
+	if n, _ := st.Pending(ctx, store.KindCancel); n != 0 {
+		t.Fatal("a run that never dispatched got a cancel task")
+	}
+	running, _, _ := s.Submit(ctx, bucketReq("r", "dana@acme.example", "dev"))
+	if _, err := st.Update(ctx, running.ID, func(r *run.Run) (store.Change, error) {
+		_ = r.MoveTo(run.Dispatching, r.CreatedAt)
+		return store.Change{}, r.MoveTo(run.Running, r.CreatedAt)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, running.ID, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.Pending(ctx, store.KindCancel); n != 1 {
+		t.Fatalf("%d cancel tasks for a running run, want 1", n)
+	}
+	if _, err := s.Cancel(ctx, running.ID, "ops"); !errors.Is(err, run.ErrIllegalTransition) {
+		t.Fatalf("second cancel: %v", err)
+	}
+	if _, err := s.Cancel(ctx, "r_nope", "ops"); !errors.Is(err, run.ErrNotFound) {
+		t.Fatalf("cancel unknown: %v", err)
+	}
+}

@@ -211,3 +211,42 @@ func TestCallbacks(t *testing.T) {
 		t.Fatalf("outputs after the end: %v", err)
 	}
 }
+
+func TestExpireEndsRunsPastTheirDeadline(t *testing.T) {
+	tr, st, _ := setup(t)
+	ctx := context.Background()
+	r := running(t, st, run.Running)
+	if _, err := st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		r.Timeout, r.DispatchedAt = 20*time.Minute, time.Now().UTC()
+		r.Deadline = r.DispatchedAt.Add(r.Timeout)
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Run(ctx, r.ID); got.State != run.Running {
+		t.Fatalf("expired before the deadline: %s", got.State)
+	}
+	tr.Now = func() time.Time { return time.Now().Add(21 * time.Minute) }
+	if err := tr.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Run(ctx, r.ID)
+	if got.State != run.TimedOut || !strings.Contains(got.Reasons[0], "allows 20m0s") {
+		t.Fatalf("run %s %v", got.State, got.Reasons)
+	}
+	if n, _ := st.Pending(ctx, store.KindCancel); n != 1 {
+		t.Fatalf("%d cancel tasks, want 1", n)
+	}
+	reps := reports(t, st)
+	if last := reps[len(reps)-1]; last.Final != run.Failure || last.StatusLabel != "Timed out" {
+		t.Fatalf("final report %+v", last)
+	}
+	// A late success changes nothing.
+	_ = tr.HandleHook(ctx, gitlab.HookEvent{PipelineID: 42, Status: "success"})
+	if got, _ := st.Run(ctx, r.ID); got.State != run.TimedOut {
+		t.Fatalf("late hook moved a timed-out run to %s", got.State)
+	}
+}
