@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -71,7 +72,44 @@ type options struct {
 	outcome      func(gitlabsim.Pipeline) gitlabsim.Outcome
 	faults       gitlabsim.Faults
 	pollInterval time.Duration
+	// actionTimeout replaces every action's timeout (in a copy of actions/).
+	actionTimeout string
 }
+
+// copyActions copies actions/ (and its policy) to dir, with every action's
+// timeout set to timeout.
+func copyActions(t *testing.T, dir, timeout string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot(), "actions")
+	dst := filepath.Join(dir, "actions")
+	for _, sub := range []string{"", "policy"} {
+		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(filepath.Join(src, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(src, sub, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sub == "" {
+				b = timeoutLine.ReplaceAll(b, []byte("timeout: "+timeout))
+			}
+			if err := os.WriteFile(filepath.Join(dst, sub, e.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dst
+}
+
+var timeoutLine = regexp.MustCompile(`(?m)^timeout: .*$`)
 
 func start(t *testing.T, opt options) *env {
 	t.Helper()
@@ -104,7 +142,10 @@ func start(t *testing.T, opt options) *env {
 	}
 	dir := t.TempDir()
 	e.dbPath = filepath.Join(dir, "paved.db")
-	root := repoRoot()
+	actions := filepath.Join(repoRoot(), "actions")
+	if opt.actionTimeout != "" {
+		actions = copyActions(t, dir, opt.actionTimeout)
+	}
 	cfg := fmt.Sprintf(`server: {listen: %q, publicURL: %q, shutdownTimeout: 5s}
 store: {driver: sqlite, path: %q}
 actionsDir: %q
@@ -116,7 +157,7 @@ environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
 workers: {interval: 50ms, reportConcurrency: 4, lease: 10s}
 log: {format: json, level: info}
-`, addr, e.url, e.dbPath, filepath.Join(root, "actions"), filepath.Join(root, "actions", "policy"), portSrv.URL, glSrv.URL, opt.pollInterval)
+`, addr, e.url, e.dbPath, actions, filepath.Join(actions, "policy"), portSrv.URL, glSrv.URL, opt.pollInterval)
 	cfgPath := filepath.Join(dir, "paved.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -295,3 +336,37 @@ func logText(r portsim.RunRecord) string {
 }
 
 func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// runState reads a run's state from paved's API.
+func (e *env) runState(id string) string {
+	e.t.Helper()
+	var got struct{ State string }
+	e.api("GET", "/api/v1/runs/"+id, &got)
+	return got.State
+}
+
+// waitState waits until paved's run reaches state.
+func (e *env) waitState(id, state string) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if e.runState(id) == state {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("run %s is %s, never %s", id, e.runState(id), state)
+}
+
+// post calls paved's API with the API token and a JSON body.
+func (e *env) post(path, body string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("Content-Type", "application/json")
+	return e.do(req).Code
+}
+
+func longPipeline(gitlabsim.Pipeline) gitlabsim.Outcome {
+	return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 10 * time.Millisecond, Pending: 10 * time.Millisecond, Running: time.Hour}
+}
