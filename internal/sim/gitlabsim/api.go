@@ -43,6 +43,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.Latency > 0 && !sleep(r.Context(), f.Latency) {
 		return
 	}
+	if s.roll(f.SlowRate) && !sleep(r.Context(), f.SlowLatency) {
+		return
+	}
 	// Rack::Attack throttles before authentication, so the 429 comes first.
 	if s.roll(f.RateLimitRate) {
 		s.rateLimited(w, f.RateLimitReset)

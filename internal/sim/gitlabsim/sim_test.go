@@ -555,3 +555,17 @@ func TestCloseStopsRunningPipelines(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 }
+
+func TestSlowAnswersOutlastTheClient(t *testing.T) {
+	_, srv := start(t, Config{Decide: slow, Faults: Faults{SlowRate: 1, SlowLatency: time.Second}})
+	hc := &http.Client{Timeout: 50 * time.Millisecond}
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v4/projects/1/pipelines", nil)
+	req.Header.Set("PRIVATE-TOKEN", token)
+	start := time.Now()
+	if _, err := hc.Do(req); err == nil {
+		t.Fatal("a slow answer came within the client's timeout")
+	}
+	if time.Since(start) > 500*time.Millisecond {
+		t.Fatal("the client did not give up on time")
+	}
+}

@@ -52,7 +52,11 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		start := s.now()
 		defer func() { s.logCall(r, sw.status, start) }()
-		if d := s.cfg.Faults.Latency; d > 0 {
+		d := s.cfg.Faults.Latency
+		if s.slow() {
+			d += s.cfg.Faults.SlowLatency
+		}
+		if d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -85,6 +89,15 @@ func (s *Sim) middleware(next http.Handler) http.Handler {
 }
 
 // admit counts the request in the rate-limit window and draws its fault.
+func (s *Sim) slow() bool {
+	if s.cfg.Faults.SlowRate <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faultRand.Float64() < s.cfg.Faults.SlowRate
+}
+
 func (s *Sim) admit() (f fault, remaining, reset int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -67,6 +67,10 @@ type Faults struct {
 	RateLimitRate float64
 	// Latency is added to every API request (the wait ends early if the client gives up).
 	Latency time.Duration
+	// SlowRate is the fraction of requests held for SlowLatency before they are handled:
+	// set it past the client's timeout to make calls time out.
+	SlowRate    float64
+	SlowLatency time.Duration
 }
 
 // User is a Port user known to the simulator.

@@ -662,3 +662,17 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("calls = %d, want 41", n)
 	}
 }
+
+func TestSlowAnswersOutlastTheClient(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Faults = Faults{SlowRate: 1, SlowLatency: time.Second} })
+	hc := &http.Client{Timeout: 50 * time.Millisecond}
+	started := time.Now()
+	resp, err := hc.Post(e.srv.URL+"/v1/auth/access_token", "application/json", strings.NewReader(`{"clientId":"x","clientSecret":"y"}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a slow answer came within the client's timeout")
+	}
+	if time.Since(started) > 500*time.Millisecond {
+		t.Fatal("the client did not give up on time")
+	}
+}
