@@ -105,9 +105,9 @@ type Faults struct {
 	Latency         time.Duration // added before every API answer
 	// SlowRate is the fraction of API requests held for SlowLatency before
 	// they are handled: set it past the client's timeout to make calls time out.
-	SlowRate    float64
-	SlowLatency time.Duration
-	HookDropRate    float64       // hooks never sent
+	SlowRate     float64
+	SlowLatency  time.Duration
+	HookDropRate float64 // hooks never sent
 	// LostCreateRate is the fraction of pipeline creations that succeed but
 	// answer 502, as when a proxy times out: the case exactly-once must survive.
 	LostCreateRate float64
