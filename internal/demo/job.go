@@ -1,21 +1,21 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/paved-idp/paved/internal/callback"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
 // ProvisionJob plays the pipeline's provisioning job: it reads the variables
 // paved passed, "applies" the stack, and calls paved back with log lines and
-// stack outputs using the run's token — what `paved report` does in the
-// real pipeline. The queue named payment-events fails, to show a failed run.
+// stack outputs with the run's token through the same client `paved report`
+// uses in the real pipeline. The queue named payment-events fails, to show a failed run.
 func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipeline) error {
 	return func(ctx context.Context, p gitlabsim.Pipeline) error {
 		v := func(k string) string { s, _ := p.Var(k); return s }
@@ -23,7 +23,10 @@ func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipelin
 		if err := json.Unmarshal([]byte(v("PAVED_REQUEST")), &req); err != nil {
 			return fmt.Errorf("read PAVED_REQUEST: %w", err)
 		}
-		cb := callback{hc: hc, base: v("PAVED_URL") + "/api/v1/runs/" + v("PAVED_RUN_ID"), token: v("PAVED_RUN_TOKEN")}
+		cb, err := callback.NewClient(v("PAVED_URL"), v("PAVED_RUN_ID"), v("PAVED_RUN_TOKEN"), hc)
+		if err != nil {
+			return err
+		}
 		stack := req.Stack.Tenant + "-" + req.Stack.Environment + "-" + req.Stack.Service
 		lines := []string{"pulumi preview --stack " + stack, "pulumi up --stack " + stack + " --yes"}
 		var outputs map[string]any
@@ -46,39 +49,12 @@ func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipelin
 		default:
 			outputs = map[string]any{"url": "https://" + req.Stack.Service + "." + req.Stack.Environment + ".acme.example"}
 		}
-		if err := cb.post(ctx, "/logs", map[string]any{"lines": lines}); err != nil {
+		if err := cb.Logs(ctx, lines); err != nil {
 			return err
 		}
 		if failure != nil {
 			return failure
 		}
-		return cb.post(ctx, "/outputs", map[string]any{"outputs": outputs})
+		return cb.Outputs(ctx, outputs)
 	}
-}
-
-type callback struct {
-	hc          *http.Client
-	base, token string
-}
-
-func (c callback) post(ctx context.Context, path string, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("post %s: %w", path, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("post %s: %s", path, resp.Status)
-	}
-	return nil
 }
