@@ -34,6 +34,8 @@ type Portal interface {
 	Permanent(err error) bool
 	// RetryAt says when the portal allows the next call after err, if it said.
 	RetryAt(err error) (time.Time, bool)
+	// Finished says whether the portal's run already has its final status.
+	Finished(ctx context.Context, portalRunID string) (bool, error)
 }
 
 // Worker delivers reports. Runs of portals without an entry in Portals (a
@@ -107,6 +109,14 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 	if err := json.Unmarshal(t.Payload, &rep); err != nil {
 		w.Log.Error("drop undecodable report", zap.String("run", r.ID), zap.Int64("task", t.ID), zap.Error(err))
 		return w.Store.Complete(ctx, t.ID)
+	}
+	if rep.Final != "" && t.Attempts > 1 {
+		// An earlier attempt may have gone through before its answer was
+		// lost (or before a crash): never send a run's final status twice.
+		done, ferr := p.Finished(ctx, r.Request.PortalRunID)
+		if ferr == nil && done {
+			return w.Store.Complete(ctx, t.ID)
+		}
 	}
 	err = p.Report(ctx, r.Request.PortalRunID, rep)
 	if err == nil {

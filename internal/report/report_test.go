@@ -27,18 +27,37 @@ type portal struct {
 	mu       sync.Mutex
 	got      map[string][]string
 	failNext map[string][]error
-	resetAt  time.Time
+	// lost makes the next report to a run go through but answer an error.
+	lost    map[string]bool
+	resetAt time.Time
 }
 
 func (p *portal) Report(_ context.Context, id string, rep run.Report) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lost[id] {
+		p.lost[id] = false
+		p.got[id] = append(p.got[id], rep.Log+rep.Final)
+		return errTransient
+	}
 	if errs := p.failNext[id]; len(errs) > 0 {
 		p.failNext[id] = errs[1:]
 		return errs[0]
 	}
 	p.got[id] = append(p.got[id], rep.Log+rep.Final)
 	return nil
+}
+
+// Finished reports whether a final status went through.
+func (p *portal) Finished(_ context.Context, id string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, got := range p.got[id] {
+		if got == run.Success {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (p *portal) Permanent(err error) bool { return errors.Is(err, errPermanent) }
@@ -57,7 +76,7 @@ func setup(t *testing.T) (*Worker, *sqlite.Store, *portal) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	p := &portal{got: map[string][]string{}, failNext: map[string][]error{}}
+	p := &portal{got: map[string][]string{}, failNext: map[string][]error{}, lost: map[string]bool{}}
 	w := &Worker{Store: st, Portals: map[string]Portal{"port": p}, Log: zap.NewNop(), Interval: time.Hour, Lease: time.Minute, Concurrency: 4}
 	return w, st, p
 }
@@ -167,5 +186,18 @@ func TestRunsOfPortalsWithoutReporterAreSkipped(t *testing.T) {
 	drain(t, w, &clock)
 	if len(p.got) != 0 {
 		t.Fatalf("api run reported to port: %v", p.got)
+	}
+}
+
+func TestFinalStatusIsNotSentTwiceAfterALostAnswer(t *testing.T) {
+	w, st, p := setup(t)
+	clock := time.Now()
+	w.Now = func() time.Time { return clock }
+	st.SetClock(w.Now)
+	addRun(t, st, "port", "a", run.Success)
+	p.lost["a"] = true
+	drain(t, w, &clock)
+	if got := p.got["a"]; len(got) != 1 {
+		t.Fatalf("run a received %v, want one final status", got)
 	}
 }

@@ -561,3 +561,25 @@ func TestUserTeamsNotFound(t *testing.T) {
 		t.Fatalf("%d requests, want 2: failures are not cached", n)
 	}
 }
+
+func TestFinished(t *testing.T) {
+	for _, tt := range []struct {
+		status string
+		want   bool
+	}{{"IN_PROGRESS", false}, {"SUCCESS", true}, {"FAILURE", true}} {
+		f := newFakePort(t)
+		f.set(func(f *fakePort) {
+			f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodGet || r.URL.Path != "/v1/actions/runs/r_1" {
+					t.Errorf("%s %s", r.Method, r.URL.Path)
+				}
+				fmt.Fprintf(w, `{"ok":true,"run":{"id":"r_1","status":%q}}`, tt.status)
+				return true
+			}
+		})
+		got, err := f.client(newClock()).Finished(context.Background(), "r_1")
+		if err != nil || got != tt.want {
+			t.Fatalf("status %s: finished=%v err=%v", tt.status, got, err)
+		}
+	}
+}

@@ -243,3 +243,25 @@ func teamNames(raw []json.RawMessage) []string {
 	}
 	return names
 }
+
+// Finished reports whether Port already holds a terminal status for the
+// run (GET /v1/actions/runs/{run_id}). The reporter asks before it repeats
+// a final status whose first attempt may have gone through.
+func (c *Client) Finished(ctx context.Context, portRunID string) (bool, error) {
+	if portRunID == "" {
+		return false, fmt.Errorf("port: get run: empty run id: %w", errInvalid)
+	}
+	var out struct {
+		Run *struct {
+			Status string `json:"status"`
+		} `json:"run"`
+	}
+	err := c.do(ctx, call{op: "get run " + portRunID, method: http.MethodGet, path: "/v1/actions/runs/" + url.PathEscape(portRunID), out: &out})
+	if err != nil {
+		return false, err
+	}
+	if out.Run == nil {
+		return false, fmt.Errorf("port: get run %s: answer has no run", portRunID)
+	}
+	return out.Run.Status == run.Success || out.Run.Status == run.Failure, nil
+}
