@@ -115,7 +115,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 			st.Close()
 			return nil, err
 		}
-		pc := port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: hc, UserCacheTTL: cfg.Port.UserCacheTTL})
+		portHC := opt.HTTPClient
+		if portHC == nil {
+			portHC = &http.Client{Timeout: cfg.Port.Timeout}
+		}
+		pc := port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
 		in.Teams = pc
 		portals[port.PortalName] = portReporter{pc}
 		srvCfg.PortVerifier = &port.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}

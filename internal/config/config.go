@@ -56,6 +56,8 @@ type Port struct {
 	ClientSecret       string        `yaml:"clientSecret"` // secret reference; also the webhook signing key
 	SignatureTolerance time.Duration `yaml:"signatureTolerance"`
 	UserCacheTTL       time.Duration `yaml:"userCacheTTL"`
+	// Timeout bounds one call to Port's API.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // GitLab is the GitLab instance that runs the pipelines.
@@ -102,7 +104,7 @@ func Default() Config {
 		Server:     Server{Listen: "127.0.0.1:8080", ShutdownTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20},
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
 		ActionsDir: "actions", PolicyDir: "actions/policy",
-		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute},
+		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
 		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second},
 		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute, RunTimeout: time.Hour},
 		Log:     Log{Format: "json", Level: "info"},
@@ -233,6 +235,9 @@ func (c Config) Validate() error {
 		checkRef(bad, "port.clientSecret", c.Port.ClientSecret)
 		if c.Port.SignatureTolerance <= 0 {
 			bad("port.signatureTolerance", "must be positive")
+		}
+		if c.Port.Timeout <= 0 {
+			bad("port.timeout", "must be positive")
 		}
 	}
 	checkURL(bad, "gitlab.baseURL", c.GitLab.BaseURL)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	h "github.com/paved-idp/paved/test/harness"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,83 +14,83 @@ import (
 )
 
 func TestCancelStopsThePipeline(t *testing.T) {
-	e := start(t, options{outcome: longPipeline})
-	portRun, ans := e.press(bucket(dana, "dev", nil))
-	e.waitState(ans.RunID, "running")
-	if code := e.post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"dana@acme.example"}`); code != 200 {
+	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline})
+	portRun, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
+	e.WaitState(ans.RunID, "running")
+	if code := e.Post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"dana@acme.example"}`); code != 200 {
 		t.Fatalf("cancel: %d", code)
 	}
-	r := e.waitPort(portRun)
+	r := e.WaitPort(portRun)
 	if r.Status != "FAILURE" || !strings.Contains(r.Summary, "canceled by dana@acme.example") {
 		t.Fatalf("Port run %s %q", r.Status, r.Summary)
 	}
 	waitPipeline(t, e, gitlabsim.StatusCanceled)
-	if code := e.post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"dana@acme.example"}`); code != 409 {
+	if code := e.Post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"dana@acme.example"}`); code != 409 {
 		t.Fatalf("second cancel: %d, want 409", code)
 	}
 }
 
 func TestTimedOutRunCancelsItsPipeline(t *testing.T) {
-	e := start(t, options{outcome: longPipeline, actionTimeout: "1s", pollInterval: 300 * time.Millisecond})
-	portRun, ans := e.press(bucket(dana, "dev", nil))
-	r := e.waitPort(portRun)
+	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline, ActionTimeout: "1s", PollInterval: 300 * time.Millisecond})
+	portRun, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
+	r := e.WaitPort(portRun)
 	if r.Status != "FAILURE" || r.StatusLabel != "Timed out" || !strings.Contains(r.Summary, "timed out") {
 		t.Fatalf("Port run %s (%s) %q", r.Status, r.StatusLabel, r.Summary)
 	}
-	if st := e.runState(ans.RunID); st != "timed_out" {
+	if st := e.RunState(ans.RunID); st != "timed_out" {
 		t.Fatalf("run state %s", st)
 	}
 	waitPipeline(t, e, gitlabsim.StatusCanceled)
 }
 
-func waitPipeline(t *testing.T, e *env, status string) {
+func waitPipeline(t *testing.T, e *h.Env, status string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if ps := e.gitlab.Pipelines(); len(ps) == 1 && ps[0].Status == status {
+		if ps := e.GitLab.Pipelines(); len(ps) == 1 && ps[0].Status == status {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("pipelines %+v, want one %s", e.gitlab.Pipelines(), status)
+	t.Fatalf("pipelines %+v, want one %s", e.GitLab.Pipelines(), status)
 }
 
 // TestPavedReportAgainstTheRealServer plays the pipeline's report job:
 // `paved report` posts log lines and stack outputs with the run's token.
 func TestPavedReportAgainstTheRealServer(t *testing.T) {
-	e := start(t, options{outcome: longPipeline})
-	portRun, ans := e.press(bucket(dana, "dev", nil))
-	e.waitState(ans.RunID, "running")
+	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline})
+	portRun, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
+	e.WaitState(ans.RunID, "running")
 	outputs := filepath.Join(t.TempDir(), "outputs.json")
 	if err := os.WriteFile(outputs, []byte(`{"bucketName":"b","bucketArn":"arn:aws:s3:::from-paved-report","region":"eu-west-1"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	report := func(token string, args ...string) (string, error) {
 		cmd := exec.Command(pavedBin, append([]string{"report"}, args...)...)
-		cmd.Env = append(os.Environ(), "PAVED_URL="+e.url, "PAVED_RUN_ID="+ans.RunID, "PAVED_RUN_TOKEN="+token)
+		cmd.Env = append(os.Environ(), "PAVED_URL="+e.URL, "PAVED_RUN_ID="+ans.RunID, "PAVED_RUN_TOKEN="+token)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	token := run.Token([]byte(runKey), ans.RunID)
+	token := run.Token([]byte(h.RunKey), ans.RunID)
 	if out, err := report(token, "--outputs", outputs, "--message", "stack applied by the report job"); err != nil {
 		t.Fatalf("paved report: %v\n%s", err, out)
 	}
-	if out, err := report(run.Token([]byte(runKey), "r_other"), "--message", "x"); err == nil || strings.Contains(out, token) {
+	if out, err := report(run.Token([]byte(h.RunKey), "r_other"), "--message", "x"); err == nil || strings.Contains(out, token) {
 		t.Fatalf("report with another run's token succeeded or printed a token: %v\n%s", err, out)
 	}
 	var got struct {
 		Outputs map[string]any `json:"outputs"`
 	}
-	e.api("GET", "/api/v1/runs/"+ans.RunID, &got)
+	e.API("GET", "/api/v1/runs/"+ans.RunID, &got)
 	if got.Outputs["bucketArn"] != "arn:aws:s3:::from-paved-report" {
 		t.Fatalf("outputs %v", got.Outputs)
 	}
 	// End the run; the report job's line reached Port before the final status.
-	if code := e.post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"test"}`); code != 200 {
+	if code := e.Post("/api/v1/runs/"+ans.RunID+"/cancel", `{"by":"test"}`); code != 200 {
 		t.Fatalf("cancel %d", code)
 	}
-	r := e.waitPort(portRun)
-	if !strings.Contains(logText(r), "stack applied by the report job") {
-		t.Fatalf("Port log lacks the report job's line:\n%s", logText(r))
+	r := e.WaitPort(portRun)
+	if !strings.Contains(h.LogText(r), "stack applied by the report job") {
+		t.Fatalf("Port log lacks the report job's line:\n%s", h.LogText(r))
 	}
 }

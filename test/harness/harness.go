@@ -1,0 +1,496 @@
+// Package harness runs the real paved binary as a child process between
+// the Port and GitLab simulators, over real HTTP and with a real SQLite file,
+// for the end-to-end and chaos suites under test/.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/demo"
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/sim/portsim"
+)
+
+// Credentials of the test world; they exist only in the test process and
+// the paved it starts.
+const (
+	PortID, PortSecret = "e2e-client", "e2e-port-secret"
+	GitLabToken        = "glpat-e2e"
+	HookToken          = "e2e-hook-token"
+	APIToken, RunKey   = "e2e-api-token", "e2e-run-key"
+)
+
+// Build compiles paved into dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "paved")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/paved")
+	build.Dir = RepoRoot()
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build paved: %w", err)
+	}
+	return bin, nil
+}
+
+// Main builds paved, runs the package's tests and cleans up; call it from
+// TestMain. The binary's path goes to *bin.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "paved-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// RepoRoot is the checkout's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Options shape the test world.
+type Options struct {
+	Outcome       func(gitlabsim.Pipeline) gitlabsim.Outcome // default: success in ~150 ms
+	GitLabFaults  gitlabsim.Faults
+	PortFaults    portsim.Faults
+	PollInterval  time.Duration // default 1m
+	GitLabTimeout time.Duration // default 5s
+	PortTimeout   time.Duration // default 5s
+	// ActionTimeout replaces every action's timeout (in a copy of actions/).
+	ActionTimeout string
+}
+
+// Env is one paved process (restartable) between fresh simulators.
+type Env struct {
+	t      testing.TB
+	bin    string
+	URL    string
+	Port   *portsim.Sim
+	GitLab *gitlabsim.Sim
+	DBPath string
+
+	cfgPath string
+	mu      sync.Mutex
+	stderr  bytes.Buffer
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	starts  int
+}
+
+// Start starts the simulators and paved, and waits until paved is ready.
+func Start(t testing.TB, bin string, opt Options) *Env {
+	t.Helper()
+	e := &Env{t: t, bin: bin}
+	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults,
+		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}}}})
+	portSrv := httptest.NewServer(e.Port.Handler())
+	t.Cleanup(portSrv.Close)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // paved binds it; the tiny race is acceptable on loopback in tests
+	e.URL = "http://" + addr
+
+	if opt.Outcome == nil {
+		opt.Outcome = func(gitlabsim.Pipeline) gitlabsim.Outcome {
+			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 20 * time.Millisecond, Pending: 30 * time.Millisecond, Running: 100 * time.Millisecond}
+		}
+	}
+	e.GitLab = gitlabsim.New(gitlabsim.Config{Token: GitLabToken, HookURL: e.URL + "/webhooks/gitlab", HookToken: HookToken,
+		Decide: opt.Outcome, Job: demo.ProvisionJob(&http.Client{Timeout: 5 * time.Second}), Faults: opt.GitLabFaults})
+	glSrv := httptest.NewServer(e.GitLab)
+	t.Cleanup(func() { e.GitLab.Close(); glSrv.Close() })
+
+	opt.PollInterval = or(opt.PollInterval, time.Minute)
+	opt.GitLabTimeout = or(opt.GitLabTimeout, 5*time.Second)
+	opt.PortTimeout = or(opt.PortTimeout, 5*time.Second)
+	dir := t.TempDir()
+	e.DBPath = filepath.Join(dir, "paved.db")
+	actions := filepath.Join(RepoRoot(), "actions")
+	if opt.ActionTimeout != "" {
+		actions = copyActions(t, dir, opt.ActionTimeout)
+	}
+	cfg := fmt.Sprintf(`server: {listen: %q, publicURL: %q, shutdownTimeout: 5s}
+store: {driver: sqlite, path: %q}
+actionsDir: %q
+policyDir: %q
+port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
+gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s}
+api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
+environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
+tenants: [acme, globex]
+workers: {interval: 50ms, reportConcurrency: 4, lease: 10s}
+log: {format: json, level: info}
+`, addr, e.URL, e.DBPath, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval)
+	e.cfgPath = filepath.Join(dir, "paved.yaml")
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	e.launch()
+	return e
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// launch starts the paved process and waits until it is ready.
+func (e *Env) launch() {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, "serve", "--config", e.cfgPath)
+	cmd.Env = append(os.Environ(), "E2E_PORT_ID="+PortID, "E2E_PORT_SECRET="+PortSecret, "E2E_GITLAB_TOKEN="+GitLabToken,
+		"E2E_HOOK_TOKEN="+HookToken, "E2E_API_TOKEN="+APIToken, "E2E_RUN_KEY="+RunKey)
+	cmd.Stderr = lockedWriter{&e.mu, &e.stderr}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	e.mu.Lock()
+	e.cmd, e.exited = cmd, exited
+	e.starts++
+	e.mu.Unlock()
+	e.waitReady(exited)
+}
+
+// Kill ends paved with SIGKILL, as a crash would.
+func (e *Env) Kill() {
+	e.mu.Lock()
+	cmd, exited := e.cmd, e.exited
+	e.mu.Unlock()
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// Restart starts paved again on the same database and address.
+func (e *Env) Restart() { e.launch() }
+
+// Starts counts the times paved was started.
+func (e *Env) Starts() int { e.mu.Lock(); defer e.mu.Unlock(); return e.starts }
+
+// Stop ends paved with SIGINT (a graceful shutdown) and checks its log
+// holds no secret.
+func (e *Env) Stop() {
+	e.mu.Lock()
+	cmd, exited := e.cmd, e.exited
+	e.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	log := e.Log()
+	if e.t.Failed() {
+		e.t.Logf("paved log (tail):\n%s", tail(log, 8000))
+	}
+	for _, secret := range []string{PortSecret, GitLabToken, HookToken, APIToken, RunKey} {
+		if strings.Contains(log, secret) {
+			e.t.Errorf("paved logged a secret")
+		}
+	}
+}
+
+// Log is everything paved wrote to stderr, across restarts.
+func (e *Env) Log() string { e.mu.Lock(); defer e.mu.Unlock(); return e.stderr.String() }
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (e *Env) waitReady(exited <-chan struct{}) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(e.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			e.t.Fatalf("paved exited at start; log:\n%s", tail(e.Log(), 8000))
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	e.t.Fatalf("paved did not become ready; log:\n%s", tail(e.Log(), 8000))
+}
+
+// copyActions copies actions/ (and its policy) to dir, with every action's
+// timeout set to timeout.
+func copyActions(t testing.TB, dir, timeout string) string {
+	t.Helper()
+	src := filepath.Join(RepoRoot(), "actions")
+	dst := filepath.Join(dir, "actions")
+	for _, sub := range []string{"", "policy"} {
+		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(filepath.Join(src, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range entries {
+			if ent.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(src, sub, ent.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sub == "" {
+				b = timeoutLine.ReplaceAll(b, []byte("timeout: "+timeout))
+			}
+			if err := os.WriteFile(filepath.Join(dst, sub, ent.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dst
+}
+
+var timeoutLine = regexp.MustCompile(`(?m)^timeout: .*$`)
+
+// Answer is paved's reply to a webhook or API call.
+type Answer struct {
+	Code      int
+	RunID     string   `json:"runId"`
+	State     string   `json:"state"`
+	Reasons   []string `json:"reasons"`
+	Duplicate bool     `json:"duplicate"`
+	Error     string   `json:"error"`
+}
+
+// Press sends a signed Port action and returns Port's run id and paved's answer.
+func (e *Env) Press(inv portsim.Invocation) (string, Answer) {
+	e.t.Helper()
+	id, err := e.Port.CreateRun(inv)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	a, err := e.TryDeliver(e.WebhookBody(id), time.Now(), nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id, a
+}
+
+// WebhookBody is Port's webhook body for one of its runs.
+func (e *Env) WebhookBody(portRunID string) []byte {
+	body, err := e.Port.WebhookBody(portRunID, e.URL+"/webhooks/port")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return body
+}
+
+// Deliver posts a webhook body signed at ts; tamper may change the request after signing.
+func (e *Env) Deliver(body []byte, ts time.Time, tamper func(*http.Request)) Answer {
+	e.t.Helper()
+	a, err := e.TryDeliver(body, ts, tamper)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+// TryDeliver is Deliver that returns transport errors (paved down).
+func (e *Env) TryDeliver(body []byte, ts time.Time, tamper func(*http.Request)) (Answer, error) {
+	req, err := e.Port.SignedRequest(context.Background(), e.URL+"/webhooks/port", body, ts)
+	if err != nil {
+		return Answer{}, err
+	}
+	if tamper != nil {
+		tamper(req)
+	}
+	return e.TryDo(req)
+}
+
+// Do sends a request and decodes paved's JSON answer.
+func (e *Env) Do(req *http.Request) Answer {
+	e.t.Helper()
+	a, err := e.TryDo(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// TryDo is Do that returns transport errors.
+func (e *Env) TryDo(req *http.Request) (Answer, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return Answer{}, err
+	}
+	defer resp.Body.Close()
+	var a Answer
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &a)
+	a.Code = resp.StatusCode
+	return a, nil
+}
+
+// API calls paved's API with the API token and decodes the JSON answer into out.
+func (e *Env) API(method, path string, out any) int {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+APIToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			e.t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Post calls paved's API with the API token and a JSON body.
+func (e *Env) Post(path, body string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	return e.Do(req).Code
+}
+
+// Finished reports whether Port holds a final status for the run.
+func (e *Env) Finished(portRunID string) bool {
+	r, ok := e.Port.Run(portRunID)
+	return ok && (r.Status == "SUCCESS" || r.Status == "FAILURE")
+}
+
+// WaitPort waits until Port's run has a final status and returns it.
+func (e *Env) WaitPort(portRunID string) portsim.RunRecord {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if e.Finished(portRunID) {
+			time.Sleep(100 * time.Millisecond) // let any (wrong) later report show up
+			r, _ := e.Port.Run(portRunID)
+			return r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r, _ := e.Port.Run(portRunID)
+	e.t.Fatalf("Port run %s never finished: %+v", portRunID, r)
+	return r
+}
+
+// StoredRuns counts the runs paved holds.
+func (e *Env) StoredRuns() int {
+	e.t.Helper()
+	var list struct {
+		Runs []json.RawMessage `json:"runs"`
+	}
+	if code := e.API("GET", "/api/v1/runs?limit=1000", &list); code != 200 {
+		e.t.Fatalf("list runs: %d", code)
+	}
+	return len(list.Runs)
+}
+
+// RunState reads a run's state from paved's API.
+func (e *Env) RunState(id string) string {
+	e.t.Helper()
+	var got struct{ State string }
+	e.API("GET", "/api/v1/runs/"+id, &got)
+	return got.State
+}
+
+// WaitState waits until paved's run reaches state.
+func (e *Env) WaitState(id, state string) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if e.RunState(id) == state {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("run %s is %s, never %s", id, e.RunState(id), state)
+}
+
+// The test world's people and service.
+var (
+	Dana     = portsim.Invoker{Email: "dana@acme.example", FirstName: "Dana", LastName: "Ruiz"}
+	Sam      = portsim.Invoker{Email: "sam@acme.example", FirstName: "Sam", LastName: "Okafor"}
+	Checkout = &portsim.Entity{Identifier: "checkout", Title: "Checkout", Blueprint: "service", Team: []string{"payments"}}
+)
+
+// Bucket is an add-s3-bucket action on service checkout.
+func Bucket(user portsim.Invoker, envName string, inputs map[string]any) portsim.Invocation {
+	in := map[string]any{"tenant": "acme", "environment": envName, "bucketName": "receipts"}
+	for k, v := range inputs {
+		in[k] = v
+	}
+	return portsim.Invocation{Action: "add-s3-bucket", Blueprint: "service", Operation: "DAY-2", User: user, Entity: Checkout, Inputs: in}
+}
+
+// LogText is a Port run's log, one line each.
+func LogText(r portsim.RunRecord) string {
+	var b strings.Builder
+	for _, l := range r.Logs {
+		b.WriteString(l.Message + "\n")
+	}
+	return b.String()
+}
+
+// LongPipeline keeps pipelines running for an hour.
+func LongPipeline(gitlabsim.Pipeline) gitlabsim.Outcome {
+	return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 10 * time.Millisecond, Pending: 10 * time.Millisecond, Running: time.Hour}
+}
