@@ -32,6 +32,7 @@ type Catalog struct {
 }
 
 // Action is one portal action, validated and with its input schema compiled.
+// Actions come from Parse or Load; a hand-built Action has no compiled schema.
 type Action struct {
 	Identifier  string
 	Title       string

@@ -3,15 +3,20 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/format"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/paved-idp/paved/internal/catalog"
 )
 
 const policyDir = "../../actions/policy"
@@ -190,5 +195,48 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := e.Decide(ctx, base()); err == nil || !strings.Contains(err.Error(), "undefined") {
 		t.Errorf("missing decision: %v", err)
+	}
+}
+
+// TestCapsNameRealInputs keeps the cap table honest: every capped name is an
+// input of some action, and no production cap is above the schema's maximum.
+func TestCapsNameRealInputs(t *testing.T) {
+	ctx := context.Background()
+	src, err := os.ReadFile(filepath.Join(policyDir, "policy.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rego.New(rego.Query("data.paved.policy.caps"), rego.Module("policy.rego", string(src))).Eval(ctx)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("eval caps: %v %v", rs, err)
+	}
+	caps, _ := rs[0].Expressions[0].Value.(map[string]any)
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for class, table := range caps {
+		for name, limit := range table.(map[string]any) {
+			found := false
+			for _, a := range cat.List() {
+				props, _ := a.Inputs["properties"].(map[string]any)
+				p, ok := props[name].(map[string]any)
+				if !ok {
+					continue
+				}
+				found = true
+				l, err1 := strconv.ParseFloat(fmt.Sprint(limit), 64)
+				m, err2 := strconv.ParseFloat(fmt.Sprint(p["maximum"]), 64)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("%s: cap %v or maximum %v of %s is not a number", a.Identifier, limit, p["maximum"], name)
+				}
+				if l > m {
+					t.Errorf("%s cap for %s is %v, above %s's schema maximum %v", class, name, limit, a.Identifier, m)
+				}
+			}
+			if !found {
+				t.Errorf("%s cap names %q, which no action has as an input", class, name)
+			}
+		}
 	}
 }
