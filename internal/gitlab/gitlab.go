@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
@@ -46,8 +47,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// RequestsPerMinute caps paved's own request rate; 0 is unlimited.
 	RequestsPerMinute int
-	// Timeout bounds each adapter call, retries and pages included;
-	// 0 means 30 s.
+	// Timeout bounds each request to GitLab, its retries included; 0 means
+	// 30 s. A call that pages or reads many pipelines gets it per request.
 	Timeout time.Duration
 	// Retries is how often idempotent calls are retried on 429, 5xx and
 	// connection errors; 0 means 3, negative means none. Trigger never retries.
@@ -61,6 +62,12 @@ type Options struct {
 type Client struct {
 	gl      *gl.Client
 	timeout time.Duration
+
+	// runIDs caches each pipeline's PAVED_RUN_ID (or "" for none): pipeline
+	// variables never change, so a reconcile interrupted by faults does not
+	// read them again and every attempt makes progress.
+	mu     sync.Mutex
+	runIDs map[int64]string
 }
 
 // New returns a client for the GitLab at baseURL (e.g. "https://gitlab.com",
@@ -108,7 +115,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{gl: c, timeout: timeout}, nil
+	return &Client{gl: c, timeout: timeout, runIDs: map[int64]string{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -175,34 +182,41 @@ func (c *Client) Cancel(ctx context.Context, project string, id int64) (Pipeline
 	return fromPipeline(p), nil
 }
 
-// FindByRunID looks for the pipeline a run created: pipelines on ref updated
-// since since (less a clock skew), newest first, whose PAVED_RUN_ID variable
-// equals runID. It reads every page. found is false when none matches, which
-// is when a dispatcher may trigger again.
+// FindByRunID looks for the pipeline a run created: pipelines on ref
+// created since since (less a clock skew), newest first, whose PAVED_RUN_ID
+// variable equals runID. found is false when none matches, which is when a
+// dispatcher may trigger again.
 func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	from := since.Add(-findSkew).UTC()
 	opt := &gl.ListProjectPipelinesOptions{
 		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
 		Ref:          gl.Ptr(ref),
-		UpdatedAfter: gl.Ptr(since.Add(-findSkew).UTC()),
+		UpdatedAfter: gl.Ptr(from),
 		OrderBy:      gl.Ptr("id"),
 		Sort:         gl.Ptr("desc"),
 	}
 	for {
-		list, resp, err := c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
+		var list []*gl.PipelineInfo
+		var resp *gl.Response
+		err := c.call(ctx, func(ctx context.Context) (err error) {
+			list, resp, err = c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
+			return err
+		})
 		if err != nil {
 			return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines in %s (page %d): %w", runID, project, opt.Page, err)
 		}
 		for _, info := range list {
-			vars, _, err := c.gl.Pipelines.GetPipelineVariables(project, info.ID, gl.WithContext(ctx))
+			if info.CreatedAt != nil && info.CreatedAt.Before(from) {
+				// Ids grow with creation time: everything further down the
+				// list was created before the dispatch began.
+				return Pipeline{}, false, nil
+			}
+			got, err := c.runIDOf(ctx, project, info.ID)
 			if err != nil {
 				return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, info.ID, project, err)
 			}
-			for _, v := range vars {
-				if v.Key == RunIDVariable && v.Value == runID {
-					return fromInfo(info), true, nil
-				}
+			if got == runID {
+				return fromInfo(info), true, nil
 			}
 		}
 		if resp.NextPage == 0 {
@@ -210,6 +224,43 @@ func (c *Client) FindByRunID(ctx context.Context, project, ref string, since tim
 		}
 		opt.Page = resp.NextPage
 	}
+}
+
+// runIDOf is a pipeline's PAVED_RUN_ID, "" when it has none.
+func (c *Client) runIDOf(ctx context.Context, project string, id int64) (string, error) {
+	c.mu.Lock()
+	got, ok := c.runIDs[id]
+	c.mu.Unlock()
+	if ok {
+		return got, nil
+	}
+	var vars []*gl.PipelineVariable
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		vars, _, err = c.gl.Pipelines.GetPipelineVariables(project, id, gl.WithContext(ctx))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vars {
+		if v.Key == RunIDVariable {
+			got = v.Value
+		}
+	}
+	c.mu.Lock()
+	if len(c.runIDs) >= 50000 {
+		clear(c.runIDs) // bounded; losing the cache only costs reads
+	}
+	c.runIDs[id] = got
+	c.mu.Unlock()
+	return got, nil
+}
+
+// call runs one request under the per-request timeout.
+func (c *Client) call(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return fn(ctx)
 }
 
 func fromPipeline(p *gl.Pipeline) Pipeline {
