@@ -69,6 +69,10 @@ type GitLab struct {
 	Timeout           time.Duration `yaml:"timeout"`
 	// PollInterval is how often runs whose webhook did not come are checked.
 	PollInterval time.Duration `yaml:"pollInterval"`
+	// ReconcileAfter is how long after a trigger with an unknown outcome
+	// paved waits before looking for its pipeline (GitLab may still be
+	// creating it); only then may it trigger again.
+	ReconcileAfter time.Duration `yaml:"reconcileAfter"`
 }
 
 // API guards paved's own HTTP API.
@@ -105,7 +109,7 @@ func Default() Config {
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
 		ActionsDir: "actions", PolicyDir: "actions/policy",
 		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
-		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second},
+		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: time.Minute},
 		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute, RunTimeout: time.Hour},
 		Log:     Log{Format: "json", Level: "info"},
 	}
@@ -245,6 +249,9 @@ func (c Config) Validate() error {
 	checkRef(bad, "gitlab.webhookToken", c.GitLab.WebhookToken)
 	if c.GitLab.PollInterval <= 0 {
 		bad("gitlab.pollInterval", "must be positive")
+	}
+	if c.GitLab.ReconcileAfter < 0 {
+		bad("gitlab.reconcileAfter", "must not be negative")
 	}
 	checkRef(bad, "api.runTokenKey", c.API.RunTokenKey)
 	for i, t := range c.API.Tokens {

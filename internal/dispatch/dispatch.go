@@ -48,16 +48,21 @@ type Worker struct {
 	RunTokenKey []byte
 	Interval    time.Duration
 	Lease       time.Duration
+	// Settle is how long after a trigger whose outcome is unknown (timeout,
+	// 5xx, crash) paved waits before it looks for the pipeline: GitLab may
+	// still be creating it, and looking too early would trigger a second.
+	Settle time.Duration
 	// Drain is how long work in flight may go on after Run's ctx ends.
 	Drain time.Duration
 	Now   func() time.Time
 	Waker worker.Waker
 }
 
-// Run dispatches until ctx ends.
+// Run dispatches until ctx ends. At the end no new trigger starts; the one
+// in flight gets Drain to finish.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(ctx context.Context) bool {
-		n, err := w.Tick(ctx)
+	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(work context.Context) bool {
+		n, err := w.tick(work, ctx.Done())
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("dispatch", zap.Error(err))
 		}
@@ -74,7 +79,9 @@ func (w *Worker) now() time.Time {
 
 // Tick handles one batch of due dispatch and cancel tasks and says how many
 // it claimed.
-func (w *Worker) Tick(ctx context.Context) (int, error) {
+func (w *Worker) Tick(ctx context.Context) (int, error) { return w.tick(ctx, nil) }
+
+func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 	var tasks []store.Task
 	for _, kind := range []string{store.KindCancel, store.KindDispatch} {
 		batch, err := w.Store.Claim(ctx, kind, w.Lease, 8)
@@ -84,9 +91,9 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 		tasks = append(tasks, batch...)
 	}
 	for i, t := range tasks {
-		if ctx.Err() != nil {
-			// Out of time at shutdown: hand the rest back at once rather
-			// than leave them leased.
+		if stopped(stop) || ctx.Err() != nil {
+			// Shutting down: hand the rest back at once rather than start
+			// new triggers or leave the tasks leased.
 			var ids []int64
 			for _, rest := range tasks[i:] {
 				ids = append(ids, rest.ID)
@@ -104,6 +111,15 @@ func (w *Worker) Tick(ctx context.Context) (int, error) {
 	return len(tasks), nil
 }
 
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	r, err := w.Store.Run(ctx, t.RunID)
 	if err != nil {
@@ -111,24 +127,12 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	}
 	switch r.State {
 	case run.Queued:
-		r, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
-			var ch store.Change
-			if err := r.MoveTo(run.Dispatching, w.now()); err != nil {
-				return ch, err
-			}
-			r.DispatchedAt = w.now()
-			if r.Timeout > 0 {
-				r.Deadline = r.DispatchedAt.Add(r.Timeout)
-			}
-			ch.Add(fmt.Sprintf("triggering pipeline in %s@%s", r.Project, r.Ref))
-			ch.Report(run.Report{StatusLabel: "Starting pipeline", Log: fmt.Sprintf("Starting a pipeline in %s (ref %s)", r.Project, r.Ref)})
-			return ch, nil
-		})
-		if err != nil {
-			return w.retry(ctx, t, err)
-		}
 	case run.Dispatching:
-		// A trigger may have been made before a crash or timeout: adopt it.
+		// A trigger may have been made before a crash or a failed call:
+		// once it has had time to land, adopt it rather than trigger again.
+		if ready := r.TriggeredAt.Add(w.Settle); w.now().Before(ready) {
+			return w.Store.Retry(ctx, t.ID, ready, "waiting for an earlier trigger to settle")
+		}
 		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
 		if err != nil {
 			return w.retry(ctx, t, fmt.Errorf("reconcile run %s: %w", r.ID, err))
@@ -140,6 +144,32 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 		// Canceled, or dispatched by another worker whose lease ran out.
 		return w.Store.Complete(ctx, t.ID)
 	}
+	// Record the attempt before making it, so that whoever finds the run
+	// dispatching later knows to wait and look before triggering again.
+	r, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		now := w.now()
+		if r.State == run.Queued {
+			if err := r.MoveTo(run.Dispatching, now); err != nil {
+				return ch, err
+			}
+			r.DispatchedAt = now
+			if r.Timeout > 0 {
+				r.Deadline = now.Add(r.Timeout)
+			}
+			ch.Add(fmt.Sprintf("triggering pipeline in %s@%s", r.Project, r.Ref))
+			ch.Report(run.Report{StatusLabel: "Starting pipeline", Log: fmt.Sprintf("Starting a pipeline in %s (ref %s)", r.Project, r.Ref)})
+		} else if r.State != run.Dispatching {
+			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Dispatching}
+		} else {
+			ch.Add("no pipeline found for the earlier attempt; triggering again")
+		}
+		r.TriggeredAt = now
+		return ch, nil
+	})
+	if err != nil {
+		return w.retry(ctx, t, err)
+	}
 	vars, err := w.variables(r)
 	if err != nil {
 		return w.fail(ctx, t, r.ID, err.Error())
@@ -149,26 +179,32 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 		if gitlab.IsPermanent(err) {
 			return w.fail(ctx, t, r.ID, fmt.Sprintf("GitLab refused to start the pipeline: %v", err))
 		}
-		return w.retry(ctx, t, fmt.Errorf("trigger pipeline for run %s: %w", r.ID, err))
+		return w.retryAfter(ctx, t, fmt.Errorf("trigger pipeline for run %s: %w", r.ID, err), w.Settle)
 	}
 	return w.adopt(ctx, t, r.ID, p, "pipeline created")
 }
 
+// adopt records p as the run's pipeline. A pipeline that is not the run's —
+// a second one made in a race with the webhook, or one that landed after the
+// run was canceled — is canceled, never left running unwatched.
 func (w *Worker) adopt(ctx context.Context, t store.Task, id string, p gitlab.Pipeline, how string) error {
 	_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
-		if r.State == run.Canceled || r.State == run.TimedOut {
-			// Ended while the trigger was in flight: stop the pipeline it made.
-			if r.PipelineID != 0 {
-				return ch, store.ErrNoChange
-			}
+		switch {
+		case r.PipelineID == p.ID:
+			return ch, store.ErrNoChange // already recorded (the webhook came first)
+		case r.PipelineID != 0:
+			ch.Add(fmt.Sprintf("pipeline #%d duplicates the run's pipeline #%d; canceling it", p.ID, r.PipelineID))
+			ch.Tasks = append(ch.Tasks, cancelTask(p.ID))
+			return ch, nil
+		case r.State != run.Dispatching:
 			r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
-			ch.Add(fmt.Sprintf("pipeline #%d started after the run ended; canceling it", p.ID))
-			ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindCancel, Payload: struct{}{}})
+			ch.Add(fmt.Sprintf("pipeline #%d started after the run ended (%s); canceling it", p.ID, r.State))
+			ch.Tasks = append(ch.Tasks, cancelTask(p.ID))
 			return ch, nil
 		}
 		if err := r.MoveTo(run.Running, w.now()); err != nil {
-			return ch, store.ErrNoChange
+			return ch, err
 		}
 		r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
 		ch.Add(fmt.Sprintf("%s: #%d %s", how, p.ID, p.WebURL))
@@ -199,6 +235,12 @@ func (w *Worker) fail(ctx context.Context, t store.Task, id, reason string) erro
 }
 
 func (w *Worker) retry(ctx context.Context, t store.Task, cause error) error {
+	return w.retryAfter(ctx, t, cause, 0)
+}
+
+// retryAfter schedules the task again after backoff (at least floor, and
+// no sooner than GitLab's rate limit allows).
+func (w *Worker) retryAfter(ctx context.Context, t store.Task, cause error, floor time.Duration) error {
 	if ctx.Err() != nil {
 		// Shutting down: hand the task back for the next start.
 		if err := w.Store.Release(context.WithoutCancel(ctx), t.ID); err != nil {
@@ -206,7 +248,7 @@ func (w *Worker) retry(ctx context.Context, t store.Task, cause error) error {
 		}
 		return cause
 	}
-	delay := worker.Backoff(t.Attempts, time.Second, 5*time.Minute)
+	delay := max(worker.Backoff(t.Attempts, time.Second, 5*time.Minute), floor)
 	if d, ok := gitlab.RetryAfter(cause); ok && d > delay {
 		delay = d
 	}
@@ -236,46 +278,4 @@ func (w *Worker) variables(r *run.Run) ([]gitlab.Variable, error) {
 		{Key: "PAVED_RUN_TOKEN", Value: run.Token(w.RunTokenKey, r.ID)},
 		{Key: "PAVED_REQUEST", Value: string(req), File: true},
 	}, nil
-}
-
-// cancel stops the pipeline of a run that was canceled or timed out. The
-// pipeline is the recorded one, or found by PAVED_RUN_ID when the run ended
-// mid-dispatch; none found means none was made (adopt catches a late one).
-func (w *Worker) cancel(ctx context.Context, t store.Task) error {
-	r, err := w.Store.Run(ctx, t.RunID)
-	if err != nil {
-		return err
-	}
-	id := r.PipelineID
-	if id == 0 && !r.DispatchedAt.IsZero() {
-		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
-		if err != nil {
-			return w.retry(ctx, t, fmt.Errorf("find pipeline of run %s to cancel: %w", r.ID, err))
-		}
-		if !found {
-			return w.Store.Complete(ctx, t.ID)
-		}
-		id = p.ID
-	}
-	if id == 0 {
-		return w.Store.Complete(ctx, t.ID)
-	}
-	p, err := w.Pipelines.Cancel(ctx, r.Project, id)
-	if err != nil {
-		if gitlab.IsPermanent(err) {
-			w.Log.Error("GitLab refused to cancel the pipeline", zap.String("run", r.ID), zap.Int64("pipeline", id), zap.Error(err))
-			return w.Store.Complete(ctx, t.ID)
-		}
-		return w.retry(ctx, t, fmt.Errorf("cancel pipeline %d of run %s: %w", id, r.ID, err))
-	}
-	_, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
-		var ch store.Change
-		r.PipelineID, r.PipelineStatus = p.ID, p.Status
-		ch.Add(fmt.Sprintf("asked GitLab to cancel pipeline #%d (now %s)", p.ID, p.Status))
-		return ch, nil
-	})
-	if err != nil {
-		return w.retry(ctx, t, err)
-	}
-	return w.Store.Complete(ctx, t.ID)
 }

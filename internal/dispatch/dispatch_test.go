@@ -139,30 +139,69 @@ func TestCrashAfterTriggerIsReconciledNotRetriggered(t *testing.T) {
 	}
 }
 
-func TestLostTriggerAnswerIsReconciled(t *testing.T) {
+func TestLostTriggerAnswerIsReconciledAfterItSettles(t *testing.T) {
 	// GitLab creates the pipeline but the answer is lost (502).
 	f := setup(t, gitlabsim.Config{Faults: gitlabsim.Faults{LostCreateRate: 1}})
 	ctx := context.Background()
+	clock := time.Now().UTC()
+	f.w.Now = func() time.Time { return clock }
+	f.st.SetClock(f.w.Now)
+	f.w.Settle = time.Minute
 	r := f.queue(t, "p1")
 	f.tick(t)
-	if got := f.get(t, r.ID); got.State != run.Dispatching {
-		t.Fatalf("after a lost answer the run is %s, want dispatching", got.State)
+	if got := f.get(t, r.ID); got.State != run.Dispatching || got.TriggeredAt.IsZero() {
+		t.Fatalf("after a lost answer the run is %s (triggered %v), want dispatching", got.State, got.TriggeredAt)
 	}
 	f.sim.SetFaults(gitlabsim.Faults{})
-	// Make the retry due now instead of after its backoff.
-	tasks, _ := f.st.Claim(ctx, store.KindDispatch, 0, 10)
-	if len(tasks) != 0 {
-		t.Fatal("retry was due at once; want a backoff")
+	clock = clock.Add(30 * time.Second)
+	if n, _ := f.w.Tick(ctx); n != 0 {
+		t.Fatal("looked for the pipeline before the trigger settled")
 	}
-	if err := f.st.Release(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	clock = clock.Add(time.Minute)
 	f.tick(t)
 	if got := f.get(t, r.ID); got.State != run.Running {
 		t.Fatalf("run %s, want running", got.State)
 	}
 	if n := f.sim.CountByRunID(r.ID); n != 1 {
 		t.Fatalf("%d pipelines for the run, want exactly 1", n)
+	}
+}
+
+func TestSecondPipelineFromARaceIsCanceled(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	// The webhook of an earlier attempt's pipeline is recorded while this
+	// trigger is in flight.
+	var first gitlab.Pipeline
+	f.w.Pipelines = interceptTrigger{Pipelines: f.gl, before: func() {
+		var err error
+		if first, err = f.gl.Trigger(ctx, r.Project, r.Ref, []gitlab.Variable{{Key: "PAVED_RUN_ID", Value: r.ID}}); err != nil {
+			t.Error(err)
+		}
+		_, err = f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			r.PipelineID = first.ID
+			return store.Change{}, r.MoveTo(run.Running, time.Now())
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}}
+	f.tick(t) // triggers a second pipeline, sees the first recorded, queues its cancel
+	f.tick(t) // cancels it
+	if got := f.get(t, r.ID); got.PipelineID != first.ID || got.State != run.Running {
+		t.Fatalf("run %s pipeline %d, want running with #%d", got.State, got.PipelineID, first.ID)
+	}
+	var canceled, live int
+	for _, p := range f.sim.Pipelines() {
+		if p.Status == gitlabsim.StatusCanceled {
+			canceled++
+		} else {
+			live++
+		}
+	}
+	if canceled != 1 || live != 1 {
+		t.Fatalf("%d canceled and %d live pipelines, want 1 and 1", canceled, live)
 	}
 }
 

@@ -25,6 +25,7 @@ type Store interface {
 	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+	Run(ctx context.Context, id string) (*run.Run, error)
 }
 
 // Catalog finds action definitions.
@@ -107,13 +108,15 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	}
 	ch.Add("inputs match the action's schema")
 
+	var teamsErr error
 	if len(req.User.Teams) == 0 && s.Teams != nil && req.User.Email != "" {
 		teams, err := s.Teams.UserTeams(ctx, req.User.Email)
 		if err != nil {
-			// Without teams the policy refuses what needs them, and says so;
-			// a transient lookup failure must not pass a guarded change.
+			// Without teams the policy refuses what needs them; a lookup
+			// failure must not pass a guarded change.
 			s.Log.Warn("look up user teams", zap.String("run", r.ID), zap.Error(err))
 			ch.Add("could not look up the user's teams: " + err.Error())
+			teamsErr = err
 		}
 		r.Request.User.Teams = teams
 	}
@@ -122,7 +125,12 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		return nil, false, fmt.Errorf("submit run %s: evaluate policy: %w", r.ID, err)
 	}
 	if !decision.Allow {
-		return s.reject(ctx, r, ch, "Refused by policy", decision.Reasons)
+		reasons := decision.Reasons
+		if teamsErr != nil {
+			// Say so: the refusal may be wrong only because Port did not answer.
+			reasons = append(reasons, fmt.Sprintf("paved could not read your teams from Port (%v); if you are in the owning team, run the action again", teamsErr))
+		}
+		return s.reject(ctx, r, ch, "Refused by policy", reasons)
 	}
 	ch.Add("policy allows the run")
 
@@ -134,7 +142,11 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		ch.Report(run.Report{StatusLabel: "Awaiting approval", Log: fmt.Sprintf("paved accepted run %s for %s; it waits for an approver (POST /api/v1/runs/%s/approve)", r.ID, stack.Key(), r.ID)})
 		return s.create(ctx, r, ch)
 	}
-	if err := s.queue(ctx, r, &ch, now); err != nil {
+	ahead, err := s.Store.StackQueue(ctx, stack.Key())
+	if err != nil {
+		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
+	}
+	if err := s.queue(r, &ch, ahead, now); err != nil {
 		return nil, false, err
 	}
 	ch.Report(run.Report{Log: fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())})
@@ -146,14 +158,11 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 }
 
 // queue moves a run to queued and adds its dispatch task and a status label
-// that says how many runs of its stack go before it.
-func (s *Service) queue(ctx context.Context, r *run.Run, ch *store.Change, now time.Time) error {
+// that says how many runs of its stack go before it (ahead, read before the
+// transaction: a read inside it would wait for a second connection).
+func (s *Service) queue(r *run.Run, ch *store.Change, ahead []string, now time.Time) error {
 	if err := r.MoveTo(run.Queued, now); err != nil {
 		return err
-	}
-	ahead, err := s.Store.StackQueue(ctx, r.Stack.Key())
-	if err != nil {
-		return fmt.Errorf("queue run %s: %w", r.ID, err)
 	}
 	label := "Queued"
 	if n := len(ahead); n > 0 {
@@ -192,6 +201,14 @@ func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run
 
 // Approve lets a run that awaits approval go ahead.
 func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, error) {
+	before, err := s.Store.Run(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	ahead, err := s.Store.StackQueue(ctx, before.Stack.Key())
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
 	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
 		if r.State != run.AwaitingApproval {
@@ -199,7 +216,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, e
 		}
 		ch.Add("approved by " + approver)
 		ch.Report(run.Report{Log: "approved by " + approver})
-		return ch, s.queue(ctx, r, &ch, s.now())
+		return ch, s.queue(r, &ch, ahead, s.now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)

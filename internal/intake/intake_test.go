@@ -117,7 +117,7 @@ func TestRefusalsAreStoredWithEveryReason(t *testing.T) {
 			return r
 		}(), "Invalid inputs", []string{"inputs.bucketName", "inputs.retentionDays"}},
 		{"policy", bucketReq("x", "sam@acme.example", "prod"), "Refused by policy", []string{`owning team "payments"`}},
-		{"teams lookup failed", bucketReq("x", "ghost@acme.example", "prod"), "Refused by policy", []string{"ghost@acme.example", "no team"}},
+		{"teams lookup failed", bucketReq("x", "ghost@acme.example", "prod"), "Refused by policy", []string{"ghost@acme.example", "no team", "could not read your teams from Port", "503"}},
 		{"size cap", func() run.Request {
 			r := bucketReq("x", "dana@acme.example", "dev")
 			r.Inputs["retentionDays"] = 365

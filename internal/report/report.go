@@ -51,6 +51,40 @@ type Worker struct {
 	Drain time.Duration
 	Now   func() time.Time
 	Waker worker.Waker
+
+	mu        sync.Mutex
+	pauseTill map[string]time.Time // per portal, after a rate-limit answer
+}
+
+func (w *Worker) pause(portal string, until time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pauseTill == nil {
+		w.pauseTill = map[string]time.Time{}
+	}
+	if until.After(w.pauseTill[portal]) {
+		w.pauseTill[portal] = until
+	}
+}
+
+func (w *Worker) pausedUntil(portal string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pauseTill[portal]
+}
+
+func (w *Worker) paused(portal string) bool { return w.now().Before(w.pausedUntil(portal)) }
+
+func (w *Worker) allPaused() bool {
+	if len(w.Portals) == 0 {
+		return false
+	}
+	for name := range w.Portals {
+		if !w.paused(name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Worker) now() time.Time {
@@ -74,6 +108,9 @@ func (w *Worker) Run(ctx context.Context) {
 // Tick delivers one batch of due reports (at most one per run, so a run's
 // reports stay in order) and says how many it claimed.
 func (w *Worker) Tick(ctx context.Context) (int, error) {
+	if w.allPaused() {
+		return 0, nil // claiming now would only spend attempts
+	}
 	limit := w.Concurrency
 	if limit <= 0 {
 		limit = 1
@@ -110,11 +147,19 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 		w.Log.Error("drop undecodable report", zap.String("run", r.ID), zap.Int64("task", t.ID), zap.Error(err))
 		return w.Store.Complete(ctx, t.ID)
 	}
+	if w.paused(r.Request.Portal) {
+		// The portal's rate limit holds for the whole organisation.
+		return w.Store.Retry(ctx, t.ID, w.pausedUntil(r.Request.Portal), "portal rate limit")
+	}
 	if rep.Final != "" && t.Attempts > 1 {
 		// An earlier attempt may have gone through before its answer was
 		// lost (or before a crash): never send a run's final status twice.
 		done, ferr := p.Finished(ctx, r.Request.PortalRunID)
-		if ferr == nil && done {
+		if ferr != nil {
+			err = fmt.Errorf("check whether the final status went through: %w", ferr)
+			return w.again(ctx, t, r, p, err)
+		}
+		if done {
 			return w.Store.Complete(ctx, t.ID)
 		}
 	}
@@ -143,9 +188,18 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 		}
 		return w.Store.Complete(ctx, t.ID)
 	}
+	return w.again(ctx, t, r, p, err)
+}
+
+// again schedules a failed delivery's retry: backoff, or the portal's rate
+// limit reset, which then pauses every delivery to that portal.
+func (w *Worker) again(ctx context.Context, t store.Task, r *run.Run, p Portal, err error) error {
 	at := w.now().Add(worker.Backoff(t.Attempts, 500*time.Millisecond, 2*time.Minute))
-	if limitAt, ok := p.RetryAt(err); ok && limitAt.After(at) {
-		at = limitAt
+	if limitAt, ok := p.RetryAt(err); ok {
+		w.pause(r.Request.Portal, limitAt)
+		if limitAt.After(at) {
+			at = limitAt
+		}
 	}
 	if rerr := w.Store.Retry(ctx, t.ID, at, err.Error()); rerr != nil {
 		return fmt.Errorf("%w (and scheduling the retry: %v)", err, rerr)

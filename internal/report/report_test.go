@@ -30,6 +30,8 @@ type portal struct {
 	// lost makes the next report to a run go through but answer an error.
 	lost    map[string]bool
 	resetAt time.Time
+	// finishedErr makes Finished fail.
+	finishedErr error
 }
 
 func (p *portal) Report(_ context.Context, id string, rep run.Report) error {
@@ -52,6 +54,9 @@ func (p *portal) Report(_ context.Context, id string, rep run.Report) error {
 func (p *portal) Finished(_ context.Context, id string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.finishedErr != nil {
+		return false, p.finishedErr
+	}
 	for _, got := range p.got[id] {
 		if got == run.Success {
 			return true, nil
@@ -199,5 +204,55 @@ func TestFinalStatusIsNotSentTwiceAfterALostAnswer(t *testing.T) {
 	drain(t, w, &clock)
 	if got := p.got["a"]; len(got) != 1 {
 		t.Fatalf("run a received %v, want one final status", got)
+	}
+}
+
+func TestRateLimitPausesTheWholePortal(t *testing.T) {
+	w, st, p := setup(t)
+	clock := time.Now()
+	w.Now = func() time.Time { return clock }
+	st.SetClock(w.Now)
+	w.Concurrency = 1
+	addRun(t, st, "port", "a", "1")
+	addRun(t, st, "port", "b", "1")
+	p.failNext["a"] = []error{errLimited}
+	p.resetAt = clock.Add(time.Minute)
+	for i := 0; i < 3; i++ {
+		if _, err := w.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(p.got["b"]) != 0 {
+		t.Fatal("another run's report went to a rate-limited portal before the reset")
+	}
+	clock = clock.Add(2 * time.Minute)
+	drain(t, w, &clock)
+	if len(p.got["a"]) != 1 || len(p.got["b"]) != 1 {
+		t.Fatalf("after the reset: %v", p.got)
+	}
+}
+
+func TestFinalStatusWaitsWhenThePortalCannotSay(t *testing.T) {
+	w, st, p := setup(t)
+	clock := time.Now()
+	w.Now = func() time.Time { return clock }
+	st.SetClock(w.Now)
+	addRun(t, st, "port", "a", run.Success)
+	p.lost["a"] = true
+	p.finishedErr = errTransient
+	if _, err := w.Tick(context.Background()); err != nil { // goes through, answer lost
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute)
+	if _, err := w.Tick(context.Background()); err != nil { // cannot check: must not resend
+		t.Fatal(err)
+	}
+	if got := p.got["a"]; len(got) != 1 {
+		t.Fatalf("final status sent %d times while its fate was unknown", len(got))
+	}
+	p.finishedErr = nil
+	drain(t, w, &clock)
+	if got := p.got["a"]; len(got) != 1 {
+		t.Fatalf("final status sent %d times", len(got))
 	}
 }

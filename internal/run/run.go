@@ -141,6 +141,8 @@ type Run struct {
 	// DispatchedAt is when the trigger call began; reconciliation looks for
 	// pipelines created since then.
 	DispatchedAt time.Time `json:"dispatchedAt,omitzero"`
+	// TriggeredAt is when the latest trigger call began.
+	TriggeredAt time.Time `json:"triggeredAt,omitzero"`
 	// Timeout is how long the run may take once dispatched; Deadline is
 	// set from it when the dispatch begins.
 	Timeout   time.Duration `json:"timeout,omitempty"`

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -202,38 +203,34 @@ type decision struct {
 }
 
 func (s *Server) approve(c *gin.Context) {
-	var d decision
-	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
-		fail(c, http.StatusBadRequest, `body must be {"by": "<approver>"}`)
-		return
-	}
-	r, err := s.intake.Approve(c.Request.Context(), c.Param("id"), d.By)
-	if s.runError(c, err) {
-		return
-	}
-	c.JSON(http.StatusOK, answerOf(r, true))
+	s.control(c, `body must be {"by": "<approver>"}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+		return s.intake.Approve(ctx, id, d.By)
+	})
 }
 
 func (s *Server) deny(c *gin.Context) {
-	var d decision
-	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
-		fail(c, http.StatusBadRequest, `body must be {"by": "<approver>", "reason": "..."}`)
-		return
-	}
-	r, err := s.intake.Deny(c.Request.Context(), c.Param("id"), d.By, d.Reason)
-	if s.runError(c, err) {
-		return
-	}
-	c.JSON(http.StatusOK, answerOf(r, true))
+	s.control(c, `body must be {"by": "<approver>", "reason": "..."}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+		return s.intake.Deny(ctx, id, d.By, d.Reason)
+	})
 }
 
 func (s *Server) cancel(c *gin.Context) {
+	s.control(c, `body must be {"by": "<who cancels>"}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+		return s.intake.Cancel(ctx, id, d.By)
+	})
+}
+
+// control runs a person's decision on a run (approve, deny, cancel).
+func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Context, id string, d decision) (*run.Run, error)) {
 	var d decision
-	if err := c.ShouldBindJSON(&d); err != nil || d.By == "" {
-		fail(c, http.StatusBadRequest, `body must be {"by": "<who cancels>"}`)
+	if !s.bindJSON(c, &d, usage) {
 		return
 	}
-	r, err := s.intake.Cancel(c.Request.Context(), c.Param("id"), d.By)
+	if d.By == "" {
+		fail(c, http.StatusBadRequest, usage)
+		return
+	}
+	r, err := act(c.Request.Context(), c.Param("id"), d)
 	if s.runError(c, err) {
 		return
 	}
@@ -244,7 +241,10 @@ func (s *Server) pipelineLogs(c *gin.Context) {
 	var body struct {
 		Lines []string `json:"lines"`
 	}
-	if err := c.ShouldBindJSON(&body); err != nil || len(body.Lines) == 0 {
+	if !s.bindJSON(c, &body, `body must be {"lines": ["..."]}`) {
+		return
+	}
+	if len(body.Lines) == 0 {
 		fail(c, http.StatusBadRequest, `body must be {"lines": ["..."]}`)
 		return
 	}
@@ -258,7 +258,10 @@ func (s *Server) pipelineOutputs(c *gin.Context) {
 	var body struct {
 		Outputs map[string]any `json:"outputs"`
 	}
-	if err := c.ShouldBindJSON(&body); err != nil || body.Outputs == nil {
+	if !s.bindJSON(c, &body, `body must be {"outputs": {...}}`) {
+		return
+	}
+	if body.Outputs == nil {
 		fail(c, http.StatusBadRequest, `body must be {"outputs": {...}}`)
 		return
 	}
@@ -277,9 +280,25 @@ func (s *Server) runError(c *gin.Context, err error) bool {
 		fail(c, http.StatusNotFound, "no run "+c.Param("id"))
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
 		fail(c, http.StatusConflict, err.Error())
+	case errors.Is(err, track.ErrTooMany):
+		fail(c, http.StatusRequestEntityTooLarge, err.Error())
 	default:
 		s.log.Error("run operation", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
 		fail(c, http.StatusInternalServerError, "internal error; request id "+c.GetString("request_id"))
+	}
+	return true
+}
+
+// bindJSON decodes a JSON body; on failure it has answered: 413 for a body
+// over the limit, 400 with usage otherwise.
+func (s *Server) bindJSON(c *gin.Context, v any, usage string) bool {
+	body, ok := s.readBody(c)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		fail(c, http.StatusBadRequest, usage)
+		return false
 	}
 	return true
 }

@@ -233,3 +233,14 @@ func TestGitLabWebhook(t *testing.T) {
 }
 
 func strconvI(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestCallbackLimits(t *testing.T) {
+	h, _, _, _ := newTest(t, fakeRuns{})
+	auth := map[string]string{"Authorization": "Bearer " + run.Token([]byte("k"), "r_1")}
+	if w := call(h, "POST", "/api/v1/runs/r_1/logs", `{"lines":["`+strings.Repeat("x", 2<<10)+`"]}`, auth); w.Code != 413 {
+		t.Fatalf("big log body: %d", w.Code)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/logs", `{"lines":"nope"}`, auth); w.Code != 400 || !strings.Contains(w.Body.String(), "lines") {
+		t.Fatalf("bad log body: %d %s", w.Code, w.Body)
+	}
+}

@@ -69,5 +69,10 @@ type Task struct {
 type Query struct {
 	States        []run.State
 	UpdatedBefore time.Time
-	Limit         int // default 100
+	// ActivePipeline keeps runs whose pipeline has not finished in GitLab.
+	ActivePipeline bool
+	// OldestFirst orders by last update, oldest first (default: newest
+	// created first).
+	OldestFirst bool
+	Limit       int // default 100
 }

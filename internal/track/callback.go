@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -17,8 +18,11 @@ const (
 	MaxLineLength = 2000
 )
 
-// ErrFinished means the run has ended and takes no more callbacks.
-var ErrFinished = fmt.Errorf("run has finished")
+// Errors the callbacks return.
+var (
+	ErrFinished = errors.New("run has finished")
+	ErrTooMany  = errors.New("too many log lines")
+)
 
 // RecordOutputs stores the Pulumi stack outputs the pipeline posted; they
 // become entity properties when the pipeline succeeds.
@@ -48,7 +52,7 @@ func (t *Tracker) RecordOutputs(ctx context.Context, id string, outputs map[stri
 // AppendLogs queues the pipeline's log lines for the portal, in order.
 func (t *Tracker) AppendLogs(ctx context.Context, id string, lines []string) error {
 	if len(lines) > MaxLogLines {
-		return fmt.Errorf("append logs to run %s: %d lines, at most %d per call", id, len(lines), MaxLogLines)
+		return fmt.Errorf("append logs to run %s: %w: %d, at most %d per call", id, ErrTooMany, len(lines), MaxLogLines)
 	}
 	_, err := t.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 		var ch store.Change

@@ -117,8 +117,18 @@ func (t *Tracker) Observe(ctx context.Context, o Observation) error {
 
 func (t *Tracker) apply(r *run.Run, o Observation) (store.Change, error) {
 	var ch store.Change
-	if r.State.Terminal() || (r.PipelineID != 0 && r.PipelineID != o.PipelineID) {
+	if r.PipelineID != 0 && r.PipelineID != o.PipelineID {
 		return ch, store.ErrNoChange
+	}
+	if r.State.Terminal() {
+		// A canceled or timed-out run keeps its stack until its pipeline
+		// has wound down; record how the pipeline ends, nothing else.
+		if r.PipelineID == 0 || o.Status == r.PipelineStatus || gitlab.Terminal(r.PipelineStatus) {
+			return ch, store.ErrNoChange
+		}
+		r.PipelineStatus = o.Status
+		ch.Add(fmt.Sprintf("pipeline #%d %s (the run had ended %s)", r.PipelineID, o.Status, r.State))
+		return ch, nil
 	}
 	now := t.now()
 	if r.State == run.Dispatching {
@@ -193,7 +203,10 @@ func (t *Tracker) Run(ctx context.Context) {
 // Poll asks GitLab about running runs that have had no news for a while:
 // webhooks can be lost.
 func (t *Tracker) Poll(ctx context.Context) error {
-	runs, err := t.Store.ListRuns(ctx, store.Query{States: []run.State{run.Running}, UpdatedBefore: t.now().Add(-t.PollInterval), Limit: 200})
+	runs, err := t.Store.ListRuns(ctx, store.Query{
+		States:        []run.State{run.Running, run.Canceled, run.TimedOut},
+		UpdatedBefore: t.now().Add(-t.PollInterval), ActivePipeline: true, OldestFirst: true, Limit: 500,
+	})
 	if err != nil {
 		return err
 	}

@@ -73,12 +73,14 @@ func RepoRoot() string {
 
 // Options shape the test world.
 type Options struct {
-	Outcome       func(gitlabsim.Pipeline) gitlabsim.Outcome // default: success in ~150 ms
-	GitLabFaults  gitlabsim.Faults
-	PortFaults    portsim.Faults
-	PollInterval  time.Duration // default 1m
-	GitLabTimeout time.Duration // default 5s
-	PortTimeout   time.Duration // default 5s
+	Outcome      func(gitlabsim.Pipeline) gitlabsim.Outcome // default: success in ~150 ms
+	GitLabFaults gitlabsim.Faults
+	PortFaults   portsim.Faults
+	// PortRateLimitPeriod is the Port simulator's rate-limit window (default 5m).
+	PortRateLimitPeriod time.Duration
+	PollInterval        time.Duration // default 1m
+	GitLabTimeout       time.Duration // default 5s
+	PortTimeout         time.Duration // default 5s
 	// ActionTimeout replaces every action's timeout (in a copy of actions/).
 	ActionTimeout string
 }
@@ -104,7 +106,7 @@ type Env struct {
 func Start(t testing.TB, bin string, opt Options) *Env {
 	t.Helper()
 	e := &Env{t: t, bin: bin}
-	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults,
+	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimitPeriod: opt.PortRateLimitPeriod,
 		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}}}})
 	portSrv := httptest.NewServer(e.Port.Handler())
 	t.Cleanup(portSrv.Close)
@@ -141,7 +143,7 @@ store: {driver: sqlite, path: %q}
 actionsDir: %q
 policyDir: %q
 port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
-gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s}
+gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: 1s}
 api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
@@ -216,6 +218,10 @@ func (e *Env) Stop() {
 	}
 	log := e.Log()
 	if e.t.Failed() {
+		full := filepath.Join(os.TempDir(), "paved-"+strings.NewReplacer("/", "-", " ", "_").Replace(e.t.Name())+".log")
+		if err := os.WriteFile(full, []byte(log), 0o600); err == nil {
+			e.t.Logf("paved's whole log: %s", full)
+		}
 		e.t.Logf("paved log (tail):\n%s", tail(log, 8000))
 	}
 	for _, secret := range []string{PortSecret, GitLabToken, HookToken, APIToken, RunKey} {

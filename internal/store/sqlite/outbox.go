@@ -15,10 +15,12 @@ import (
 const claimable = `o.kind = ? AND o.done_at IS NULL AND o.next_at <= ?
 	AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = o.run_id AND p.kind = o.kind AND p.done_at IS NULL AND p.id < o.id)`
 
-// A dispatch also waits while another run holds its stack, or an older run
-// queued for the same stack has not gone first.
-const stackFree = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
+// A dispatch also waits while another run holds its stack — dispatching,
+// running, or ended (canceled, timed out) while its pipeline still winds
+// down in GitLab — or an older run queued for the same stack has not gone first.
+var stackFree = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
 	WHERE r.id = o.run_id AND (b.state IN ('dispatching', 'running')
+		OR (b.state IN ('canceled', 'timed_out') AND ` + pipelineActive("b") + `)
 		OR (b.state = 'queued' AND (b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id)))))`
 
 // Claim leases up to limit due tasks of a kind for lease; a task not

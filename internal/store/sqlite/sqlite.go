@@ -36,7 +36,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL: a run Port was told about (202) must survive a power loss too.
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing on upgrade
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -274,6 +275,9 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		where = append(where, "updated_at < ?")
 		args = append(args, q.UpdatedBefore.UnixMilli())
 	}
+	if q.ActivePipeline {
+		where = append(where, pipelineActive(""))
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -282,7 +286,11 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if limit <= 0 {
 		limit = 100
 	}
-	sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	if q.OldestFirst {
+		sqlText += ` ORDER BY updated_at, id LIMIT ?`
+	} else {
+		sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	}
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, sqlText, args...)
 	if err != nil {
@@ -343,6 +351,15 @@ func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, erro
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// pipelineActive is the SQL condition "the run's pipeline (of table alias
+// t, or none) exists and has not finished in GitLab".
+func pipelineActive(t string) string {
+	if t != "" {
+		t += "."
+	}
+	return t + `pipeline_id IS NOT NULL AND COALESCE(json_extract(` + t + `data, '$.pipelineStatus'), '') NOT IN ('success', 'failed', 'canceled', 'skipped')`
 }
 
 func nullInt(v int64) any {

@@ -242,6 +242,8 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		}
 	})
 
+	t.Run("a winding-down pipeline holds its stack", func(t *testing.T) { stackHeldByWindingDownPipeline(t, open) })
+
 	t.Run("list filters by state and age", func(t *testing.T) {
 		s := open(t)
 		a, b := NewRun("a", "x", t0), NewRun("b", "y", t0.Add(time.Millisecond))
@@ -283,4 +285,36 @@ func runIDsOf(rs []*run.Run) []string {
 		out = append(out, r.ID)
 	}
 	return out
+}
+
+// stackHeldByWindingDownPipeline checks that a canceled run whose
+// pipeline still runs keeps its stack.
+func stackHeldByWindingDownPipeline(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	a, b := NewRun("a", "svc", t0), NewRun("b", "svc", t0.Add(time.Millisecond))
+	a.State, a.PipelineID, a.PipelineStatus = run.Canceled, 5, "running"
+	for _, r := range []*run.Run{a, b} {
+		if _, _, err := s.CreateRun(ctx, r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, _ := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+	for _, c := range claimed {
+		if c.RunID == b.ID {
+			t.Fatal("dispatched while a canceled run's pipeline still runs on the stack")
+		}
+	}
+	active, err := s.ListRuns(ctx, store.Query{States: []run.State{run.Canceled}, ActivePipeline: true, OldestFirst: true})
+	if err != nil || len(active) != 1 || active[0].ID != a.ID {
+		t.Fatalf("active pipelines = %v, %v", runIDsOf(active), err)
+	}
+	if _, err := s.Update(ctx, a.ID, func(r *run.Run) (store.Change, error) { r.PipelineStatus = "canceled"; return store.Change{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	claimed, _ = s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+	if len(runIDs(claimed)) == 0 || runIDs(claimed)[len(claimed)-1] != b.ID {
+		t.Fatalf("after the pipeline ended claimed %v, want %s", runIDs(claimed), b.ID)
+	}
 }
