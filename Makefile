@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e fuzz-short fuzz build
+.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults build
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
@@ -34,6 +34,15 @@ fuzz-short:
 ## fuzz: a long fuzzing session (FUZZTIME=10m make fuzz)
 fuzz: FUZZTIME=10m
 fuzz: fuzz-short
+
+## chaos: the crash and fault suites in long mode (1,000 runs; 25 SIGKILLs)
+chaos: crash faults
+
+crash:
+	PAVED_CHAOS_RUNS=$${PAVED_CHAOS_RUNS:-1000} PAVED_CHAOS_KILLS=$${PAVED_CHAOS_KILLS:-25} $(GO) test -count=1 -v -timeout 60m -run '^TestCrash$$' ./test/chaos
+
+faults:
+	PAVED_CHAOS_RUNS=$${PAVED_CHAOS_RUNS:-1000} $(GO) test -count=1 -v -timeout 60m -run '^TestFaults$$' ./test/chaos
 
 build:
 	$(GO) build -o bin/paved ./cmd/paved

@@ -248,7 +248,7 @@ func (w *Worker) retryAfter(ctx context.Context, t store.Task, cause error, floo
 		}
 		return cause
 	}
-	delay := max(worker.Backoff(t.Attempts, time.Second, 5*time.Minute), floor)
+	delay := max(worker.Backoff(t.Attempts, time.Second, time.Minute), floor)
 	if d, ok := gitlab.RetryAfter(cause); ok && d > delay {
 		delay = d
 	}

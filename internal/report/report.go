@@ -194,7 +194,7 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 // again schedules a failed delivery's retry: backoff, or the portal's rate
 // limit reset, which then pauses every delivery to that portal.
 func (w *Worker) again(ctx context.Context, t store.Task, r *run.Run, p Portal, err error) error {
-	at := w.now().Add(worker.Backoff(t.Attempts, 500*time.Millisecond, 2*time.Minute))
+	at := w.now().Add(worker.Backoff(t.Attempts, 500*time.Millisecond, 30*time.Second))
 	if limitAt, ok := p.RetryAt(err); ok {
 		w.pause(r.Request.Portal, limitAt)
 		if limitAt.After(at) {

@@ -147,7 +147,7 @@ gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TO
 api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
-workers: {interval: 50ms, reportConcurrency: 4, lease: 10s}
+workers: {interval: 50ms, reportConcurrency: 8, lease: 10s}
 log: {format: json, level: info}
 `, addr, e.URL, e.DBPath, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval)
 	e.cfgPath = filepath.Join(dir, "paved.yaml")
