@@ -396,6 +396,11 @@ func checkOutput(o Output, props map[string]map[string]any, required []string) [
 			switch {
 			case r == "tenant" || r == "environment" || r == "service" || r == "stack":
 			case strings.HasPrefix(r, "outputs.") && allowOutputs:
+				for _, seg := range outputPathRE.FindAllStringSubmatch(r, -1) {
+					if in := seg[2]; in != "" && props != nil && props[in] == nil {
+						errs = append(errs, fmt.Errorf("%s: ${%s} names [inputs.%s], which is not a declared input", field, r, in))
+					}
+				}
 			case strings.HasPrefix(r, "inputs."):
 				in := strings.TrimPrefix(r, "inputs.")
 				if props != nil && props[in] == nil {

@@ -302,7 +302,12 @@ func TestEntityFor(t *testing.T) {
 		},
 		Stack:   run.Stack{Tenant: "acme", Environment: "prod", Service: "checkout"},
 		Team:    "payments",
-		Outputs: map[string]any{"bucketName": "acme-prod-checkout-invoices", "bucketArn": "arn:aws:s3:::acme-prod-checkout-invoices"},
+		// The shape cmd/provision exports: every bucket of the stack by name
+		// (another bucket must not be picked).
+		Outputs: map[string]any{"buckets": map[string]any{
+			"invoices": map[string]any{"name": "acme-prod-checkout-invoices", "arn": "arn:aws:s3:::acme-prod-checkout-invoices"},
+			"other":    map[string]any{"name": "acme-prod-checkout-other", "arn": "arn:aws:s3:::acme-prod-checkout-other"},
+		}},
 	}
 	e := mustGet(t, c, "add-s3-bucket").EntityFor(r)
 	if e == nil {
@@ -387,4 +392,39 @@ func TestPortAction(t *testing.T) {
 	if n := tr.UserInputs.Properties["name"]; n["pattern"] == nil || n["title"] != "Service name" {
 		t.Errorf("name input = %v", n)
 	}
+}
+
+func TestOutputPaths(t *testing.T) {
+	r := &run.Run{Request: run.Request{Inputs: map[string]any{"q": "orders", "n": float64(3)}},
+		Outputs: map[string]any{"url": "u", "queues": map[string]any{"orders": map[string]any{"arn": "a"}, "3": "three"}}}
+	tests := []struct {
+		ref  string
+		want any
+		ok   bool
+	}{
+		{"outputs.url", "u", true},
+		{"outputs.queues[inputs.q].arn", "a", true},
+		{"outputs.queues[inputs.n]", "three", true},
+		{"outputs.queues[inputs.missing].arn", nil, false},
+		{"outputs.queues[inputs.q].nope", nil, false},
+		{"outputs.url.deeper", nil, false},
+	}
+	for _, tt := range tests {
+		got, ok := outputAt(r, tt.ref)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("%s = %v, %v; want %v, %v", tt.ref, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, err := Parse("x.yaml", []byte(strings.Replace(mustRead(t, "add-s3-bucket.yaml"), "[inputs.bucketName].arn", "[inputs.nope].arn", 1))); err == nil || !strings.Contains(err.Error(), "[inputs.nope]") {
+		t.Fatalf("undeclared input in an output path: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "actions", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

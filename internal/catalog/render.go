@@ -110,18 +110,45 @@ func (a *Action) lookup(r *run.Run) func(string) (any, bool) {
 			v, ok := r.Request.Inputs[k]
 			return v, ok && v != nil
 		}
-		if k, ok := strings.CutPrefix(ref, "outputs."); ok {
-			v, ok := r.Outputs[k]
-			return v, ok && v != nil
+		if strings.HasPrefix(ref, "outputs.") {
+			return outputAt(r, ref)
 		}
 		return nil, false
 	}
 }
 
+// outputAt walks a path into the run's stack outputs: outputs.a.b, where a
+// segment [inputs.x] is the value of input x, so that an action reads its
+// own resource from a map of them (outputs.buckets[inputs.bucketName].arn).
+func outputAt(r *run.Run, ref string) (any, bool) {
+	var cur any = r.Outputs
+	for _, seg := range outputPathRE.FindAllStringSubmatch(strings.TrimPrefix(ref, "outputs"), -1) {
+		key := seg[1]
+		if seg[2] != "" {
+			v, ok := r.Request.Inputs[seg[2]]
+			if !ok || v == nil {
+				return nil, false
+			}
+			key = fmt.Sprint(v)
+		}
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[key]; !ok || cur == nil {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// outputPathRE matches one segment of an outputs path: .name or [inputs.name].
+var outputPathRE = regexp.MustCompile(`\.([A-Za-z0-9_-]+)|\[inputs\.([A-Za-z0-9_]+)\]`)
+
 // placeholderRE is a ${name} reference inside an output template.
 var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 
-var refRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)?$`)
+var refRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)?|outputs(\.[A-Za-z0-9_-]+|\[inputs\.[A-Za-z0-9_]+\])+)$`)
 
 // placeholders lists the references in a template and refuses malformed ones.
 func placeholders(tmpl string) ([]string, error) {

@@ -33,8 +33,10 @@ func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipelin
 		var failure error
 		switch req.Action {
 		case "add-s3-bucket":
+			// The shape cmd/provision exports: every bucket of the stack by name.
 			name := fmt.Sprintf("%s-%v", stack, req.Inputs["bucketName"])
-			outputs = map[string]any{"bucketName": name, "bucketArn": "arn:aws:s3:::" + name, "region": "eu-west-1"}
+			outputs = map[string]any{"stack": stack, "region": "eu-west-1", "buckets": map[string]any{
+				fmt.Sprint(req.Inputs["bucketName"]): map[string]any{"name": name, "arn": "arn:aws:s3:::" + name}}}
 			lines = append(lines, "+ aws:s3/bucketV2:BucketV2 "+name+" created (encrypted, private, TLS-only)")
 		case "add-sqs-queue":
 			name := fmt.Sprintf("%s-%v", stack, req.Inputs["queueName"])
@@ -44,10 +46,11 @@ func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipelin
 				break
 			}
 			arn := "arn:aws:sqs:eu-west-1:123456789012:" + name
-			outputs = map[string]any{"queueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/" + name, "queueArn": arn, "deadLetterArn": arn + "-dlq"}
+			outputs = map[string]any{"stack": stack, "region": "eu-west-1", "queues": map[string]any{
+				fmt.Sprint(req.Inputs["queueName"]): map[string]any{"url": "https://sqs.eu-west-1.amazonaws.com/123456789012/" + name, "arn": arn, "dlqArn": arn + "-dlq"}}}
 			lines = append(lines, "+ aws:sqs/queue:Queue "+name+" created (with dead-letter queue)")
 		default:
-			outputs = map[string]any{"url": "https://" + req.Stack.Service + "." + req.Stack.Environment + ".acme.example"}
+			outputs = map[string]any{"stack": stack, "url": "https://" + req.Stack.Service + "." + req.Stack.Environment + ".acme.example"}
 		}
 		if err := cb.Logs(ctx, lines); err != nil {
 			return err

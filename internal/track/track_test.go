@@ -83,7 +83,8 @@ func TestSuccessWritesTheEntityThenTheFinalStatus(t *testing.T) {
 	tr, st, _ := setup(t)
 	ctx := context.Background()
 	r := running(t, st, run.Running)
-	if err := tr.RecordOutputs(ctx, r.ID, map[string]any{"bucketName": "acme-dev-checkout-receipts", "bucketArn": "arn:aws:s3:::acme-dev-checkout-receipts", "region": "eu-west-1"}); err != nil {
+	if err := tr.RecordOutputs(ctx, r.ID, map[string]any{"region": "eu-west-1", "buckets": map[string]any{
+		"receipts": map[string]any{"name": "acme-dev-checkout-receipts", "arn": "arn:aws:s3:::acme-dev-checkout-receipts"}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, status := range []string{"pending", "running", "running", "success", "running"} {

@@ -152,6 +152,7 @@ func Deploy(ctx *pulumi.Context, cfg *platform.Config, p *Plan) error {
 		return err
 	}
 	ctx.Export("stack", pulumi.String(t.StackName()))
+	ctx.Export("region", pulumi.String(t.Region))
 	ctx.Export("namespace", pulumi.String(svc.Namespace))
 	ctx.Export("url", pulumi.String(svc.URL))
 	ctx.Export("roleArn", role.Arn)
