@@ -300,8 +300,8 @@ func TestEntityFor(t *testing.T) {
 			Entity: run.Entity{Identifier: "checkout"},
 			Inputs: map[string]any{"tenant": "acme", "environment": "prod", "bucketName": "invoices", "versioning": true, "retentionDays": float64(90)},
 		},
-		Stack:   run.Stack{Tenant: "acme", Environment: "prod", Service: "checkout"},
-		Team:    "payments",
+		Stack: run.Stack{Tenant: "acme", Environment: "prod", Service: "checkout"},
+		Team:  "payments",
 		// The shape cmd/provision exports: every bucket of the stack by name
 		// (another bucket must not be picked).
 		Outputs: map[string]any{"buckets": map[string]any{

@@ -2,9 +2,7 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 )
 
 type teams map[string][]string
@@ -29,11 +28,7 @@ func (t teams) UserTeams(_ context.Context, email string) ([]string, error) {
 func setup(t *testing.T) (*Service, *sqlite.Store) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "paved.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	cat, err := catalog.Load("../../actions")
 	if err != nil {
 		t.Fatal(err)
@@ -55,20 +50,7 @@ func bucketReq(id, user, env string) run.Request {
 		Inputs: map[string]any{"tenant": "acme", "environment": env, "bucketName": "receipts"}}
 }
 
-func reports(t *testing.T, st *sqlite.Store) []run.Report {
-	t.Helper()
-	var out []run.Report
-	for {
-		tasks, _ := st.Claim(context.Background(), store.KindReport, 0, 1)
-		if len(tasks) == 0 {
-			return out
-		}
-		var r run.Report
-		_ = json.Unmarshal(tasks[0].Payload, &r)
-		out = append(out, r)
-		_ = st.Complete(context.Background(), tasks[0].ID)
-	}
-}
+func reports(t *testing.T, st *sqlite.Store) []run.Report { return sqlitetest.Reports(t, st) }
 
 func TestAcceptedRunIsQueuedWithItsDispatchTask(t *testing.T) {
 	s, st := setup(t)

@@ -19,10 +19,7 @@ import (
 
 // Store is what the reporter needs of the run store.
 type Store interface {
-	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
-	Complete(ctx context.Context, id int64) error
-	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
-	Release(ctx context.Context, ids ...int64) error
+	store.Outbox
 	Run(ctx context.Context, id string) (*run.Run, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 }

@@ -3,7 +3,6 @@ package report
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
 
@@ -76,11 +76,7 @@ func (p *portal) RetryAt(err error) (time.Time, bool) {
 
 func setup(t *testing.T) (*Worker, *sqlite.Store, *portal) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "paved.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	p := &portal{got: map[string][]string{}, failNext: map[string][]error{}, lost: map[string]bool{}}
 	w := &Worker{Store: st, Portals: map[string]Portal{"port": p}, Log: zap.NewNop(), Interval: time.Hour, Lease: time.Minute, Concurrency: 4}
 	return w, st, p
@@ -105,7 +101,7 @@ func addRun(t *testing.T, st *sqlite.Store, portal, portalRunID string, lines ..
 }
 
 // drain ticks until nothing is due, moving the clock past every backoff.
-func drain(t *testing.T, w *Worker, clock *time.Time) {
+func drain(t *testing.T, w *Worker, clock *sqlitetest.Clock) {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		n, err := w.Tick(context.Background())
@@ -117,7 +113,7 @@ func drain(t *testing.T, w *Worker, clock *time.Time) {
 			if pending == 0 {
 				return
 			}
-			*clock = clock.Add(10 * time.Minute)
+			clock.Add(10 * time.Minute)
 		}
 	}
 	t.Fatal("reports never drained")
@@ -125,15 +121,14 @@ func drain(t *testing.T, w *Worker, clock *time.Time) {
 
 func TestReportsArriveInOrderThroughFailures(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	addRun(t, st, "port", "a", "1", "2", "3", run.Success)
 	addRun(t, st, "port", "b", "1", "2", run.Success)
 	p.failNext["a"] = []error{errTransient, errTransient}
 	p.failNext["b"] = []error{errLimited}
-	p.resetAt = clock.Add(30 * time.Second)
-	drain(t, w, &clock)
+	p.resetAt = clock.T.Add(30 * time.Second)
+	drain(t, w, clock)
 	if got := p.got["a"]; len(got) != 4 || got[0] != "1" || got[1] != "2" || got[2] != "3" || got[3] != run.Success {
 		t.Fatalf("run a received %v", got)
 	}
@@ -144,22 +139,21 @@ func TestReportsArriveInOrderThroughFailures(t *testing.T) {
 
 func TestRateLimitResetIsHonoured(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	addRun(t, st, "port", "a", "1")
 	p.failNext["a"] = []error{errLimited}
-	p.resetAt = clock.Add(time.Hour)
+	p.resetAt = clock.T.Add(time.Hour)
 	if _, err := w.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Backoff alone would allow a retry within a second; the reset says an hour.
-	clock = clock.Add(2 * time.Minute)
+	clock.Add(2 * time.Minute)
 	tasks, err := st.Claim(context.Background(), store.KindReport, time.Minute, 10)
 	if err != nil || len(tasks) != 0 {
 		t.Fatalf("report claimable before the portal's reset: %v %v", tasks, err)
 	}
-	clock = clock.Add(time.Hour)
+	clock.Add(time.Hour)
 	if tasks, _ := st.Claim(context.Background(), store.KindReport, time.Minute, 10); len(tasks) != 1 {
 		t.Fatalf("report not claimable after the reset: %v", tasks)
 	}
@@ -167,12 +161,11 @@ func TestRateLimitResetIsHonoured(t *testing.T) {
 
 func TestPermanentFailureIsRecordedAndSkipped(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	r := addRun(t, st, "port", "a", "1", "2")
 	p.failNext["a"] = []error{errPermanent}
-	drain(t, w, &clock)
+	drain(t, w, clock)
 	if got := p.got["a"]; len(got) != 1 || got[0] != "2" {
 		t.Fatalf("received %v, want only the second line", got)
 	}
@@ -184,11 +177,10 @@ func TestPermanentFailureIsRecordedAndSkipped(t *testing.T) {
 
 func TestRunsOfPortalsWithoutReporterAreSkipped(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	addRun(t, st, "api", "x", "1", run.Success)
-	drain(t, w, &clock)
+	drain(t, w, clock)
 	if len(p.got) != 0 {
 		t.Fatalf("api run reported to port: %v", p.got)
 	}
@@ -196,12 +188,11 @@ func TestRunsOfPortalsWithoutReporterAreSkipped(t *testing.T) {
 
 func TestFinalStatusIsNotSentTwiceAfterALostAnswer(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	addRun(t, st, "port", "a", run.Success)
 	p.lost["a"] = true
-	drain(t, w, &clock)
+	drain(t, w, clock)
 	if got := p.got["a"]; len(got) != 1 {
 		t.Fatalf("run a received %v, want one final status", got)
 	}
@@ -209,14 +200,13 @@ func TestFinalStatusIsNotSentTwiceAfterALostAnswer(t *testing.T) {
 
 func TestRateLimitPausesTheWholePortal(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	w.Concurrency = 1
 	addRun(t, st, "port", "a", "1")
 	addRun(t, st, "port", "b", "1")
 	p.failNext["a"] = []error{errLimited}
-	p.resetAt = clock.Add(time.Minute)
+	p.resetAt = clock.T.Add(time.Minute)
 	for i := 0; i < 3; i++ {
 		if _, err := w.Tick(context.Background()); err != nil {
 			t.Fatal(err)
@@ -225,8 +215,8 @@ func TestRateLimitPausesTheWholePortal(t *testing.T) {
 	if len(p.got["b"]) != 0 {
 		t.Fatal("another run's report went to a rate-limited portal before the reset")
 	}
-	clock = clock.Add(2 * time.Minute)
-	drain(t, w, &clock)
+	clock.Add(2 * time.Minute)
+	drain(t, w, clock)
 	if len(p.got["a"]) != 1 || len(p.got["b"]) != 1 {
 		t.Fatalf("after the reset: %v", p.got)
 	}
@@ -234,16 +224,15 @@ func TestRateLimitPausesTheWholePortal(t *testing.T) {
 
 func TestFinalStatusWaitsWhenThePortalCannotSay(t *testing.T) {
 	w, st, p := setup(t)
-	clock := time.Now()
-	w.Now = func() time.Time { return clock }
-	st.SetClock(w.Now)
+	clock := sqlitetest.WithClock(st)
+	w.Now = clock.Now
 	addRun(t, st, "port", "a", run.Success)
 	p.lost["a"] = true
 	p.finishedErr = errTransient
 	if _, err := w.Tick(context.Background()); err != nil { // goes through, answer lost
 		t.Fatal(err)
 	}
-	clock = clock.Add(time.Minute)
+	clock.Add(time.Minute)
 	if _, err := w.Tick(context.Background()); err != nil { // cannot check: must not resend
 		t.Fatal(err)
 	}
@@ -251,7 +240,7 @@ func TestFinalStatusWaitsWhenThePortalCannotSay(t *testing.T) {
 		t.Fatalf("final status sent %d times while its fate was unknown", len(got))
 	}
 	p.finishedErr = nil
-	drain(t, w, &clock)
+	drain(t, w, clock)
 	if got := p.got["a"]; len(got) != 1 {
 		t.Fatalf("final status sent %d times", len(got))
 	}

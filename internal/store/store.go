@@ -4,6 +4,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -75,4 +76,13 @@ type Query struct {
 	// created first).
 	OldestFirst bool
 	Limit       int // default 100
+}
+
+// Outbox is how a worker takes tasks: claim a batch under a lease, then
+// complete, retry later, or hand back each one.
+type Outbox interface {
+	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]Task, error)
+	Complete(ctx context.Context, id int64) error
+	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
+	Release(ctx context.Context, ids ...int64) error
 }

@@ -2,9 +2,7 @@ package track
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
 
@@ -32,11 +31,7 @@ func (f fakePipelines) Pipeline(_ context.Context, _ string, id int64) (gitlab.P
 
 func setup(t *testing.T) (*Tracker, *sqlite.Store, fakePipelines) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "paved.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	cat, err := catalog.Load("../../actions")
 	if err != nil {
 		t.Fatal(err)
@@ -60,24 +55,7 @@ func running(t *testing.T, st *sqlite.Store, state run.State) *run.Run {
 	return r
 }
 
-// reports claims every open report of the run, in order.
-func reports(t *testing.T, st *sqlite.Store) []run.Report {
-	t.Helper()
-	var out []run.Report
-	for {
-		tasks, err := st.Claim(context.Background(), store.KindReport, time.Minute, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tasks) == 0 {
-			return out
-		}
-		var rep run.Report
-		_ = json.Unmarshal(tasks[0].Payload, &rep)
-		out = append(out, rep)
-		_ = st.Complete(context.Background(), tasks[0].ID)
-	}
-}
+func reports(t *testing.T, st *sqlite.Store) []run.Report { return sqlitetest.Reports(t, st) }
 
 func TestSuccessWritesTheEntityThenTheFinalStatus(t *testing.T) {
 	tr, st, _ := setup(t)
