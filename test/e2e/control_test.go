@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	h "github.com/paved-idp/paved/test/harness"
 	"os"
 	"os/exec"
@@ -92,5 +93,34 @@ func TestPavedReportAgainstTheRealServer(t *testing.T) {
 	r := e.WaitPort(portRun)
 	if !strings.Contains(h.LogText(r), "stack applied by the report job") {
 		t.Fatalf("Port log lacks the report job's line:\n%s", h.LogText(r))
+	}
+}
+
+// TestGracefulRestartPicksUpEveryRun stops paved with SIGTERM while runs
+// are queued, dispatching and running, and starts it again.
+func TestGracefulRestartPicksUpEveryRun(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{PollInterval: 300 * time.Millisecond, Outcome: func(gitlabsim.Pipeline) gitlabsim.Outcome {
+		return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 50 * time.Millisecond, Pending: 50 * time.Millisecond, Running: 700 * time.Millisecond}
+	}})
+	var portRuns []string
+	for i := 0; i < 6; i++ {
+		id, ans := e.Press(h.Bucket(h.Dana, "dev", map[string]any{"bucketName": fmt.Sprintf("bucket-%d", i)}))
+		if ans.Code != 202 {
+			t.Fatalf("answer %+v", ans)
+		}
+		portRuns = append(portRuns, id)
+	}
+	e.Term()
+	e.Restart()
+	for _, id := range portRuns {
+		if r := e.WaitPort(id); r.Status != "SUCCESS" || r.TerminalAttempts != 1 {
+			t.Fatalf("Port run %s: %s (%s) after %d final statuses", id, r.Status, r.Summary, r.TerminalAttempts)
+		}
+	}
+	if n := len(e.GitLab.Pipelines()); n != len(portRuns) {
+		t.Fatalf("%d pipelines for %d runs", n, len(portRuns))
+	}
+	if !strings.Contains(e.Log(), "paved stopped") {
+		t.Fatal("paved did not log a clean stop")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,6 +193,24 @@ func (e *Env) Kill() {
 	e.mu.Unlock()
 	_ = cmd.Process.Kill()
 	<-exited
+}
+
+// Term ends paved with SIGTERM (a graceful shutdown) and waits for it.
+func (e *Env) Term() {
+	e.mu.Lock()
+	cmd, exited := e.cmd, e.exited
+	e.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		e.t.Errorf("paved did not stop within 15s of SIGTERM")
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	if cmd.ProcessState != nil && !cmd.ProcessState.Success() {
+		e.t.Errorf("paved exited %v after SIGTERM, want 0", cmd.ProcessState)
+	}
 }
 
 // Restart starts paved again on the same database and address.
