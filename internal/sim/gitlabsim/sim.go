@@ -21,8 +21,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/paved-idp/paved/internal/sim/gitlabsim/webhook"
+	"github.com/paved-idp/paved/internal/sim/gitlabsim/wire"
 )
 
 // RunIDVariable is the pipeline variable paved uses to find its pipelines.
@@ -30,12 +34,12 @@ const RunIDVariable = "PAVED_RUN_ID"
 
 // Pipeline statuses the simulator produces (a subset of GitLab's).
 const (
-	StatusCreated  = "created"
-	StatusPending  = "pending"
-	StatusRunning  = "running"
-	StatusSuccess  = "success"
-	StatusFailed   = "failed"
-	StatusCanceled = "canceled"
+	StatusCreated  = wire.StatusCreated
+	StatusPending  = wire.StatusPending
+	StatusRunning  = wire.StatusRunning
+	StatusSuccess  = wire.StatusSuccess
+	StatusFailed   = wire.StatusFailed
+	StatusCanceled = wire.StatusCanceled
 )
 
 // Config sets the simulator up. The zero value works: any non-empty token is
@@ -76,11 +80,7 @@ type Config struct {
 }
 
 // Project is one simulated GitLab project.
-type Project struct {
-	ID            int64
-	Path          string // path_with_namespace, e.g. "platform/provision"
-	DefaultBranch string // default "main"
-}
+type Project = wire.Project
 
 // Outcome is how a pipeline will end and how long each phase lasts.
 type Outcome struct {
@@ -114,56 +114,16 @@ type Faults struct {
 }
 
 // Variable is one pipeline variable.
-type Variable struct {
-	Key          string
-	Value        string
-	VariableType string // env_var or file
-}
+type Variable = wire.Variable
 
 // Pipeline is a snapshot of one simulated pipeline.
-type Pipeline struct {
-	ID, IID, ProjectID int64
-	ProjectPath        string
-	Ref, SHA, Source   string
-	Status             string
-	Variables          []Variable
-	WebURL             string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
-	StartedAt          time.Time // zero until running
-	FinishedAt         time.Time // zero until terminal
-	Job                Job
-}
-
-// Var returns the value of the pipeline variable key.
-func (p Pipeline) Var(key string) (string, bool) {
-	for _, v := range p.Variables {
-		if v.Key == key {
-			return v.Value, true
-		}
-	}
-	return "", false
-}
+type Pipeline = wire.Pipeline
 
 // Job is the pipeline's single build, "provision" in stage "deploy".
-type Job struct {
-	ID                    int64
-	Name, Stage, Status   string
-	FailureReason         string
-	CreatedAt             time.Time
-	StartedAt, FinishedAt time.Time
-}
+type Job = wire.Job
 
 // HookDelivery records one Pipeline Hook the simulator meant to send.
-type HookDelivery struct {
-	PipelineID int64
-	Status     string
-	EventUUID  string
-	Attempts   int
-	Delivered  bool
-	Dropped    bool // dropped by fault injection (or a full queue); never sent
-	LastError  string
-}
+type HookDelivery = webhook.Delivery
 
 // Stats counts what the simulator has seen.
 type Stats struct {
@@ -179,13 +139,7 @@ type Stats struct {
 }
 
 // Terminal reports whether a status is final.
-func Terminal(status string) bool {
-	switch status {
-	case StatusSuccess, StatusFailed, StatusCanceled, "skipped":
-		return true
-	}
-	return false
-}
+func Terminal(status string) bool { return wire.Terminal(status) }
 
 // Sim is the simulator; it is an http.Handler serving /api/v4.
 type Sim struct {
@@ -193,16 +147,14 @@ type Sim struct {
 	ctx    context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
-	hookCh chan hookJob
+	sender *webhook.Sender // delivers hooks one at a time, in order
 
 	mu        sync.Mutex
 	rng       *rand.Rand
 	faults    Faults
 	hookURL   string
 	hookToken string
-	projects  map[int64]*Project
-	byPath    map[string]*Project
-	nextProj  int64
+	projects  *wire.Projects
 	pipelines map[int64]*pipeline
 	nextID    int64
 	nextJobID int64
@@ -231,29 +183,23 @@ func New(cfg Config) *Sim {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Sim{
 		cfg: cfg, ctx: ctx, stop: stop,
-		hookCh:    make(chan hookJob, 4096),
 		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		faults:    cfg.Faults,
 		hookURL:   cfg.HookURL,
 		hookToken: cfg.HookToken,
-		projects:  map[int64]*Project{},
-		byPath:    map[string]*Project{},
-		nextProj:  1000,
+		projects:  wire.NewProjects(cfg.Projects),
 		pipelines: map[int64]*pipeline{},
 		nextID:    100,
 		nextJobID: 5000,
 		iids:      map[int64]int64{},
 	}
-	for _, p := range cfg.Projects {
-		p := p
-		if p.DefaultBranch == "" {
-			p.DefaultBranch = "main"
-		}
-		s.projects[p.ID] = &p
-		s.byPath[p.Path] = &p
-	}
+	s.sender = webhook.NewSender(cfg.HookClient, cfg.HookRetries, 4096, s.hookAttempted,
+		func(webhook.Job) { s.count(func(st *Stats) { st.HooksFailed++ }) })
 	s.wg.Add(1)
-	go s.hookWorker()
+	go func() {
+		defer s.wg.Done()
+		s.sender.Run(ctx)
+	}()
 	return s
 }
 
@@ -343,31 +289,6 @@ func (p *pipeline) snapshot() Pipeline {
 	return c
 }
 
-// project resolves a project id or path; callers hold s.mu.
-func (s *Sim) project(idOrPath string) (*Project, bool) {
-	if id, ok := parseInt(idOrPath); ok {
-		if p, ok := s.projects[id]; ok {
-			return p, true
-		}
-		if len(s.cfg.Projects) > 0 {
-			return nil, false
-		}
-		p := &Project{ID: id, Path: "sim/project-" + idOrPath, DefaultBranch: "main"}
-		s.projects[id], s.byPath[p.Path] = p, p
-		return p, true
-	}
-	if p, ok := s.byPath[idOrPath]; ok {
-		return p, true
-	}
-	if len(s.cfg.Projects) > 0 || idOrPath == "" {
-		return nil, false
-	}
-	s.nextProj++
-	p := &Project{ID: s.nextProj, Path: idOrPath, DefaultBranch: "main"}
-	s.projects[p.ID], s.byPath[p.Path] = p, p
-	return p, true
-}
-
 // create records a new pipeline and starts its lifecycle.
 func (s *Sim) create(proj *Project, ref, source, webRoot string, vars []Variable) Pipeline {
 	now := time.Now().UTC()
@@ -385,7 +306,7 @@ func (s *Sim) create(proj *Project, ref, source, webRoot string, vars []Variable
 		Variables: vars, CreatedAt: now, UpdatedAt: now,
 		Job: Job{ID: s.nextJobID, Name: "provision", Stage: "deploy", Status: StatusCreated, CreatedAt: now},
 	}
-	p.WebURL = webRoot + "/" + proj.Path + "/-/pipelines/" + itoa(p.ID)
+	p.WebURL = webRoot + "/" + proj.Path + "/-/pipelines/" + strconv.FormatInt(p.ID, 10)
 	ctx, cancel := context.WithCancel(s.ctx)
 	p.cancel = cancel
 	s.pipelines[p.ID] = p

@@ -72,11 +72,11 @@ func TestCreatePipeline(t *testing.T) {
 	}{
 		{"json with variables", "group%2Fproj/pipeline", "application/json",
 			`{"ref":"main","variables":[{"key":"PAVED_RUN_ID","value":"r_1"},{"key":"PAVED_REQUEST","value":"{}","variable_type":"file"}]}`,
-			201, []Variable{{"PAVED_RUN_ID", "r_1", "env_var"}, {"PAVED_REQUEST", "{}", "file"}}, ""},
+			201, []Variable{{Key: "PAVED_RUN_ID", Value: "r_1", VariableType: "env_var"}, {Key: "PAVED_REQUEST", Value: "{}", VariableType: "file"}}, ""},
 		{"ref in query", "7/pipeline?ref=main", "", "", 201, nil, ""},
 		{"form array of hashes", "7/pipeline", "application/x-www-form-urlencoded",
 			"ref=main&variables[][key]=A&variables[][value]=1&variables[][key]=B&variables[][variable_type]=file&variables[][value]=2",
-			201, []Variable{{"A", "1", "env_var"}, {"B", "2", "file"}}, ""},
+			201, []Variable{{Key: "A", Value: "1", VariableType: "env_var"}, {Key: "B", Value: "2", VariableType: "file"}}, ""},
 		{"missing ref", "7/pipeline", "application/json", `{}`, 400, nil, `400 (Bad request) "ref" not given`},
 		{"bad variable type", "7/pipeline", "application/json",
 			`{"ref":"main","variables":[{"key":"A","value":"1","variable_type":"secret"}]}`, 400, nil, ""},

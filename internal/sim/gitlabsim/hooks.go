@@ -1,0 +1,37 @@
+package gitlabsim
+
+import "github.com/paved-idp/paved/internal/sim/gitlabsim/webhook"
+
+// emitHookLocked queues the hook for the pipeline's current status; the
+// caller holds s.mu, so each status change yields exactly one snapshot.
+func (s *Sim) emitHookLocked(p *pipeline) {
+	if s.hookURL == "" {
+		return
+	}
+	body := webhook.Body(p.snapshot(), p.webRoot)
+	d := HookDelivery{PipelineID: p.ID, Status: p.Status, EventUUID: webhook.NewUUID()}
+	drop := s.faults.HookDropRate > 0 && s.rng.Float64() < s.faults.HookDropRate
+	job := webhook.Job{Index: len(s.hooks), URL: s.hookURL, Token: s.hookToken, UUID: d.EventUUID, Payload: body}
+	if !drop && !s.sender.Enqueue(job) {
+		drop = true // queue full: GitLab does not guarantee delivery either
+	}
+	if drop {
+		d.Dropped = true
+		s.stats.HooksDropped++
+	}
+	s.hooks = append(s.hooks, d)
+}
+
+// hookAttempted records one delivery attempt of the hook sender.
+func (s *Sim) hookAttempted(job webhook.Job, err error) {
+	s.mu.Lock()
+	h := &s.hooks[job.Index]
+	h.Attempts++
+	if err == nil {
+		h.Delivered, h.LastError = true, ""
+		s.stats.HooksSent++
+	} else {
+		h.LastError = err.Error()
+	}
+	s.mu.Unlock()
+}
