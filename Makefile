@@ -25,7 +25,7 @@ unit:
 
 ## fuzz-short: each fuzz target for a few seconds (FUZZTIME)
 fuzz-short:
-	@set -e; for t in internal/portal/port:FuzzVerifyDecode internal/config:FuzzParse internal/catalog:FuzzLoadAction internal/gitlab:FuzzDecodePipelineHook; do \
+	@set -e; for t in internal/portal/port/webhook:FuzzVerifyDecode internal/config:FuzzParse internal/catalog:FuzzLoadAction internal/gitlab:FuzzDecodePipelineHook; do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \

@@ -23,6 +23,7 @@ import (
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/report"
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/server"
@@ -122,7 +123,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		pc := port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
 		in.Teams = pc
 		portals[port.PortalName] = portReporter{pc}
-		srvCfg.PortVerifier = &port.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}
+		srvCfg.PortVerifier = &webhook.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}
 	}
 	// Work in flight at shutdown gets half the shutdown time to finish.
 	drain := cfg.Server.ShutdownTimeout / 2

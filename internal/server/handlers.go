@@ -13,6 +13,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/track"
@@ -49,7 +50,7 @@ func (s *Server) portWebhook(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, err.Error())
 		return
 	}
-	inv, err := port.Decode(body)
+	inv, err := webhook.Decode(body)
 	if err != nil {
 		fail(c, http.StatusBadRequest, err.Error())
 		return

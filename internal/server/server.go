@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/gitlab"
-	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -54,7 +54,7 @@ type Tracker interface {
 // resolved values here.
 type Config struct {
 	MaxBodyBytes       int64
-	PortVerifier       *port.Verifier // nil: Port intake is off
+	PortVerifier       *webhook.Verifier // nil: Port intake is off
 	GitLabWebhookToken string
 	APITokens          []string
 	RunTokenKey        []byte

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/paved-idp/paved/internal/gitlab"
-	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -77,7 +77,7 @@ func (f *fakeTracker) AppendLogs(_ context.Context, _ string, lines []string) er
 func newTest(t *testing.T, runs fakeRuns) (http.Handler, *fakeIntake, *fakeTracker, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	in, tr := &fakeIntake{panicOn: "panic"}, &fakeTracker{}
-	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &port.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"}, RunTokenKey: []byte("k")}
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"}, RunTokenKey: []byte("k")}
 	return New(cfg, in, runs, tr, zap.New(core), prometheus.NewRegistry()), in, tr, logs
 }
 
@@ -204,7 +204,7 @@ func TestPortWebhook(t *testing.T) {
 	}
 	ts := time.Now().Unix()
 	tsStr := strconvI(ts)
-	sig := port.Sign([]byte("s"), tsStr, body)
+	sig := webhook.Sign([]byte("s"), tsStr, body)
 	w := call(h, "POST", "/webhooks/port", string(body), map[string]string{"X-Port-Timestamp": tsStr, "X-Port-Signature": sig})
 	if w.Code != 202 || !strings.Contains(w.Body.String(), `"state":"rejected"`) || !strings.Contains(w.Body.String(), "inputs.size") {
 		t.Fatalf("port webhook: %d %s", w.Code, w.Body)

@@ -77,7 +77,9 @@ type Options struct {
 	Outcome      func(gitlabsim.Pipeline) gitlabsim.Outcome // default: success in ~150 ms
 	GitLabFaults gitlabsim.Faults
 	PortFaults   portsim.Faults
-	// PortRateLimitPeriod is the Port simulator's rate-limit window (default 5m).
+	// PortRateLimit and PortRateLimitPeriod are the Port simulator's rate
+	// limit (default 1,000 requests per 5m, as Port documents).
+	PortRateLimit       int
 	PortRateLimitPeriod time.Duration
 	PollInterval        time.Duration // default 1m
 	GitLabTimeout       time.Duration // default 5s
@@ -107,7 +109,7 @@ type Env struct {
 func Start(t testing.TB, bin string, opt Options) *Env {
 	t.Helper()
 	e := &Env{t: t, bin: bin}
-	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimitPeriod: opt.PortRateLimitPeriod,
+	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimit: opt.PortRateLimit, RateLimitPeriod: opt.PortRateLimitPeriod,
 		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}}}})
 	portSrv := httptest.NewServer(e.Port.Handler())
 	t.Cleanup(portSrv.Close)

@@ -1,3 +1,10 @@
+// Package port speaks Port's (getport.io) wire formats: it reports a run's
+// progress back through Port's REST API. The webhook invocations Port sends
+// for self-service actions are verified and decoded by the subpackage
+// webhook.
+//
+// The formats follow Port's public documentation; see shared/DESIGN.md
+// "Port → paved" and "paved → Port" and the notes on each type here.
 package port
 
 import (
@@ -15,6 +22,9 @@ import (
 	"time"
 	"unicode/utf8"
 )
+
+// PortalName is run.Request.Portal for requests from Port.
+const PortalName = "port"
 
 // DefaultBaseURL is Port's EU API; US organisations use
 // https://api.us.getport.io.

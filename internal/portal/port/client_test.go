@@ -18,6 +18,8 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 )
 
+var testNow = time.Date(2026, 11, 3, 9, 12, 45, 0, time.UTC)
+
 const (
 	testClientID     = "client-id-abc"
 	testClientSecret = "client-secret-xyz-0123456789"

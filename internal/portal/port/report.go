@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -150,7 +151,7 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 		return fmt.Errorf("port: %s: no blueprint: %w", op, errInvalid)
 	}
 	if !entityIdentifierOK(e.Identifier) {
-		return fmt.Errorf("port: %s: identifier %q does not match Port's pattern: %w", op, clip(e.Identifier, 60), errInvalid)
+		return fmt.Errorf("port: %s: identifier %q does not match Port's pattern: %w", op, clip.String(e.Identifier, 60), errInvalid)
 	}
 	props := e.Properties
 	if props == nil {

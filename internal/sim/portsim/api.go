@@ -1,24 +1,15 @@
 package portsim
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/model"
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/wire"
 )
-
-// identifierPattern is the entity identifier pattern from Port's "Create an entity" reference.
-var identifierPattern = regexp.MustCompile(`^[A-Za-z0-9@_.:\/=-]+$`)
-
-// maxBody is Port's documented request size limit ("limit is 1MiB", answered 413).
-const maxBody = 1 << 20
 
 // Handler returns Port's REST API: mount it on an httptest.Server and use the server's URL as
 // the API base (as https://api.getport.io).
@@ -31,94 +22,9 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("POST /v1/blueprints/{blueprint}/entities", s.authed(s.upsertEntity))
 	mux.Handle("GET /v1/users/{email}", s.authed(s.getUser))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, "not_found", "route "+r.Method+" "+r.URL.Path+" is not simulated")
+		wire.WriteErr(w, http.StatusNotFound, "not_found", "route "+r.Method+" "+r.URL.Path+" is not simulated")
 	})
-	return s.middleware(mux)
-}
-
-type fault int
-
-const (
-	faultNone fault = iota
-	faultRateLimited
-	faultError
-	faultLost
-)
-
-// middleware records every call, adds latency, counts the rate-limit window, sets Port's
-// x-ratelimit-* headers on every answer and injects the configured faults.
-func (s *Sim) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		start := s.now()
-		defer func() { s.logCall(r, sw.status, start) }()
-		d := s.cfg.Faults.Latency
-		if s.slow() {
-			d += s.cfg.Faults.SlowLatency
-		}
-		if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		f, remaining, reset := s.admit()
-		h := sw.Header()
-		h.Set("x-ratelimit-period", strconv.Itoa(int(s.cfg.RateLimitPeriod/time.Second)))
-		h.Set("x-ratelimit-limit", strconv.Itoa(s.cfg.RateLimit))
-		h.Set("x-ratelimit-remaining", strconv.Itoa(remaining))
-		h.Set("x-ratelimit-reset", strconv.Itoa(reset))
-		r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
-		switch f {
-		case faultRateLimited:
-			// docs silent on the 429 body; it follows Port's general error shape.
-			writeErr(sw, http.StatusTooManyRequests, "rate_limit_exceeded",
-				fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d s", s.cfg.RateLimit, s.cfg.RateLimitPeriod, reset))
-		case faultError:
-			writeErr(sw, http.StatusInternalServerError, "internal_error", "An internal error occurred")
-		case faultLost:
-			next.ServeHTTP(&discardWriter{h: http.Header{}}, r)
-			writeErr(sw, http.StatusBadGateway, "bad_gateway", "upstream answer lost (injected); the request was applied")
-		default:
-			next.ServeHTTP(sw, r)
-		}
-	})
-}
-
-// admit counts the request in the rate-limit window and draws its fault.
-func (s *Sim) slow() bool {
-	if s.cfg.Faults.SlowRate <= 0 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.faultRand.Float64() < s.cfg.Faults.SlowRate
-}
-
-func (s *Sim) admit() (f fault, remaining, reset int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if s.window.IsZero() || !now.Before(s.window.Add(s.cfg.RateLimitPeriod)) {
-		s.window, s.inWindow = now, 0
-	}
-	s.inWindow++
-	reset = int(math.Ceil(s.window.Add(s.cfg.RateLimitPeriod).Sub(now).Seconds()))
-	remaining = max(s.cfg.RateLimit-s.inWindow, 0)
-	fz := s.cfg.Faults
-	x := s.faultRand.Float64()
-	switch {
-	case s.inWindow > s.cfg.RateLimit || x < fz.RateLimitRate:
-		return faultRateLimited, 0, reset
-	case x < fz.RateLimitRate+fz.ErrorRate:
-		return faultError, remaining, reset
-	case x < fz.RateLimitRate+fz.ErrorRate+fz.LostResponseRate:
-		return faultLost, remaining, reset
-	}
-	return faultNone, remaining, reset
+	return s.gate.Middleware(mux)
 }
 
 func (s *Sim) logCall(r *http.Request, status int, at time.Time) {
@@ -137,7 +43,7 @@ func (s *Sim) authed(h http.HandlerFunc) http.Handler {
 		valid := ok && tok != "" && tok == s.token && s.now().Before(s.tokenUntil)
 		s.mu.Unlock()
 		if !valid {
-			writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required: the token is missing, unknown or expired")
+			wire.WriteErr(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required: the token is missing, unknown or expired")
 			return
 		}
 		h(w, r)
@@ -152,16 +58,16 @@ func (s *Sim) accessToken(w http.ResponseWriter, r *http.Request) {
 		ClientID     *string `json:"clientId"`
 		ClientSecret *string `json:"clientSecret"`
 	}
-	raw, ok := readBody(w, r)
-	if !ok || !decodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
+	raw, ok := wire.ReadBody(w, r)
+	if !ok || !wire.DecodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
 		return
 	}
 	if req.ClientID == nil || req.ClientSecret == nil {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_request", "body must have clientId and clientSecret")
+		wire.WriteErr(w, http.StatusUnprocessableEntity, "invalid_request", "body must have clientId and clientSecret")
 		return
 	}
 	if *req.ClientID != s.cfg.ClientID || *req.ClientSecret != s.cfg.ClientSecret {
-		writeErr(w, http.StatusUnauthorized, "unauthorized", "the provided clientId and clientSecret are invalid")
+		wire.WriteErr(w, http.StatusUnauthorized, "unauthorized", "the provided clientId and clientSecret are invalid")
 		return
 	}
 	s.mu.Lock()
@@ -171,7 +77,7 @@ func (s *Sim) accessToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, left := s.token, int(s.tokenUntil.Sub(now)/time.Second)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "accessToken": tok, "expiresIn": left, "tokenType": "Bearer"})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "accessToken": tok, "expiresIn": left, "tokenType": "Bearer"})
 }
 
 // lookupRun finds the run named in the path and records the call as an event on it, or
@@ -181,7 +87,7 @@ func (s *Sim) lookupRun(w http.ResponseWriter, r *http.Request) *runState {
 	run := s.runs[r.PathValue("run_id")]
 	if run == nil {
 		s.mu.Unlock()
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Action run with identifier %q was not found", r.PathValue("run_id")))
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Action run with identifier %q was not found", r.PathValue("run_id")))
 		return nil
 	}
 	return run
@@ -194,18 +100,9 @@ func (s *Sim) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.addEvent(run, "get", http.StatusOK, "")
-	view := s.runView(run)
+	view := wire.RunView(&run.RunRecord, s.userID(run.UserEmail))
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": view})
-}
-
-// runFinished answers Port's refusal to modify a finished run. Port documents that after a
-// terminationStatus "the run can no longer be modified" and that entity calls with the run_id
-// of a finished run fail with 400 run_exhausted; docs silent on the exact answer to a second
-// terminal PATCH or log, so the simulator uses the same documented 400 run_exhausted for all.
-func runFinished(w http.ResponseWriter, run *runState) {
-	writeErr(w, http.StatusBadRequest, "run_exhausted",
-		fmt.Sprintf("The action run %s has already finished execution with status %s and can no longer be modified", run.ID, run.Status))
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "run": view})
 }
 
 // patchRun is PATCH /v1/actions/runs/{run_id} with {status, statusLabel, link (string or
@@ -219,17 +116,17 @@ func (s *Sim) patchRun(w http.ResponseWriter, r *http.Request) {
 		Summary       *string         `json:"summary"`
 		ExternalRunID *string         `json:"externalRunId"`
 	}
-	raw, ok := readBody(w, r)
-	if !ok || !decodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
+	raw, ok := wire.ReadBody(w, r)
+	if !ok || !wire.DecodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
 		return
 	}
 	if req.Status != nil && *req.Status != StatusSuccess && *req.Status != StatusFailure {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_request", "status must be SUCCESS or FAILURE")
+		wire.WriteErr(w, http.StatusUnprocessableEntity, "invalid_request", "status must be SUCCESS or FAILURE")
 		return
 	}
-	links, ok := stringOrList(req.Link)
+	links, ok := wire.StringOrList(req.Link)
 	if !ok {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_request", "link must be a string or an array of strings")
+		wire.WriteErr(w, http.StatusUnprocessableEntity, "invalid_request", "link must be a string or an array of strings")
 		return
 	}
 	run := s.lookupRun(w, r)
@@ -242,7 +139,7 @@ func (s *Sim) patchRun(w http.ResponseWriter, r *http.Request) {
 	}
 	if run.Status != StatusInProgress {
 		s.addEvent(run, "patch", http.StatusBadRequest, string(raw))
-		runFinished(w, run)
+		wire.RunFinished(w, run.ID, run.Status)
 		return
 	}
 	if req.StatusLabel != nil {
@@ -261,7 +158,7 @@ func (s *Sim) patchRun(w http.ResponseWriter, r *http.Request) {
 		run.Status, run.EndedAt = *req.Status, s.now()
 	}
 	s.addEvent(run, "patch", http.StatusOK, string(raw))
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "run": s.runView(run)})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "run": wire.RunView(&run.RunRecord, s.userID(run.UserEmail))})
 }
 
 // addLog is POST /v1/actions/runs/{run_id}/logs with {message (required), terminationStatus,
@@ -272,16 +169,16 @@ func (s *Sim) addLog(w http.ResponseWriter, r *http.Request) {
 		TerminationStatus *string `json:"terminationStatus"`
 		StatusLabel       *string `json:"statusLabel"`
 	}
-	raw, ok := readBody(w, r)
-	if !ok || !decodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
+	raw, ok := wire.ReadBody(w, r)
+	if !ok || !wire.DecodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
 		return
 	}
 	if req.Message == nil {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_request", "body must have required property 'message'")
+		wire.WriteErr(w, http.StatusUnprocessableEntity, "invalid_request", "body must have required property 'message'")
 		return
 	}
 	if t := req.TerminationStatus; t != nil && *t != StatusSuccess && *t != StatusFailure {
-		writeErr(w, http.StatusUnprocessableEntity, "invalid_request", "terminationStatus must be SUCCESS or FAILURE")
+		wire.WriteErr(w, http.StatusUnprocessableEntity, "invalid_request", "terminationStatus must be SUCCESS or FAILURE")
 		return
 	}
 	run := s.lookupRun(w, r)
@@ -294,7 +191,7 @@ func (s *Sim) addLog(w http.ResponseWriter, r *http.Request) {
 	}
 	if run.Status != StatusInProgress {
 		s.addEvent(run, "log", http.StatusBadRequest, string(raw))
-		runFinished(w, run)
+		wire.RunFinished(w, run.ID, run.Status)
 		return
 	}
 	now := s.now()
@@ -308,9 +205,9 @@ func (s *Sim) addLog(w http.ResponseWriter, r *http.Request) {
 	}
 	run.Logs = append(run.Logs, line)
 	s.addEvent(run, "log", http.StatusCreated, string(raw))
-	writeJSON(w, http.StatusCreated, map[string]any{"ok": true, "runLog": map[string]any{
+	wire.WriteJSON(w, http.StatusCreated, map[string]any{"ok": true, "runLog": map[string]any{
 		"id": s.nextID("log_", 16), "runId": run.ID, "message": line.Message,
-		"createdBy": s.userID(run.UserEmail), "createdAt": stamp(now),
+		"createdBy": s.userID(run.UserEmail), "createdAt": wire.Stamp(now),
 	}})
 }
 
@@ -326,18 +223,18 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 		Properties map[string]any  `json:"properties"`
 		Relations  map[string]any  `json:"relations"`
 	}
-	raw, ok := readBody(w, r)
-	if !ok || !decodeBytes(w, raw, &req, http.StatusBadRequest, "bad_request") {
+	raw, ok := wire.ReadBody(w, r)
+	if !ok || !wire.DecodeBytes(w, raw, &req, http.StatusBadRequest, "bad_request") {
 		return
 	}
-	team, ok := stringOrList(req.Team)
+	team, ok := wire.StringOrList(req.Team)
 	if !ok {
-		writeErr(w, http.StatusBadRequest, "bad_request", "team must be a string or an array of strings")
+		wire.WriteErr(w, http.StatusBadRequest, "bad_request", "team must be a string or an array of strings")
 		return
 	}
-	if req.Identifier != nil && !identifierPattern.MatchString(*req.Identifier) {
-		writeErr(w, http.StatusBadRequest, "bad_request",
-			fmt.Sprintf("identifier %q must match pattern %s", *req.Identifier, identifierPattern))
+	if req.Identifier != nil && !wire.IdentifierPattern.MatchString(*req.Identifier) {
+		wire.WriteErr(w, http.StatusBadRequest, "bad_request",
+			fmt.Sprintf("identifier %q must match pattern %s", *req.Identifier, wire.IdentifierPattern))
 		return
 	}
 	q := r.URL.Query()
@@ -347,18 +244,18 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.cfg.AnyBlueprint && !s.blueprints[bp] {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Blueprint with identifier %q was not found", bp))
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Blueprint with identifier %q was not found", bp))
 		return
 	}
 	var run *runState
 	if runID != "" {
 		if run = s.runs[runID]; run == nil {
-			writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Action run with identifier %q was not found", runID))
+			wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Action run with identifier %q was not found", runID))
 			return
 		}
 		if run.Status != StatusInProgress {
 			s.addEvent(run, "entity", http.StatusBadRequest, string(raw))
-			runFinished(w, run)
+			wire.RunFinished(w, run.ID, run.Status)
 			return
 		}
 	}
@@ -371,22 +268,22 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 	}
 	old := s.entities[bp][id]
 	if old != nil && !upsert {
-		writeErr(w, http.StatusConflict, "identifier_taken", fmt.Sprintf("Entity %q of blueprint %q already exists", id, bp))
+		wire.WriteErr(w, http.StatusConflict, "identifier_taken", fmt.Sprintf("Entity %q of blueprint %q already exists", id, bp))
 		return
 	}
 	now, by := s.now(), "portsim-client"
-	e := cloneEntity(Entity{Identifier: id, Blueprint: bp, CreatedAt: now, CreatedBy: by})
+	e := model.CloneEntity(Entity{Identifier: id, Blueprint: bp, CreatedAt: now, CreatedBy: by})
 	keep := old != nil && merge // merge: absent fields keep their values
 	if keep {
-		e = cloneEntity(*old)
+		e = model.CloneEntity(*old)
 	} else if old != nil {
 		e.CreatedAt, e.CreatedBy = old.CreatedAt, old.CreatedBy
 	}
 	if req.Title != nil || !keep {
-		e.Title = deref(req.Title)
+		e.Title = wire.Deref(req.Title)
 	}
 	if req.Icon != nil || !keep {
-		e.Icon = deref(req.Icon)
+		e.Icon = wire.Deref(req.Icon)
 	}
 	if team != nil || !keep {
 		e.Team = team
@@ -398,7 +295,7 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 		e.Relations[k] = v
 	}
 	e.UpdatedAt, e.UpdatedBy = now, by
-	e = cloneEntity(e)
+	e = model.CloneEntity(e)
 	s.entities[bp][id] = &e
 	status := http.StatusCreated
 	if old != nil {
@@ -408,7 +305,7 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 		run.Entities = append(run.Entities, bp+"/"+id)
 		s.addEvent(run, "entity", status, string(raw))
 	}
-	writeJSON(w, status, map[string]any{"ok": true, "entity": entityView(e)})
+	wire.WriteJSON(w, status, map[string]any{"ok": true, "entity": wire.EntityView(e)})
 }
 
 // getUser is GET /v1/users/{email} -> {ok, user}. docs silent on the user schema; the shape
@@ -417,148 +314,8 @@ func (s *Sim) getUser(w http.ResponseWriter, r *http.Request) {
 	email := r.PathValue("email")
 	u, ok := s.users[strings.ToLower(email)]
 	if !ok {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("User with email %q was not found", email))
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("User with email %q was not found", email))
 		return
 	}
-	roles := u.Roles
-	if len(roles) == 0 {
-		roles = []string{"Member"}
-	}
-	named := func(names []string) []map[string]any {
-		out := []map[string]any{}
-		for _, n := range names {
-			out = append(out, map[string]any{"name": n})
-		}
-		return out
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "user": map[string]any{
-		"id": s.userID(email), "email": email, "firstName": u.FirstName, "lastName": u.LastName,
-		"status": "ACTIVE", "providers": []string{"port"}, "teams": named(u.Teams), "roles": named(roles),
-		"createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z",
-	}})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "user": wire.UserView(s.userID(email), email, u)})
 }
-
-// runView is a run as Port's API answers it (the documented v2 shape). Callers hold s.mu.
-func (s *Sim) runView(run *runState) map[string]any {
-	v := map[string]any{
-		"id": run.ID, "status": run.Status, "statusLabel": nil, "link": append([]string{}, run.Links...),
-		"summary": run.Summary, "properties": cloneMap(run.Inputs), "source": "UI",
-		"requiredApproval": false, "endedAt": nil,
-		"blueprint": map[string]any{"identifier": run.Blueprint},
-		"action":    map[string]any{"identifier": run.Action},
-		"createdAt": stamp(run.CreatedAt), "updatedAt": stamp(run.CreatedAt),
-		"createdBy": s.userID(run.UserEmail), "updatedBy": s.userID(run.UserEmail),
-	}
-	if run.StatusLabel != "" {
-		v["statusLabel"] = run.StatusLabel
-	}
-	if run.ExternalRunID != "" {
-		v["externalRunId"] = run.ExternalRunID
-	}
-	if run.Entity != "" {
-		v["entity"] = map[string]any{"identifier": run.Entity}
-	}
-	if !run.EndedAt.IsZero() {
-		v["endedAt"], v["updatedAt"] = stamp(run.EndedAt), stamp(run.EndedAt)
-	}
-	return v
-}
-
-func entityView(e Entity) map[string]any {
-	v := map[string]any{
-		"identifier": e.Identifier, "title": e.Title, "blueprint": e.Blueprint, "team": e.Team,
-		"properties": e.Properties, "relations": e.Relations,
-		"createdAt": stamp(e.CreatedAt), "createdBy": e.CreatedBy,
-		"updatedAt": stamp(e.UpdatedAt), "updatedBy": e.UpdatedBy,
-	}
-	if e.Icon != "" {
-		v["icon"] = e.Icon
-	}
-	return v
-}
-
-// stamp formats times as Port does: UTC with milliseconds, e.g. 2023-11-13T15:20:16.641Z.
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-// stringOrList decodes Port's "string or array of strings" fields; absent or null is nil.
-func stringOrList(raw json.RawMessage) ([]string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, true
-	}
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
-		return []string{one}, true
-	}
-	var list []string
-	return list, json.Unmarshal(raw, &list) == nil
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// readBody reads the whole request body, answering 413 past Port's 1 MiB limit.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	raw, err := io.ReadAll(r.Body)
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeErr(w, http.StatusRequestEntityTooLarge, "request_too_large", "Request body is too large (limit is 1MiB)")
-		return nil, false
-	case err != nil:
-		writeErr(w, http.StatusBadRequest, "bad_request", "cannot read body: "+err.Error())
-		return nil, false
-	}
-	return raw, true
-}
-
-// decodeBytes decodes a JSON object strictly: Port's schemas set additionalProperties false.
-func decodeBytes(w http.ResponseWriter, raw []byte, v any, status int, code string) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeErr(w, status, code, "The json provided does not match the route's schema: "+err.Error())
-		return false
-	}
-	return true
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
-}
-
-// writeErr answers Port's error shape {"ok":false,"error":"<code>","message":"..."}.
-func writeErr(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"ok": false, "error": code, "message": msg})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// discardWriter swallows the real answer of a request whose response is "lost".
-type discardWriter struct{ h http.Header }
-
-func (d *discardWriter) Header() http.Header         { return d.h }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}

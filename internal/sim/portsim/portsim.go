@@ -23,6 +23,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/faults"
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/model"
 )
 
 // Config configures a simulator. The zero value of every field has a usable default.
@@ -54,122 +57,34 @@ type Config struct {
 	HTTPClient *http.Client     // used by Trigger; default a client with a 30 s timeout
 }
 
-// Faults injects failures into API answers. Draws come from a PRNG seeded with Seed, so a
-// given sequence of requests always meets the same faults.
-type Faults struct {
-	Seed uint64
-	// ErrorRate is the fraction of requests answered 500 before anything is applied.
-	ErrorRate float64
-	// LostResponseRate is the fraction of requests that ARE applied but answered 502, as when
-	// a proxy times out after the backend committed: retries then meet their own effects.
-	LostResponseRate float64
-	// RateLimitRate is the fraction of requests answered 429 with x-ratelimit-remaining 0.
-	RateLimitRate float64
-	// Latency is added to every API request (the wait ends early if the client gives up).
-	Latency time.Duration
-	// SlowRate is the fraction of requests held for SlowLatency before they are handled:
-	// set it past the client's timeout to make calls time out.
-	SlowRate    float64
-	SlowLatency time.Duration
-}
-
-// User is a Port user known to the simulator.
-type User struct {
-	ID        string // default "auth0|" + a hash of the email
-	FirstName string
-	LastName  string
-	Teams     []string
-	Roles     []string // default ["Member"]
-}
-
-// Invoker is the user who executes an action.
-type Invoker struct {
-	Email     string
-	FirstName string // default from Config.Users
-	LastName  string
-}
-
-// Invocation describes one execution of a self-service action.
-type Invocation struct {
-	Action    string // action identifier
-	Blueprint string
-	Operation string // CREATE, DAY-2 or DELETE; default CREATE without Entity, DAY-2 with
-	User      Invoker
-	Entity    *Entity        // the entity a DAY-2 or DELETE action runs on; nil for CREATE
-	Inputs    map[string]any // user inputs, sent as payload.properties
-}
-
-// Entity is a catalog entity as Port stores it.
-type Entity struct {
-	Identifier string         `json:"identifier"`
-	Title      string         `json:"title"`
-	Icon       string         `json:"icon,omitempty"`
-	Blueprint  string         `json:"blueprint"`
-	Team       []string       `json:"team"`
-	Properties map[string]any `json:"properties"`
-	Relations  map[string]any `json:"relations"`
-	CreatedAt  time.Time      `json:"createdAt"`
-	CreatedBy  string         `json:"createdBy"`
-	UpdatedAt  time.Time      `json:"updatedAt"`
-	UpdatedBy  string         `json:"updatedBy"`
-}
+// The simulator's records, documented in package model.
+type (
+	// Faults injects failures into API answers.
+	Faults = faults.Faults
+	// User is a Port user known to the simulator.
+	User = model.User
+	// Invoker is the user who executes an action.
+	Invoker = model.Invoker
+	// Invocation describes one execution of a self-service action.
+	Invocation = model.Invocation
+	// Entity is a catalog entity as Port stores it.
+	Entity = model.Entity
+	// RunRecord is everything the simulator knows about one action run.
+	RunRecord = model.RunRecord
+	// LogLine is one accepted POST /v1/actions/runs/{id}/logs.
+	LogLine = model.LogLine
+	// Event is one thing that happened to a run.
+	Event = model.Event
+	// Call is one API request the simulator served.
+	Call = model.Call
+)
 
 // Run statuses as Port reports them.
 const (
-	StatusInProgress = "IN_PROGRESS"
-	StatusSuccess    = "SUCCESS"
-	StatusFailure    = "FAILURE"
+	StatusInProgress = model.StatusInProgress
+	StatusSuccess    = model.StatusSuccess
+	StatusFailure    = model.StatusFailure
 )
-
-// RunRecord is everything the simulator knows about one action run.
-type RunRecord struct {
-	ID            string
-	Action        string
-	Blueprint     string
-	Entity        string // identifier of the entity the action ran on, "" for CREATE
-	Operation     string
-	Inputs        map[string]any
-	UserEmail     string
-	Status        string // IN_PROGRESS, SUCCESS or FAILURE
-	StatusLabel   string
-	Links         []string // the last link value PATCHed (Port replaces, never appends)
-	Summary       string
-	ExternalRunID string
-	Logs          []LogLine // accepted log lines only
-	// TerminalAttempts counts every request that tried to set a terminal status (PATCH
-	// status or a log's terminationStatus), accepted or refused.
-	TerminalAttempts int
-	Events           []Event  // every webhook delivery and API call that named this run, in order
-	Entities         []string // "blueprint/identifier" upserted with ?run_id=this run
-	CreatedAt        time.Time
-	EndedAt          time.Time // zero while IN_PROGRESS
-}
-
-// LogLine is one accepted POST /v1/actions/runs/{id}/logs.
-type LogLine struct {
-	Message           string
-	TerminationStatus string
-	StatusLabel       string
-	At                time.Time
-}
-
-// Event is one thing that happened to a run. Seq is shared with Calls, so events of different
-// runs and the call log can be ordered against each other.
-type Event struct {
-	Seq    int
-	Kind   string // webhook, get, patch, log, entity
-	Status int    // HTTP status answered (for webhook: the status paved answered; 0 = no answer)
-	Detail string // request body, or the delivery error
-}
-
-// Call is one API request the simulator served.
-type Call struct {
-	Seq    int
-	Method string
-	Path   string // path and query
-	Status int    // 0 when the client went away before an answer
-	At     time.Time
-}
 
 // Sim is the simulator. Its methods are safe for concurrent use.
 type Sim struct {
@@ -177,13 +92,11 @@ type Sim struct {
 	users map[string]User // lower-cased email -> user
 
 	mu         sync.Mutex
-	faultRand  *rand.Rand // fault draws only, so IDs do not shift which requests fail
+	gate       *faults.Gate
 	idRand     *rand.Rand
 	seq        int
 	token      string
 	tokenUntil time.Time
-	window     time.Time // start of the current rate-limit window
-	inWindow   int
 	runs       map[string]*runState
 	runOrder   []string
 	blueprints map[string]bool
@@ -219,12 +132,12 @@ func New(cfg Config) *Sim {
 	s := &Sim{
 		cfg:        cfg,
 		users:      map[string]User{},
-		faultRand:  rand.New(rand.NewPCG(cfg.Faults.Seed, 0x9e3779b97f4a7c15)),
 		idRand:     rand.New(rand.NewPCG(cfg.Faults.Seed, 0x2545f4914f6cdd1d)),
 		runs:       map[string]*runState{},
 		blueprints: map[string]bool{},
 		entities:   map[string]map[string]*Entity{},
 	}
+	s.gate = faults.New(&s.cfg.Faults, cfg.RateLimit, cfg.RateLimitPeriod, s.now, s.logCall)
 	for email, u := range cfg.Users {
 		s.users[strings.ToLower(email)] = u
 	}
@@ -295,7 +208,7 @@ func (s *Sim) CreateRun(inv Invocation) (string, error) {
 	}
 	entityID := ""
 	if inv.Entity != nil {
-		e := cloneEntity(*inv.Entity)
+		e := model.CloneEntity(*inv.Entity)
 		if e.Blueprint == "" {
 			e.Blueprint = inv.Blueprint
 		}
@@ -311,7 +224,7 @@ func (s *Sim) CreateRun(inv Invocation) (string, error) {
 	}
 	s.runs[id] = &runState{inv: inv, RunRecord: RunRecord{
 		ID: id, Action: inv.Action, Blueprint: inv.Blueprint, Entity: entityID,
-		Operation: inv.Operation, Inputs: cloneMap(inputs), UserEmail: inv.User.Email,
+		Operation: inv.Operation, Inputs: model.CloneMap(inputs), UserEmail: inv.User.Email,
 		Status: StatusInProgress, CreatedAt: s.now(),
 	}}
 	s.runOrder = append(s.runOrder, id)
@@ -346,7 +259,7 @@ func (s *Sim) Entities(blueprint string) []Entity {
 	defer s.mu.Unlock()
 	out := make([]Entity, 0, len(s.entities[blueprint]))
 	for _, e := range s.entities[blueprint] {
-		out = append(out, cloneEntity(*e))
+		out = append(out, model.CloneEntity(*e))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
 	return out
@@ -367,35 +280,10 @@ func (s *Sim) addEvent(r *runState, kind string, status int, detail string) {
 
 func (r *runState) copy() RunRecord {
 	c := r.RunRecord
-	c.Inputs = cloneMap(r.Inputs)
+	c.Inputs = model.CloneMap(r.Inputs)
 	c.Links = append([]string(nil), r.Links...)
 	c.Logs = append([]LogLine(nil), r.Logs...)
 	c.Events = append([]Event(nil), r.Events...)
 	c.Entities = append([]string(nil), r.Entities...)
 	return c
-}
-
-func cloneEntity(e Entity) Entity {
-	e.Team = append([]string{}, e.Team...)
-	e.Properties = cloneMap(e.Properties)
-	e.Relations = cloneMap(e.Relations)
-	if e.Properties == nil {
-		e.Properties = map[string]any{}
-	}
-	if e.Relations == nil {
-		e.Relations = map[string]any{}
-	}
-	return e
-}
-
-// cloneMap deep-copies JSON-shaped data. Everything the simulator stores in maps came
-// through encoding/json, so a JSON round trip copies it exactly.
-func cloneMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	raw, _ := json.Marshal(m) // cannot fail: the map holds decoded JSON values only
-	out := map[string]any{}
-	_ = json.Unmarshal(raw, &out)
-	return out
 }

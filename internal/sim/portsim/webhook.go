@@ -3,15 +3,14 @@ package portsim
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/model"
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/wire"
 )
 
 // WebhookBody returns the exact bytes Trigger sends for a run created by CreateRun, with url
@@ -25,60 +24,15 @@ func (s *Sim) WebhookBody(runID, url string) ([]byte, error) {
 		return nil, fmt.Errorf("portsim: no run %q", runID)
 	}
 	inv, created := run.inv, run.CreatedAt
-	inputs := cloneMap(run.inv.Inputs)
+	inputs := model.CloneMap(run.inv.Inputs)
 	var entity *Entity
 	if inv.Entity != nil {
-		e := cloneEntity(*inv.Entity)
+		e := model.CloneEntity(*inv.Entity)
 		entity = &e
 	}
 	s.mu.Unlock()
 
-	// Port's default body for a self-service action, as documented for the execution agent
-	// ("the incoming message"). payload.action carries only invocationMethod and trigger in
-	// the current docs; the action identifier is the top-level "action".
-	uid := s.userID(inv.User.Email)
-	var ctxEntity, payloadEntity any // JSON null for CREATE
-	if entity != nil {
-		if entity.CreatedAt.IsZero() {
-			entity.CreatedAt, entity.CreatedBy = created, uid
-		}
-		if entity.UpdatedAt.IsZero() {
-			entity.UpdatedAt, entity.UpdatedBy = entity.CreatedAt, entity.CreatedBy
-		}
-		view := entityView(*entity)
-		view["icon"] = entity.Icon // always present in the documented payload entity
-		ctxEntity, payloadEntity = entity.Identifier, view
-	}
-	b := map[string]any{
-		"action": inv.Action, "resourceType": "run", "status": "TRIGGERED",
-		"trigger": map[string]any{
-			"by": map[string]any{"orgId": s.cfg.OrgID, "userId": uid, "user": map[string]any{
-				"email": inv.User.Email, "firstName": inv.User.FirstName, "lastName": inv.User.LastName,
-				"providers": []string{"port"}, "status": "ACTIVE", "id": uid,
-				"createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z",
-			}},
-			"origin": "UI", "at": stamp(created),
-		},
-		"context": map[string]any{"entity": ctxEntity, "blueprint": inv.Blueprint, "runId": runID},
-		"payload": map[string]any{
-			"entity": payloadEntity,
-			"action": map[string]any{
-				"invocationMethod": map[string]any{"type": "WEBHOOK", "agent": false, "synchronized": false, "method": http.MethodPost, "url": url},
-				"trigger":          inv.Operation, // CREATE, DAY-2 or DELETE
-			},
-			"properties": inputs, "censoredProperties": []string{},
-		},
-	}
-
-	// Compact JSON without HTML escaping, like JSON.stringify: Port's own verification sample
-	// re-signs JSON.stringify(body), which only matches such bytes.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(b); err != nil {
-		return nil, fmt.Errorf("portsim: encode webhook body: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return wire.WebhookBody(runID, url, s.cfg.OrgID, s.userID(inv.User.Email), inv, entity, inputs, created)
 }
 
 // SignedRequest builds the POST Port sends to a webhook backend: body as given, with
@@ -90,12 +44,9 @@ func (s *Sim) SignedRequest(ctx context.Context, url string, body []byte, ts tim
 		return nil, fmt.Errorf("portsim: build webhook request: %w", err)
 	}
 	t := strconv.FormatInt(ts.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(s.cfg.ClientSecret))
-	mac.Write([]byte(t + "."))
-	mac.Write(body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Port-Timestamp", t)
-	req.Header.Set("X-Port-Signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Port-Signature", wire.Sign([]byte(s.cfg.ClientSecret), t, body))
 	return req, nil
 }
 
@@ -121,7 +72,7 @@ func (s *Sim) Trigger(ctx context.Context, url string, inv Invocation) (runID st
 		s.recordEvent(runID, "webhook", 0, err.Error())
 		return runID, 0, fmt.Errorf("portsim: deliver run %s to %s: %w", runID, url, err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody)) // drain to reuse the connection
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, wire.MaxBody)) // drain to reuse the connection
 	_ = resp.Body.Close()
 	s.recordEvent(runID, "webhook", resp.StatusCode, string(body))
 	return runID, resp.StatusCode, nil

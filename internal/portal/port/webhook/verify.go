@@ -1,10 +1,11 @@
-// Package port speaks Port's (getport.io) wire formats: it verifies and
-// decodes the WEBHOOK invocations Port sends for self-service actions, and
-// reports a run's progress back through Port's REST API.
+// Package webhook is the intake side of paved's Port (getport.io) adapter:
+// it verifies and decodes the WEBHOOK invocations Port sends for
+// self-service actions. Reporting a run's progress back through Port's REST
+// API is the parent package port.
 //
 // The formats follow Port's public documentation; see shared/DESIGN.md
-// "Port → paved" and "paved → Port" and the notes on each type here.
-package port
+// "Port → paved" and the notes on each type here.
+package webhook
 
 import (
 	"crypto/hmac"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
 )
 
 // Header names Port puts on every webhook invocation. Go canonicalises
@@ -82,7 +85,7 @@ func (v Verifier) Verify(h http.Header, body []byte) error {
 
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: %s %q is not Unix seconds", ErrStaleTimestamp, HeaderTimestamp, clip(ts, 32))
+		return fmt.Errorf("%w: %s %q is not Unix seconds", ErrStaleTimestamp, HeaderTimestamp, clip.String(ts, 32))
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -144,12 +147,4 @@ func mac(secret []byte, timestamp string, body []byte) []byte {
 // Tests and simulators of the sending side use it.
 func Sign(secret []byte, timestamp string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac(secret, timestamp, body))
-}
-
-// clip shortens s for an error message.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

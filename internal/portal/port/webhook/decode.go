@@ -1,4 +1,4 @@
-package port
+package webhook
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -15,9 +17,6 @@ var (
 	ErrNotJSON = errors.New("port: body is not JSON")
 	ErrNotARun = errors.New("port: body is not a Port action run")
 )
-
-// PortalName is run.Request.Portal for requests from Port.
-const PortalName = "port"
 
 // Invocation is one decoded Port action run.
 type Invocation struct {
@@ -99,7 +98,7 @@ func Decode(body []byte) (Invocation, error) {
 	case w.ResourceType == nil:
 		return Invocation{}, notARun(`resourceType is missing, want "run"`)
 	case *w.ResourceType != "run":
-		return Invocation{}, notARun(fmt.Sprintf("resourceType is %q, want \"run\"", clip(*w.ResourceType, 40)))
+		return Invocation{}, notARun(fmt.Sprintf("resourceType is %q, want \"run\"", clip.String(*w.ResourceType, 40)))
 	case strings.TrimSpace(w.Context.RunID) == "":
 		return Invocation{}, notARun("context.runId is missing")
 	}
@@ -129,7 +128,7 @@ func Decode(body []byte) (Invocation, error) {
 		Operation: op,
 		Blueprint: w.Context.Blueprint,
 		Request: run.Request{
-			Portal:      PortalName,
+			Portal:      port.PortalName,
 			PortalRunID: w.Context.RunID,
 			Action:      action,
 			Entity:      ent,
@@ -233,7 +232,7 @@ func operation(raw json.RawMessage) (run.Operation, error) {
 	case run.Create, run.Day2, run.Delete:
 		return op, nil
 	}
-	return "", notARun(fmt.Sprintf("payload.action.trigger is %q, want CREATE, DAY-2 or DELETE", clip(s, 40)))
+	return "", notARun(fmt.Sprintf("payload.action.trigger is %q, want CREATE, DAY-2 or DELETE", clip.String(s, 40)))
 }
 
 // decodeEntity reads payload.entity; when a template left it out but
