@@ -20,13 +20,6 @@ import (
 	"github.com/paved-idp/paved/internal/worker"
 )
 
-// Store is what the dispatcher needs of the run store.
-type Store interface {
-	store.Outbox
-	Run(ctx context.Context, id string) (*run.Run, error)
-	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
-}
-
 // Pipelines starts and finds GitLab pipelines.
 type Pipelines interface {
 	Trigger(ctx context.Context, project, ref string, vars []gitlab.Variable) (gitlab.Pipeline, error)
@@ -36,7 +29,7 @@ type Pipelines interface {
 
 // Worker dispatches runs.
 type Worker struct {
-	Store     Store
+	Store     store.RunOutbox
 	Pipelines Pipelines
 	Log       *zap.Logger
 	// PublicURL is paved's address as pipelines reach it.

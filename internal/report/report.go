@@ -17,13 +17,6 @@ import (
 	"github.com/paved-idp/paved/internal/worker"
 )
 
-// Store is what the reporter needs of the run store.
-type Store interface {
-	store.Outbox
-	Run(ctx context.Context, id string) (*run.Run, error)
-	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
-}
-
 // Portal delivers reports to one portal and classifies its errors.
 type Portal interface {
 	Report(ctx context.Context, portalRunID string, rep run.Report) error
@@ -38,7 +31,7 @@ type Portal interface {
 // Worker delivers reports. Runs of portals without an entry in Portals (a
 // run started through paved's own API, say) need no delivery.
 type Worker struct {
-	Store       Store
+	Store       store.RunOutbox
 	Portals     map[string]Portal
 	Log         *zap.Logger
 	Interval    time.Duration

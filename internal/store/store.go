@@ -86,3 +86,11 @@ type Outbox interface {
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
 	Release(ctx context.Context, ids ...int64) error
 }
+
+// RunOutbox is what an outbox worker needs: its tasks, and the runs they
+// are for.
+type RunOutbox interface {
+	Outbox
+	Run(ctx context.Context, id string) (*run.Run, error)
+	Update(ctx context.Context, id string, fn func(*run.Run) (Change, error)) (*run.Run, error)
+}
