@@ -135,7 +135,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreCollector(st))
 	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
 	return a, nil
 }

@@ -368,3 +368,22 @@ func nullInt(v int64) any {
 	}
 	return v
 }
+
+// CountByState counts runs in each state.
+func (s *Store) CountByState(ctx context.Context) (map[run.State]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM runs GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[run.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		out[run.State(st)] = n
+	}
+	return out, rows.Err()
+}
