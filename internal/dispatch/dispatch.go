@@ -27,9 +27,15 @@ type Pipelines interface {
 	Cancel(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
+// StackQueue lists the runs holding or waiting for a stack, in order.
+type StackQueue interface {
+	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+}
+
 // Worker dispatches runs.
 type Worker struct {
 	Store     store.RunOutbox
+	Queue     StackQueue
 	Pipelines Pipelines
 	Log       *zap.Logger
 	// PublicURL is paved's address as pipelines reach it.
@@ -159,6 +165,9 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	})
 	if err != nil {
 		return w.retry(ctx, t, err)
+	}
+	if r.TriggeredAt.Equal(r.DispatchedAt) {
+		w.relabel(ctx, r.Stack.Key()) // the stack's queue moved up
 	}
 	vars, err := w.variables(r)
 	if err != nil {

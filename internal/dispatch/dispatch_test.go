@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func setup(t *testing.T, cfg gitlabsim.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Worker{Store: st, Pipelines: gl, Log: zap.NewNop(), PublicURL: "https://paved.test", RunTokenKey: []byte("k"), Interval: time.Hour, Lease: time.Minute}
+	w := &Worker{Store: st, Queue: st, Pipelines: gl, Log: zap.NewNop(), PublicURL: "https://paved.test", RunTokenKey: []byte("k"), Interval: time.Hour, Lease: time.Minute}
 	return &fixture{w: w, st: st, sim: sim, gl: gl}
 }
 
@@ -312,5 +313,39 @@ func TestShutdownReleasesUnfinishedTasks(t *testing.T) {
 	tasks, err := f.st.Claim(context.Background(), store.KindDispatch, time.Minute, 10)
 	if err != nil || len(tasks) != 2 {
 		t.Fatalf("claimable after shutdown: %d tasks, %v; want both released", len(tasks), err)
+	}
+}
+
+func TestQueuedRunsLearnTheirNewPlace(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	var runs []*run.Run
+	for i, id := range []string{"a", "b", "c"} {
+		r := storetest.NewRun(id, "checkout", time.Now().UTC().Add(time.Duration(i)*time.Millisecond))
+		r.QueueAhead = i
+		if _, _, err := f.st.CreateRun(ctx, r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	f.tick(t) // a starts; b and c keep their places
+	if _, err := f.st.Update(ctx, runs[0].ID, func(r *run.Run) (store.Change, error) {
+		return store.Change{}, r.MoveTo(run.Succeeded, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(t) // b starts; c moves up
+	got := f.get(t, runs[2].ID)
+	if got.State != run.Queued || got.QueueAhead != 1 {
+		t.Fatalf("c is %s with %d ahead, want queued with 1", got.State, got.QueueAhead)
+	}
+	var labels []string
+	for _, rep := range sqlitetest.Reports(t, f.st) {
+		if rep.StatusLabel != "" {
+			labels = append(labels, rep.StatusLabel)
+		}
+	}
+	if !slices.Contains(labels, "Queued: 1 run(s) ahead on acme-dev-checkout") {
+		t.Fatalf("labels %q lack c's new place", labels)
 	}
 }

@@ -164,10 +164,8 @@ func (s *Service) queue(r *run.Run, ch *store.Change, ahead []string, now time.T
 	if err := r.MoveTo(run.Queued, now); err != nil {
 		return err
 	}
-	label := "Queued"
-	if n := len(ahead); n > 0 {
-		label = fmt.Sprintf("Queued: %d run(s) ahead on %s", n, r.Stack.Key())
-	}
+	r.QueueAhead = len(ahead)
+	label := run.QueueLabel(r.Stack.Key(), r.QueueAhead)
 	ch.Add(strings.ToLower(label[:1]) + label[1:])
 	ch.Report(run.Report{StatusLabel: label})
 	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})

@@ -143,6 +143,9 @@ type Run struct {
 	DispatchedAt time.Time `json:"dispatchedAt,omitzero"`
 	// TriggeredAt is when the latest trigger call began.
 	TriggeredAt time.Time `json:"triggeredAt,omitzero"`
+	// QueueAhead is how many runs of its stack went before it when it was
+	// last told (queued runs only).
+	QueueAhead int `json:"queueAhead,omitempty"`
 	// Timeout is how long the run may take once dispatched; Deadline is
 	// set from it when the dispatch begins.
 	Timeout   time.Duration `json:"timeout,omitempty"`
@@ -176,4 +179,13 @@ type Event struct {
 	At      time.Time `json:"at"`
 	State   State     `json:"state"`
 	Message string    `json:"message"`
+}
+
+// QueueLabel is the status label of a queued run with ahead runs of its
+// stack before it.
+func QueueLabel(stackKey string, ahead int) string {
+	if ahead == 0 {
+		return "Queued"
+	}
+	return fmt.Sprintf("Queued: %d run(s) ahead on %s", ahead, stackKey)
 }

@@ -1,0 +1,37 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// relabel tells every run still queued on a stack its new place in line,
+// after a run of the stack started. Best effort: a stale label is only a label.
+func (w *Worker) relabel(ctx context.Context, stackKey string) {
+	ids, err := w.Queue.StackQueue(ctx, stackKey)
+	if err != nil {
+		w.Log.Warn("read stack queue", zap.String("stack", stackKey), zap.Error(err))
+		return
+	}
+	for ahead, id := range ids {
+		_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+			var ch store.Change
+			if r.State != run.Queued || r.QueueAhead == ahead {
+				return ch, store.ErrNoChange
+			}
+			r.QueueAhead = ahead
+			label := run.QueueLabel(stackKey, ahead)
+			ch.Add(fmt.Sprintf("moved up the queue: %d ahead", ahead))
+			ch.Report(run.Report{StatusLabel: label})
+			return ch, nil
+		})
+		if err != nil {
+			w.Log.Warn("relabel queued run", zap.String("run", id), zap.Error(err))
+		}
+	}
+}
