@@ -71,7 +71,9 @@ type GitLab struct {
 	PollInterval time.Duration `yaml:"pollInterval"`
 	// ReconcileAfter is how long after a trigger with an unknown outcome
 	// paved waits before looking for its pipeline (GitLab may still be
-	// creating it); only then may it trigger again.
+	// creating it); only then may it trigger again. Keep it above the
+	// longest a create-pipeline request can run in GitLab (its request
+	// timeout, 60 s by default).
 	ReconcileAfter time.Duration `yaml:"reconcileAfter"`
 }
 
@@ -109,7 +111,7 @@ func Default() Config {
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
 		ActionsDir: "actions", PolicyDir: "actions/policy",
 		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
-		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: time.Minute},
+		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
 		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute, RunTimeout: time.Hour},
 		Log:     Log{Format: "json", Level: "info"},
 	}

@@ -73,28 +73,33 @@ func (w *Worker) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Tick handles one batch of due dispatch and cancel tasks and says how many
-// it claimed.
+// Tick handles due cancel and dispatch tasks until none is due, and says
+// how many it took.
 func (w *Worker) Tick(ctx context.Context) (int, error) { return w.tick(ctx, nil) }
 
+// tick runs a few workers, so that one slow GitLab call does not hold up
+// the other stacks. Claims keep them apart: a task is leased to one worker,
+// and a stack's next run is not due while another of its runs is active.
 func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
-	var tasks []store.Task
-	for _, kind := range []string{store.KindCancel, store.KindDispatch} {
-		batch, err := w.Store.Claim(ctx, kind, w.Lease, 8)
-		if err != nil {
-			return 0, err
-		}
-		tasks = append(tasks, batch...)
-	}
-	for i, t := range tasks {
-		if stopped(stop) || ctx.Err() != nil {
-			// Shutting down: hand the rest back at once rather than start
-			// new triggers or leave the tasks leased.
-			var ids []int64
-			for _, rest := range tasks[i:] {
-				ids = append(ids, rest.ID)
+	next := func(ctx context.Context) (store.Task, bool, error) {
+		for _, kind := range []string{store.KindCancel, store.KindDispatch} {
+			tasks, err := w.Store.Claim(ctx, kind, w.Lease, 1)
+			if err != nil {
+				return store.Task{}, false, err
 			}
-			return len(tasks), w.Store.Release(context.WithoutCancel(ctx), ids...)
+			if len(tasks) > 0 {
+				return tasks[0], true, nil
+			}
+		}
+		return store.Task{}, false, nil
+	}
+	return worker.Pool(ctx, stop, dispatchers, next, func(ctx context.Context, t store.Task) {
+		if worker.Stopped(stop) {
+			// Shutting down: start no new trigger; hand the task back.
+			if err := w.Store.Release(context.WithoutCancel(ctx), t.ID); err != nil {
+				w.Log.Warn("release task", zap.Int64("task", t.ID), zap.Error(err))
+			}
+			return
 		}
 		handle := w.handle
 		if t.Kind == store.KindCancel {
@@ -103,18 +108,11 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 		if err := handle(ctx, t); err != nil {
 			w.Log.Error(t.Kind+" run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
-	}
-	return len(tasks), nil
+	})
 }
 
-func stopped(stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-		return false
-	}
-}
+// dispatchers is how many GitLab calls one replica makes at once.
+const dispatchers = 4
 
 func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	r, err := w.Store.Run(ctx, t.RunID)

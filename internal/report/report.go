@@ -84,10 +84,10 @@ func (w *Worker) now() time.Time {
 	return time.Now()
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends; deliveries in flight then get Drain to finish.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(ctx context.Context) bool {
-		n, err := w.Tick(ctx)
+	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(work context.Context) bool {
+		n, err := w.tick(work, ctx.Done())
 		if err != nil && ctx.Err() == nil {
 			w.Log.Error("report", zap.Error(err))
 		}
@@ -95,32 +95,27 @@ func (w *Worker) Run(ctx context.Context) {
 	})
 }
 
-// Tick delivers one batch of due reports (at most one per run, so a run's
-// reports stay in order) and says how many it claimed.
-func (w *Worker) Tick(ctx context.Context) (int, error) {
-	if w.allPaused() {
-		return 0, nil // claiming now would only spend attempts
+// Tick delivers due reports with Concurrency workers until none is due,
+// and says how many it took. Only a run's oldest open report is ever due,
+// so a run's reports stay in order.
+func (w *Worker) Tick(ctx context.Context) (int, error) { return w.tick(ctx, nil) }
+
+func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
+	next := func(ctx context.Context) (store.Task, bool, error) {
+		if w.allPaused() {
+			return store.Task{}, false, nil // claiming now would only spend attempts
+		}
+		tasks, err := w.Store.Claim(ctx, store.KindReport, w.Lease, 1)
+		if err != nil || len(tasks) == 0 {
+			return store.Task{}, false, err
+		}
+		return tasks[0], true, nil
 	}
-	limit := w.Concurrency
-	if limit <= 0 {
-		limit = 1
-	}
-	tasks, err := w.Store.Claim(ctx, store.KindReport, w.Lease, limit)
-	if err != nil {
-		return 0, err
-	}
-	var wg sync.WaitGroup
-	for _, t := range tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.deliver(ctx, t); err != nil && ctx.Err() == nil {
-				w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
-			}
-		}()
-	}
-	wg.Wait()
-	return len(tasks), nil
+	return worker.Pool(ctx, stop, w.Concurrency, next, func(ctx context.Context, t store.Task) {
+		if err := w.deliver(ctx, t); err != nil && ctx.Err() == nil {
+			w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
+		}
+	})
 }
 
 func (w *Worker) deliver(ctx context.Context, t store.Task) error {

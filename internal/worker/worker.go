@@ -5,6 +5,7 @@ package worker
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -57,4 +58,50 @@ func Backoff(attempt int, base, max time.Duration) time.Duration {
 		d = max
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// Pool runs n workers that each take one task at a time with next and
+// handle it, until next finds nothing, next fails, or stop fires; a slow
+// task holds up only its own worker. It returns how many tasks were taken
+// and the first error of next.
+func Pool[T any](ctx context.Context, stop <-chan struct{}, n int, next func(context.Context) (T, bool, error), handle func(context.Context, T)) (int, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		taken int
+		first error
+	)
+	for range max(n, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !Stopped(stop) && ctx.Err() == nil {
+				t, ok, err := next(ctx)
+				if err != nil || !ok {
+					mu.Lock()
+					if first == nil && ctx.Err() == nil { // not an error to stop at shutdown
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				taken++
+				mu.Unlock()
+				handle(ctx, t)
+			}
+		}()
+	}
+	wg.Wait()
+	return taken, first
+}
+
+// Stopped reports whether stop has fired (a nil stop never does).
+func Stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }

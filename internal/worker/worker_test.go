@@ -85,3 +85,32 @@ func TestTickContextOutlivesStopByDrain(t *testing.T) {
 		t.Fatalf("tick context ended at once with the loop (%v); want it to last the drain", got)
 	}
 }
+
+func TestPoolRunsTasksSideBySideUntilNoneIsLeft(t *testing.T) {
+	tasks := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		tasks <- i
+	}
+	close(tasks)
+	var inFlight, most, handled atomic.Int32
+	next := func(context.Context) (int, bool, error) { v, ok := <-tasks; return v, ok, nil }
+	n, err := Pool(context.Background(), nil, 4, next, func(context.Context, int) {
+		cur := inFlight.Add(1)
+		for old := most.Load(); cur > old && !most.CompareAndSwap(old, cur); old = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond)
+		inFlight.Add(-1)
+		handled.Add(1)
+	})
+	if err != nil || n != 20 || handled.Load() != 20 {
+		t.Fatalf("took %d, handled %d, err %v; want 20", n, handled.Load(), err)
+	}
+	if most.Load() < 2 {
+		t.Fatalf("at most %d task(s) at once; want workers side by side", most.Load())
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if n, _ := Pool(context.Background(), stop, 4, next, func(context.Context, int) {}); n != 0 {
+		t.Fatalf("took %d tasks after stop", n)
+	}
+}

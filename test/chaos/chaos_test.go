@@ -218,7 +218,7 @@ func TestFaults(t *testing.T) {
 		GitLabFaults: gitlabsim.Faults{ServerErrorRate: 0.2, RateLimitRate: 0.05, RateLimitReset: time.Second,
 			SlowRate: 0.05, SlowLatency: 2 * time.Second, HookDropRate: 0.3, LostCreateRate: 0.05},
 		PortRateLimit: 1_000_000, PortRateLimitPeriod: 2 * time.Second,
-		PortFaults: portsim.Faults{Seed: 11, ErrorRate: 0.2, RateLimitRate: 0.02, LostResponseRate: 0.05,
+		PortFaults: portsim.Faults{Seed: 11, ErrorRate: 0.2, RateLimitRate: 0.01, LostResponseRate: 0.05,
 			SlowRate: 0.05, SlowLatency: 2 * time.Second},
 	})
 	start := time.Now()

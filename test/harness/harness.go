@@ -146,7 +146,7 @@ store: {driver: sqlite, path: %q}
 actionsDir: %q
 policyDir: %q
 port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
-gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: 1s}
+gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: 3s}
 api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
