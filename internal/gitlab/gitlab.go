@@ -47,8 +47,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// RequestsPerMinute caps paved's own request rate; 0 is unlimited.
 	RequestsPerMinute int
-	// Timeout bounds each request to GitLab, its retries included; 0 means
-	// 30 s. A call that pages or reads many pipelines gets it per request.
+	// Timeout bounds one HTTP attempt; 0 means 30 s. A request with its
+	// retries may take (Retries+1) attempts plus the waits between them,
+	// and a call that pages gets that much per page.
 	Timeout time.Duration
 	// Retries is how often idempotent calls are retried on 429, 5xx and
 	// connection errors; 0 means 3, negative means none. Trigger never retries.
@@ -60,8 +61,9 @@ type Options struct {
 
 // Client talks to one GitLab instance with one token.
 type Client struct {
-	gl      *gl.Client
-	timeout time.Duration
+	gl          *gl.Client
+	timeout     time.Duration // one attempt
+	callTimeout time.Duration // one request with its retries
 
 	// runIDs caches each pipeline's PAVED_RUN_ID (or "" for none): pipeline
 	// variables never change, so a reconcile interrupted by faults does not
@@ -104,18 +106,24 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		gl.WithCustomRetryWaitMinMax(waitMin, waitMax),
 		gl.WithCustomBackoff(backoff),
 	}
-	if opt.HTTPClient != nil {
-		opts = append(opts, gl.WithHTTPClient(opt.HTTPClient))
-	}
-	c, err := gl.NewClient(token, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
-	}
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{gl: c, timeout: timeout, runIDs: map[int64]string{}}, nil
+	// The timeout goes on each attempt, not on the request with its
+	// retries: a slow first answer must leave time for the retry.
+	hc := &http.Client{}
+	if opt.HTTPClient != nil {
+		copied := *opt.HTTPClient
+		hc = &copied
+	}
+	hc.Timeout = timeout
+	opts = append(opts, gl.WithHTTPClient(hc))
+	c, err := gl.NewClient(token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
+	}
+	return &Client{gl: c, timeout: timeout, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries), runIDs: map[int64]string{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -161,7 +169,7 @@ func (c *Client) Trigger(ctx context.Context, project, ref string, vars []Variab
 
 // Pipeline reads one pipeline.
 func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeline, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
 	p, _, err := c.gl.Pipelines.GetPipeline(project, id, gl.WithContext(ctx))
 	if err != nil {
@@ -173,7 +181,7 @@ func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeli
 // Cancel cancels a pipeline. GitLab answers 200 whatever the pipeline's
 // state, so cancelling twice is harmless and retries are safe.
 func (c *Client) Cancel(ctx context.Context, project string, id int64) (Pipeline, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
 	p, _, err := c.gl.Pipelines.CancelPipelineBuild(project, id, gl.WithContext(ctx))
 	if err != nil {
@@ -256,9 +264,9 @@ func (c *Client) runIDOf(ctx context.Context, project string, id int64) (string,
 	return got, nil
 }
 
-// call runs one request under the per-request timeout.
+// call runs one request (with its retries) under its timeout.
 func (c *Client) call(ctx context.Context, fn func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
 	return fn(ctx)
 }

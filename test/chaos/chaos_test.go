@@ -218,13 +218,15 @@ func TestFaults(t *testing.T) {
 		GitLabFaults: gitlabsim.Faults{ServerErrorRate: 0.2, RateLimitRate: 0.05, RateLimitReset: time.Second,
 			SlowRate: 0.05, SlowLatency: 2 * time.Second, HookDropRate: 0.3, LostCreateRate: 0.05},
 		PortRateLimit: 1_000_000, PortRateLimitPeriod: 2 * time.Second,
-		PortFaults: portsim.Faults{Seed: 11, ErrorRate: 0.2, RateLimitRate: 0.01, LostResponseRate: 0.05,
+		PortFaults: portsim.Faults{Seed: 11, ErrorRate: 0.2, RateLimitRate: 0.003, LostResponseRate: 0.05,
 			SlowRate: 0.05, SlowLatency: 2 * time.Second},
 	})
 	start := time.Now()
 	acc := send(t, e, runs, time.Now().Add(time.Duration(runs)*time.Second))
+	sent := time.Since(start)
 	f := settle(t, e, runs, acc, 3*time.Minute+time.Duration(runs)*200*time.Millisecond)
 	st := e.GitLab.Stats()
-	fmt.Printf("fault suite: gitlab 5xx=%d 429=%d hooks dropped=%d; %s in %s\n", st.ServerErrors, st.RateLimited, st.HooksDropped, f, time.Since(start).Round(time.Second))
+	fmt.Printf("fault suite: gitlab 5xx=%d 429=%d hooks dropped=%d; %s in %s (all sent after %s)\n", st.ServerErrors, st.RateLimited, st.HooksDropped, f,
+		time.Since(start).Round(time.Second), sent.Round(time.Second))
 	check(t, f)
 }
