@@ -10,8 +10,10 @@ import (
 	"github.com/paved-idp/paved/internal/store"
 )
 
-// relabel tells every run still queued on a stack its new place in line,
-// after a run of the stack started. Best effort: a stale label is only a label.
+// relabel tells the runs near the front of a stack's line their new place,
+// after a run of the stack started. Only the first few: telling every run
+// of a long line on every start costs calls quadratic in its length, and a
+// place far back matters little. Best effort: a stale label is only a label.
 func (w *Worker) relabel(ctx context.Context, stackKey string) {
 	ids, err := w.Queue.StackQueue(ctx, stackKey)
 	if err != nil {
@@ -19,6 +21,9 @@ func (w *Worker) relabel(ctx context.Context, stackKey string) {
 		return
 	}
 	for ahead, id := range ids {
+		if ahead > relabelFront {
+			break
+		}
 		_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 			var ch store.Change
 			if r.State != run.Queued || r.QueueAhead == ahead {
@@ -35,3 +40,6 @@ func (w *Worker) relabel(ctx context.Context, stackKey string) {
 		}
 	}
 }
+
+// relabelFront is how many places of a line relabel keeps current.
+const relabelFront = 5

@@ -227,7 +227,7 @@ func TestFaults(t *testing.T) {
 	start := time.Now()
 	acc := send(t, e, runs, time.Now().Add(time.Duration(runs)*time.Second))
 	sent := time.Since(start)
-	f := settle(t, e, runs, acc, 3*time.Minute+time.Duration(runs)*200*time.Millisecond)
+	f := settle(t, e, runs, acc, 3*time.Minute+time.Duration(runs)*600*time.Millisecond)
 	st := e.GitLab.Stats()
 	fmt.Printf("fault suite: gitlab 5xx=%d 429=%d hooks dropped=%d; %s in %s (all sent after %s)\n", st.ServerErrors, st.RateLimited, st.HooksDropped, f,
 		time.Since(start).Round(time.Second), sent.Round(time.Second))
