@@ -276,14 +276,14 @@ func TestReportRequests(t *testing.T) {
 			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}, "statusLabel": "Running"}},
 		}},
 		{"entity", "r_1", run.Report{Entity: entity}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
 				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
 				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
 				"relations":  map[string]any{"service": "payments-api"},
 			}},
 		}},
 		{"entity without properties", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "service", Identifier: "svc"}}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/service/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+			{Method: "POST", Path: "/v1/blueprints/service/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
 				"identifier": "svc", "properties": map[string]any{},
 			}},
 		}},
@@ -293,7 +293,7 @@ func TestReportRequests(t *testing.T) {
 			}},
 		}},
 		{"everything, in order", "r_1", run.Report{Entity: entity, Log: "done", Final: run.Failure, Summary: "pulumi up failed"}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "merge=true&run_id=r_1&upsert=true", Body: map[string]any{
+			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
 				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
 				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
 				"relations":  map[string]any{"service": "payments-api"},

@@ -26,7 +26,7 @@ func entityIdentifierOK(id string) bool {
 // Report delivers one portal-neutral report about the Port run portRunID, as
 // up to four API calls in this order:
 //
-//  1. Entity → POST /v1/blueprints/{bp}/entities?upsert=true&merge=true&run_id=…
+//  1. Entity → POST /v1/blueprints/{bp}/entities?upsert=true&merge=true&run_id=…&create_missing_related_entities=true
 //     first, because Port ties an entity to a run only while the run is
 //     IN_PROGRESS;
 //  2. Link/StatusLabel of a non-final report → PATCH /v1/actions/runs/{id};
@@ -161,8 +161,10 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 		op:     op,
 		method: http.MethodPost,
 		path:   "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities",
-		query:  url.Values{"upsert": {"true"}, "merge": {"true"}, "run_id": {portRunID}},
-		body:   entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
+		// create_missing_related_entities: the service, tenant and
+		// environment an entity relates to need not be in the catalog yet.
+		query: url.Values{"upsert": {"true"}, "merge": {"true"}, "run_id": {portRunID}, "create_missing_related_entities": {"true"}},
+		body:  entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
 	})
 }
 
