@@ -146,7 +146,7 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
 	}
-	if err := s.queue(r, &ch, ahead, now); err != nil {
+	if err := s.queue(r, &ch, len(ahead), now); err != nil {
 		return nil, false, err
 	}
 	ch.Report(run.Report{Log: fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())})
@@ -160,11 +160,11 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 // queue moves a run to queued and adds its dispatch task and a status label
 // that says how many runs of its stack go before it (ahead, read before the
 // transaction: a read inside it would wait for a second connection).
-func (s *Service) queue(r *run.Run, ch *store.Change, ahead []string, now time.Time) error {
+func (s *Service) queue(r *run.Run, ch *store.Change, ahead int, now time.Time) error {
 	if err := r.MoveTo(run.Queued, now); err != nil {
 		return err
 	}
-	r.QueueAhead = len(ahead)
+	r.QueueAhead = ahead
 	label := run.QueueLabel(r.Stack.Key(), r.QueueAhead)
 	ch.Add(strings.ToLower(label[:1]) + label[1:])
 	ch.Report(run.Report{StatusLabel: label})
@@ -214,7 +214,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, e
 		}
 		ch.Add("approved by " + approver)
 		ch.Report(run.Report{Log: "approved by " + approver})
-		return ch, s.queue(r, &ch, ahead, s.now())
+		return ch, s.queue(r, &ch, len(ahead), s.now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)

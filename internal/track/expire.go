@@ -19,6 +19,7 @@ func (t *Tracker) Expire(ctx context.Context) error {
 	}
 	now := t.now()
 	var errs []error
+	expired := false
 	for _, r := range runs {
 		if r.Deadline.IsZero() || now.Before(r.Deadline) {
 			continue
@@ -37,13 +38,14 @@ func (t *Tracker) Expire(ctx context.Context) error {
 			ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindCancel, Payload: struct{}{}})
 			ch.Report(run.Report{Log: "✗ " + why + "; canceling the pipeline"})
 			ch.Report(run.Report{Final: run.Failure, StatusLabel: "Timed out", Summary: why, Link: r.PipelineURL})
+			expired = true
 			return ch, nil
 		})
 		if err != nil && !errors.Is(err, run.ErrNotFound) {
 			errs = append(errs, err)
 		}
 	}
-	if t.Reported != nil && len(runs) > 0 {
+	if t.Reported != nil && expired {
 		t.Reported()
 	}
 	return errors.Join(errs...)
