@@ -4,6 +4,12 @@
 # input: see internal/policy.Input (action, operation, inputs, user{email,
 # teams}, entity{identifier, blueprint, team, properties}, tenant,
 # environment, service, team = the service's owning team).
+#
+# Teams are compared by IDENTIFIER, never by display name: Port's entity
+# "team" holds team identifiers, so input.team and entity.team are
+# identifiers, and input.user.teams holds the identifiers of the user's
+# teams (Port's teamsIdentifiers, looked up by paved; only an older Port
+# answer without that field falls back to team names).
 # data.paved: {"environments": [{"name", "production"}], "tenants": [...]}
 # from paved's configuration.
 #
@@ -60,8 +66,11 @@ deny contains msg if {
 	msg := sprintf("environment %q is not one of: %s", [input.environment, listed(names, "(none are configured)")])
 }
 
+# user_teams: identifiers of the teams the user is in.
 user_teams := {t | some t in input.user.teams}
 
+# Production changes only by the owning team: its identifier must be one of
+# the user's team identifiers, exactly.
 deny contains msg if {
 	production
 	owner := object.get(input, "team", "")

@@ -10,6 +10,8 @@ envs := [
 
 tenants := ["acme", "globex"]
 
+# Teams are team identifiers throughout: "payments" is the identifier both
+# in the entity's team (input.team) and in the user's teams.
 base := {
 	"action": "add-sqs-queue",
 	"operation": "DAY-2",
@@ -57,6 +59,15 @@ test_production_by_owner_allowed if {
 test_production_by_other_team_denied if {
 	d := decide(object.union(base, {"environment": "prod", "user": {"email": "dev@x.io", "teams": ["web", "mobile"]}}))
 	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: mobile, web`}
+}
+
+# A team's display name is not its identifier: a user whose teams are given
+# by name (or a lookalike) does not match the owning team's identifier.
+test_production_owner_compared_by_identifier if {
+	owner := object.union(base, {"environment": "prod", "team": "payments_eu"})
+	count(decide(object.union(owner, {"user": {"email": "dev@x.io", "teams": ["payments_eu", "web"]}})).deny) == 0
+	d := decide(object.union(owner, {"user": {"email": "dev@x.io", "teams": ["Payments EU", "payments"]}}))
+	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments_eu"; you (dev@x.io) are in: Payments EU, payments`}
 }
 
 test_production_by_teamless_user_denied if {

@@ -20,7 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
 )
 
 // PortalName is run.Request.Portal for requests from Port.
@@ -214,7 +215,7 @@ func (c *Client) do(ctx context.Context, r call) error {
 		}
 		if r.out != nil {
 			if err := json.Unmarshal(body, r.out); err != nil {
-				return fmt.Errorf("port: %s: decode answer: %v", r.op, err)
+				return fmt.Errorf("port: %s: decode answer: %s", r.op, clip.String(err.Error(), excerptLen))
 			}
 		}
 		return nil
@@ -244,7 +245,12 @@ func (c *Client) send(ctx context.Context, r call, payload []byte, token string)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// *url.Error names the URL, which carries no secret: credentials
-		// travel in the body and the token in a header.
+		// travel in the body and the token in a header. Its path may hold
+		// webhook content (a blueprint, an email), so it is clipped.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = clip.String(ue.URL, 200)
+		}
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
@@ -298,14 +304,7 @@ func (c *Client) excerpt(body []byte) string {
 			s = strings.ReplaceAll(s, secret, "[redacted]")
 		}
 	}
-	if len(s) > excerptLen {
-		cut := excerptLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return clip.String(s, excerptLen)
 }
 
 // resetTime reads when a rate limit ends. Port documents x-ratelimit-reset

@@ -54,8 +54,10 @@ type fakePort struct {
 	tokens    int             // access tokens issued
 	expiresIn any             // expiresIn in the token answer; nil leaves it out
 	revoked   map[string]bool // tokens answered with 401
-	authDelay time.Duration
-	reqs      []seen
+	// authHook, when set, runs in the token route before it answers; tests
+	// use it to hold a token fetch open at a point they control.
+	authHook func()
+	reqs     []seen
 	// answer, when set, may answer a non-auth request itself.
 	answer func(w http.ResponseWriter, r *http.Request) bool
 }
@@ -81,9 +83,11 @@ func (f *fakePort) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if r.URL.Path == "/v1/auth/access_token" {
 		f.mu.Lock()
-		delay := f.authDelay
+		hook := f.authHook
 		f.mu.Unlock()
-		time.Sleep(delay)
+		if hook != nil {
+			hook()
+		}
 		if r.Method != http.MethodPost || body["clientId"] != testClientID || body["clientSecret"] != testClientSecret {
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `{"ok":false,"error":"unauthorized"}`)
@@ -145,9 +149,25 @@ func (f *fakePort) client(clk *clock) *Client {
 
 func newClock() *clock { return &clock{t: testNow} }
 
+// holdTokenFetch makes f's token route wait until the returned release is
+// called; started is closed once the first fetch has reached Port.
+func holdTokenFetch(t *testing.T, f *fakePort) (started <-chan struct{}, release func()) {
+	begun, gate := make(chan struct{}), make(chan struct{})
+	var beginOnce, releaseOnce sync.Once
+	f.set(func(f *fakePort) {
+		f.authHook = func() {
+			beginOnce.Do(func() { close(begun) })
+			<-gate
+		}
+	})
+	release = func() { releaseOnce.Do(func() { close(gate) }) }
+	t.Cleanup(release) // never leave the handler blocked, or closing the server hangs
+	return begun, release
+}
+
 func TestTokenFetchedOnceForManyCalls(t *testing.T) {
 	f := newFakePort(t)
-	f.set(func(f *fakePort) { f.authDelay = 20 * time.Millisecond })
+	started, release := holdTokenFetch(t, f)
 	c := f.client(newClock())
 	ctx := context.Background()
 
@@ -161,6 +181,10 @@ func TestTokenFetchedOnceForManyCalls(t *testing.T) {
 			}
 		}()
 	}
+	// Callers that arrive while the fetch is held must share it; callers
+	// that arrive after it must reuse its token. Either way: one token.
+	<-started
+	release()
 	wg.Wait()
 	if n := f.tokenCount(); n != 1 {
 		t.Fatalf("fetched %d tokens for 20 concurrent calls, want 1", n)
@@ -304,9 +328,6 @@ func TestReportRequests(t *testing.T) {
 		{"huge log is truncated", "r_1", run.Report{Log: strings.Repeat("é", 200<<10)}, []seen{
 			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": strings.Repeat("é", 128<<10) + " …[truncated by paved]"}},
 		}},
-		{"run id escaped", "r/1?x", run.Report{Log: "x"}, []seen{
-			{Method: "POST", Path: "/v1/actions/runs/r%2F1%3Fx/logs", Body: map[string]any{"message": "x"}},
-		}},
 		{"empty report sends nothing", "r_1", run.Report{}, nil},
 	}
 	for _, tt := range tests {
@@ -338,9 +359,19 @@ func TestReportRefusesInvalid(t *testing.T) {
 	}{
 		{"unknown final", "r_1", run.Report{Final: "DONE"}},
 		{"empty run id", "", run.Report{Log: "x"}},
+		{"run id with a slash", "r/1", run.Report{Log: "x"}},
+		{"run id ..", "..", run.Report{StatusLabel: "x"}},
+		{"run id with a space", "r 1", run.Report{Final: run.Success}},
+		{"run id with a newline", "r_1\n", run.Report{Link: "https://x"}},
+		{"run id with a control character", "r\x00", run.Report{Log: "x"}},
+		{"run id with a query", "r?x=1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: "svc"}}},
+		{"run id too long", strings.Repeat("r", 129), run.Report{Log: "x"}},
+		{"huge run id", strings.Repeat("r", 500<<10), run.Report{Final: run.Failure}},
 		{"entity without blueprint", "r_1", run.Report{Entity: &run.EntityUpsert{Identifier: "svc"}}},
 		{"entity identifier with space", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: "my svc"}}},
 		{"entity identifier ..", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: ".."}}},
+		{"huge entity identifier", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: strings.Repeat("b", 500<<10), Identifier: strings.Repeat("é ", 250<<10)}}},
+		{"huge unknown final", "r_1", run.Report{Final: strings.Repeat("F", 500<<10)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -349,8 +380,11 @@ func TestReportRefusesInvalid(t *testing.T) {
 			if err == nil || !IsPermanent(err) {
 				t.Fatalf("err = %v, want a permanent error", err)
 			}
-			if n := len(f.requests()); n != 0 {
-				t.Fatalf("sent %d requests for an invalid report", n)
+			if n := len(err.Error()); n > 300 {
+				t.Fatalf("error of %d bytes: %.400s", n, err)
+			}
+			if n, tokens := len(f.requests()), f.tokenCount(); n != 0 || tokens != 0 {
+				t.Fatalf("sent %d requests and fetched %d tokens for an invalid report", n, tokens)
 			}
 		})
 	}
@@ -449,20 +483,27 @@ func TestNetworkErrorNotPermanent(t *testing.T) {
 	}
 }
 
+// TestTokenWaiterHonoursContext: a caller waiting for another caller's
+// token fetch gives up when its own context ends, and the fetch goes on.
+// The fetch is held until the waiter has returned, so the waiter can only
+// end by its context, however the goroutines are scheduled.
 func TestTokenWaiterHonoursContext(t *testing.T) {
 	f := newFakePort(t)
-	f.set(func(f *fakePort) { f.authDelay = 200 * time.Millisecond })
+	started, release := holdTokenFetch(t, f)
 	c := f.client(newClock())
 
 	done := make(chan error, 1)
 	go func() { done <- c.Report(context.Background(), "r_1", run.Report{Log: "first"}) }()
-	time.Sleep(20 * time.Millisecond) // let the first caller start the fetch
+	<-started // the first caller's fetch is in flight, and held
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := c.Report(ctx, "r_1", run.Report{Log: "second"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("waiter err = %v, want deadline exceeded", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	waiter := make(chan error, 1)
+	go func() { waiter <- c.Report(ctx, "r_1", run.Report{Log: "second"}) }()
+	cancel()
+	if err := <-waiter; !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiter err = %v, want its context's cancellation", err)
 	}
+	release()
 	if err := <-done; err != nil {
 		t.Fatalf("first caller: %v", err)
 	}
@@ -471,15 +512,23 @@ func TestTokenWaiterHonoursContext(t *testing.T) {
 	}
 }
 
+// TestUserTeams: an entity's team holds team identifiers, so UserTeams
+// answers identifiers: Port's teamsIdentifiers when the answer has it (the
+// documented shape), the team names only when it does not (older answers).
 func TestUserTeams(t *testing.T) {
 	tests := []struct {
 		name   string
 		answer string
 		want   []string
 	}{
-		{"teams as strings", `{"ok":true,"user":{"email":"e","teams":["payments","platform"]}}`, []string{"payments", "platform"}},
-		{"teams as objects", `{"ok":true,"user":{"email":"e","teams":[{"name":"payments","provider":"port"}]}}`, []string{"payments"}},
-		{"only team identifiers", `{"ok":true,"user":{"email":"e","teams":[],"teamsIdentifiers":["team_payments"]}}`, []string{"team_payments"}},
+		{"documented shape: identifiers, not names", `{"ok":true,"user":{"email":"e","teams":["Payments EU","Platform"],` +
+			`"roles":[{"name":"Member"}],"teamsIdentifiers":["payments_eu","platform"]}}`, []string{"payments_eu", "platform"}},
+		{"identifiers without names", `{"ok":true,"user":{"email":"e","teams":[],"teamsIdentifiers":["team_payments"]}}`, []string{"team_payments"}},
+		{"no teams, with identifiers field", `{"ok":true,"user":{"email":"e","teams":[],"teamsIdentifiers":[]}}`, []string{}},
+		{"identifiers are not mixed with names", `{"ok":true,"user":{"email":"e","teams":["Web"],"teamsIdentifiers":[]}}`, []string{}},
+		{"older shape: team names as strings", `{"ok":true,"user":{"email":"e","teams":["payments","platform"]}}`, []string{"payments", "platform"}},
+		{"older shape: team names as objects", `{"ok":true,"user":{"email":"e","teams":[{"name":"payments","provider":"port"}]}}`, []string{"payments"}},
+		{"null identifiers read as absent", `{"ok":true,"user":{"email":"e","teams":["payments"],"teamsIdentifiers":null}}`, []string{"payments"}},
 		{"no teams", `{"ok":true,"user":{"email":"e"}}`, []string{}},
 	}
 	for _, tt := range tests {
@@ -561,6 +610,57 @@ func TestUserTeamsNotFound(t *testing.T) {
 	}
 	if n := len(f.requests()); n != 2 {
 		t.Fatalf("%d requests, want 2: failures are not cached", n)
+	}
+}
+
+func TestFinishedRefusesInvalidRunID(t *testing.T) {
+	for _, id := range []string{"", "..", "r/1", "r 1", "r\x1b", strings.Repeat("r", 129), strings.Repeat("r/", 250<<10)} {
+		f := newFakePort(t)
+		_, err := f.client(newClock()).Finished(context.Background(), id)
+		if err == nil || !IsPermanent(err) || len(err.Error()) > 300 {
+			t.Fatalf("run id %.40q: err = %.400v, want a short permanent error", id, err)
+		}
+		if n, tokens := len(f.requests()), f.tokenCount(); n != 0 || tokens != 0 {
+			t.Fatalf("run id %.40q: sent %d requests and fetched %d tokens", id, n, tokens)
+		}
+	}
+}
+
+// TestErrorsClipWebhookContent: a blueprint or email from a webhook body
+// names the call in its error, clipped, whether Port refuses the call or the
+// network fails it.
+func TestErrorsClipWebhookContent(t *testing.T) {
+	huge := strings.Repeat("x", 500<<10)
+	f := newFakePort(t)
+	f.set(func(f *fakePort) {
+		f.answer = func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"ok":false,"error":"not_found","message":"Blueprint %s was not found"}`, r.URL.Path)
+			return true
+		}
+	})
+	c := f.client(newClock())
+	err := c.Report(context.Background(), "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: huge, Identifier: "svc"}})
+	if !IsPermanent(err) || len(err.Error()) > 600 || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("err = %.700v, want a short 404", err)
+	}
+	_, err = c.UserTeams(context.Background(), huge+"@example.com")
+	if !IsPermanent(err) || len(err.Error()) > 600 {
+		t.Fatalf("err = %.700v, want a short 404", err)
+	}
+
+	// A network error names the URL, which holds the blueprint or email.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	dc := NewClient(dead.URL, testClientID, testClientSecret, Options{Now: newClock().Now})
+	dc.token, dc.refreshAt = "tok-1", testNow.Add(time.Hour) // skip the token fetch: its URL is short
+	err = dc.Report(context.Background(), "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: huge, Identifier: "svc"}})
+	if err == nil || IsPermanent(err) || len(err.Error()) > 600 {
+		t.Fatalf("err = %.700v, want a short transient error", err)
+	}
+	_, err = dc.UserTeams(context.Background(), huge+"@example.com")
+	if err == nil || IsPermanent(err) || len(err.Error()) > 600 {
+		t.Fatalf("err = %.700v, want a short transient error", err)
 	}
 }
 

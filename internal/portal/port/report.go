@@ -45,13 +45,13 @@ func entityIdentifierOK(id string) bool {
 // twice. Port's docs do not say how it answers a second final PATCH on a
 // run it has already locked.
 func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) error {
-	if portRunID == "" {
-		return fmt.Errorf("port: report: empty run id: %w", errInvalid)
+	if err := ValidRunID(portRunID); err != nil {
+		return fmt.Errorf("port: report: %w: %w", err, errInvalid)
 	}
 	switch rep.Final {
 	case "", run.Success, run.Failure:
 	default:
-		return fmt.Errorf("port: report run %s: final status %q is not SUCCESS or FAILURE: %w", portRunID, rep.Final, errInvalid)
+		return fmt.Errorf("port: report run %s: final status %q is not SUCCESS or FAILURE: %w", portRunID, clip.String(rep.Final, 40), errInvalid)
 	}
 	runPath := "/v1/actions/runs/" + url.PathEscape(portRunID)
 
@@ -146,12 +146,19 @@ type entityBody struct {
 }
 
 func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.EntityUpsert) error {
-	op := fmt.Sprintf("upsert entity %s/%s for run %s", e.Blueprint, e.Identifier, portRunID)
+	if err := ValidRunID(portRunID); err != nil {
+		// The run id goes into the run_id query; Report checked it already,
+		// but this guard stays next to the URL it protects.
+		return fmt.Errorf("port: upsert entity: %w: %w", err, errInvalid)
+	}
+	// The blueprint comes from the webhook body and the identifier from the
+	// pipeline's outputs: both are clipped, as op goes into every error.
+	op := fmt.Sprintf("upsert entity %s/%s for run %s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60), portRunID)
 	if e.Blueprint == "" {
 		return fmt.Errorf("port: %s: no blueprint: %w", op, errInvalid)
 	}
 	if !entityIdentifierOK(e.Identifier) {
-		return fmt.Errorf("port: %s: identifier %q does not match Port's pattern: %w", op, clip.String(e.Identifier, 60), errInvalid)
+		return fmt.Errorf("port: %s: identifier does not match Port's pattern: %w", op, errInvalid)
 	}
 	props := e.Properties
 	if props == nil {
@@ -168,15 +175,23 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 	})
 }
 
-// UserTeams returns the teams of the Port user with this email, from
-// GET /v1/users/{email}. Port's webhook names the user but not their teams,
-// and team-based policy needs them. Answers are cached for
-// Options.UserCacheTTL; failures are not.
+// UserTeams returns the identifiers of the teams of the Port user with this
+// email, from GET /v1/users/{email}. Port's webhook names the user but not
+// their teams, and team-based policy compares them with an entity's team,
+// which holds team identifiers. Answers are cached for Options.UserCacheTTL;
+// failures are not.
+//
+// Port documents the answer as {ok, user{email, ..., teams: [name],
+// roles: [{name}], teamsIdentifiers: [identifier]}}. The identifiers are
+// taken from teamsIdentifiers; only an answer without that field (older
+// Port) falls back to the team names, which then stand in for identifiers.
 func (c *Client) UserTeams(ctx context.Context, email string) ([]string, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return nil, fmt.Errorf("port: get user: empty email: %w", errInvalid)
 	}
+	// The email comes from the webhook body; it names the call in errors.
+	op := "get user " + clip.String(email, 100)
 	key := strings.ToLower(email)
 	now := c.now()
 	c.umu.Lock()
@@ -188,23 +203,30 @@ func (c *Client) UserTeams(ctx context.Context, email string) ([]string, error) 
 
 	var out struct {
 		User *struct {
-			Teams            []json.RawMessage `json:"teams"`
-			TeamsIdentifiers []string          `json:"teamsIdentifiers"`
+			Teams []json.RawMessage `json:"teams"`
+			// A pointer, to tell "absent" (older Port) from "no teams".
+			TeamsIdentifiers *[]string `json:"teamsIdentifiers"`
 		} `json:"user"`
 	}
 	err := c.do(ctx, call{
-		op: "get user " + email, method: http.MethodGet,
+		op: op, method: http.MethodGet,
 		path: "/v1/users/" + url.PathEscape(email), out: &out,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if out.User == nil {
-		return nil, fmt.Errorf("port: get user %s: answer has no user", email)
+		return nil, fmt.Errorf("port: %s: answer has no user", op)
 	}
-	teams := teamNames(out.User.Teams)
-	if len(teams) == 0 {
-		teams = out.User.TeamsIdentifiers
+	var teams []string
+	if ids := out.User.TeamsIdentifiers; ids != nil {
+		for _, id := range *ids {
+			if id != "" {
+				teams = append(teams, id)
+			}
+		}
+	} else {
+		teams = teamNames(out.User.Teams)
 	}
 	if teams == nil {
 		teams = []string{}
@@ -224,9 +246,10 @@ func (c *Client) UserTeams(ctx context.Context, email string) ([]string, error) 
 	return slices.Clone(teams), nil
 }
 
-// teamNames reads a user's teams. Port's published schema lists them as
-// strings, while its field selectors (teams.name, teams.provider) imply
-// objects; both forms are read.
+// teamNames reads the names in a user's teams, the fallback when Port sends
+// no teamsIdentifiers. Port's published schema lists them as strings, while
+// its field selectors (teams.name, teams.provider) imply objects; both forms
+// are read.
 func teamNames(raw []json.RawMessage) []string {
 	var names []string
 	for _, r := range raw {
@@ -251,8 +274,8 @@ func teamNames(raw []json.RawMessage) []string {
 // run (GET /v1/actions/runs/{run_id}). The reporter asks before it repeats
 // a final status whose first attempt may have gone through.
 func (c *Client) Finished(ctx context.Context, portRunID string) (bool, error) {
-	if portRunID == "" {
-		return false, fmt.Errorf("port: get run: empty run id: %w", errInvalid)
+	if err := ValidRunID(portRunID); err != nil {
+		return false, fmt.Errorf("port: get run: %w: %w", err, errInvalid)
 	}
 	var out struct {
 		Run *struct {

@@ -308,8 +308,8 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 	wire.WriteJSON(w, status, map[string]any{"ok": true, "entity": wire.EntityView(e)})
 }
 
-// getUser is GET /v1/users/{email} -> {ok, user}. docs silent on the user schema; the shape
-// (teams as [{name}], roles as [{name}]) follows what Port's own clients read.
+// getUser is GET /v1/users/{user_email} -> {ok, user} in the shape of Port's API reference
+// (see wire.UserView): teams as names, teamsIdentifiers as the teams' identifiers.
 func (s *Sim) getUser(w http.ResponseWriter, r *http.Request) {
 	email := r.PathValue("email")
 	u, ok := s.users[strings.ToLower(email)]
@@ -317,5 +317,5 @@ func (s *Sim) getUser(w http.ResponseWriter, r *http.Request) {
 		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("User with email %q was not found", email))
 		return
 	}
-	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "user": wire.UserView(s.userID(email), email, u)})
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "user": wire.UserView(s.userID(email), email, s.cfg.OrgID, u)})
 }

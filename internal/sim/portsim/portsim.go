@@ -8,8 +8,9 @@
 // Where Port's documentation is silent the simulator chooses, marked "docs silent" in
 // comments: any change to a finished run (second terminal PATCH or log, any later PATCH or log)
 // is answered 400 run_exhausted, the error Port documents for entity calls naming a finished
-// run; 429 bodies use Port's general error shape with error "rate_limit_exceeded"; users are
-// answered as {ok, user{email, firstName, lastName, status, id, teams[{name}], roles[{name}]}}.
+// run; 429 bodies use Port's general error shape with error "rate_limit_exceeded". Users are
+// answered in the documented shape {ok, user{email, ..., teams[name], roles[{name}],
+// teamsIdentifiers[identifier]}}.
 package portsim
 
 import (

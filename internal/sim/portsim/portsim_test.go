@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -364,19 +365,59 @@ func TestEntityUpsert(t *testing.T) {
 	}
 }
 
+// TestUsers checks GET /v1/users/{user_email} against the shape in Port's API
+// reference: teams is a list of team names, teamsIdentifiers the teams'
+// identifiers (what an entity's team holds), roles a list of {name}.
 func TestUsers(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) {
+		c.OrgID = "org_test"
+		c.Users["ops@example.com"] = User{FirstName: "Olu", Teams: []string{"Payments EU", "Platform"},
+			TeamIdentifiers: []string{"payments_eu", "platform"}, Roles: []string{"Admin"}}
+		c.Users["new@example.com"] = User{}
+	})
 	tok := e.login()
-	resp, out := e.do("GET", "/v1/users/"+url.PathEscape("Dev@Example.com"), tok, nil)
-	u, _ := out["user"].(map[string]any)
-	if resp.StatusCode != 200 || out["ok"] != true || u["firstName"] != "Dana" || u["id"] != "auth0|dev" {
-		t.Fatalf("user: %d %v", resp.StatusCode, out)
+	get := func(email string) map[string]any {
+		t.Helper()
+		resp, out := e.do("GET", "/v1/users/"+url.PathEscape(email), tok, nil)
+		u, _ := out["user"].(map[string]any)
+		if resp.StatusCode != 200 || out["ok"] != true || u == nil {
+			t.Fatalf("user %s: %d %v", email, resp.StatusCode, out)
+		}
+		return u
 	}
-	teams := u["teams"].([]any)
-	if len(teams) != 2 || teams[0].(map[string]any)["name"] != "payments" {
-		t.Errorf("teams: %v", teams)
+	list := func(v any) string {
+		raw, _ := json.Marshal(v)
+		return string(raw)
 	}
-	resp, out = e.do("GET", "/v1/users/nobody@example.com", tok, nil)
+
+	u := get("Dev@Example.com")
+	if u["firstName"] != "Dana" || u["lastName"] != "Dev" || u["id"] != "auth0|dev" || u["email"] != "Dev@Example.com" || u["status"] != "ACTIVE" {
+		t.Errorf("user: %v", u)
+	}
+	// Without configured identifiers, each team's identifier is its name.
+	if list(u["teams"]) != `["payments","platform"]` || list(u["teamsIdentifiers"]) != `["payments","platform"]` {
+		t.Errorf("teams %s, teamsIdentifiers %s", list(u["teams"]), list(u["teamsIdentifiers"]))
+	}
+	if list(u["roles"]) != `[{"name":"Member"}]` || list(u["orgs"]) != `[{"id":"org_test"}]` || list(u["providers"]) != `["port"]` {
+		t.Errorf("roles %s, orgs %s, providers %s", list(u["roles"]), list(u["orgs"]), list(u["providers"]))
+	}
+	for _, k := range []string{"createdAt", "updatedAt"} {
+		if _, err := time.Parse("2006-01-02T15:04:05.000Z", u[k].(string)); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+
+	ops := get("ops@example.com")
+	if list(ops["teams"]) != `["Payments EU","Platform"]` || list(ops["teamsIdentifiers"]) != `["payments_eu","platform"]` ||
+		list(ops["roles"]) != `[{"name":"Admin"}]` {
+		t.Errorf("ops: %v", ops)
+	}
+	// A user in no team has empty lists, not nulls.
+	if n := get("new@example.com"); list(n["teams"]) != `[]` || list(n["teamsIdentifiers"]) != `[]` {
+		t.Errorf("teamless user: %v", n)
+	}
+
+	resp, out := e.do("GET", "/v1/users/nobody@example.com", tok, nil)
 	wantErr(t, resp, out, 404, "not_found")
 }
 
@@ -451,12 +492,10 @@ func TestFaultInjection(t *testing.T) {
 		}
 	})
 	t.Run("latency", func(t *testing.T) {
-		e := newEnv(t, func(c *Config) { c.Faults.Latency = 50 * time.Millisecond })
-		start := time.Now()
-		e.do("GET", "/v1/users/dev@example.com", "", nil)
-		if time.Since(start) < 50*time.Millisecond {
-			t.Error("latency not applied")
-		}
+		// An hour of latency holds every answer past the client's patience,
+		// so the outcome does not depend on how fast the machine is.
+		e := newEnv(t, func(c *Config) { c.Faults.Latency = time.Hour })
+		wantGivenUp(t, e)
 	})
 }
 
@@ -484,7 +523,7 @@ func receiver(t *testing.T, status int) (*httptest.Server, chan captured) {
 }
 
 func TestTriggerCreateBodyAndSignature(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Now = time.Now; c.OrgID = "org_test" })
+	e := newEnv(t, func(c *Config) { c.OrgID = "org_test" })
 	hook, got := receiver(t, http.StatusAccepted)
 	inv := Invocation{Action: "create_service", Blueprint: "service", User: Invoker{Email: "dev@example.com"},
 		Inputs: map[string]any{"name": "checkout", "tier": 2, "html": "<b>&"}}
@@ -493,10 +532,10 @@ func TestTriggerCreateBodyAndSignature(t *testing.T) {
 		t.Fatalf("trigger: %v %d", err, status)
 	}
 	c := <-got
+	// Signed at the simulator's (fake) clock, in Unix seconds.
 	ts := c.header.Get("X-Port-Timestamp")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > time.Minute {
-		t.Fatalf("timestamp %q", ts)
+	if want := strconv.FormatInt(e.clock.Now().Unix(), 10); ts != want {
+		t.Fatalf("timestamp %q, want %s", ts, want)
 	}
 	if !verify(clientSecret, ts, c.body, c.header.Get("X-Port-Signature")) {
 		t.Fatalf("signature %q does not verify", c.header.Get("X-Port-Signature"))
@@ -556,8 +595,8 @@ func TestTriggerCreateBodyAndSignature(t *testing.T) {
 	check("payload.properties.tier", float64(2))
 	check("payload.properties.html", "<b>&")
 	check("payload.censoredProperties", "*")
-	if _, err := time.Parse("2006-01-02T15:04:05.000Z", b["trigger"].(map[string]any)["at"].(string)); err != nil {
-		t.Errorf("trigger.at: %v", err)
+	if at := b["trigger"].(map[string]any)["at"]; at != "2026-11-03T10:00:00.000Z" {
+		t.Errorf("trigger.at = %v, want the fake clock's time with milliseconds", at)
 	}
 
 	rec, _ := e.sim.Run(runID)
@@ -608,7 +647,7 @@ func TestTriggerDay2EntityAndErrors(t *testing.T) {
 	}
 
 	// A stale, re-signed request carries the given timestamp.
-	stale := time.Now().Add(-time.Hour)
+	stale := e.clock.Now().Add(-time.Hour)
 	req, err := e.sim.SignedRequest(context.Background(), hook.URL, c.body, stale)
 	if err != nil || req.Header.Get("X-Port-Timestamp") != strconv.FormatInt(stale.Unix(), 10) ||
 		!verify(clientSecret, req.Header.Get("X-Port-Timestamp"), c.body, req.Header.Get("X-Port-Signature")) {
@@ -664,15 +703,48 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestSlowAnswersOutlastTheClient(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Faults = Faults{SlowRate: 1, SlowLatency: time.Second} })
-	hc := &http.Client{Timeout: 50 * time.Millisecond}
-	started := time.Now()
-	resp, err := hc.Post(e.srv.URL+"/v1/auth/access_token", "application/json", strings.NewReader(`{"clientId":"x","clientSecret":"y"}`))
+	e := newEnv(t, func(c *Config) { c.Faults = Faults{SlowRate: 1, SlowLatency: time.Hour} })
+	wantGivenUp(t, e)
+}
+
+// wantGivenUp sends one request to a simulator that holds answers for an
+// hour: the client gives up once the simulator holds the request, no answer
+// comes, and the simulator stops waiting when the client goes, recording the
+// call unanswered (status 0). Nothing depends on timing: the hour is never
+// reached, and closing the server waits for the handler to return. Without
+// the hold, the handler would answer 401 and the test would see it.
+//
+// The request is a GET: net/http cancels a request's context on a client
+// hanging up only once its body has been read (see Faults.Latency).
+func wantGivenUp(t *testing.T, e *env) {
+	t.Helper()
+	entered := make(chan struct{})
+	var once sync.Once
+	api := e.sim.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(entered) })
+		api.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-entered; cancel() }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/users/dev@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Do(req)
 	if err == nil {
 		resp.Body.Close()
-		t.Fatal("a slow answer came within the client's timeout")
+		t.Fatalf("a held request was answered %d", resp.StatusCode)
 	}
-	if time.Since(started) > 500*time.Millisecond {
-		t.Fatal("the client did not give up on time")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the client's cancellation", err)
+	}
+	srv.Close() // returns once the handler noticed the client had gone
+	calls := e.sim.Calls()
+	if len(calls) != 1 || calls[0].Status != 0 || calls[0].Path != "/v1/users/dev@example.com" {
+		t.Fatalf("calls %+v, want one unanswered call", calls)
 	}
 }

@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/portal/port"
 	"github.com/paved-idp/paved/internal/run"
 )
+
+// maxErrorLen bounds a Decode error: it quotes only clipped pieces of the
+// body, whatever the body's size.
+const maxErrorLen = 512
 
 // FuzzVerifyDecode feeds arbitrary bodies and headers through the intake
 // path. Neither step may panic; Verify fails only with its sentinels and
@@ -25,6 +30,8 @@ func FuzzVerifyDecode(f *testing.F) {
 	f.Add([]byte(`[]`), "", "")
 	f.Add([]byte(`{"resourceType":"run","context":{"runId":"r"},"action":{"identifier":1}}`), "abc", "v1,,,,")
 	f.Add([]byte(`{"resourceType":"run","context":{"runId":"r","entity":7},"action":"a","payload":{"action":{"trigger":"DELETE"}}}`), now, "v2,x")
+	f.Add([]byte(`{"resourceType":"run","RESOURCETYPE":"x","context":{"runId":"r_1","RUNID":"../x"},"action":"a","ACTION":"b","payload":{"action":{"trigger":"CREATE"}}}`), now, "")
+	f.Add([]byte(`{"resourceType":"run","context":{"runId":"r/../1"},"action":"a","payload":{"action":{"trigger":"CREATE"}}}`), now, "")
 	f.Add([]byte("\xff\xfe"), "99999999999999999999", "v1,"+strings.Repeat("A,", 20))
 
 	vf := Verifier{Secret: testSecret, Now: func() time.Time { return testNow }}
@@ -42,6 +49,9 @@ func FuzzVerifyDecode(f *testing.F) {
 			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotARun) {
 				t.Fatalf("Decode: unexpected error %v", err)
 			}
+			if n := len(err.Error()); n > maxErrorLen {
+				t.Fatalf("Decode: error of %d bytes: %.600s", n, err)
+			}
 			return
 		}
 		r := inv.Request
@@ -52,6 +62,8 @@ func FuzzVerifyDecode(f *testing.F) {
 			t.Fatalf("Decode accepted operation %q", inv.Operation)
 		case inv.Operation != run.Create && r.Entity.Identifier == "":
 			t.Fatalf("Decode accepted a %s run without an entity", inv.Operation)
+		case port.ValidRunID(r.PortalRunID) != nil:
+			t.Fatalf("Decode accepted run id %q", r.PortalRunID)
 		}
 	})
 }

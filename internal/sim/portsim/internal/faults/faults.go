@@ -25,10 +25,14 @@ type Faults struct {
 	LostResponseRate float64
 	// RateLimitRate is the fraction of requests answered 429 with x-ratelimit-remaining 0.
 	RateLimitRate float64
-	// Latency is added to every API request (the wait ends early if the client gives up).
+	// Latency is added to every API request. The wait ends early, and the request is
+	// dropped, when net/http notices the client gave up, which it does only for a request
+	// whose body has been read: a held request with a body (POST, PATCH) is still applied
+	// when the wait ends, like a server finishing work after its client timed out.
 	Latency time.Duration
 	// SlowRate is the fraction of requests held for SlowLatency before they are handled:
-	// set it past the client's timeout to make calls time out.
+	// set it past the client's timeout to make calls time out (see Latency for which
+	// of them are still applied).
 	SlowRate    float64
 	SlowLatency time.Duration
 }

@@ -12,8 +12,13 @@ type User struct {
 	ID        string // default "auth0|" + a hash of the email
 	FirstName string
 	LastName  string
-	Teams     []string
-	Roles     []string // default ["Member"]
+	// Teams are the names of the user's teams (Port's user "teams").
+	Teams []string
+	// TeamIdentifiers are the identifiers of the same teams (Port's
+	// "teamsIdentifiers"), the values an entity's "team" holds. Nil means
+	// each team's identifier is its name.
+	TeamIdentifiers []string
+	Roles           []string // default ["Member"]
 }
 
 // Invoker is the user who executes an action.

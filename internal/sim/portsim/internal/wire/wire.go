@@ -188,24 +188,30 @@ func Sign(secret []byte, t string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// UserView is user u, with id and email, as GET /v1/users/{email} answers it. docs silent on
-// the user schema; the shape (teams as [{name}], roles as [{name}], roles defaulting to
-// Member) follows what Port's own clients read.
-func UserView(id, email string, u model.User) map[string]any {
+// UserView is user u, with id, email and the organisation orgID, as
+// GET /v1/users/{user_email} answers it. Port's API reference documents
+// {email, firstName, lastName, picture, status, id, type, providers,
+// createdAt, updatedAt, orgs[{id}], teams: [string], roles[{name}],
+// teamsIdentifiers: [string]}; teams holds the team names and
+// teamsIdentifiers their identifiers. picture and type are left out: the
+// simulator has no value for them. Roles default to Member.
+func UserView(id, email, orgID string, u model.User) map[string]any {
 	roles := u.Roles
 	if len(roles) == 0 {
 		roles = []string{"Member"}
 	}
-	named := func(names []string) []map[string]any {
-		out := []map[string]any{}
-		for _, n := range names {
-			out = append(out, map[string]any{"name": n})
-		}
-		return out
+	named := []map[string]any{}
+	for _, n := range roles {
+		named = append(named, map[string]any{"name": n})
+	}
+	ids := u.TeamIdentifiers
+	if ids == nil {
+		ids = u.Teams
 	}
 	return map[string]any{
 		"id": id, "email": email, "firstName": u.FirstName, "lastName": u.LastName,
-		"status": "ACTIVE", "providers": []string{"port"}, "teams": named(u.Teams), "roles": named(roles),
+		"status": "ACTIVE", "providers": []string{"port"}, "orgs": []map[string]any{{"id": orgID}},
+		"teams": append([]string{}, u.Teams...), "teamsIdentifiers": append([]string{}, ids...), "roles": named,
 		"createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z",
 	}
 }
