@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	paved "github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
 type job struct {
@@ -27,7 +30,32 @@ type job struct {
 	Needs         []any             `yaml:"needs"`
 }
 
-func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, raw string) {
+// globalKeywords are the top-level keys that configure the pipeline rather
+// than define a job.
+var globalKeywords = map[string]bool{"default": true, "include": true, "stages": true, "variables": true, "workflow": true}
+
+type workflow struct {
+	Name  string           `yaml:"name"`
+	Rules []map[string]any `yaml:"rules"`
+}
+
+// workflowOf decodes the component's workflow: keyword.
+func workflowOf(t *testing.T) workflow {
+	t.Helper()
+	docs := documents(t)
+	var top struct {
+		Workflow *workflow `yaml:"workflow"`
+	}
+	if err := docs[1].Decode(&top); err != nil {
+		t.Fatalf("workflow: %v", err)
+	}
+	if top.Workflow == nil {
+		t.Fatal("the component has no workflow: keyword")
+	}
+	return *top.Workflow
+}
+
+func documents(t *testing.T) []yaml.Node {
 	t.Helper()
 	b, err := os.ReadFile("templates/provision.yml")
 	if err != nil {
@@ -47,6 +75,16 @@ func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, ra
 	if len(docs) != 2 {
 		t.Fatalf("want a spec document and a jobs document, got %d documents", len(docs))
 	}
+	return docs
+}
+
+func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, raw string) {
+	t.Helper()
+	b, err := os.ReadFile("templates/provision.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := documents(t)
 	var head struct {
 		Spec struct {
 			Inputs map[string]map[string]any `yaml:"inputs"`
@@ -61,7 +99,7 @@ func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, ra
 	}
 	jobs = map[string]job{}
 	for name, n := range all {
-		if n.Kind != yaml.MappingNode || name == "variables" {
+		if n.Kind != yaml.MappingNode || globalKeywords[name] {
 			continue
 		}
 		var j job
@@ -180,4 +218,27 @@ func TestNoInterpolationIntoScripts(t *testing.T) {
 
 func inDoubleQuotes(s string, i int) bool {
 	return strings.Count(s[:i], `"`)%2 == 1
+}
+
+// TestWorkflowNamesPipelinesAfterTheirRun: the component names each
+// pipeline so that paved can find a run's pipeline by name. The name must
+// be exactly what paved's client asks GitLab for, once GitLab has expanded
+// it, and what the simulator names pipelines by default.
+func TestWorkflowNamesPipelinesAfterTheirRun(t *testing.T) {
+	w := workflowOf(t)
+	if w.Name != "paved $PAVED_RUN_ID" {
+		t.Fatalf("workflow:name = %q, want %q", w.Name, "paved $PAVED_RUN_ID")
+	}
+	if len(w.Rules) != 0 {
+		t.Errorf("the component sets workflow:rules %v; they would replace the including project's", w.Rules)
+	}
+	if w.Name != gitlabsim.DefaultWorkflowName {
+		t.Errorf("the simulator's default workflow:name %q differs from the component's %q", gitlabsim.DefaultWorkflowName, w.Name)
+	}
+	for _, id := range []string{"r_1", "01JBX3V6Q2M9ZK7R4T8W5YH0CD"} {
+		got := gitlabsim.ExpandName(w.Name, map[string]string{paved.RunIDVariable: id, "PAVED_ACTION": "add-s3-bucket"})
+		if want := paved.PipelineName(id); got != want {
+			t.Errorf("run %s: GitLab names the pipeline %q, paved looks for %q", id, got, want)
+		}
+	}
 }

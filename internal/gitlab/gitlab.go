@@ -1,7 +1,8 @@
 // Package gitlab is paved's adapter over GitLab's REST API
-// (gitlab.com/gitlab-org/api/client-go): trigger a pipeline, read it, find
-// the pipeline of a run after a crash (see DESIGN.md "Exactly-once
-// trigger"), cancel it, and decode pipeline webhooks.
+// (gitlab.com/gitlab-org/api/client-go): trigger a pipeline, read it (with
+// the run it carries, to verify an event), find the pipeline of a run after
+// a crash (see DESIGN.md "Exactly-once trigger"), cancel it, and decode
+// pipeline webhooks.
 package gitlab
 
 import (
@@ -22,10 +23,6 @@ import (
 // RunIDVariable names the pipeline variable that carries paved's run id.
 const RunIDVariable = "PAVED_RUN_ID"
 
-// findSkew widens FindByRunID's updated_after window, because paved's clock
-// and GitLab's are not the same clock.
-const findSkew = 2 * time.Minute
-
 // Variable is one pipeline variable; File makes it a file-type variable.
 type Variable struct {
 	Key, Value string
@@ -35,10 +32,21 @@ type Variable struct {
 // Pipeline is what paved needs to know about a GitLab pipeline.
 type Pipeline struct {
 	ID        int64
+	ProjectID int64 // the project GitLab says the pipeline is in
 	Status    string
 	WebURL    string
 	Ref       string
+	// Name is the pipeline's workflow:name ("paved <run id>" for pipelines
+	// of paved's component; see PipelineName). GitLab's create and cancel
+	// answers do not carry it, so Trigger and Cancel leave it empty.
+	Name string
+	// Source is how the pipeline was started: "api" for Trigger's.
+	Source    string
 	CreatedAt time.Time
+	// RunID is the pipeline's PAVED_RUN_ID variable as read from GitLab
+	// ("" for none). Only PipelineOfRun, and FindByRunID when it found the
+	// pipeline by its variables, read it; other calls leave it empty.
+	RunID string
 }
 
 // Options tune the client. The zero value is usable.
@@ -66,10 +74,13 @@ type Client struct {
 	callTimeout time.Duration // one request with its retries
 
 	// runIDs caches each pipeline's PAVED_RUN_ID (or "" for none): pipeline
-	// variables never change, so a reconcile interrupted by faults does not
-	// read them again and every attempt makes progress.
-	mu     sync.Mutex
-	runIDs map[int64]string
+	// variables never change and pipeline ids are unique across projects, so
+	// a reconcile interrupted by faults does not read them again and every
+	// attempt makes progress. cursors remembers where each run's fallback
+	// scan got to (see FindByRunID).
+	mu      sync.Mutex
+	runIDs  map[int64]string
+	cursors map[cursorKey]*cursor
 }
 
 // New returns a client for the GitLab at baseURL (e.g. "https://gitlab.com",
@@ -123,7 +134,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
 	}
-	return &Client{gl: c, timeout: timeout, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries), runIDs: map[int64]string{}}, nil
+	return &Client{gl: c, timeout: timeout, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries), runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -178,6 +189,22 @@ func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeli
 	return fromPipeline(p), nil
 }
 
+// PipelineOfRun reads pipeline id in project together with its
+// PAVED_RUN_ID (GET /projects/:id/pipelines/:pipeline_id, then its
+// variables, read once per pipeline). It is the read that may trust what an
+// event claims: GitLab answers 404 (IsNotFound) for a pipeline that is not
+// in project, whatever a hook or its variables said.
+func (c *Client) PipelineOfRun(ctx context.Context, project string, id int64) (Pipeline, error) {
+	p, err := c.Pipeline(ctx, project, id)
+	if err != nil {
+		return Pipeline{}, err
+	}
+	if p.RunID, err = c.runIDOf(ctx, project, id); err != nil {
+		return Pipeline{}, fmt.Errorf("gitlab: variables of pipeline %d in %s: %w", id, project, err)
+	}
+	return p, nil
+}
+
 // Cancel cancels a pipeline. GitLab answers 200 whatever the pipeline's
 // state, so cancelling twice is harmless and retries are safe.
 func (c *Client) Cancel(ctx context.Context, project string, id int64) (Pipeline, error) {
@@ -188,50 +215,6 @@ func (c *Client) Cancel(ctx context.Context, project string, id int64) (Pipeline
 		return Pipeline{}, fmt.Errorf("gitlab: cancel pipeline %d in %s: %w", id, project, err)
 	}
 	return fromPipeline(p), nil
-}
-
-// FindByRunID looks for the pipeline a run created: pipelines on ref
-// created since since (less a clock skew), newest first, whose PAVED_RUN_ID
-// variable equals runID. found is false when none matches, which is when a
-// dispatcher may trigger again.
-func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
-	from := since.Add(-findSkew).UTC()
-	opt := &gl.ListProjectPipelinesOptions{
-		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
-		Ref:          gl.Ptr(ref),
-		UpdatedAfter: gl.Ptr(from),
-		OrderBy:      gl.Ptr("id"),
-		Sort:         gl.Ptr("desc"),
-	}
-	for {
-		var list []*gl.PipelineInfo
-		var resp *gl.Response
-		err := c.call(ctx, func(ctx context.Context) (err error) {
-			list, resp, err = c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
-			return err
-		})
-		if err != nil {
-			return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines in %s (page %d): %w", runID, project, opt.Page, err)
-		}
-		for _, info := range list {
-			if info.CreatedAt != nil && info.CreatedAt.Before(from) {
-				// Ids grow with creation time: everything further down the
-				// list was created before the dispatch began.
-				return Pipeline{}, false, nil
-			}
-			got, err := c.runIDOf(ctx, project, info.ID)
-			if err != nil {
-				return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, info.ID, project, err)
-			}
-			if got == runID {
-				return fromInfo(info), true, nil
-			}
-		}
-		if resp.NextPage == 0 {
-			return Pipeline{}, false, nil
-		}
-		opt.Page = resp.NextPage
-	}
 }
 
 // runIDOf is a pipeline's PAVED_RUN_ID, "" when it has none.
@@ -272,7 +255,8 @@ func (c *Client) call(ctx context.Context, fn func(context.Context) error) error
 }
 
 func fromPipeline(p *gl.Pipeline) Pipeline {
-	out := Pipeline{ID: p.ID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref}
+	out := Pipeline{ID: p.ID, ProjectID: p.ProjectID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref,
+		Name: p.Name, Source: string(p.Source)}
 	if p.CreatedAt != nil {
 		out.CreatedAt = *p.CreatedAt
 	}
@@ -280,7 +264,8 @@ func fromPipeline(p *gl.Pipeline) Pipeline {
 }
 
 func fromInfo(p *gl.PipelineInfo) Pipeline {
-	out := Pipeline{ID: p.ID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref}
+	out := Pipeline{ID: p.ID, ProjectID: p.ProjectID, Status: p.Status, WebURL: p.WebURL, Ref: p.Ref,
+		Name: p.Name, Source: p.Source}
 	if p.CreatedAt != nil {
 		out.CreatedAt = *p.CreatedAt
 	}
@@ -314,6 +299,15 @@ func statusOf(err error) (int, *http.Response) {
 func IsPermanent(err error) bool {
 	code, _ := statusOf(err)
 	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+// IsNotFound reports whether GitLab answered err with 404: the project, or
+// the pipeline in that project, does not exist or is not visible to
+// paved's token. A pipeline read from another project than its own is
+// therefore "not found", never someone else's pipeline.
+func IsNotFound(err error) bool {
+	code, _ := statusOf(err)
+	return code == http.StatusNotFound
 }
 
 // RetryAfter extracts how long GitLab asked paved to wait after a 429, from

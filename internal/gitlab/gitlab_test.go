@@ -57,6 +57,10 @@ func TestTriggerPassesVariables(t *testing.T) {
 		t.Errorf("pipeline %+v", p)
 	}
 	got, ok := sim.Pipeline(p.ID)
+	// GitLab's create answer carries the project and source but not the name.
+	if p.ProjectID != got.ProjectID || p.Source != "api" || p.Name != "" || p.RunID != "" {
+		t.Errorf("trigger's pipeline %+v, sim %+v", p, got)
+	}
 	if !ok || got.ProjectPath != "platform/provision" {
 		t.Fatalf("sim pipeline %+v", got)
 	}
@@ -66,12 +70,13 @@ func TestTriggerPassesVariables(t *testing.T) {
 	}
 
 	g, err := c.Pipeline(ctx, "platform/provision", p.ID)
-	if err != nil || g.ID != p.ID || g.Status != "created" {
+	if err != nil || g.ID != p.ID || g.Status != "created" || g.ProjectID != got.ProjectID ||
+		g.Name != "paved r_1" || g.Name != PipelineName("r_1") || g.Source != "api" {
 		t.Errorf("Pipeline: %+v, %v", g, err)
 	}
 	_, err = c.Pipeline(ctx, "platform/provision", 424242)
-	if err == nil || !IsPermanent(err) {
-		t.Errorf("missing pipeline: err %v, permanent %v", err, IsPermanent(err))
+	if err == nil || !IsPermanent(err) || !IsNotFound(err) {
+		t.Errorf("missing pipeline: err %v, permanent %v, not found %v", err, IsPermanent(err), IsNotFound(err))
 	}
 }
 
@@ -123,12 +128,23 @@ func TestReadsAreRetried(t *testing.T) {
 	}
 }
 
+// TestFindByRunID runs against a project whose pipelines are named after
+// their run (found by name) and one whose configuration names none (found
+// by the fallback scan): the answers must be the same.
 func TestFindByRunID(t *testing.T) {
-	sim, c := setup(t, gitlabsim.Config{}, Options{})
+	for _, named := range []bool{true, false} {
+		t.Run(map[bool]string{true: "by name", false: "by variables"}[named], func(t *testing.T) {
+			testFindByRunID(t, gitlabsim.Config{NoWorkflowName: !named})
+		})
+	}
+}
+
+func testFindByRunID(t *testing.T, cfg gitlabsim.Config) {
+	sim, c := setup(t, cfg, Options{})
 	ctx := context.Background()
 	since := time.Now()
 	var want Pipeline
-	// 230 pipelines span three pages of 100; the match sits on the last
+	// 230 pipelines span three pages of 100; the match sits on the first
 	// page (oldest), others carry other run ids, no run id, or another ref.
 	for i := 0; i < 230; i++ {
 		ref, vars := "main", []Variable{{Key: RunIDVariable, Value: "r_" + strconv.Itoa(i)}}
@@ -160,6 +176,7 @@ func TestFindByRunID(t *testing.T) {
 		{"no such run", "main", "r_nope", since, false},
 		{"run on another ref", "main", "r_5", since, false},
 		{"too old", "main", "r_1", time.Now().Add(time.Hour), false},
+		{"last one", "main", "r_229", since, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +187,10 @@ func TestFindByRunID(t *testing.T) {
 			if found != tt.wantFound {
 				t.Fatalf("found = %v, want %v (%+v)", found, tt.wantFound, p)
 			}
-			if found && (p.ID != want.ID || p.Ref != "main" || p.WebURL != want.WebURL) {
+			if found && (p.Ref != "main" || p.ProjectID != want.ProjectID || p.Source != "api") {
+				t.Errorf("found %+v", p)
+			}
+			if found && tt.runID == "r_1" && (p.ID != want.ID || p.WebURL != want.WebURL) {
 				t.Errorf("found %+v, want %+v", p, want)
 			}
 		})
@@ -241,7 +261,9 @@ func TestErrorsAndOptions(t *testing.T) {
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		sim.SetFaults(gitlabsim.Faults{Latency: 200 * time.Millisecond})
+		// The answer never comes while the client waits, however slow the
+		// machine: only the client's timeout can end the call.
+		sim.SetFaults(gitlabsim.Faults{SlowRate: 1, SlowLatency: time.Hour})
 		defer sim.SetFaults(gitlabsim.Faults{})
 		c, _ := New(srv.URL, token, Options{Timeout: 20 * time.Millisecond})
 		if _, err := c.Pipeline(context.Background(), "5", 1); !errors.Is(err, context.DeadlineExceeded) {
@@ -255,7 +277,9 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestRetryAfter(t *testing.T) {
-	reset := time.Now().Add(10 * time.Second).Unix()
+	// A reset a minute ahead and a half-minute tolerance: only a stall of
+	// 30 s between here and the assertion could fail the test.
+	reset := time.Now().Add(time.Minute).Unix()
 	tests := []struct {
 		name    string
 		headers map[string]string
@@ -264,7 +288,7 @@ func TestRetryAfter(t *testing.T) {
 		ok      bool
 	}{
 		{"retry-after seconds", map[string]string{"Retry-After": "7", "RateLimit-Reset": strconv.FormatInt(reset, 10)}, 429, 7 * time.Second, true},
-		{"ratelimit-reset only (whole seconds)", map[string]string{"RateLimit-Reset": strconv.FormatInt(reset, 10)}, 429, 10 * time.Second, true},
+		{"ratelimit-reset only (whole seconds)", map[string]string{"RateLimit-Reset": strconv.FormatInt(reset, 10)}, 429, time.Minute, true},
 		{"no headers", nil, 429, 0, false},
 		{"not a 429", map[string]string{"Retry-After": "7"}, 503, 0, false},
 	}
@@ -283,7 +307,11 @@ func TestRetryAfter(t *testing.T) {
 				t.Fatal("no error")
 			}
 			d, ok := RetryAfter(err)
-			if ok != tt.ok || d > tt.want || d < tt.want-2*time.Second {
+			tolerance := time.Duration(0) // Retry-After is exact
+			if tt.headers["Retry-After"] == "" {
+				tolerance = 30 * time.Second // RateLimit-Reset is a time, read against the clock
+			}
+			if ok != tt.ok || d > tt.want || d < tt.want-tolerance {
 				t.Errorf("RetryAfter = %v, %v; want %v, %v", d, ok, tt.want, tt.ok)
 			}
 			if IsPermanent(err) {
@@ -326,7 +354,9 @@ func TestDecodePipelineHook(t *testing.T) {
 			if tt.wantErr != nil {
 				return
 			}
-			if ev.PipelineID != 31 || ev.ProjectID != 1 || ev.Status != "success" || ev.Ref != "master" ||
+			if ev.PipelineID != 31 || ev.ProjectID != 1 || ev.ProjectPath != "gitlab-org/gitlab-test" ||
+				ev.Name != "Pipeline for branch: master" || ev.Source != "merge_request_event" ||
+				ev.Status != "success" || ev.Ref != "master" ||
 				ev.URL != "http://example.com/gitlab-org/gitlab-test/-/pipelines/31" ||
 				ev.Variables["NESTOR_PROD_ENVIRONMENT"] != "us-west-1" {
 				t.Errorf("event %+v", ev)
@@ -364,19 +394,89 @@ func TestHooksFromSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		select {
-		case ev := <-events:
-			if ev.PipelineID != p.ID || ev.Variables[RunIDVariable] != "r_h" || len(ev.Builds) != 1 {
-				t.Fatalf("event %+v", ev)
+		// Every status change posts a hook, so the terminal one comes; a
+		// simulator that never sent it would fail the test by its timeout.
+		ev := <-events
+		if ev.PipelineID != p.ID || ev.ProjectID != p.ProjectID || ev.ProjectPath != "grp/svc" ||
+			ev.Name != PipelineName("r_h") || ev.Source != "api" ||
+			ev.Variables[RunIDVariable] != "r_h" || len(ev.Builds) != 1 {
+			t.Fatalf("event %+v", ev)
+		}
+		if Terminal(ev.Status) {
+			if ev.Status != "failed" || ev.Builds[0].FailureReason != "script_failure" {
+				t.Errorf("final event %+v", ev)
 			}
-			if Terminal(ev.Status) {
-				if ev.Status != "failed" || ev.Builds[0].FailureReason != "script_failure" {
-					t.Errorf("final event %+v", ev)
-				}
-				return
-			}
-		case <-time.After(3 * time.Second):
-			t.Fatal("no terminal hook")
+			return
+		}
+	}
+}
+
+// TestPipelineOfRun: the verification read answers for a pipeline in the
+// project asked about, with its PAVED_RUN_ID read once; a pipeline of
+// another project is "not found" there, whatever run id it carries.
+func TestPipelineOfRun(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{}, Options{HTTPClient: &http.Client{Transport: counts}})
+	ctx := context.Background()
+	if err := sim.AddProject(gitlabsim.Project{ID: 999, Path: "someone/else"}); err != nil {
+		t.Fatal(err)
+	}
+	own, err := c.Trigger(ctx, "platform/provision", "main", []Variable{{Key: RunIDVariable, Value: "r_1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "999", Ref: "main",
+		Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		p, err := c.PipelineOfRun(ctx, "platform/provision", own.ID)
+		if err != nil || p.ID != own.ID || p.RunID != "r_1" || p.ProjectID != own.ProjectID ||
+			p.Name != PipelineName("r_1") || p.Source != "api" || p.Status != "created" {
+			t.Fatalf("PipelineOfRun: %+v, %v", p, err)
+		}
+	}
+	if ok, _ := counts.counts("variables"); ok != 1 {
+		t.Errorf("read variables %d times, want once", ok)
+	}
+	unnamed, err := c.Trigger(ctx, "platform/provision", "main", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.PipelineOfRun(ctx, "platform/provision", unnamed.ID); err != nil || p.RunID != "" {
+		t.Errorf("pipeline without a run id: %+v, %v", p, err)
+	}
+
+	_, err = c.PipelineOfRun(ctx, "platform/provision", foreign.ID)
+	if !IsNotFound(err) || !IsPermanent(err) {
+		t.Fatalf("foreign pipeline read in the run's project: err %v, want 404", err)
+	}
+	if p, err := c.PipelineOfRun(ctx, "999", foreign.ID); err != nil || p.ProjectID != 999 || p.RunID != "r_1" {
+		t.Errorf("foreign pipeline in its own project: %+v, %v", p, err)
+	}
+}
+
+func TestIsNotFound(t *testing.T) {
+	sim, c := setup(t, gitlabsim.Config{Projects: []gitlabsim.Project{{ID: 5, Path: "grp/svc"}}}, Options{})
+	ctx := context.Background()
+	_, errProject := c.Pipeline(ctx, "404/nowhere", 1)
+	_, errPipeline := c.Pipeline(ctx, "grp/svc", 1)
+	sim.SetFaults(gitlabsim.Faults{ServerErrorRate: 1})
+	_, err5xx := c.Pipeline(ctx, "grp/svc", 1)
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"missing project", errProject, true},
+		{"missing pipeline", errPipeline, true},
+		{"server error", err5xx, false},
+		{"plain", errors.New("x"), false},
+		{"nil", nil, false},
+	} {
+		if got := IsNotFound(tt.err); got != tt.want {
+			t.Errorf("%s: IsNotFound(%v) = %v", tt.name, tt.err, got)
 		}
 	}
 }

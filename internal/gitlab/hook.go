@@ -15,12 +15,20 @@ var (
 	errMalformedPayload = errors.New("gitlab hook: malformed payload")
 )
 
-// HookEvent is the part of a Pipeline Hook that paved acts on.
+// HookEvent is the part of a Pipeline Hook that paved acts on. A hook is
+// evidence only about its own project and pipeline (DESIGN.md "Trusting
+// GitLab's events"): a group webhook delivers every project's pipelines,
+// and anyone who can run one can set PAVED_RUN_ID.
 type HookEvent struct {
 	PipelineID, ProjectID int64
-	Status, Ref, URL      string
-	Variables             map[string]string
-	Builds                []Build
+	// ProjectPath is the project's path_with_namespace, e.g. "platform/paved-provision".
+	ProjectPath      string
+	Status, Ref, URL string
+	// Name is the pipeline's workflow:name ("" when it has none); Source is
+	// how it was started ("api" for paved's triggers).
+	Name, Source string
+	Variables    map[string]string
+	Builds       []Build
 }
 
 // Build is one job of the pipeline, as the hook lists it.
@@ -38,7 +46,9 @@ type pipelineHook struct {
 	ObjectKind       string `json:"object_kind"`
 	ObjectAttributes struct {
 		ID        int64  `json:"id"`
+		Name      string `json:"name"` // null without a workflow:name
 		Ref       string `json:"ref"`
+		Source    string `json:"source"`
 		Status    string `json:"status"`
 		URL       string `json:"url"`
 		Variables []struct {
@@ -47,7 +57,8 @@ type pipelineHook struct {
 		} `json:"variables"`
 	} `json:"object_attributes"`
 	Project struct {
-		ID int64 `json:"id"`
+		ID                int64  `json:"id"`
+		PathWithNamespace string `json:"path_with_namespace"`
 	} `json:"project"`
 	Builds []struct {
 		ID            int64   `json:"id"`
@@ -82,7 +93,8 @@ func DecodePipelineHook(h http.Header, body []byte, secret string) (HookEvent, e
 		return HookEvent{}, fmt.Errorf("%w: no valid pipeline id or status", errMalformedPayload)
 	}
 	ev := HookEvent{
-		PipelineID: a.ID, ProjectID: p.Project.ID, Status: a.Status, Ref: a.Ref, URL: a.URL,
+		PipelineID: a.ID, ProjectID: p.Project.ID, ProjectPath: p.Project.PathWithNamespace,
+		Status: a.Status, Ref: a.Ref, URL: a.URL, Name: a.Name, Source: a.Source,
 		Variables: make(map[string]string, len(a.Variables)),
 	}
 	for _, v := range a.Variables {

@@ -1,12 +1,16 @@
 package gitlabsim
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/paved-idp/paved/internal/sim/gitlabsim/engine"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim/wire"
 )
 
@@ -17,6 +21,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Requests++
 	f := s.faults
+	s.lastRoot = webRoot(r)
 	s.mu.Unlock()
 	// Paths arrive with the project path URL-encoded ("group%2Fproj"), so
 	// split the escaped path and unescape the project id alone.
@@ -36,10 +41,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isCreate {
 		s.count(func(st *Stats) { st.CreateCalls++ })
 	}
-	if f.Latency > 0 && !sleep(r.Context(), f.Latency) {
+	if f.Latency > 0 && !wait(r.Context(), f.Latency) {
 		return
 	}
-	if s.roll(f.SlowRate) && !sleep(r.Context(), f.SlowLatency) {
+	if s.roll(f.SlowRate) && !wait(r.Context(), f.SlowLatency) {
 		return
 	}
 	// Rack::Attack throttles before authentication, so the 429 comes first.
@@ -58,9 +63,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteJSON(w, http.StatusUnauthorized, wire.Msg("401 Unauthorized"))
 		return
 	}
-	s.mu.Lock()
-	proj, ok := s.projects.Lookup(pid)
-	s.mu.Unlock()
+	proj, ok := s.engine.Project(pid)
 	if !ok {
 		wire.WriteJSON(w, http.StatusNotFound, wire.Msg("404 Project Not Found"))
 		return
@@ -84,29 +87,22 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Sim) handlePipeline(w http.ResponseWriter, r *http.Request, proj *Project, id int64, sub string) {
-	s.mu.Lock()
-	p, ok := s.pipelines[id]
-	var snap Pipeline
-	var root string
-	if ok && p.ProjectID == proj.ID {
-		snap, root = p.snapshot(), p.webRoot
-	}
-	s.mu.Unlock()
+func (s *Sim) handlePipeline(w http.ResponseWriter, r *http.Request, proj Project, id int64, sub string) {
+	snap, root, ok := s.engine.Get(id)
 	if !ok || snap.ProjectID != proj.ID {
 		wire.WriteJSON(w, http.StatusNotFound, wire.Msg("404 Not found"))
 		return
 	}
 	switch {
 	case r.Method == http.MethodGet && sub == "":
-		wire.WriteJSON(w, http.StatusOK, wire.PipelineJSON(snap, root))
+		wire.WriteJSON(w, http.StatusOK, wire.PipelineWithMetadataJSON(snap, root))
 	case r.Method == http.MethodGet && sub == "variables":
 		wire.WriteJSON(w, http.StatusOK, wire.VariablesJSON(snap))
 	case r.Method == http.MethodGet && sub == "jobs":
 		wire.WriteJSON(w, http.StatusOK, []any{wire.JobJSON(snap, root)})
 	case r.Method == http.MethodPost && sub == "cancel":
 		// The docs: "returns 200 regardless of the pipeline's state".
-		s.transition(id, StatusCanceled, "")
+		s.engine.Cancel(id)
 		snap, _ = s.Pipeline(id)
 		wire.WriteJSON(w, http.StatusOK, wire.PipelineJSON(snap, root))
 	default:
@@ -114,7 +110,7 @@ func (s *Sim) handlePipeline(w http.ResponseWriter, r *http.Request, proj *Proje
 	}
 }
 
-func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, proj *Project, f Faults) {
+func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, proj Project, f Faults) {
 	in, err := wire.ReadParams(r)
 	if err != nil {
 		wire.WriteJSON(w, http.StatusBadRequest, wire.Msg("400 (Bad request) \"body\" not parsable: "+err.Error()))
@@ -133,7 +129,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, proj *Project
 	s.finishCreate(w, r, proj, ref, "api", vars, f)
 }
 
-func (s *Sim) handleTrigger(w http.ResponseWriter, r *http.Request, proj *Project, f Faults) {
+func (s *Sim) handleTrigger(w http.ResponseWriter, r *http.Request, proj Project, f Faults) {
 	in, err := wire.ReadParams(r)
 	if err != nil {
 		wire.WriteJSON(w, http.StatusBadRequest, wire.Msg("400 (Bad request) \"body\" not parsable: "+err.Error()))
@@ -153,12 +149,18 @@ func (s *Sim) handleTrigger(w http.ResponseWriter, r *http.Request, proj *Projec
 	s.finishCreate(w, r, proj, ref, "trigger", wire.TriggerVariables(in["variables"]), f)
 }
 
-func (s *Sim) finishCreate(w http.ResponseWriter, r *http.Request, proj *Project, ref, source string, vars []Variable, f Faults) {
-	root := "http://" + r.Host
-	if r.TLS != nil {
-		root = "https://" + r.Host
+func (s *Sim) finishCreate(w http.ResponseWriter, r *http.Request, proj Project, ref, source string, vars []Variable, f Faults) {
+	p, err := s.engine.Create(engine.Spec{Project: proj, Ref: ref, Source: source, WebRoot: webRoot(r), Variables: vars, RunJob: true})
+	switch {
+	case errors.Is(err, engine.ErrNameTooLong):
+		// render_validation_error! of the pipeline PopulateMetadata refused.
+		msg := "Failed to build pipeline metadata! Name is too long (maximum is " + strconv.Itoa(engine.MaxNameLength) + " characters)"
+		wire.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{"base": []string{msg}}})
+		return
+	case err != nil:
+		wire.WriteJSON(w, http.StatusInternalServerError, wire.Msg("500 Internal Server Error"))
+		return
 	}
-	p := s.create(proj, ref, source, root, vars)
 	if s.roll(f.LostCreateRate) {
 		s.count(func(st *Stats) { st.ServerErrors++ })
 		w.Header().Set("Content-Type", "text/html")
@@ -166,31 +168,39 @@ func (s *Sim) finishCreate(w http.ResponseWriter, r *http.Request, proj *Project
 		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
 		return
 	}
-	s.mu.Lock()
-	root = s.pipelines[p.ID].webRoot
-	s.mu.Unlock()
+	_, root, _ := s.engine.Get(p.ID)
 	wire.WriteJSON(w, http.StatusCreated, wire.PipelineJSON(p, root))
 }
 
-func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, proj *Project) {
+// wait holds a request for d; it reports false when the client left first.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// webRoot is GitLab's web root as the request reached it.
+func webRoot(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, proj Project) {
 	lq, err := wire.ParseListQuery(r.URL.Query())
 	if err != nil {
 		wire.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	s.mu.Lock()
-	var list []Pipeline
-	roots := map[int64]string{}
-	for _, p := range s.pipelines {
-		if p.ProjectID != proj.ID || !lq.Match(p.Pipeline) {
-			continue
-		}
-		list = append(list, p.snapshot())
-		roots[p.ID] = p.webRoot
-	}
-	s.mu.Unlock()
+	list, roots := s.engine.Select(func(p Pipeline) bool { return p.ProjectID == proj.ID && lq.Match(p) })
 	lq.Sort(list)
-	lq.WritePage(w, r, list, roots)
+	lq.WritePage(w, r, lq.LatestPerRef(list), roots)
 }
 
 func (s *Sim) authorized(r *http.Request) bool {

@@ -2,13 +2,19 @@ package gitlabsim
 
 import "github.com/paved-idp/paved/internal/sim/gitlabsim/webhook"
 
-// emitHookLocked queues the hook for the pipeline's current status; the
-// caller holds s.mu, so each status change yields exactly one snapshot.
-func (s *Sim) emitHookLocked(p *pipeline) {
-	if s.hookURL == "" {
+// pipelineChanged is the engine's news of a new pipeline or a status
+// change, in order and under the engine's lock: it counts the pipeline and
+// queues the hook for its status, unless the pipeline is quiet.
+func (s *Sim) pipelineChanged(p Pipeline, webRoot string, quiet bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Status == StatusCreated {
+		s.stats.PipelinesMade++ // only a new pipeline is "created"
+	}
+	if s.hookURL == "" || quiet {
 		return
 	}
-	body := webhook.Body(p.snapshot(), p.webRoot)
+	body := webhook.Body(p, webRoot)
 	d := HookDelivery{PipelineID: p.ID, Status: p.Status, EventUUID: webhook.NewUUID()}
 	drop := s.faults.HookDropRate > 0 && s.rng.Float64() < s.faults.HookDropRate
 	job := webhook.Job{Index: len(s.hooks), URL: s.hookURL, Token: s.hookToken, UUID: d.EventUUID, Payload: body}

@@ -6,25 +6,37 @@
 //
 // Projects: when Config.Projects is empty, any project id or path is created
 // on first use (numeric ids get the path "sim/project-<id>"); when it lists
-// projects, every other project answers 404 "Project Not Found".
+// projects, every other project answers 404 "Project Not Found". AddProject
+// adds one later, e.g. a foreign project next to paved's own.
+//
+// Names: every pipeline gets the name GitLab computes from its project's
+// workflow:name (Project.WorkflowName, else Config.WorkflowName, else
+// DefaultWorkflowName, the provisioning component's "paved $PAVED_RUN_ID"),
+// with $VAR, ${VAR} and %VAR% expanded from the pipeline's variables and a
+// few predefined CI_* variables; a project with NoWorkflowName names none.
+//
+// Foreign pipelines: CreatePipeline makes a pipeline without an API request
+// (someone else's pipeline, in any project, with any variables); hooks of
+// every project's pipelines go to the one hook URL, as a group webhook's
+// would, and DeliverHook posts a pipeline's hook now and reports the answer.
 //
 // Each pipeline moves created → pending → running → success|failed|canceled on
 // timers chosen by Config.Decide, runs Config.Job while running, and posts a
-// "Pipeline Hook" on every status change. Faults (5xx, 429, latency, dropped
-// hooks, lost create responses) are drawn from a seeded math/rand/v2 source.
+// "Pipeline Hook" on every status change (package engine keeps the projects
+// and pipelines; this package serves the API and hooks over it). Tests wait
+// for a pipeline's state with WaitPipeline rather than sleeping. Faults
+// (5xx, 429, latency, dropped hooks, lost create responses) are drawn from a
+// seeded math/rand/v2 source.
 package gitlabsim
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/paved-idp/paved/internal/sim/gitlabsim/engine"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim/webhook"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim/wire"
 )
@@ -73,6 +85,13 @@ type Config struct {
 	// HookRetries is how many times a failed delivery is retried (default 2;
 	// negative means none). GitLab itself guarantees no delivery.
 	HookRetries int
+	// WorkflowName is the workflow:name of projects that do not set their
+	// own; "" means DefaultWorkflowName.
+	WorkflowName string
+	// NoWorkflowName gives projects that do not set their own workflow:name
+	// none at all, as when their configuration lacks paved's component: their
+	// pipelines' name is null.
+	NoWorkflowName bool
 	// Seed makes fault injection deterministic.
 	Seed uint64
 	// Faults to inject from the start; see SetFaults.
@@ -82,13 +101,21 @@ type Config struct {
 // Project is one simulated GitLab project.
 type Project = wire.Project
 
-// Outcome is how a pipeline will end and how long each phase lasts.
-type Outcome struct {
-	Status  string        // success (default), failed or canceled
-	Created time.Duration // time spent in "created"
-	Pending time.Duration // time spent in "pending"
-	Running time.Duration // minimum time spent in "running" (Job may take longer)
+// DefaultWorkflowName is the workflow:name of paved's provisioning
+// component (deploy/gitlab/templates/provision.yml).
+const DefaultWorkflowName = engine.DefaultWorkflowName
+
+// ExpandName is the name GitLab gives a pipeline whose configuration has
+// workflow:name template and whose variables are vars ("" for none).
+func ExpandName(template string, vars map[string]string) string {
+	return engine.ExpandName(template, vars)
 }
+
+// IsSource reports whether s is one of GitLab's documented pipeline sources.
+func IsSource(s string) bool { return wire.IsSource(s) }
+
+// Outcome is how a pipeline will end and how long each phase lasts.
+type Outcome = engine.Outcome
 
 // DefaultDecide lets every pipeline succeed after 5 ms created, 10 ms
 // pending and 15 ms running.
@@ -144,29 +171,25 @@ func Terminal(status string) bool { return wire.Terminal(status) }
 // Sim is the simulator; it is an http.Handler serving /api/v4.
 type Sim struct {
 	cfg    Config
+	engine *engine.Engine // the projects and pipelines
 	ctx    context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	sender *webhook.Sender // delivers hooks one at a time, in order
 
+	// mu guards what follows. Lock order: the engine's lock, then mu
+	// (pipelineChanged runs under the former), so no code calls the engine
+	// while it holds mu.
 	mu        sync.Mutex
 	rng       *rand.Rand
 	faults    Faults
 	hookURL   string
 	hookToken string
-	projects  *wire.Projects
-	pipelines map[int64]*pipeline
-	nextID    int64
-	nextJobID int64
-	iids      map[int64]int64
 	hooks     []HookDelivery
 	stats     Stats
-}
-
-type pipeline struct {
-	Pipeline
-	webRoot string
-	cancel  context.CancelFunc // ends the lifecycle goroutine and the Job
+	// lastRoot is the web root of the latest API request, for pipelines
+	// CreatePipeline makes without one.
+	lastRoot string
 }
 
 // New starts a simulator. Call Close to stop its timers and hook sender.
@@ -187,12 +210,13 @@ func New(cfg Config) *Sim {
 		faults:    cfg.Faults,
 		hookURL:   cfg.HookURL,
 		hookToken: cfg.HookToken,
-		projects:  wire.NewProjects(cfg.Projects),
-		pipelines: map[int64]*pipeline{},
-		nextID:    100,
-		nextJobID: 5000,
-		iids:      map[int64]int64{},
+		lastRoot:  "http://gitlab.example.com",
 	}
+	s.engine = engine.New(engine.Config{
+		Projects: cfg.Projects, WebURL: cfg.WebURL,
+		WorkflowName: cfg.WorkflowName, NoWorkflowName: cfg.NoWorkflowName,
+		Decide: cfg.Decide, Job: cfg.Job, Changed: s.pipelineChanged,
+	})
 	s.sender = webhook.NewSender(cfg.HookClient, cfg.HookRetries, 4096, s.hookAttempted,
 		func(webhook.Job) { s.count(func(st *Stats) { st.HooksFailed++ }) })
 	s.wg.Add(1)
@@ -206,6 +230,7 @@ func New(cfg Config) *Sim {
 // Close stops every pipeline timer, running Job and pending hook, and waits
 // for the simulator's goroutines to end.
 func (s *Sim) Close() {
+	s.engine.Close()
 	s.stop()
 	s.wg.Wait()
 }
@@ -227,25 +252,14 @@ func (s *Sim) SetHook(url, token string) {
 
 // Pipelines returns snapshots of all pipelines, oldest first.
 func (s *Sim) Pipelines() []Pipeline {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Pipeline, 0, len(s.pipelines))
-	for _, p := range s.pipelines {
-		out = append(out, p.snapshot())
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	list, _ := s.engine.Select(func(Pipeline) bool { return true })
+	return list
 }
 
 // Pipeline returns one pipeline's snapshot.
 func (s *Sim) Pipeline(id int64) (Pipeline, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.pipelines[id]
-	if !ok {
-		return Pipeline{}, false
-	}
-	return p.snapshot(), true
+	p, _, ok := s.engine.Get(id)
+	return p, ok
 }
 
 // CreateCalls counts requests to the create and trigger endpoints, whether
@@ -258,10 +272,8 @@ func (s *Sim) CountByRunID(runID string) int { return s.RunIDCounts()[runID] }
 // RunIDCounts maps each PAVED_RUN_ID value to its number of pipelines; an
 // exactly-once test asserts every count is 1.
 func (s *Sim) RunIDCounts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := map[string]int{}
-	for _, p := range s.pipelines {
+	for _, p := range s.Pipelines() {
 		if v, ok := p.Var(RunIDVariable); ok {
 			out[v]++
 		}
@@ -281,125 +293,4 @@ func (s *Sim) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
-}
-
-func (p *pipeline) snapshot() Pipeline {
-	c := p.Pipeline
-	c.Variables = append([]Variable(nil), p.Variables...)
-	return c
-}
-
-// create records a new pipeline and starts its lifecycle.
-func (s *Sim) create(proj *Project, ref, source, webRoot string, vars []Variable) Pipeline {
-	now := time.Now().UTC()
-	s.mu.Lock()
-	s.nextID++
-	s.nextJobID++
-	s.iids[proj.ID]++
-	if s.cfg.WebURL != "" {
-		webRoot = s.cfg.WebURL
-	}
-	p := &pipeline{webRoot: webRoot}
-	p.Pipeline = Pipeline{
-		ID: s.nextID, IID: s.iids[proj.ID], ProjectID: proj.ID, ProjectPath: proj.Path,
-		Ref: ref, SHA: fakeSHA(proj.Path, ref), Source: source, Status: StatusCreated,
-		Variables: vars, CreatedAt: now, UpdatedAt: now,
-		Job: Job{ID: s.nextJobID, Name: "provision", Stage: "deploy", Status: StatusCreated, CreatedAt: now},
-	}
-	p.WebURL = webRoot + "/" + proj.Path + "/-/pipelines/" + strconv.FormatInt(p.ID, 10)
-	ctx, cancel := context.WithCancel(s.ctx)
-	p.cancel = cancel
-	s.pipelines[p.ID] = p
-	s.stats.PipelinesMade++
-	snap := p.snapshot()
-	s.emitHookLocked(p)
-	s.mu.Unlock()
-
-	out := s.cfg.Decide(snap)
-	s.wg.Add(1)
-	go s.drive(ctx, p.ID, out)
-	return snap
-}
-
-// drive moves one pipeline through its statuses until it ends, is canceled
-// or the simulator closes.
-func (s *Sim) drive(ctx context.Context, id int64, out Outcome) {
-	defer s.wg.Done()
-	if !sleep(ctx, out.Created) || !s.transition(id, StatusPending, "") {
-		return
-	}
-	if !sleep(ctx, out.Pending) || !s.transition(id, StatusRunning, "") {
-		return
-	}
-	var jobErr error
-	done := make(chan struct{})
-	if s.cfg.Job != nil {
-		snap, _ := s.Pipeline(id)
-		go func() {
-			defer close(done)
-			jobErr = s.cfg.Job(ctx, snap)
-		}()
-	} else {
-		close(done)
-	}
-	timerOK := sleep(ctx, out.Running)
-	<-done // the Job sees ctx too, so this ends promptly on cancel or Close
-	if !timerOK || ctx.Err() != nil {
-		return
-	}
-	final, reason := out.Status, ""
-	switch {
-	case jobErr != nil:
-		final, reason = StatusFailed, "script_failure"
-	case final == StatusFailed:
-		reason = "script_failure"
-	case final == StatusCanceled:
-	default:
-		final = StatusSuccess
-	}
-	s.transition(id, final, reason)
-}
-
-// transition moves a pipeline (and its job) to status unless it is already
-// terminal, and queues a hook. It reports whether the move happened.
-func (s *Sim) transition(id int64, status, failureReason string) bool {
-	now := time.Now().UTC()
-	s.mu.Lock()
-	p, ok := s.pipelines[id]
-	if !ok || Terminal(p.Status) {
-		s.mu.Unlock()
-		return false
-	}
-	p.Status, p.UpdatedAt = status, now
-	p.Job.Status = status
-	switch {
-	case status == StatusRunning:
-		p.StartedAt, p.Job.StartedAt = now, now
-	case Terminal(status):
-		p.FinishedAt, p.Job.FinishedAt = now, now
-		p.Job.FailureReason = failureReason
-		p.cancel()
-	}
-	s.emitHookLocked(p)
-	s.mu.Unlock()
-	return true
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func fakeSHA(path, ref string) string {
-	h := sha1.Sum([]byte(path + "@" + ref))
-	return hex.EncodeToString(h[:])
 }

@@ -50,12 +50,16 @@ func Payload(p wire.Pipeline, root string) map[string]any {
 	}
 	projURL := root + "/" + p.ProjectPath
 	host := strings.TrimPrefix(strings.TrimPrefix(root, "https://"), "http://")
+	var pipelineName any // null when the project's configuration names no pipelines
+	if p.Name != "" {
+		pipelineName = p.Name
+	}
 	name := p.ProjectPath[strings.LastIndex(p.ProjectPath, "/")+1:]
 	ns := p.ProjectPath[:max(0, strings.LastIndex(p.ProjectPath, "/"))]
 	return map[string]any{
 		"object_kind": "pipeline",
 		"object_attributes": map[string]any{
-			"id": p.ID, "iid": p.IID, "name": nil, "ref": p.Ref, "tag": false, "sha": p.SHA,
+			"id": p.ID, "iid": p.IID, "name": pipelineName, "ref": p.Ref, "tag": false, "sha": p.SHA,
 			"before_sha": "0000000000000000000000000000000000000000", "source": p.Source,
 			"status": p.Status, "detailed_status": wire.StatusText(p.Status), "stages": []string{j.Stage},
 			"created_at": hookTS(p.CreatedAt), "finished_at": hookTS(p.FinishedAt),

@@ -64,18 +64,38 @@ func detailedStatus(p Pipeline) map[string]any {
 	}
 }
 
-// PipelineBasicJSON is the list entry of GET /projects/:id/pipelines.
-func PipelineBasicJSON(p Pipeline, _ string) map[string]any {
+// pipelineBasic is API::Entities::Ci::PipelineBasic: what every pipeline
+// answer carries.
+func pipelineBasic(p Pipeline) map[string]any {
 	return map[string]any{
 		"id": p.ID, "iid": p.IID, "project_id": p.ProjectID, "status": p.Status,
-		"source": p.Source, "ref": p.Ref, "sha": p.SHA, "name": nil, "web_url": p.WebURL,
+		"source": p.Source, "ref": p.Ref, "sha": p.SHA, "web_url": p.WebURL,
 		"created_at": restTS(p.CreatedAt), "updated_at": restTS(p.UpdatedAt),
 	}
 }
 
-// PipelineJSON is the full pipeline of create, get and cancel.
+// nameJSON is a pipeline's name as the API shows it: null when the
+// project's configuration gave it none.
+func nameJSON(p Pipeline) any {
+	if p.Name == "" {
+		return nil
+	}
+	return p.Name
+}
+
+// PipelineBasicJSON is the list entry of GET /projects/:id/pipelines
+// (PipelineBasicWithMetadata: the basic pipeline and its name).
+func PipelineBasicJSON(p Pipeline, _ string) map[string]any {
+	m := pipelineBasic(p)
+	m["name"] = nameJSON(p)
+	return m
+}
+
+// PipelineJSON is the pipeline that create, cancel and retry answer with
+// (API::Entities::Ci::Pipeline). It has no name: the docs' examples of
+// those answers show none, and only the *WithMetadata entities expose it.
 func PipelineJSON(p Pipeline, root string) map[string]any {
-	m := PipelineBasicJSON(p, root)
+	m := pipelineBasic(p)
 	m["before_sha"] = "0000000000000000000000000000000000000000"
 	m["tag"] = false
 	m["yaml_errors"] = nil
@@ -87,6 +107,14 @@ func PipelineJSON(p Pipeline, root string) map[string]any {
 	m["queued_duration"] = Seconds(p.CreatedAt, p.StartedAt)
 	m["coverage"] = nil
 	m["detailed_status"] = detailedStatus(p)
+	return m
+}
+
+// PipelineWithMetadataJSON is the answer of GET
+// /projects/:id/pipelines/:pipeline_id: the full pipeline and its name.
+func PipelineWithMetadataJSON(p Pipeline, root string) map[string]any {
+	m := PipelineJSON(p, root)
+	m["name"] = nameJSON(p)
 	return m
 }
 

@@ -30,14 +30,17 @@ type Pipeline struct {
 	ID, IID, ProjectID int64
 	ProjectPath        string
 	Ref, SHA, Source   string
-	Status             string
-	Variables          []Variable
-	WebURL             string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
-	StartedAt          time.Time // zero until running
-	FinishedAt         time.Time // zero until terminal
-	Job                Job
+	// Name is what the project's workflow:name made of the pipeline's
+	// variables; "" when it has none (the API shows null).
+	Name       string
+	Status     string
+	Variables  []Variable
+	WebURL     string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	StartedAt  time.Time // zero until running
+	FinishedAt time.Time // zero until terminal
+	Job        Job
 }
 
 // Var returns the value of the pipeline variable key.

@@ -135,24 +135,40 @@ func TriggerVariables(raw any) []Variable {
 	return vars
 }
 
+// IsSource reports whether s is a pipeline source (CI_PIPELINE_SOURCE in
+// doc/ci/jobs/job_rules.md, and "unknown"): the list endpoint refuses any
+// other `source` filter.
+func IsSource(s string) bool {
+	return oneOf(s, "api", "chat", "external", "external_pull_request_event", "merge_request_event",
+		"ondemand_dast_scan", "ondemand_dast_validation", "parent_pipeline", "pipeline", "push", "schedule",
+		"security_orchestration_policy", "trigger", "unknown", "web", "webide")
+}
+
+// isStatus reports whether s is a documented value of the list's `status` filter.
+func isStatus(s string) bool {
+	return oneOf(s, "created", "waiting_for_resource", "preparing", "pending", "running", "success",
+		"failed", "canceled", "skipped", "manual", "scheduled")
+}
+
 // ListQuery is the validated query string of GET /projects/:id/pipelines.
 type ListQuery struct {
 	q                url.Values
-	after, before    time.Time
+	times            map[string]time.Time // updated_after, updated_before, created_after, created_before
 	orderBy, sortDir string
 }
 
-// ParseListQuery validates the filters and ordering of a pipeline list; an
-// error's text is the "error" of the 400 answer.
+// ParseListQuery validates the filters and ordering of a pipeline list as
+// lib/api/ci/pipelines.rb declares them; an error's text is the "error"
+// of the 400 answer.
 func ParseListQuery(q url.Values) (ListQuery, error) {
-	var after, before time.Time
-	for name, t := range map[string]*time.Time{"updated_after": &after, "updated_before": &before} {
+	times := map[string]time.Time{}
+	for _, name := range []string{"updated_after", "updated_before", "created_after", "created_before"} {
 		if v := q.Get(name); v != "" {
 			parsed, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
 				return ListQuery{}, fmt.Errorf("%s is invalid", name)
 			}
-			*t = parsed
+			times[name] = parsed
 		}
 	}
 	orderBy, sortDir := q.Get("order_by"), q.Get("sort")
@@ -162,24 +178,52 @@ func ParseListQuery(q url.Values) (ListQuery, error) {
 	if sortDir == "" {
 		sortDir = "desc"
 	}
-	if !oneOf(orderBy, "id", "status", "ref", "updated_at", "user_id") {
-		return ListQuery{}, errors.New("order_by does not have a valid value")
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"order_by", oneOf(orderBy, "id", "status", "ref", "updated_at", "user_id")},
+		{"sort", oneOf(sortDir, "asc", "desc")},
+		{"scope", oneOf(q.Get("scope"), "", "running", "pending", "finished", "branches", "tags")},
+		{"status", q.Get("status") == "" || isStatus(q.Get("status"))},
+		{"source", q.Get("source") == "" || IsSource(q.Get("source"))},
+	} {
+		if !c.ok {
+			return ListQuery{}, fmt.Errorf("%s does not have a valid value", c.name)
+		}
 	}
-	if !oneOf(sortDir, "asc", "desc") {
-		return ListQuery{}, errors.New("sort does not have a valid value")
+	if !oneOf(q.Get("yaml_errors"), "", "true", "false") {
+		return ListQuery{}, errors.New("yaml_errors is invalid")
 	}
-	return ListQuery{q: q, after: after, before: before, orderBy: orderBy, sortDir: sortDir}, nil
+	return ListQuery{q: q, times: times, orderBy: orderBy, sortDir: sortDir}, nil
 }
 
-// Match reports whether p passes the query's filters (the project aside).
+// Match reports whether p passes the query's filters (the project aside),
+// as Ci::PipelinesFinder applies them: exact ref, sha, status, source and
+// name; the time bounds are inclusive (UpdatedAtFilterable and
+// CreatedAtFilterable use >= and <=). Every simulated pipeline is made by
+// the one API user "paved-bot" and has a valid configuration.
 func (l ListQuery) Match(p Pipeline) bool {
-	q, after, before := l.q, l.after, l.before
+	q, t := l.q, l.times
+	outside := func(name string, at time.Time) bool {
+		bound, ok := t[name]
+		if !ok {
+			return false
+		}
+		if strings.HasSuffix(name, "_after") {
+			return at.Before(bound)
+		}
+		return at.After(bound)
+	}
 	skip := (q.Get("ref") != "" && p.Ref != q.Get("ref")) ||
 		(q.Get("status") != "" && p.Status != q.Get("status")) ||
 		(q.Get("sha") != "" && p.SHA != q.Get("sha")) ||
 		(q.Get("source") != "" && p.Source != q.Get("source")) ||
-		(!after.IsZero() && !p.UpdatedAt.After(after)) ||
-		(!before.IsZero() && !p.UpdatedAt.Before(before)) ||
+		(q.Get("name") != "" && p.Name != q.Get("name")) ||
+		(q.Get("username") != "" && q.Get("username") != "paved-bot") ||
+		q.Get("yaml_errors") == "true" ||
+		outside("updated_after", p.UpdatedAt) || outside("updated_before", p.UpdatedAt) ||
+		outside("created_after", p.CreatedAt) || outside("created_before", p.CreatedAt) ||
 		!inScope(p.Status, q.Get("scope"))
 	return !skip
 }
@@ -287,8 +331,32 @@ func inScope(status, scope string) bool {
 		return status == StatusPending
 	case "finished":
 		return Terminal(status)
+	case "tags":
+		return false // every simulated ref is a branch
 	}
-	return true // "", branches, tags: every simulated ref is a branch
+	return true // "", branches: see LatestPerRef
+}
+
+// LatestPerRef applies scope=branches as Ci::PipelinesFinder does: only
+// the newest pipeline of each branch (every simulated ref is one) is
+// listed. Other scopes leave list alone.
+func (l ListQuery) LatestPerRef(list []Pipeline) []Pipeline {
+	if l.q.Get("scope") != "branches" {
+		return list
+	}
+	latest := map[string]Pipeline{}
+	for _, p := range list {
+		if cur, ok := latest[p.Ref]; !ok || p.ID > cur.ID {
+			latest[p.Ref] = p
+		}
+	}
+	out := list[:0]
+	for _, p := range list {
+		if latest[p.Ref].ID == p.ID {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Msg is GitLab's {"message": m} error body.

@@ -1,0 +1,220 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+)
+
+// PipelineNamePrefix starts the name paved's provisioning component gives
+// every pipeline: `workflow: name: "paved $PAVED_RUN_ID"` in
+// deploy/gitlab/templates/provision.yml (deploy/gitlab's tests hold the two
+// together).
+const PipelineNamePrefix = "paved "
+
+// PipelineName is the name GitLab gives run runID's pipeline in a project
+// that includes paved's component (GitLab strips the name's surrounding
+// spaces).
+func PipelineName(runID string) string { return strings.TrimSpace(PipelineNamePrefix + runID) }
+
+// findSkew widens the fallback scan's created_after window, because paved's
+// clock and GitLab's are not the same clock.
+const findSkew = 2 * time.Minute
+
+// maxCursors bounds the scan cursors a Client remembers; forgetting one
+// only costs re-reading that run's pages.
+const maxCursors = 4096
+
+// cursorKey names one run's fallback scan.
+type cursorKey struct{ project, ref, runID string }
+
+// cursor is where a run's fallback scan resumes after an error or a miss.
+type cursor struct {
+	from    time.Time // the scan's created_after; another one starts afresh
+	page    int       // the page to list next
+	pending []int64   // pipelines of the page listed last still to examine, in order
+}
+
+// FindByRunID looks for the pipeline run runID created on ref in project
+// (since is when its dispatch began). found is false when there is none,
+// which is when a dispatcher may trigger again. A pipeline is adopted only
+// if it is on ref and GitLab lists it in project.
+//
+// The pipeline is asked for by name first: paved's component names each
+// pipeline PipelineName(runID), so one request (GET
+// /projects/:id/pipelines?name=…&source=api&ref=…&created_after=…) finds it, however many
+// runs are in flight, without reading any variables. Only when that finds
+// nothing — a project whose CI configuration lacks the name, or no pipeline
+// at all — does a scan of the pipelines created since the dispatch began
+// read their variables, and that scan resumes where the run's previous one
+// stopped instead of starting over (see scan).
+func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
+	from := since.Add(-findSkew).UTC()
+	p, found, err = c.findByName(ctx, project, ref, from, runID)
+	if err != nil || found {
+		if found {
+			c.dropCursor(cursorKey{project, ref, runID})
+		}
+		return p, found, err
+	}
+	return c.scan(ctx, project, ref, from, runID)
+}
+
+// findByName lists the run's pipelines created since from by name, oldest
+// first: if a race made two, the first is the run's and the other its
+// duplicate.
+func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string) (Pipeline, bool, error) {
+	name := PipelineName(runID)
+	opt := &gl.ListProjectPipelinesOptions{
+		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
+		Name:         gl.Ptr(name),
+		Source:       gl.Ptr("api"),
+		Ref:          gl.Ptr(ref),
+		CreatedAfter: gl.Ptr(from),
+		OrderBy:      gl.Ptr("id"),
+		Sort:         gl.Ptr("asc"),
+	}
+	var list []*gl.PipelineInfo
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		list, _, err = c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
+		return err
+	})
+	if err != nil {
+		return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines named %q in %s: %w", runID, name, project, err)
+	}
+	for _, info := range list {
+		// Both are compared here too: GitLab's ref filter also matches a
+		// ref's reserved merge-request refs, and a GitLab older than 16.9
+		// ignores the name filter (and before 16.3 shows no name), so the
+		// lookup then finds nothing and the scan takes over.
+		if info.Ref == ref && info.Name == name {
+			return fromInfo(info), true, nil
+		}
+	}
+	return Pipeline{}, false, nil
+}
+
+// scan walks the pipelines on ref created by the API since from, reading
+// each one's PAVED_RUN_ID (once per pipeline: see runIDOf), until one is
+// runID's.
+//
+// The walk is ordered so that a page once read stays read while GitLab
+// keeps creating pipelines: created_after (not updated_after) selects them,
+// so membership never changes as pipelines run — with updated_after an old
+// pipeline that changes status would join the list in the middle and shift
+// every later page — and order_by=id, sort=asc puts new pipelines, whose
+// ids are higher, after everything already read. A run's cursor therefore
+// stays valid between calls: after an error the next call goes on from the
+// pipeline it stopped at, and after a miss it re-reads only the last page
+// (which may have grown) and whatever came after. The run's own pipeline
+// cannot appear behind the cursor: the dispatcher reconciles only after a
+// trigger has had time to land. Deleting pipelines could shift pages, but
+// retention deletes old pipelines, not ones created since a dispatch began.
+func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, runID string) (Pipeline, bool, error) {
+	key := cursorKey{project, ref, runID}
+	cur := c.loadCursor(key, from)
+	defer func() { c.saveCursor(key, cur) }()
+	listed := map[int64]*gl.PipelineInfo{} // what this call listed, to answer without another read
+	atEnd := false
+	for {
+		for len(cur.pending) > 0 {
+			id := cur.pending[0]
+			got, err := c.runIDOf(ctx, project, id)
+			if err != nil {
+				return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, id, project, err)
+			}
+			if got == runID {
+				p, ok, err := c.matched(ctx, project, ref, id, listed[id])
+				if err != nil {
+					return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: %w", runID, err)
+				}
+				if ok {
+					p.RunID = runID
+					cur = nil // done with this run
+					return p, true, nil
+				}
+			}
+			cur.pending = cur.pending[1:]
+		}
+		if atEnd {
+			return Pipeline{}, false, nil
+		}
+		opt := &gl.ListProjectPipelinesOptions{
+			ListOptions:  gl.ListOptions{PerPage: 100, Page: int64(cur.page)},
+			Ref:          gl.Ptr(ref),
+			Source:       gl.Ptr("api"),
+			CreatedAfter: gl.Ptr(from),
+			OrderBy:      gl.Ptr("id"),
+			Sort:         gl.Ptr("asc"),
+		}
+		var list []*gl.PipelineInfo
+		var resp *gl.Response
+		err := c.call(ctx, func(ctx context.Context) (err error) {
+			list, resp, err = c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
+			return err
+		})
+		if err != nil {
+			return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines in %s (page %d): %w", runID, project, cur.page, err)
+		}
+		for _, info := range list {
+			listed[info.ID] = info
+			cur.pending = append(cur.pending, info.ID)
+		}
+		if resp.NextPage == 0 {
+			atEnd = true // and the next call lists this page again: it may have grown
+		} else {
+			cur.page = int(resp.NextPage)
+		}
+	}
+}
+
+// matched returns pipeline id, whose PAVED_RUN_ID matched, if it is on
+// ref. info is how this call listed it; nil means an earlier call did, and
+// the pipeline is read afresh (a deleted one is no match).
+func (c *Client) matched(ctx context.Context, project, ref string, id int64, info *gl.PipelineInfo) (Pipeline, bool, error) {
+	var p Pipeline
+	if info != nil {
+		p = fromInfo(info)
+	} else {
+		var err error
+		if p, err = c.Pipeline(ctx, project, id); IsNotFound(err) {
+			return Pipeline{}, false, nil
+		} else if err != nil {
+			return Pipeline{}, false, err
+		}
+	}
+	return p, p.Ref == ref, nil
+}
+
+// loadCursor is a copy of the run's cursor, or a fresh one at page 1 when
+// there is none for a scan from from.
+func (c *Client) loadCursor(key cursorKey, from time.Time) *cursor {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.cursors[key]; ok && cur.from.Equal(from) {
+		return &cursor{from: cur.from, page: cur.page, pending: append([]int64(nil), cur.pending...)}
+	}
+	return &cursor{from: from, page: 1}
+}
+
+// saveCursor remembers cur for the run; nil forgets it.
+func (c *Client) saveCursor(key cursorKey, cur *cursor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur == nil {
+		delete(c.cursors, key)
+		return
+	}
+	if _, ok := c.cursors[key]; !ok && len(c.cursors) >= maxCursors {
+		for k := range c.cursors { // evict any one: bounded, and a lost cursor only costs reads
+			delete(c.cursors, k)
+			break
+		}
+	}
+	c.cursors[key] = cur
+}
+
+func (c *Client) dropCursor(key cursorKey) { c.saveCursor(key, nil) }

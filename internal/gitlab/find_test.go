@@ -1,0 +1,229 @@
+package gitlab
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+)
+
+// tally counts the requests a client makes by kind ("name" for a list by
+// name, "list" for others, "variables", "get", "create") and by whether
+// GitLab answered 2xx.
+type tally struct {
+	mu     sync.Mutex
+	ok, no map[string]int
+}
+
+func newTally() *tally { return &tally{ok: map[string]int{}, no: map[string]int{}} }
+
+func (c *tally) RoundTrip(r *http.Request) (*http.Response, error) {
+	kind := "get"
+	switch p := r.URL.EscapedPath(); {
+	case r.Method == http.MethodPost:
+		kind = "create"
+	case strings.HasSuffix(p, "/pipelines") && r.URL.Query().Has("name"):
+		kind = "name"
+	case strings.HasSuffix(p, "/pipelines"):
+		kind = "list"
+	case strings.HasSuffix(p, "/variables"):
+		kind = "variables"
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && resp.StatusCode/100 == 2 {
+		c.ok[kind]++
+	} else {
+		c.no[kind]++
+	}
+	return resp, err
+}
+
+// counts returns the 2xx and the failed requests of kind so far.
+func (c *tally) counts(kind string) (ok, failed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ok[kind], c.no[kind]
+}
+
+// fill creates n pipelines on main in project, the i-th carrying run id
+// "r_<i>", without going through the client.
+func fill(t *testing.T, sim *gitlabsim.Sim, project string, n int) []gitlabsim.Pipeline {
+	t.Helper()
+	out := make([]gitlabsim.Pipeline, 0, n)
+	for i := 0; i < n; i++ {
+		p, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: project, Ref: "main",
+			Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_" + strconv.Itoa(i)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestReconcileByNameIsOneRequest: with 1,000 runs' pipelines in the
+// project and a fifth of GitLab's answers failing, finding a run's pipeline
+// is one successful request and reads no variables.
+func TestReconcileByNameIsOneRequest(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{Seed: 7}, Options{HTTPClient: &http.Client{Transport: counts}})
+	since := time.Now()
+	all := fill(t, sim, "grp/svc", 1000)
+	sim.SetFaults(gitlabsim.Faults{ServerErrorRate: 0.2})
+
+	for _, i := range []int{0, 517, 999} {
+		before, _ := counts.counts("name")
+		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_"+strconv.Itoa(i))
+		if err != nil || !found || p.ID != all[i].ID || p.Name != PipelineName("r_"+strconv.Itoa(i)) {
+			t.Fatalf("run %d: %+v, %v, %v; want pipeline #%d", i, p, found, err, all[i].ID)
+		}
+		if after, _ := counts.counts("name"); after-before != 1 {
+			t.Errorf("run %d: %d successful lookups by name, want 1", i, after-before)
+		}
+	}
+	for _, kind := range []string{"list", "variables", "get"} {
+		if ok, failed := counts.counts(kind); ok+failed != 0 {
+			t.Errorf("made %d %s requests besides the lookups by name", ok+failed, kind)
+		}
+	}
+}
+
+// TestFallbackScanResumesAcrossFailures: in a project whose pipelines have
+// no name, the scan reads their variables; every error surfaces (no
+// retries) and the caller simply asks again, as the dispatcher does. Each
+// page is listed once and each pipeline's variables read once: the scan
+// resumes where it stopped instead of restarting, which could never get
+// through 1,010 requests in a row at a 20 % failure rate.
+func TestFallbackScanResumesAcrossFailures(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{Seed: 11, NoWorkflowName: true}, Options{Retries: -1, HTTPClient: &http.Client{Transport: counts}})
+	since := time.Now()
+	all := fill(t, sim, "grp/svc", 1000) // ten pages of 100; r_999 is the last one
+	sim.SetFaults(gitlabsim.Faults{ServerErrorRate: 0.2})
+
+	attempts, errs := 0, 0
+	for {
+		attempts++
+		if attempts > 5000 {
+			t.Fatalf("no result after %d attempts", attempts)
+		}
+		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_999")
+		if err != nil {
+			if IsPermanent(err) {
+				t.Fatal(err)
+			}
+			errs++
+			continue
+		}
+		if !found || p.ID != all[999].ID || p.RunID != "r_999" {
+			t.Fatalf("found %v %+v, want pipeline #%d", found, p, all[999].ID)
+		}
+		break
+	}
+	pages, _ := counts.counts("list")
+	if pages != 10 {
+		t.Errorf("listed %d pages in all, want each of the 10 once", pages)
+	}
+	if vars, _ := counts.counts("variables"); vars != 1000 {
+		t.Errorf("read variables successfully %d times, want once per pipeline (1000)", vars)
+	}
+	t.Logf("%d attempts, %d of them failed; %d pages listed", attempts, errs, pages)
+}
+
+// TestFallbackScanResumesAfterAMiss: a scan that found nothing keeps its
+// place, so the next reconcile of the same run lists only the last page
+// (which has grown) and reads only the new pipeline's variables.
+func TestFallbackScanResumesAfterAMiss(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{NoWorkflowName: true}, Options{HTTPClient: &http.Client{Transport: counts}})
+	ctx := context.Background()
+	since := time.Now()
+	fill(t, sim, "grp/svc", 250)
+	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late"); err != nil || found {
+		t.Fatalf("found %v, %v; want nothing yet", found, err)
+	}
+	listsBefore, _ := counts.counts("list")
+	varsBefore, _ := counts.counts("variables")
+	late, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "grp/svc", Ref: "main",
+		Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_late"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late")
+	if err != nil || !found || p.ID != late.ID {
+		t.Fatalf("found %v %+v, %v; want #%d", found, p, err, late.ID)
+	}
+	lists, _ := counts.counts("list")
+	vars, _ := counts.counts("variables")
+	// Page 3 again (the lookup by name aside), and the new pipeline's variables.
+	if lists-listsBefore != 1 || vars-varsBefore != 1 {
+		t.Errorf("second reconcile listed %d pages and read %d variables, want 1 and 1", lists-listsBefore, vars-varsBefore)
+	}
+	c.mu.Lock()
+	n := len(c.cursors)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d cursors left after the run's pipeline was found", n)
+	}
+}
+
+// TestFoundByNameOnlyOnTheRunsRef: a named pipeline on another ref is not
+// the run's, even if a list answers with it (GitLab's ref filter also
+// matches reserved merge-request refs).
+func TestFoundByNameOnlyOnTheRunsRef(t *testing.T) {
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.RawQuery)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		var list []map[string]any
+		if r.URL.Query().Get("name") != "" {
+			list = append(list, map[string]any{"id": 9, "project_id": 5, "ref": "refs/merge-requests/1/head",
+				"name": PipelineName("r_1"), "source": "api", "status": "running"})
+		}
+		_ = json.NewEncoder(w).Encode(list)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, token, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, found, err := c.FindByRunID(context.Background(), "5", "main", time.Now(), "r_1"); err != nil || found {
+		t.Fatalf("found %v %+v, %v; want nothing", found, p, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(queries) != 2 || !strings.Contains(queries[0], "name=paved+r_1") || !strings.Contains(queries[0], "source=api") ||
+		!strings.Contains(queries[0], "ref=main") || !strings.Contains(queries[1], "created_after=") ||
+		!strings.Contains(queries[1], "order_by=id") || !strings.Contains(queries[1], "sort=asc") {
+		t.Errorf("queries %q: want a lookup by name, then the fallback scan by id ascending", queries)
+	}
+}
+
+func TestCursorsAreBounded(t *testing.T) {
+	c, err := New("http://gitlab.invalid", token, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxCursors+50; i++ {
+		c.saveCursor(cursorKey{"p", "main", "r_" + strconv.Itoa(i)}, &cursor{page: 2})
+	}
+	if n := len(c.cursors); n != maxCursors {
+		t.Fatalf("%d cursors, want at most %d", n, maxCursors)
+	}
+	last := cursorKey{"p", "main", "r_" + strconv.Itoa(maxCursors+49)}
+	if got := c.loadCursor(last, time.Time{}); got.page != 2 {
+		t.Errorf("the latest cursor was evicted: %+v", got)
+	}
+}
