@@ -57,6 +57,17 @@ func (c *Change) Report(r run.Report) *Change {
 	return c
 }
 
+// CancelPayload names the pipeline a cancel task stops; zero means the
+// run's own.
+type CancelPayload struct {
+	PipelineID int64 `json:"pipelineId,omitempty"`
+}
+
+// CancelTask is a cancel task for a pipeline (0: the run's own).
+func CancelTask(pipelineID int64) NewTask {
+	return NewTask{Kind: KindCancel, Payload: CancelPayload{PipelineID: pipelineID}}
+}
+
 // Task is a claimed outbox row.
 type Task struct {
 	ID       int64
@@ -72,10 +83,31 @@ type Query struct {
 	UpdatedBefore time.Time
 	// ActivePipeline keeps runs whose pipeline has not finished in GitLab.
 	ActivePipeline bool
+	// HasPipeline keeps runs that have a pipeline, whatever its status.
+	HasPipeline bool
 	// OldestFirst orders by last update, oldest first (default: newest
 	// created first).
 	OldestFirst bool
-	Limit       int // default 100
+	// ByID orders by run id and starts after AfterID: pages that reach
+	// every matching run, however many there are and however they change.
+	ByID    bool
+	AfterID string
+	Limit   int // default 100
+}
+
+// Errors of the log and output callbacks, matched with errors.Is.
+var (
+	// ErrLimit means a run has reached a configured cap (log lines, outputs).
+	ErrLimit = errors.New("limit reached")
+	// ErrFinished means the run has ended and takes no more pipeline news.
+	ErrFinished = errors.New("run has finished")
+)
+
+// LogLine is one line the pipeline posted to a run's log.
+type LogLine struct {
+	Seq  int64     `json:"seq"`
+	At   time.Time `json:"at"`
+	Line string    `json:"line"`
 }
 
 // Outbox is how a worker takes tasks: claim a batch under a lease, then

@@ -74,7 +74,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 
 // Complete marks a task done.
 func (s *Store) Complete(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET done_at = ? WHERE id = ?`, s.now().UnixMilli(), id); err != nil {
+	if err := s.exec(ctx, `UPDATE outbox SET done_at = ? WHERE id = ?`, s.now().UnixMilli(), id); err != nil {
 		return fmt.Errorf("complete task %d: %w", id, err)
 	}
 	return nil
@@ -82,7 +82,7 @@ func (s *Store) Complete(ctx context.Context, id int64) error {
 
 // Retry makes a task claimable again at the given time and keeps the error.
 func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
+	if err := s.exec(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
 		return fmt.Errorf("retry task %d: %w", id, err)
 	}
 	return nil
@@ -98,7 +98,7 @@ func (s *Store) Release(ctx context.Context, ids ...int64) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
+	err := s.exec(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
 		strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("release tasks: %w", err)

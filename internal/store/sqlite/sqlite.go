@@ -28,13 +28,34 @@ var migrations embed.FS
 type Store struct {
 	db  *sql.DB
 	now func() time.Time
+	// write admits one writer at a time, in arrival order. SQLite allows
+	// one writer anyway; queueing in Go instead of in SQLite's busy handler
+	// (which polls, favours no one and gives up after busy_timeout) means a
+	// request waits its turn behind the workers instead of failing.
+	write chan struct{}
+	// busyWait bounds how long a write retries while another process holds
+	// the lock (SQLITE_BUSY past busy_timeout).
+	busyWait time.Duration
 }
 
+// Option tunes Open.
+type Option func(*options)
+
+type options struct{ busyTimeout time.Duration }
+
+// WithBusyTimeout sets SQLite's busy_timeout: how long one statement waits
+// for another process's write lock before the store's own retries begin.
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
 // Open opens (creating if needed) the database at path and migrates it.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{busyTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	// FULL: a run Port was told about (202) must survive a power loss too.
 	q.Add("_pragma", "synchronous(FULL)")
@@ -45,7 +66,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, write: make(chan struct{}, 1), busyWait: 30 * time.Second}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
@@ -60,10 +81,20 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Ping checks the database answers.
+// Ping checks the database answers reads.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Writable proves the store can commit a write: a read-only file, a full
+// disk or a lost lock all fail here, where a read would still succeed.
+func (s *Store) Writable(ctx context.Context) error {
+	err := s.exec(ctx, `INSERT INTO store_health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, s.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store write check: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -98,16 +129,64 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// tx runs fn in a write transaction, after the writers before it.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	return s.writing(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// exec runs one write statement, after the writers before it.
+func (s *Store) exec(ctx context.Context, query string, args ...any) error {
+	return s.writing(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, query, args...)
 		return err
+	})
+}
+
+// writing takes the write turn and runs fn, retrying it while SQLite says
+// the database is busy (another process writing), for up to busyWait.
+func (s *Store) writing(ctx context.Context, fn func() error) error {
+	select {
+	case s.write <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the store's write turn: %w", ctx.Err())
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
+	defer func() { <-s.write }()
+	deadline := time.Now().Add(s.busyWait)
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(min(time.Duration(attempt)*10*time.Millisecond, 250*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
 	}
-	return tx.Commit()
+}
+
+// isBusy reports SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+func isBusy(err error) bool {
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	return false
 }
 
 // CreateRun stores a new run with its change. When a run with the same
@@ -278,6 +357,13 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if q.ActivePipeline {
 		where = append(where, pipelineActive(""))
 	}
+	if q.HasPipeline {
+		where = append(where, "pipeline_id IS NOT NULL")
+	}
+	if q.ByID && q.AfterID != "" {
+		where = append(where, "id > ?")
+		args = append(args, q.AfterID)
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -286,9 +372,12 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if limit <= 0 {
 		limit = 100
 	}
-	if q.OldestFirst {
+	switch {
+	case q.ByID:
+		sqlText += ` ORDER BY id LIMIT ?`
+	case q.OldestFirst:
 		sqlText += ` ORDER BY updated_at, id LIMIT ?`
-	} else {
+	default:
 		sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	}
 	args = append(args, limit)

@@ -30,6 +30,9 @@ type Backend interface {
 	Release(ctx context.Context, ids ...int64) error
 	Pending(ctx context.Context, kind string) (int, error)
 	Ping(ctx context.Context) error
+	Writable(ctx context.Context) error
+	AppendLogs(ctx context.Context, id string, lines []string, max int) error
+	Logs(ctx context.Context, id string, after int64, limit int) ([]store.LogLine, error)
 }
 
 // NewRun makes a queued run on the given stack, created at t.
@@ -268,7 +271,101 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		if err := s.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.Writable(ctx); err != nil {
+			t.Fatal(err)
+		}
 	})
+
+	t.Run("pages by id reach every run", func(t *testing.T) { pagesByID(t, open) })
+	t.Run("log lines are rows, capped per run", func(t *testing.T) { logLines(t, open) })
+}
+
+// pagesByID checks that ByID/AfterID paging visits every matching run
+// exactly once, and that HasPipeline keeps only runs with a pipeline.
+func pagesByID(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	want := map[string]bool{}
+	for i := range 23 {
+		r := NewRun(fmt.Sprint("page-", i), fmt.Sprint("svc", i), t0)
+		r.State = run.Running
+		if i%2 == 0 {
+			r.PipelineID = int64(100 + i)
+			want[r.ID] = true
+		}
+		if _, _, err := s.CreateRun(ctx, r, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		page, err := s.ListRuns(ctx, store.Query{States: []run.State{run.Running}, HasPipeline: true, ByID: true, AfterID: after, Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			if seen[r.ID] || !want[r.ID] {
+				t.Fatalf("run %s seen twice or without a pipeline", r.ID)
+			}
+			if r.ID <= after {
+				t.Fatalf("page not in id order: %s after %s", r.ID, after)
+			}
+			seen[r.ID] = true
+			after = r.ID
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("paging saw %d runs, want %d", len(seen), len(want))
+	}
+}
+
+// logLines checks the log callbacks' storage: rows in order, one report per
+// line, nothing stored past the cap or after the run ended.
+func logLines(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	r := NewRun("logs", "svc", t0)
+	r.State = run.Running
+	if _, _, err := s.CreateRun(ctx, r, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, r.ID, []string{"one", "two"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, r.ID, []string{"three", "four"}, 3); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("past the cap: %v, want ErrLimit", err)
+	}
+	if err := s.AppendLogs(ctx, r.ID, []string{"three"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Logs(ctx, r.ID, 0, 10)
+	if err != nil || len(lines) != 3 || lines[0].Line != "one" || lines[2].Line != "three" || lines[2].Seq != 3 {
+		t.Fatalf("lines = %+v, %v", lines, err)
+	}
+	if tail, _ := s.Logs(ctx, r.ID, 2, 10); len(tail) != 1 || tail[0].Line != "three" {
+		t.Fatalf("lines after 2 = %+v", tail)
+	}
+	if n, _ := s.Pending(ctx, store.KindReport); n != 3 {
+		t.Fatalf("%d report tasks, want one per stored line", n)
+	}
+	if err := s.AppendLogs(ctx, "r_missing", []string{"x"}, 3); !errors.Is(err, run.ErrNotFound) {
+		t.Fatalf("missing run: %v", err)
+	}
+	if _, err := s.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) { return store.Change{}, r.MoveTo(run.Succeeded, t0) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLogs(ctx, r.ID, []string{"late"}, 0); !errors.Is(err, store.ErrFinished) {
+		t.Fatalf("after the end: %v, want ErrFinished", err)
+	}
 }
 
 func runIDs(ts []store.Task) []string {
