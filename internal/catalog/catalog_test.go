@@ -271,6 +271,20 @@ func TestStackOf(t *testing.T) {
 	if _, err := cs.StackOf(run.Request{Inputs: map[string]any{"tenant": "a", "environment": "dev", "name": ""}}); err == nil {
 		t.Error("empty service name accepted")
 	}
+	// A service name taken from an entity identifier must be a DNS label
+	// before it reaches a stack name or a GitLab variable.
+	for _, bad := range []string{"Checkout", "check_out", "-checkout", "checkout-", "a.b", "../etc", "svc name", "svc\n", strings.Repeat("a", 64), strings.Repeat("x", 100000)} {
+		_, err := s3.StackOf(run.Request{Entity: run.Entity{Identifier: bad, Blueprint: "service"}, Inputs: map[string]any{"tenant": "acme", "environment": "dev"}})
+		if err == nil || !strings.Contains(err.Error(), "is not a valid name") {
+			t.Errorf("service %.20q: err = %v, want a refusal", bad, err)
+		}
+		if err != nil && len(err.Error()) > 400 {
+			t.Errorf("service %.20q: error echoes %d bytes", bad, len(err.Error()))
+		}
+	}
+	if _, err := s3.StackOf(run.Request{Entity: run.Entity{Identifier: strings.Repeat("a", 63)}, Inputs: map[string]any{"tenant": "acme", "environment": "dev"}}); err != nil {
+		t.Errorf("63-character label refused: %v", err)
+	}
 }
 
 func TestTeamOf(t *testing.T) {

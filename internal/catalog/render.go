@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/paved-idp/paved/internal/run"
 )
@@ -20,7 +21,7 @@ func (a *Action) StackOf(req run.Request) (run.Stack, error) {
 		case !ok || v == nil:
 			errs = append(errs, fmt.Errorf("%s: input %q is missing", what, input))
 		case !isStr || strings.TrimSpace(s) == "":
-			errs = append(errs, fmt.Errorf("%s: input %q must be a non-empty string, got %v", what, input, v))
+			errs = append(errs, fmt.Errorf("%s: input %q must be a non-empty string, got %s", what, input, clipped(fmt.Sprint(v))))
 		}
 		return s
 	}
@@ -33,10 +34,34 @@ func (a *Action) StackOf(req run.Request) (run.Stack, error) {
 			errs = append(errs, fmt.Errorf("service: action %s runs on a %s entity, but the request names none", a.Identifier, a.Blueprint))
 		}
 	}
+	if len(errs) == 0 {
+		// Each part becomes part of a Pulumi stack name, a Kubernetes
+		// namespace and a GitLab variable: it must be a DNS label.
+		for _, p := range []struct{ what, v string }{{"tenant", st.Tenant}, {"environment", st.Environment}, {"service", st.Service}} {
+			if !dnsLabel.MatchString(p.v) {
+				errs = append(errs, fmt.Errorf("%s %q is not a valid name: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", p.what, clipped(p.v)))
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return run.Stack{}, fmt.Errorf("action %s: stack: %w", a.Identifier, err)
 	}
 	return st, nil
+}
+
+// dnsLabel is an RFC 1123 label, as Kubernetes names namespaces.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// clipped shortens a value quoted back in an error.
+func clipped(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	n := 80
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // TeamOf is the team that owns the service: for CREATE the developer names
