@@ -30,7 +30,14 @@ type Config struct {
 	Environments []Environment `yaml:"environments"`
 	Tenants      []string      `yaml:"tenants"`
 	Workers      Workers       `yaml:"workers"`
+	Limits       Limits        `yaml:"limits"`
 	Log          Log           `yaml:"log"`
+}
+
+// Limits cap what one run's pipeline may post through its callbacks.
+type Limits struct {
+	RunLogLines    int `yaml:"runLogLines"`
+	RunOutputBytes int `yaml:"runOutputBytes"` // the outputs as JSON
 }
 
 // Server is the HTTP listener.
@@ -113,6 +120,7 @@ func Default() Config {
 		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
 		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
 		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, Lease: time.Minute, RunTimeout: time.Hour},
+		Limits:  Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
 		Log:     Log{Format: "json", Level: "info"},
 	}
 }
@@ -274,6 +282,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers.Interval <= 0 || c.Workers.Lease <= 0 || c.Workers.ReportConcurrency <= 0 || c.Workers.RunTimeout <= 0 {
 		bad("workers", "interval, lease, reportConcurrency and runTimeout must be positive")
+	}
+	if c.Limits.RunLogLines <= 0 || c.Limits.RunOutputBytes <= 0 {
+		bad("limits", "runLogLines and runOutputBytes must be positive")
 	}
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		bad("log.format", "must be json or console")

@@ -12,15 +12,6 @@ import (
 	"github.com/paved-idp/paved/internal/store"
 )
 
-// cancelPayload names the pipeline to stop; zero means the run's own.
-type cancelPayload struct {
-	PipelineID int64 `json:"pipelineId,omitempty"`
-}
-
-func cancelTask(pipelineID int64) store.NewTask {
-	return store.NewTask{Kind: store.KindCancel, Payload: cancelPayload{PipelineID: pipelineID}}
-}
-
 // cancel stops a pipeline: the one the task names, or the run's own. A run
 // that ended mid-dispatch has its pipeline found by PAVED_RUN_ID; none found
 // means none was made (adopt catches one that lands later).
@@ -29,7 +20,7 @@ func (w *Worker) cancel(ctx context.Context, t store.Task) error {
 	if err != nil {
 		return err
 	}
-	var pl cancelPayload
+	var pl store.CancelPayload
 	_ = json.Unmarshal(t.Payload, &pl) // an empty payload means the run's own pipeline
 	id := pl.PipelineID
 	if id == 0 {

@@ -27,6 +27,13 @@ type Pipelines interface {
 	Cancel(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
+// Adopter records a pipeline GitLab vouched for as a run's and applies its
+// status exactly as a hook would (the tracker), inside the caller's
+// transaction: a pipeline found already finished finishes the run.
+type Adopter interface {
+	Adopt(r *run.Run, p gitlab.Pipeline, how string) (store.Change, error)
+}
+
 // StackQueue lists the runs holding or waiting for a stack, in order.
 type StackQueue interface {
 	StackQueue(ctx context.Context, stackKey string) ([]string, error)
@@ -37,6 +44,7 @@ type Worker struct {
 	Store     store.RunOutbox
 	Queue     StackQueue
 	Pipelines Pipelines
+	Adopter   Adopter
 	Log       *zap.Logger
 	// PublicURL is paved's address as pipelines reach it.
 	PublicURL string
@@ -57,12 +65,11 @@ type Worker struct {
 // Run dispatches until ctx ends. At the end no new trigger starts; the one
 // in flight gets Drain to finish.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(work context.Context) bool {
+	worker.Loop(ctx, worker.Options{Interval: w.Interval, Drain: w.Drain, Wake: w.Waker, OnError: func(err error, n int, wait time.Duration) {
+		w.Log.Error("dispatch", zap.Error(err), zap.Int("failures_in_a_row", n), zap.Duration("retry_in", wait))
+	}}, func(work context.Context) (bool, error) {
 		n, err := w.tick(work, ctx.Done())
-		if err != nil && ctx.Err() == nil {
-			w.Log.Error("dispatch", zap.Error(err))
-		}
-		return n > 0 && err == nil
+		return n > 0, err
 	})
 }
 
@@ -181,33 +188,10 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	return w.adopt(ctx, t, r.ID, p, "pipeline created")
 }
 
-// adopt records p as the run's pipeline. A pipeline that is not the run's —
-// a second one made in a race with the webhook, or one that landed after the
-// run was canceled — is canceled, never left running unwatched.
+// adopt records p, which GitLab returned for the run's project, as the
+// run's pipeline (see Adopter).
 func (w *Worker) adopt(ctx context.Context, t store.Task, id string, p gitlab.Pipeline, how string) error {
-	_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
-		var ch store.Change
-		switch {
-		case r.PipelineID == p.ID:
-			return ch, store.ErrNoChange // already recorded (the webhook came first)
-		case r.PipelineID != 0:
-			ch.Add(fmt.Sprintf("pipeline #%d duplicates the run's pipeline #%d; canceling it", p.ID, r.PipelineID))
-			ch.Tasks = append(ch.Tasks, cancelTask(p.ID))
-			return ch, nil
-		case r.State != run.Dispatching:
-			r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
-			ch.Add(fmt.Sprintf("pipeline #%d started after the run ended (%s); canceling it", p.ID, r.State))
-			ch.Tasks = append(ch.Tasks, cancelTask(p.ID))
-			return ch, nil
-		}
-		if err := r.MoveTo(run.Running, w.now()); err != nil {
-			return ch, err
-		}
-		r.PipelineID, r.PipelineURL, r.PipelineStatus = p.ID, p.WebURL, p.Status
-		ch.Add(fmt.Sprintf("%s: #%d %s", how, p.ID, p.WebURL))
-		ch.Report(run.Report{Link: p.WebURL, StatusLabel: "Pipeline " + p.Status, Log: fmt.Sprintf("Pipeline #%d started: %s", p.ID, p.WebURL)})
-		return ch, nil
-	})
+	_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) { return w.Adopter.Adopt(r, p, how) })
 	if err != nil {
 		return w.retry(ctx, t, fmt.Errorf("record pipeline %d of run %s: %w", p.ID, id, err))
 	}

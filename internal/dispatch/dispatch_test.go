@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
@@ -18,6 +19,7 @@ import (
 	"github.com/paved-idp/paved/internal/store/sqlite"
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
+	"github.com/paved-idp/paved/internal/track"
 )
 
 type fixture struct {
@@ -43,7 +45,12 @@ func setup(t *testing.T, cfg gitlabsim.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Worker{Store: st, Queue: st, Pipelines: gl, Log: zap.NewNop(), PublicURL: "https://paved.test", RunTokenKey: []byte("k"), Interval: time.Hour, Lease: time.Minute}
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: zap.NewNop(), PollInterval: time.Minute}
+	w := &Worker{Store: st, Queue: st, Pipelines: gl, Adopter: tr, Log: zap.NewNop(), PublicURL: "https://paved.test", RunTokenKey: []byte("k"), Interval: time.Hour, Lease: time.Minute}
 	return &fixture{w: w, st: st, sim: sim, gl: gl}
 }
 
@@ -160,6 +167,54 @@ func TestLostTriggerAnswerIsReconciledAfterItSettles(t *testing.T) {
 	}
 	if n := f.sim.CountByRunID(r.ID); n != 1 {
 		t.Fatalf("%d pipelines for the run, want exactly 1", n)
+	}
+}
+
+// GitLab created the pipeline but the answer was lost, every hook was
+// lost, and the pipeline finished before reconcile: adopting it finishes
+// the run at once (it must not stay running with a finished pipeline, nor
+// time out and have its finished pipeline "canceled").
+func TestReconcileOfAFinishedPipelineFinishesTheRun(t *testing.T) {
+	f := setup(t, gitlabsim.Config{Faults: gitlabsim.Faults{LostCreateRate: 1}, Decide: func(gitlabsim.Pipeline) gitlabsim.Outcome {
+		return gitlabsim.Outcome{Status: "success"}
+	}})
+	ctx := context.Background()
+	clock := time.Now().UTC()
+	f.w.Now = func() time.Time { return clock }
+	f.st.SetClock(f.w.Now)
+	f.w.Settle = time.Minute
+	r := f.queue(t, "p1")
+	f.tick(t)
+	f.sim.SetFaults(gitlabsim.Faults{})
+	waitFor(t, "the lost pipeline to finish", func() bool {
+		ps := f.sim.Pipelines()
+		return len(ps) == 1 && ps[0].Status == "success"
+	})
+	clock = clock.Add(2 * time.Minute)
+	f.tick(t)
+	got := f.get(t, r.ID)
+	if got.State != run.Succeeded || got.PipelineStatus != "success" {
+		t.Fatalf("run %s with pipeline %s, want succeeded", got.State, got.PipelineStatus)
+	}
+	if n, _ := f.st.Pending(ctx, store.KindCancel); n != 0 {
+		t.Fatalf("%d cancel tasks for a finished pipeline", n)
+	}
+	reps := sqlitetest.Reports(t, f.st)
+	if last := reps[len(reps)-1]; last.Final != run.Success {
+		t.Fatalf("last report %+v, want the final SUCCESS", last)
+	}
+}
+
+// waitFor waits (up to a generous bound) for a condition another goroutine
+// brings about; it synchronises, it does not time anything.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

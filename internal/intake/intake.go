@@ -6,6 +6,9 @@ package intake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,13 +77,17 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if req.Portal == "" || req.PortalRunID == "" {
 		return nil, false, errors.New("submit: request has no portal run id")
 	}
+	digest, err := Digest(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("submit %s run %s: %w", req.Portal, req.PortalRunID, err)
+	}
 	if existing, err := s.Store.RunByPortal(ctx, req.Portal, req.PortalRunID); err == nil {
-		return existing, false, nil
+		return repeat(existing, digest)
 	} else if !errors.Is(err, run.ErrNotFound) {
 		return nil, false, fmt.Errorf("submit %s run %s: %w", req.Portal, req.PortalRunID, err)
 	}
 	now := s.now()
-	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, CreatedAt: now, UpdatedAt: now}
+	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now}
 	var ch store.Change
 	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", req.Action, userName(req.User), req.Portal, req.PortalRunID))
 
@@ -190,6 +197,10 @@ func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run
 	if err != nil {
 		return nil, false, fmt.Errorf("submit %s run %s: %w", r.Request.Portal, r.Request.PortalRunID, err)
 	}
+	if !created {
+		// A concurrent delivery of the same key won the race.
+		return repeat(out, r.RequestDigest)
+	}
 	if created {
 		s.Log.Info("run recorded", zap.String("run", out.ID), zap.String("action", out.Request.Action),
 			zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))
@@ -245,6 +256,46 @@ func (s *Service) Deny(ctx context.Context, id, approver, reason string) (*run.R
 		return nil, fmt.Errorf("deny run %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// ConflictError refuses a request whose idempotency key (portal run id) was
+// already used for a different request, as Stripe's API does: only an
+// identical repeat returns the first run.
+type ConflictError struct {
+	Portal, Key string
+	RunID       string // the run the key belongs to
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("idempotency key %q was already used for a different request (run %s); send the same request to repeat it, or use a new key", e.Key, e.RunID)
+}
+
+// repeat answers a repeated delivery: the first run if the request is the
+// same, a ConflictError if not. Runs stored before digests existed have
+// none and are taken as the same.
+func repeat(existing *run.Run, digest string) (*run.Run, bool, error) {
+	if existing.RequestDigest != "" && existing.RequestDigest != digest {
+		return nil, false, &ConflictError{Portal: existing.Request.Portal, Key: existing.Request.PortalRunID, RunID: existing.ID}
+	}
+	return existing, false, nil
+}
+
+// Digest fingerprints what a request asks for — action, user, entity and
+// inputs as submitted, before paved adds anything (such as teams looked up
+// in the portal). JSON encoding sorts map keys, so equal requests give
+// equal digests.
+func Digest(req run.Request) (string, error) {
+	b, err := json.Marshal(struct {
+		Action string         `json:"action"`
+		User   run.User       `json:"user"`
+		Entity run.Entity     `json:"entity"`
+		Inputs map[string]any `json:"inputs"`
+	}{req.Action, req.User, req.Entity, req.Inputs})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint the request: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func (s *Service) known() string {

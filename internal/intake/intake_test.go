@@ -196,3 +196,34 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("cancel unknown: %v", err)
 	}
 }
+
+// An idempotency key names one request: an identical repeat returns the
+// first run, a different request under the same key is refused (409 at the
+// API), and nothing of it is stored.
+func TestIdempotencyKeyReusedForADifferentRequestIsRefused(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	first, created, err := s.Submit(ctx, bucketReq("key-1", "dana@acme.example", "dev"))
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	again, created, err := s.Submit(ctx, bucketReq("key-1", "dana@acme.example", "dev"))
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("identical repeat: %v %v %v", again, created, err)
+	}
+	other := bucketReq("key-1", "dana@acme.example", "dev")
+	other.Inputs["bucketName"] = "invoices"
+	_, _, err = s.Submit(ctx, other)
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) || conflict.RunID != first.ID || !strings.Contains(err.Error(), "already used for a different request") {
+		t.Fatalf("different request under the same key: %v", err)
+	}
+	runs, _ := st.ListRuns(ctx, store.Query{})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs stored, want 1", len(runs))
+	}
+	// The teams paved looked up are not part of what the caller asked.
+	if got, _ := st.Run(ctx, first.ID); len(got.Request.User.Teams) == 0 {
+		t.Fatal("teams were not looked up for the first run")
+	}
+}

@@ -86,12 +86,11 @@ func (w *Worker) now() time.Time {
 
 // Run delivers until ctx ends; deliveries in flight then get Drain to finish.
 func (w *Worker) Run(ctx context.Context) {
-	worker.Loop(ctx, w.Interval, w.Drain, w.Waker, func(work context.Context) bool {
+	worker.Loop(ctx, worker.Options{Interval: w.Interval, Drain: w.Drain, Wake: w.Waker, OnError: func(err error, n int, wait time.Duration) {
+		w.Log.Error("report", zap.Error(err), zap.Int("failures_in_a_row", n), zap.Duration("retry_in", wait))
+	}}, func(work context.Context) (bool, error) {
 		n, err := w.tick(work, ctx.Done())
-		if err != nil && ctx.Err() == nil {
-			w.Log.Error("report", zap.Error(err))
-		}
-		return n > 0 && err == nil
+		return n > 0, err
 	})
 }
 

@@ -131,8 +131,11 @@ type Run struct {
 	// Reasons say why a run was rejected or failed, one sentence each.
 	Reasons []string `json:"reasons,omitempty"`
 	// Project and Ref name the GitLab project and ref the run triggers.
-	Project     string `json:"project"`
-	Ref         string `json:"ref"`
+	Project string `json:"project"`
+	Ref     string `json:"ref"`
+	// ProjectID is the numeric id of Project, learnt from GitLab with the
+	// run's pipeline; a pipeline hook must name it to count.
+	ProjectID   int64  `json:"projectId,omitempty"`
 	PipelineID  int64  `json:"pipelineId,omitempty"`
 	PipelineURL string `json:"pipelineUrl,omitempty"`
 	// PipelineStatus is GitLab's last known status of the pipeline.
@@ -148,10 +151,13 @@ type Run struct {
 	QueueAhead int `json:"queueAhead,omitempty"`
 	// Timeout is how long the run may take once dispatched; Deadline is
 	// set from it when the dispatch begins.
-	Timeout   time.Duration `json:"timeout,omitempty"`
-	Deadline  time.Time     `json:"deadline,omitzero"`
-	CreatedAt time.Time     `json:"createdAt"`
-	UpdatedAt time.Time     `json:"updatedAt"`
+	Timeout  time.Duration `json:"timeout,omitempty"`
+	Deadline time.Time     `json:"deadline,omitzero"`
+	// RequestDigest fingerprints the request as submitted, so that a repeat
+	// of its idempotency key with a different request is refused.
+	RequestDigest string    `json:"requestDigest,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 20 hex digits.

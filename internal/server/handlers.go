@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/portal/port"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
@@ -57,6 +58,11 @@ func (s *Server) portWebhook(c *gin.Context) {
 		return
 	}
 	r, created, err := s.intake.Submit(c.Request.Context(), inv.Request)
+	var conflict *intake.ConflictError
+	if errors.As(err, &conflict) {
+		fail(c, http.StatusConflict, conflict.Error())
+		return
+	}
 	if err != nil {
 		s.log.Error("submit port run", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
 		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.GetString("request_id"))
@@ -83,17 +89,20 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	err = s.tracker.HandleHook(c.Request.Context(), ev)
-	if errors.Is(err, track.ErrNotOurs) {
-		c.JSON(http.StatusOK, gin.H{"ignored": "pipeline not started by paved"})
-		return
-	}
+	out, err := s.tracker.HandleHook(c.Request.Context(), ev)
 	if err != nil {
 		s.log.Error("apply pipeline hook", zap.Int64("pipeline", ev.PipelineID), zap.Error(err))
 		fail(c, http.StatusInternalServerError, "could not apply the event; GitLab may retry")
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"applied": true})
+	if !out.Applied {
+		// 200 all the same: GitLab disables hooks that keep failing, and a
+		// hook paved has no use for is not GitLab's error.
+		s.log.Info("pipeline hook ignored", zap.Int64("pipeline", ev.PipelineID), zap.Int64("project", ev.ProjectID), zap.String("why", out.What))
+		c.JSON(http.StatusOK, gin.H{"ignored": out.What})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"applied": out.What})
 }
 
 // apiRunRequest is a submission through paved's own API (Backstage, CLI).
@@ -119,9 +128,16 @@ func (s *Server) createRun(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "body is not a run request: "+err.Error())
 		return
 	}
+	if h := c.GetHeader("Idempotency-Key"); h != "" {
+		if req.IdempotencyKey != "" && req.IdempotencyKey != h {
+			fail(c, http.StatusBadRequest, "the Idempotency-Key header and the body's idempotencyKey differ; send one")
+			return
+		}
+		req.IdempotencyKey = h
+	}
 	var missing []string
 	if req.IdempotencyKey == "" {
-		missing = append(missing, "idempotencyKey")
+		missing = append(missing, "idempotencyKey (or the Idempotency-Key header)")
 	}
 	if req.Action == "" {
 		missing = append(missing, "action")
@@ -140,9 +156,18 @@ func (s *Server) createRun(c *gin.Context) {
 		fail(c, http.StatusBadRequest, `portal "port" runs arrive through /webhooks/port`)
 		return
 	}
+	if len(req.IdempotencyKey) > 255 {
+		fail(c, http.StatusBadRequest, "the idempotency key is longer than 255 characters")
+		return
+	}
 	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
 		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
+	var conflict *intake.ConflictError
+	if errors.As(err, &conflict) {
+		fail(c, http.StatusConflict, conflict.Error())
+		return
+	}
 	if err != nil {
 		s.log.Error("submit api run", zap.Error(err))
 		fail(c, http.StatusInternalServerError, "could not record the run")
@@ -282,7 +307,7 @@ func (s *Server) runError(c *gin.Context, err error) bool {
 		fail(c, http.StatusNotFound, "no run "+c.Param("id"))
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
 		fail(c, http.StatusConflict, err.Error())
-	case errors.Is(err, track.ErrTooMany):
+	case errors.Is(err, track.ErrTooMany), errors.Is(err, track.ErrTooLarge):
 		fail(c, http.StatusRequestEntityTooLarge, err.Error())
 	default:
 		s.log.Error("run operation", zap.String("request_id", c.GetString("request_id")), zap.Error(err))

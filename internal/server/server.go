@@ -25,6 +25,7 @@ import (
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/track"
 )
 
 // Intake records requests as runs.
@@ -41,11 +42,13 @@ type Runs interface {
 	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	Events(ctx context.Context, id string) ([]run.Event, error)
 	Ping(ctx context.Context) error
+	// Writable proves the store can commit a write.
+	Writable(ctx context.Context) error
 }
 
 // Tracker takes pipeline news.
 type Tracker interface {
-	HandleHook(ctx context.Context, ev gitlab.HookEvent) error
+	HandleHook(ctx context.Context, ev gitlab.HookEvent) (track.Outcome, error)
 	RecordOutputs(ctx context.Context, id string, outputs map[string]any) error
 	AppendLogs(ctx context.Context, id string, lines []string) error
 }
@@ -169,12 +172,19 @@ func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 	return body, true
 }
 
+// ready answers readiness: paved is ready when its store takes a write,
+// since every request it accepts must be written before it is answered.
 func (s *Server) ready(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.runs.Ping(ctx); err != nil {
 		s.log.Warn("store not reachable", zap.Error(err))
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "store not reachable"})
+		return
+	}
+	if err := s.runs.Writable(ctx); err != nil {
+		s.log.Warn("store cannot write", zap.Error(err))
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "store cannot write"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -20,6 +20,7 @@ import (
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/track"
 )
 
 type fakeIntake struct {
@@ -49,7 +50,7 @@ func (f *fakeIntake) Deny(context.Context, string, string, string) (*run.Run, er
 	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
 }
 
-type fakeRuns struct{ down bool }
+type fakeRuns struct{ down, readOnly bool }
 
 func (f fakeRuns) Run(context.Context, string) (*run.Run, error) { return nil, run.ErrNotFound }
 func (f fakeRuns) ListRuns(context.Context, store.Query) ([]*run.Run, error) {
@@ -62,10 +63,22 @@ func (f fakeRuns) Ping(context.Context) error {
 	}
 	return nil
 }
+func (f fakeRuns) Writable(context.Context) error {
+	if f.down || f.readOnly {
+		return errors.New("attempt to write a readonly database")
+	}
+	return nil
+}
 
 type fakeTracker struct{ logs []string }
 
-func (f *fakeTracker) HandleHook(context.Context, gitlab.HookEvent) error { return nil }
+// HandleHook applies hooks for pipeline 1 only; the rest are ignored.
+func (f *fakeTracker) HandleHook(_ context.Context, ev gitlab.HookEvent) (track.Outcome, error) {
+	if ev.PipelineID != 1 {
+		return track.Outcome{What: "pipeline is not a paved run's"}, nil
+	}
+	return track.Outcome{Applied: true, What: "run r_1 is running"}, nil
+}
 func (f *fakeTracker) RecordOutputs(context.Context, string, map[string]any) error {
 	return nil
 }
@@ -121,11 +134,16 @@ func TestMiddleware(t *testing.T) {
 func TestReadiness(t *testing.T) {
 	up, _, _, _ := newTest(t, fakeRuns{})
 	down, _, _, _ := newTest(t, fakeRuns{down: true})
+	readOnly, _, _, _ := newTest(t, fakeRuns{readOnly: true})
 	if w := call(up, "GET", "/readyz", "", nil); w.Code != 200 {
 		t.Fatalf("ready: %d", w.Code)
 	}
 	if w := call(down, "GET", "/readyz", "", nil); w.Code != 503 {
 		t.Fatalf("store down: %d", w.Code)
+	}
+	// Reads still work, but a store that cannot write cannot take a run.
+	if w := call(readOnly, "GET", "/readyz", "", nil); w.Code != 503 || !strings.Contains(w.Body.String(), "cannot write") {
+		t.Fatalf("read-only store: %d %s", w.Code, w.Body)
 	}
 }
 
@@ -147,7 +165,7 @@ func TestAPIAuthAndAnswers(t *testing.T) {
 	}{
 		{`{"idempotencyKey":"k1","action":"add-s3-bucket","user":{"email":"a@b"},"inputs":{"x":1}}`, 201, `"state":"queued"`},
 		{`{"idempotencyKey":"k2","action":"refused","user":{"email":"a@b"}}`, 422, `inputs.size must be`},
-		{`{"action":"x"}`, 400, "idempotencyKey, user.email"},
+		{`{"action":"x"}`, 400, "idempotencyKey (or the Idempotency-Key header), user.email"},
 		{`{"idempotencyKey":"k","action":"x","user":{"email":"a"},"bogus":1}`, 400, "bogus"},
 		{`{"idempotencyKey":"k","action":"x","user":{"email":"a"},"portal":"port"}`, 400, "/webhooks/port"},
 		{`not json`, 400, "not a run request"},
@@ -160,6 +178,15 @@ func TestAPIAuthAndAnswers(t *testing.T) {
 	}
 	if len(in.submitted) != 2 || in.submitted[0].Portal != "api" || in.submitted[0].PortalRunID != "k1" {
 		t.Fatalf("submitted %+v", in.submitted)
+	}
+	// The Idempotency-Key header is the key (Stripe's convention); a body
+	// key that disagrees with it is refused.
+	withKey := map[string]string{"Authorization": "Bearer api", "Idempotency-Key": "hdr-1"}
+	if w := call(h, "POST", "/api/v1/runs", `{"action":"add-s3-bucket","user":{"email":"a@b"}}`, withKey); w.Code != 201 || in.submitted[2].PortalRunID != "hdr-1" {
+		t.Fatalf("header key: %d %s %+v", w.Code, w.Body, in.submitted)
+	}
+	if w := call(h, "POST", "/api/v1/runs", `{"idempotencyKey":"other","action":"add-s3-bucket","user":{"email":"a@b"}}`, withKey); w.Code != 400 || !strings.Contains(w.Body.String(), "differ") {
+		t.Fatalf("header and body keys differ: %d %s", w.Code, w.Body)
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"lead"}`, bearer); w.Code != 404 {
 		t.Fatalf("approve unknown: %d", w.Code)
@@ -220,9 +247,15 @@ func TestPortWebhook(t *testing.T) {
 
 func TestGitLabWebhook(t *testing.T) {
 	h, _, _, _ := newTest(t, fakeRuns{})
-	hook := `{"object_kind":"pipeline","object_attributes":{"id":5,"status":"running"}}`
-	if w := call(h, "POST", "/webhooks/gitlab", hook, map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "h"}); w.Code != 200 || !strings.Contains(w.Body.String(), "applied") {
+	hook := `{"object_kind":"pipeline","object_attributes":{"id":1,"status":"running"}}`
+	if w := call(h, "POST", "/webhooks/gitlab", hook, map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "h"}); w.Code != 200 || !strings.Contains(w.Body.String(), `"applied":"run r_1 is running"`) {
 		t.Fatalf("hook: %d %s", w.Code, w.Body)
+	}
+	// A hook the tracker had no use for is 200 "ignored", never "applied".
+	other := `{"object_kind":"pipeline","object_attributes":{"id":5,"status":"success"}}`
+	if w := call(h, "POST", "/webhooks/gitlab", other, map[string]string{"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": "h"}); w.Code != 200 ||
+		!strings.Contains(w.Body.String(), `"ignored":"pipeline is not a paved run's"`) || strings.Contains(w.Body.String(), "applied") {
+		t.Fatalf("ignored hook: %d %s", w.Code, w.Body)
 	}
 	if w := call(h, "POST", "/webhooks/gitlab", `{}`, map[string]string{"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "h"}); w.Code != 200 || !strings.Contains(w.Body.String(), "ignored") {
 		t.Fatalf("push hook: %d %s", w.Code, w.Body)

@@ -10,19 +10,15 @@ import (
 )
 
 // Expire ends runs that are past their deadline: the run becomes timed_out,
-// the portal is told, and a cancel task stops the pipeline in GitLab.
+// the portal is told, and a cancel task stops the pipeline in GitLab. It
+// pages through every dispatching and running run.
 func (t *Tracker) Expire(ctx context.Context) error {
-	// Active runs are few (one per stack at most), so a scan is cheap.
-	runs, err := t.Store.ListRuns(ctx, store.Query{States: []run.State{run.Dispatching, run.Running}, Limit: 1000})
-	if err != nil {
-		return err
-	}
 	now := t.now()
-	var errs []error
+	var errs pollErrors
 	expired := false
-	for _, r := range runs {
+	err := t.each(ctx, store.Query{States: []run.State{run.Dispatching, run.Running}}, func(r *run.Run) {
 		if r.Deadline.IsZero() || now.Before(r.Deadline) {
-			continue
+			return
 		}
 		_, err := t.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
 			var ch store.Change
@@ -35,18 +31,21 @@ func (t *Tracker) Expire(ctx context.Context) error {
 			why := fmt.Sprintf("timed out: the action allows %s and the run started at %s", r.Timeout, r.DispatchedAt.Format("15:04:05 MST"))
 			r.Reasons = []string{why}
 			ch.Add(why)
-			ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindCancel, Payload: struct{}{}})
+			ch.Tasks = append(ch.Tasks, store.CancelTask(0))
 			ch.Report(run.Report{Log: "✗ " + why + "; canceling the pipeline"})
 			ch.Report(run.Report{Final: run.Failure, StatusLabel: "Timed out", Summary: why, Link: r.PipelineURL})
 			expired = true
 			return ch, nil
 		})
 		if err != nil && !errors.Is(err, run.ErrNotFound) {
-			errs = append(errs, err)
+			errs.add(err)
 		}
-	}
+	})
 	if t.Reported != nil && expired {
 		t.Reported()
 	}
-	return errors.Join(errs...)
+	if err != nil {
+		return fmt.Errorf("expire runs: %w", err)
+	}
+	return errs.err()
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
-	"github.com/paved-idp/paved/internal/worker"
 )
 
 // Store is what the tracker needs of the run store.
@@ -26,11 +24,15 @@ type Store interface {
 	RunByPipeline(ctx context.Context, pipelineID int64) (*run.Run, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+	AppendLogs(ctx context.Context, id string, lines []string, max int) error
 }
 
-// Pipelines reads a pipeline's state from GitLab.
+// Pipelines reads pipelines from GitLab, always through the run's own
+// project, so that what comes back is GitLab's word about that project.
 type Pipelines interface {
 	Pipeline(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
+	// PipelineOfRun reads a pipeline with its PAVED_RUN_ID variable.
+	PipelineOfRun(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
 // Catalog finds the action of a run, for the entity its outputs write.
@@ -50,19 +52,30 @@ type Tracker struct {
 	PollInterval time.Duration
 	// Reported, when set, is called after a change that queued reports.
 	Reported func()
+	// MaxLogLines and MaxOutputBytes cap what one run's pipeline may post
+	// in all; zero means DefaultMaxRunLogLines and DefaultMaxOutputBytes.
+	MaxLogLines    int
+	MaxOutputBytes int
 }
 
 // Observation is what paved learned about a pipeline.
 type Observation struct {
-	RunID      string // empty: find the run by pipeline id
+	RunID      string
 	PipelineID int64
 	Status     string // GitLab's pipeline status
 	URL        string
 	FailedJobs []string
 }
 
-// ErrNotOurs means a pipeline hook was for a pipeline paved did not start.
-var ErrNotOurs = errors.New("pipeline does not belong to a paved run")
+// Outcome says what a piece of pipeline news did, for the webhook's answer.
+type Outcome struct {
+	Applied bool   // a run changed
+	What    string // one sentence: what changed, or why nothing did
+}
+
+func ignored(format string, args ...any) Outcome {
+	return Outcome{What: fmt.Sprintf(format, args...)}
+}
 
 func (t *Tracker) now() time.Time {
 	if t.Now != nil {
@@ -71,84 +84,71 @@ func (t *Tracker) now() time.Time {
 	return time.Now().UTC()
 }
 
-// HandleHook applies a GitLab pipeline webhook.
-func (t *Tracker) HandleHook(ctx context.Context, ev gitlab.HookEvent) error {
-	o := Observation{RunID: ev.Variables["PAVED_RUN_ID"], PipelineID: ev.PipelineID, Status: ev.Status, URL: ev.URL}
-	for _, b := range ev.Builds {
-		if b.Status == "failed" {
-			o.FailedJobs = append(o.FailedJobs, b.Name)
-		}
-	}
-	sort.Strings(o.FailedJobs)
-	return t.Observe(ctx, o)
+// Observe moves run o.RunID to match its pipeline's status, exactly as a
+// hook would, whoever learnt the status (hook, poll, reconcile). Stale and
+// repeated news changes nothing: a finished run stays finished.
+func (t *Tracker) Observe(ctx context.Context, o Observation) (Outcome, error) {
+	return t.update(ctx, o.RunID, o.PipelineID, o.Status, func(r *run.Run) (store.Change, error) { return t.apply(r, o) })
 }
 
-// Observe moves a run to match its pipeline's status. Stale and repeated
-// news changes nothing: a finished run stays finished.
-func (t *Tracker) Observe(ctx context.Context, o Observation) error {
-	id := o.RunID
-	if id == "" {
-		r, err := t.Store.RunByPipeline(ctx, o.PipelineID)
-		if errors.Is(err, run.ErrNotFound) {
-			return ErrNotOurs
-		}
-		if err != nil {
-			return err
-		}
-		id = r.ID
-	}
-	reported := false
-	_, err := t.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
-		ch, err := t.apply(r, o)
-		reported = len(ch.Tasks) > 0
+// update runs fn on a run in one transaction and says what it did.
+func (t *Tracker) update(ctx context.Context, id string, pipeline int64, status string, fn func(*run.Run) (store.Change, error)) (Outcome, error) {
+	changed, reported := false, false
+	r, err := t.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		ch, err := fn(r)
+		changed, reported = err == nil, err == nil && len(ch.Tasks) > 0
 		return ch, err
 	})
 	if errors.Is(err, run.ErrNotFound) {
-		return ErrNotOurs
+		return ignored("no paved run %s", id), nil
 	}
 	if err != nil {
-		return fmt.Errorf("observe pipeline %d (%s): %w", o.PipelineID, o.Status, err)
+		return Outcome{}, fmt.Errorf("observe pipeline %d (%s) of run %s: %w", pipeline, status, id, err)
 	}
 	if reported && t.Reported != nil {
 		t.Reported()
 	}
-	return nil
+	if !changed {
+		return ignored("no change: run %s is %s and already knows pipeline #%d is %s (or the news is stale)", r.ID, r.State, pipeline, status), nil
+	}
+	return Outcome{Applied: true, What: fmt.Sprintf("run %s is %s (pipeline #%d %s)", r.ID, r.State, pipeline, status)}, nil
 }
 
+// apply moves r to match what GitLab says of its own pipeline o. Only news
+// about the run's recorded pipeline counts; Adopt records one first.
 func (t *Tracker) apply(r *run.Run, o Observation) (store.Change, error) {
-	var ch store.Change
-	if r.PipelineID != 0 && r.PipelineID != o.PipelineID {
+	return t.applyTo(r, o, store.Change{})
+}
+
+func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Change, error) {
+	noChange := func() (store.Change, error) {
+		if len(ch.Events) > 0 || len(ch.Tasks) > 0 {
+			return ch, nil
+		}
 		return ch, store.ErrNoChange
+	}
+	if r.PipelineID == 0 || r.PipelineID != o.PipelineID {
+		return noChange()
 	}
 	if r.State.Terminal() {
 		// A canceled or timed-out run keeps its stack until its pipeline
 		// has wound down; record how the pipeline ends, nothing else.
-		if r.PipelineID == 0 || o.Status == r.PipelineStatus || gitlab.Terminal(r.PipelineStatus) {
-			return ch, store.ErrNoChange
+		if o.Status == r.PipelineStatus || gitlab.Terminal(r.PipelineStatus) {
+			return noChange()
 		}
 		r.PipelineStatus = o.Status
 		ch.Add(fmt.Sprintf("pipeline #%d %s (the run had ended %s)", r.PipelineID, o.Status, r.State))
 		return ch, nil
 	}
-	now := t.now()
-	if r.State == run.Dispatching {
-		// The hook beat the dispatcher's own record of the pipeline.
-		if err := r.MoveTo(run.Running, now); err != nil {
-			return ch, err
-		}
-		r.PipelineID, r.PipelineURL = o.PipelineID, o.URL
-		ch.Add(fmt.Sprintf("pipeline #%d reported by GitLab before the trigger answer was recorded", o.PipelineID))
-		ch.Report(run.Report{Link: o.URL, Log: fmt.Sprintf("Pipeline #%d started: %s", o.PipelineID, o.URL)})
-	}
 	if r.State != run.Running {
-		return ch, store.ErrNoChange
+		return noChange()
 	}
 	if r.PipelineURL == "" {
 		r.PipelineURL = o.URL
 	}
 	if !gitlab.Terminal(o.Status) {
-		if o.Status == r.PipelineStatus && len(ch.Events) == 0 {
-			return ch, store.ErrNoChange
+		if o.Status == r.PipelineStatus {
+			return noChange()
 		}
 		r.PipelineStatus = o.Status
 		ch.Add("pipeline " + o.Status)
@@ -157,7 +157,7 @@ func (t *Tracker) apply(r *run.Run, o Observation) (store.Change, error) {
 	}
 	r.PipelineStatus = o.Status
 	to := map[string]run.State{"success": run.Succeeded, "failed": run.Failed, "canceled": run.Canceled, "skipped": run.Canceled}[o.Status]
-	if err := r.MoveTo(to, now); err != nil {
+	if err := r.MoveTo(to, t.now()); err != nil {
 		return ch, err
 	}
 	ch.Add(fmt.Sprintf("pipeline #%d %s", r.PipelineID, o.Status))
@@ -181,45 +181,4 @@ func (t *Tracker) apply(r *run.Run, o Observation) (store.Change, error) {
 	}
 	ch.Report(run.Report{Final: run.Success, StatusLabel: "Done", Summary: summary, Link: r.PipelineURL})
 	return ch, nil
-}
-
-// Run polls until ctx ends.
-func (t *Tracker) Run(ctx context.Context) {
-	interval := t.PollInterval / 2
-	if interval <= 0 {
-		interval = time.Second
-	}
-	worker.Loop(ctx, interval, 0, nil, func(ctx context.Context) bool {
-		if err := t.Expire(ctx); err != nil && ctx.Err() == nil {
-			t.Log.Warn("expire runs", zap.Error(err))
-		}
-		if err := t.Poll(ctx); err != nil && ctx.Err() == nil {
-			t.Log.Warn("poll pipelines", zap.Error(err))
-		}
-		return false
-	})
-}
-
-// Poll asks GitLab about running runs that have had no news for a while:
-// webhooks can be lost.
-func (t *Tracker) Poll(ctx context.Context) error {
-	runs, err := t.Store.ListRuns(ctx, store.Query{
-		States:        []run.State{run.Running, run.Canceled, run.TimedOut},
-		UpdatedBefore: t.now().Add(-t.PollInterval), ActivePipeline: true, OldestFirst: true, Limit: 500,
-	})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, r := range runs {
-		p, err := t.Pipelines.Pipeline(ctx, r.Project, r.PipelineID)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("run %s: get pipeline %d: %w", r.ID, r.PipelineID, err))
-			continue
-		}
-		if err := t.Observe(ctx, Observation{RunID: r.ID, PipelineID: p.ID, Status: p.Status, URL: p.WebURL}); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

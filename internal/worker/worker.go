@@ -9,24 +9,69 @@ import (
 	"time"
 )
 
-// Loop calls tick every interval, and at once when wake fires, until ctx
-// ends. A tick that reports more work (busy) is followed by another at once.
-// The context a tick gets outlives ctx by drain, so that work in flight at
-// shutdown can finish instead of being cut off halfway.
-func Loop(ctx context.Context, interval, drain time.Duration, wake <-chan struct{}, tick func(context.Context) (busy bool)) {
+// Options tune Loop.
+type Options struct {
+	// Interval is the wait between rounds when there is no news.
+	Interval time.Duration
+	// Drain is how long the context a tick gets outlives Loop's ctx, so
+	// that work in flight at shutdown can finish instead of being cut off.
+	Drain time.Duration
+	// Wake, when it fires, starts a round at once.
+	Wake <-chan struct{}
+	// MaxBackoff caps the wait after failed rounds; 0 means a minute.
+	MaxBackoff time.Duration
+	// OnError hears of each failed round: the error, how many rounds in a
+	// row failed, and the wait before the next.
+	OnError func(err error, failures int, wait time.Duration)
+	// After waits; nil means time.After. Tests inject their own.
+	After func(time.Duration) <-chan time.Time
+}
+
+// Loop calls tick every Interval, and at once when Wake fires, until ctx
+// ends. A tick that reports more work (busy) is followed by another at
+// once. A tick that fails is retried after a backoff that grows with each
+// failure in a row (up to MaxBackoff, wakes ignored): a broken store or a
+// down GitLab is not hammered, nor the log flooded.
+func Loop(ctx context.Context, o Options, tick func(context.Context) (busy bool, err error)) {
 	taskCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drain, cancel) })
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(o.Drain, cancel) })
 	defer stop()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		for ctx.Err() == nil && tick(taskCtx) {
+	after := o.After
+	if after == nil {
+		after = time.After
+	}
+	maxBackoff := o.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = time.Minute
+	}
+	interval := max(o.Interval, time.Millisecond)
+	failures := 0
+	for ctx.Err() == nil {
+		busy, err := tick(taskCtx)
+		if ctx.Err() != nil {
+			return
+		}
+		wake := o.Wake
+		wait := interval
+		switch {
+		case err != nil:
+			failures++
+			wait = Backoff(failures, interval, max(maxBackoff, interval))
+			wake = nil
+			if o.OnError != nil {
+				o.OnError(err, failures, wait)
+			}
+		case busy:
+			failures = 0
+			continue
+		default:
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-after(wait):
 		case <-wake:
 		}
 	}

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,28 +25,90 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 	}
 }
 
+// fakeAfter is an injected wait: it records each wait asked for and lets
+// the loop go on at once.
+type fakeAfter struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (f *fakeAfter) after(d time.Duration) <-chan time.Time {
+	f.mu.Lock()
+	f.waits = append(f.waits, d)
+	f.mu.Unlock()
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c
+}
+
 func TestLoopWakesAndDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := NewWaker()
 	var ticks atomic.Int32
+	rounds := make(chan int32, 10)
 	done := make(chan struct{})
+	never := func(time.Duration) <-chan time.Time { return nil } // only wakes start a round
 	go func() {
 		defer close(done)
-		Loop(ctx, time.Hour, time.Second, w, func(context.Context) bool { return ticks.Add(1)%3 != 0 })
+		Loop(ctx, Options{Interval: time.Hour, Drain: time.Second, Wake: w, After: never}, func(context.Context) (bool, error) {
+			n := ticks.Add(1)
+			if n%3 == 0 {
+				rounds <- n
+				return false, nil
+			}
+			return true, nil
+		})
 	}()
 	// The first round drains (3 ticks); a wake runs another round.
-	deadline := time.Now().Add(5 * time.Second)
-	for ticks.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	if n := <-rounds; n != 3 {
+		t.Fatalf("first round ended after %d ticks, want 3", n)
 	}
 	w.Wake()
-	for ticks.Load() < 6 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	if n := <-rounds; n != 6 {
+		t.Fatalf("second round ended after %d ticks, want 6", n)
 	}
 	cancel()
 	<-done
 	if n := ticks.Load(); n != 6 {
 		t.Fatalf("ticks = %d, want 6 (two drained rounds)", n)
+	}
+}
+
+// A failing tick backs off, more with each failure in a row, up to the cap,
+// and tells OnError each time; a success returns to the interval.
+func TestLoopBacksOffWhileTicksFail(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &fakeAfter{}
+	var failures []int
+	n := 0
+	Loop(ctx, Options{Interval: time.Second, MaxBackoff: 16 * time.Second, After: f.after,
+		OnError: func(_ error, k int, _ time.Duration) { failures = append(failures, k) },
+	}, func(context.Context) (bool, error) {
+		n++
+		switch {
+		case n <= 8:
+			return false, errors.New("store is down")
+		case n == 9:
+			return false, nil
+		}
+		cancel()
+		return false, nil
+	})
+	if len(f.waits) != 9 {
+		t.Fatalf("waits = %v, want 9", f.waits)
+	}
+	for i, d := range f.waits[:8] {
+		want := min(time.Second<<i, 16*time.Second)
+		if d < want/2 || d > want {
+			t.Fatalf("wait after failure %d = %v, want in [%v, %v] (all: %v)", i+1, d, want/2, want, f.waits)
+		}
+	}
+	if f.waits[8] != time.Second {
+		t.Fatalf("after a success the loop waited %v, want the interval", f.waits[8])
+	}
+	if fmt.Sprint(failures) != "[1 2 3 4 5 6 7 8]" {
+		t.Fatalf("OnError heard failures %v", failures)
 	}
 }
 
@@ -57,31 +121,47 @@ func TestWakesFold(t *testing.T) {
 	}
 }
 
+// The context a tick gets survives the loop's ctx (the tick in flight may
+// finish its work) and ends when the drain runs out.
 func TestTickContextOutlivesStopByDrain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	started, release := make(chan struct{}), make(chan struct{})
-	var tickErr atomic.Value
+	started, canceled := make(chan struct{}), make(chan struct{})
+	var errAtEnd atomic.Value
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Loop(ctx, time.Hour, 50*time.Millisecond, nil, func(tc context.Context) bool {
+		Loop(ctx, Options{Interval: time.Hour, Drain: time.Millisecond}, func(tc context.Context) (bool, error) {
 			close(started)
-			<-release
-			tickErr.Store(fmt.Sprint(tc.Err()))
+			<-canceled
 			<-tc.Done() // ends only when the drain runs out
-			return false
+			errAtEnd.Store(fmt.Sprint(tc.Err()))
+			return false, nil
 		})
 	}()
 	<-started
 	cancel()
-	time.Sleep(10 * time.Millisecond)
-	close(release)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("tick context never ended after the drain")
+	close(canceled)
+	<-done
+	if got := errAtEnd.Load(); got != "context canceled" {
+		t.Fatalf("tick context at the end: %v", got)
 	}
-	if got := tickErr.Load(); got != "<nil>" {
+	// With a long drain the tick's context must outlive the loop's.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	started2, checked := make(chan struct{}), make(chan string, 1)
+	done2 := make(chan struct{})
+	go func() {
+		defer close(done2)
+		Loop(ctx2, Options{Interval: time.Hour, Drain: time.Hour}, func(tc context.Context) (bool, error) {
+			close(started2)
+			<-ctx2.Done()
+			checked <- fmt.Sprint(tc.Err())
+			return false, nil
+		})
+	}()
+	<-started2
+	cancel2()
+	<-done2
+	if got := <-checked; got != "<nil>" {
 		t.Fatalf("tick context ended at once with the loop (%v); want it to last the drain", got)
 	}
 }
@@ -93,12 +173,19 @@ func TestPoolRunsTasksSideBySideUntilNoneIsLeft(t *testing.T) {
 	}
 	close(tasks)
 	var inFlight, most, handled atomic.Int32
+	gate := make(chan struct{})
+	var together sync.Once
 	next := func(context.Context) (int, bool, error) { v, ok := <-tasks; return v, ok, nil }
 	n, err := Pool(context.Background(), nil, 4, next, func(context.Context, int) {
 		cur := inFlight.Add(1)
 		for old := most.Load(); cur > old && !most.CompareAndSwap(old, cur); old = most.Load() {
 		}
-		time.Sleep(5 * time.Millisecond)
+		// The first task waits for a second to start beside it: a pool
+		// that ran one at a time would hang here (and the test time out).
+		if cur >= 2 {
+			together.Do(func() { close(gate) })
+		}
+		<-gate
 		inFlight.Add(-1)
 		handled.Add(1)
 	})

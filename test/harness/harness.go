@@ -86,6 +86,10 @@ type Options struct {
 	PortTimeout         time.Duration // default 5s
 	// ActionTimeout replaces every action's timeout (in a copy of actions/).
 	ActionTimeout string
+	// ReconcileAfter is gitlab.reconcileAfter (default 3s).
+	ReconcileAfter time.Duration
+	// Limits is the config's limits block, e.g. "{runLogLines: 5}".
+	Limits string
 }
 
 // Env is one paved process (restartable) between fresh simulators.
@@ -135,6 +139,10 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	opt.PollInterval = or(opt.PollInterval, time.Minute)
 	opt.GitLabTimeout = or(opt.GitLabTimeout, 5*time.Second)
 	opt.PortTimeout = or(opt.PortTimeout, 5*time.Second)
+	opt.ReconcileAfter = or(opt.ReconcileAfter, 3*time.Second)
+	if opt.Limits == "" {
+		opt.Limits = "{}"
+	}
 	dir := t.TempDir()
 	e.DBPath = filepath.Join(dir, "paved.db")
 	actions := filepath.Join(RepoRoot(), "actions")
@@ -146,13 +154,14 @@ store: {driver: sqlite, path: %q}
 actionsDir: %q
 policyDir: %q
 port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
-gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: 3s}
+gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: %s}
 api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
 workers: {interval: 50ms, reportConcurrency: 8, lease: 10s}
+limits: %s
 log: {format: json, level: info}
-`, addr, e.URL, e.DBPath, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval)
+`, addr, e.URL, e.DBPath, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Limits)
 	e.cfgPath = filepath.Join(dir, "paved.yaml")
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -336,6 +345,9 @@ type Answer struct {
 	Reasons   []string `json:"reasons"`
 	Duplicate bool     `json:"duplicate"`
 	Error     string   `json:"error"`
+	// Applied and Ignored are a GitLab hook's answer.
+	Applied string `json:"applied"`
+	Ignored string `json:"ignored"`
 }
 
 // Press sends a signed Port action and returns Port's run id and paved's answer.
@@ -381,6 +393,17 @@ func (e *Env) TryDeliver(body []byte, ts time.Time, tamper func(*http.Request)) 
 		tamper(req)
 	}
 	return e.TryDo(req)
+}
+
+// GitLabHook posts a Pipeline Hook body to paved as GitLab would, with the
+// right token, and returns paved's answer.
+func (e *Env) GitLabHook(body []byte) Answer {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.URL+"/webhooks/gitlab", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Gitlab-Event", "Pipeline Hook")
+	req.Header.Set("X-Gitlab-Token", HookToken)
+	return e.Do(req)
 }
 
 // Do sends a request and decodes paved's JSON answer.
