@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults build
+.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults build test-busy
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
@@ -23,6 +23,13 @@ lint:
 ## unit: unit, integration and end-to-end tests (race detector on)
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-busy: the race-enabled suite three times in a row while two busy
+## loops saturate both cores: no test may depend on the machine's speed.
+test-busy:
+	@pids=""; for i in 1 2; do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
+	trap "kill $$pids" EXIT; \
+	for n in 1 2 3; do echo "== run $$n of 3, both cores saturated"; $(GO) test -race -count=1 -timeout 30m $(PKGS) || exit 1; done
 
 ## fuzz-short: each fuzz target for a few seconds (FUZZTIME)
 fuzz-short:

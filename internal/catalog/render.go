@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -53,16 +53,7 @@ func (a *Action) StackOf(req run.Request) (run.Stack, error) {
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // clipped shortens a value quoted back in an error.
-func clipped(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	n := 80
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
+func clipped(s string) string { return clip.String(s, 80) }
 
 // TeamOf is the team that owns the service: for CREATE the developer names
 // it in the input "team"; afterwards it is the entity's (first) team.

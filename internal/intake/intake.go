@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -89,11 +90,11 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	now := s.now()
 	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now}
 	var ch store.Change
-	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", req.Action, userName(req.User), req.Portal, req.PortalRunID))
+	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", clip.String(req.Action, 128), clip.String(userName(req.User), 128), req.Portal, clip.String(req.PortalRunID, 128)))
 
 	action, ok := s.Catalog.Get(req.Action)
 	if !ok {
-		return s.reject(ctx, r, ch, "Unknown action", []string{fmt.Sprintf("action %q is not in paved's catalog; known actions: %s", req.Action, s.known())})
+		return s.reject(ctx, r, ch, "Unknown action", []string{fmt.Sprintf("action %q is not in paved's catalog; known actions: %s", clip.String(req.Action, 128), s.known())})
 	}
 	r.Operation, r.Blueprint = action.Operation, action.Blueprint
 	r.Project, r.Ref = action.GitLab.Project, action.GitLab.Ref

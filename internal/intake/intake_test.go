@@ -227,3 +227,17 @@ func TestIdempotencyKeyReusedForADifferentRequestIsRefused(t *testing.T) {
 		t.Fatal("teams were not looked up for the first run")
 	}
 }
+
+// A huge action identifier is refused without being echoed back whole.
+func TestUnknownHugeActionIsClipped(t *testing.T) {
+	s, _ := setup(t)
+	req := bucketReq("huge", "dana@acme.example", "dev")
+	req.Action = strings.Repeat("a", 500_000)
+	r, _, err := s.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != run.Rejected || len(strings.Join(r.Reasons, "")) > 1000 {
+		t.Fatalf("run %s with %d bytes of reasons", r.State, len(strings.Join(r.Reasons, "")))
+	}
+}

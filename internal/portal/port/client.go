@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
+	"github.com/paved-idp/paved/internal/clip"
 )
 
 // PortalName is run.Request.Portal for requests from Port.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
+	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
 

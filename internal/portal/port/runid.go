@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
+	"github.com/paved-idp/paved/internal/clip"
 )
 
 // MaxRunIDLen bounds a Port run id. Port's ids are short ("r_VX7oDn4OUQ2K6VKH");

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/portal/port"
-	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
 

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paved-idp/paved/internal/portal/port/internal/clip"
+	"github.com/paved-idp/paved/internal/clip"
 )
 
 // Header names Port puts on every webhook invocation. Go canonicalises

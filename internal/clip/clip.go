@@ -1,4 +1,4 @@
-// Package clip shortens strings quoted in the port packages' error messages.
+// Package clip shortens user input quoted back in error messages and logs.
 package clip
 
 import "unicode/utf8"
