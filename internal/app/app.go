@@ -127,10 +127,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	// Work in flight at shutdown gets half the shutdown time to finish.
 	drain := cfg.Server.ShutdownTimeout / 2
-	a.tracker = &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: log.Named("track"), PollInterval: cfg.GitLab.PollInterval, Reported: reportWake.Wake,
+	a.tracker = &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: log.Named("track"), PollInterval: cfg.GitLab.PollInterval,
+		// A finished run may free its stack for the next: wake the dispatcher too.
+		Reported:    func() { reportWake.Wake(); dispatchWake.Wake() },
 		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes}
 	a.dispatch = &dispatch.Worker{Store: st, Queue: st, Pipelines: gl, Adopter: a.tracker, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
-		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake}
+		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake}
 	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
 		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake}
 	// Every state change queues reports; wake the reporter for them too.

@@ -60,6 +60,8 @@ type Worker struct {
 	Drain time.Duration
 	Now   func() time.Time
 	Waker worker.Waker
+	// Reported, when set, is called after a change that queued reports.
+	Reported func()
 }
 
 // Run dispatches until ctx ends. At the end no new trigger starts; the one
@@ -195,7 +197,14 @@ func (w *Worker) adopt(ctx context.Context, t store.Task, id string, p gitlab.Pi
 	if err != nil {
 		return w.retry(ctx, t, fmt.Errorf("record pipeline %d of run %s: %w", p.ID, id, err))
 	}
+	w.reported()
 	return w.Store.Complete(ctx, t.ID)
+}
+
+func (w *Worker) reported() {
+	if w.Reported != nil {
+		w.Reported()
+	}
 }
 
 func (w *Worker) fail(ctx context.Context, t store.Task, id, reason string) error {
@@ -212,6 +221,7 @@ func (w *Worker) fail(ctx context.Context, t store.Task, id, reason string) erro
 	if err != nil {
 		return w.retry(ctx, t, err)
 	}
+	w.reported()
 	return w.Store.Complete(ctx, t.ID)
 }
 

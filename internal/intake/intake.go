@@ -28,7 +28,7 @@ type Store interface {
 	RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error)
 	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
-	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+	StackDepth(ctx context.Context, stackKey string) (int, error)
 	Run(ctx context.Context, id string) (*run.Run, error)
 }
 
@@ -150,11 +150,11 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		ch.Report(run.Report{StatusLabel: "Awaiting approval", Log: fmt.Sprintf("paved accepted run %s for %s; it waits for an approver (POST /api/v1/runs/%s/approve)", r.ID, stack.Key(), r.ID)})
 		return s.create(ctx, r, ch)
 	}
-	ahead, err := s.Store.StackQueue(ctx, stack.Key())
+	ahead, err := s.Store.StackDepth(ctx, stack.Key())
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
 	}
-	if err := s.queue(r, &ch, len(ahead), now); err != nil {
+	if err := s.queue(r, &ch, ahead, now); err != nil {
 		return nil, false, err
 	}
 	ch.Report(run.Report{Log: fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())})
@@ -215,7 +215,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, e
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)
 	}
-	ahead, err := s.Store.StackQueue(ctx, before.Stack.Key())
+	ahead, err := s.Store.StackDepth(ctx, before.Stack.Key())
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)
 	}
@@ -226,7 +226,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, e
 		}
 		ch.Add("approved by " + approver)
 		ch.Report(run.Report{Log: "approved by " + approver})
-		return ch, s.queue(r, &ch, len(ahead), s.now())
+		return ch, s.queue(r, &ch, ahead, s.now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)

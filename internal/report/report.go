@@ -100,21 +100,38 @@ func (w *Worker) Run(ctx context.Context) {
 func (w *Worker) Tick(ctx context.Context) (int, error) { return w.tick(ctx, nil) }
 
 func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
-	next := func(ctx context.Context) (store.Task, bool, error) {
+	// One claim takes a batch (one transaction, not one per report); each
+	// run still has at most one report in it, its oldest.
+	batch := &worker.Batches[store.Task]{N: claimBatch, Claim: func(ctx context.Context, n int) ([]store.Task, error) {
 		if w.allPaused() {
-			return store.Task{}, false, nil // claiming now would only spend attempts
+			return nil, nil // claiming now would only spend attempts
 		}
-		tasks, err := w.Store.Claim(ctx, store.KindReport, w.Lease, 1)
-		if err != nil || len(tasks) == 0 {
-			return store.Task{}, false, err
-		}
-		return tasks[0], true, nil
-	}
-	return worker.Pool(ctx, stop, w.Concurrency, next, func(ctx context.Context, t store.Task) {
+		return w.Store.Claim(ctx, store.KindReport, w.Lease, n)
+	}}
+	n, err := worker.Pool(ctx, stop, w.Concurrency, batch.Next, func(ctx context.Context, t store.Task) {
 		if err := w.deliver(ctx, t); err != nil && ctx.Err() == nil {
 			w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
 	})
+	release(ctx, w.Store, w.Log, batch.Left())
+	return n, err
+}
+
+// claimBatch is how many reports one claim takes.
+const claimBatch = 32
+
+// release hands back tasks claimed but not handled (the pool stopped).
+func release(ctx context.Context, st store.Outbox, log *zap.Logger, left []store.Task) {
+	if len(left) == 0 {
+		return
+	}
+	ids := make([]int64, len(left))
+	for i, t := range left {
+		ids[i] = t.ID
+	}
+	if err := st.Release(context.WithoutCancel(ctx), ids...); err != nil {
+		log.Warn("release unhandled tasks", zap.Int("tasks", len(ids)), zap.Error(err))
+	}
 }
 
 func (w *Worker) deliver(ctx context.Context, t store.Task) error {

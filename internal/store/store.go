@@ -114,7 +114,7 @@ type LogLine struct {
 // complete, retry later, or hand back each one.
 type Outbox interface {
 	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]Task, error)
-	Complete(ctx context.Context, id int64) error
+	Complete(ctx context.Context, ids ...int64) error
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
 	Release(ctx context.Context, ids ...int64) error
 }

@@ -150,3 +150,41 @@ func Stopped(stop <-chan struct{}) bool {
 		return false
 	}
 }
+
+// Batches hands out, one at a time as Pool's next wants them, tasks that
+// are claimed many at a time: one claim (one transaction) per batch of n
+// instead of one per task.
+type Batches[T any] struct {
+	Claim func(ctx context.Context, n int) ([]T, error)
+	N     int
+
+	mu  sync.Mutex
+	buf []T
+}
+
+// Next returns the next claimed task, claiming a new batch when none is left.
+func (b *Batches[T]) Next(ctx context.Context) (T, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var zero T
+	if len(b.buf) == 0 {
+		got, err := b.Claim(ctx, max(b.N, 1))
+		if err != nil || len(got) == 0 {
+			return zero, false, err
+		}
+		b.buf = got
+	}
+	t := b.buf[0]
+	b.buf = b.buf[1:]
+	return t, true, nil
+}
+
+// Left takes the tasks claimed but never handed out (Pool stopped early),
+// for the caller to hand back.
+func (b *Batches[T]) Left() []T {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left := b.buf
+	b.buf = nil
+	return left
+}

@@ -201,3 +201,38 @@ func TestPoolRunsTasksSideBySideUntilNoneIsLeft(t *testing.T) {
 		t.Fatalf("took %d tasks after stop", n)
 	}
 }
+
+func TestBatchesClaimManyAndHandOutOne(t *testing.T) {
+	pending := []int{1, 2, 3, 4, 5}
+	claims := 0
+	b := &Batches[int]{N: 2, Claim: func(_ context.Context, n int) ([]int, error) {
+		claims++
+		k := min(n, len(pending))
+		got := pending[:k]
+		pending = pending[k:]
+		return got, nil
+	}}
+	var got []int
+	for {
+		v, ok, err := b.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, v)
+		if v == 3 {
+			break // stop early: 4 is claimed but not handed out
+		}
+	}
+	if fmt.Sprint(got) != "[1 2 3]" || claims != 2 {
+		t.Fatalf("got %v in %d claims", got, claims)
+	}
+	if left := b.Left(); fmt.Sprint(left) != "[4]" {
+		t.Fatalf("left %v, want [4] to hand back", left)
+	}
+	if b.Left() != nil {
+		t.Fatal("Left twice returned tasks twice")
+	}
+}

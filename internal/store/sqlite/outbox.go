@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,10 +11,10 @@ import (
 	"github.com/paved-idp/paved/internal/store"
 )
 
-// A task is claimable when it is due and is the oldest open task of its kind
-// for its run, so a run's reports reach the portal in the order written.
-const claimable = `o.kind = ? AND o.done_at IS NULL AND o.next_at <= ?
-	AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = o.run_id AND p.kind = o.kind AND p.done_at IS NULL AND p.id < o.id)`
+// A task is claimable when it is due and heads its (run, kind): the oldest
+// open task of its kind for its run, so a run's reports reach the portal in
+// the order written. The partial index outbox_heads makes this a range read.
+const claimable = `o.kind = ? AND o.head = 1 AND o.done_at IS NULL AND o.next_at <= ?`
 
 // A dispatch also waits while another run holds its stack — dispatching,
 // running, or ended (canceled, timed out) while its pipeline still winds
@@ -34,7 +35,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 	}
 	var out []store.Task
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o WHERE `+where+` ORDER BY o.id LIMIT ?`,
+		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o INDEXED BY outbox_heads WHERE `+where+` ORDER BY o.next_at LIMIT ?`,
 			kind, now.UnixMilli(), limit)
 		if err != nil {
 			return err
@@ -72,10 +73,32 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 	return out, nil
 }
 
-// Complete marks a task done.
-func (s *Store) Complete(ctx context.Context, id int64) error {
-	if err := s.exec(ctx, `UPDATE outbox SET done_at = ? WHERE id = ?`, s.now().UnixMilli(), id); err != nil {
-		return fmt.Errorf("complete task %d: %w", id, err)
+// Complete marks tasks done, in one transaction, and makes the next open
+// task of each one's (run, kind) the head, claimable in its turn.
+func (s *Store) Complete(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := s.now().UnixMilli()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			var runID, kind string
+			err := tx.QueryRowContext(ctx, `UPDATE outbox SET done_at = ?, head = 0 WHERE id = ? AND done_at IS NULL RETURNING run_id, kind`, now, id).Scan(&runID, &kind)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // completed before (a lease ran out and another worker finished it)
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET head = 1 WHERE id = (
+				SELECT id FROM outbox WHERE run_id = ? AND kind = ? AND done_at IS NULL ORDER BY id LIMIT 1)`, runID, kind); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete %d task(s): %w", len(ids), err)
 	}
 	return nil
 }
@@ -109,7 +132,7 @@ func (s *Store) Release(ctx context.Context, ids ...int64) error {
 // Pending counts open tasks of a kind.
 func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox INDEXED BY outbox_open WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
 	}
 	return n, nil

@@ -28,14 +28,7 @@ var migrations embed.FS
 type Store struct {
 	db  *sql.DB
 	now func() time.Time
-	// write admits one writer at a time, in arrival order. SQLite allows
-	// one writer anyway; queueing in Go instead of in SQLite's busy handler
-	// (which polls, favours no one and gives up after busy_timeout) means a
-	// request waits its turn behind the workers instead of failing.
-	write chan struct{}
-	// busyWait bounds how long a write retries while another process holds
-	// the lock (SQLITE_BUSY past busy_timeout).
-	busyWait time.Duration
+	w   *writer
 }
 
 // Option tunes Open.
@@ -66,8 +59,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now, write: make(chan struct{}, 1), busyWait: 30 * time.Second}
+	s := &Store{db: db, now: time.Now}
+	s.w = startWriter(db, 30*time.Second)
 	if err := s.migrate(ctx); err != nil {
+		s.w.stop()
 		db.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
@@ -79,7 +74,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.w.stop()
+	return s.db.Close()
+}
 
 // Ping checks the database answers reads.
 func (s *Store) Ping(ctx context.Context) error {
@@ -127,66 +125,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// tx runs fn in a write transaction, after the writers before it.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.writing(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(tx); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	})
-}
-
-// exec runs one write statement, after the writers before it.
-func (s *Store) exec(ctx context.Context, query string, args ...any) error {
-	return s.writing(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, query, args...)
-		return err
-	})
-}
-
-// writing takes the write turn and runs fn, retrying it while SQLite says
-// the database is busy (another process writing), for up to busyWait.
-func (s *Store) writing(ctx context.Context, fn func() error) error {
-	select {
-	case s.write <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("wait for the store's write turn: %w", ctx.Err())
-	}
-	defer func() { <-s.write }()
-	deadline := time.Now().Add(s.busyWait)
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return err
-		}
-		t := time.NewTimer(min(time.Duration(attempt)*10*time.Millisecond, 250*time.Millisecond))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-	}
-}
-
-// isBusy reports SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
-func isBusy(err error) bool {
-	var se interface{ Code() int }
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
-			return true
-		}
-	}
-	return false
 }
 
 // CreateRun stores a new run with its change. When a run with the same
@@ -285,8 +223,10 @@ func (s *Store) writeChange(ctx context.Context, tx *sql.Tx, r *run.Run, ch stor
 		if !t.NotBefore.IsZero() {
 			at = t.NotBefore.UnixMilli()
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at) VALUES (?, ?, ?, ?, ?)`,
-			r.ID, t.Kind, string(payload), at, now); err != nil {
+		// The new task heads its (run, kind) only when no open one is before it.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at, head)
+			VALUES (?, ?, ?, ?, ?, NOT EXISTS (SELECT 1 FROM outbox WHERE run_id = ? AND kind = ? AND done_at IS NULL))`,
+			r.ID, t.Kind, string(payload), at, now, r.ID, t.Kind); err != nil {
 			return err
 		}
 	}
@@ -440,6 +380,16 @@ func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, erro
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// StackDepth counts the runs holding or waiting for a stack: how many go
+// before a run that joins its line now. It counts in the index, reading no run.
+func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')`, stackKey).Scan(&n); err != nil {
+		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
+	}
+	return n, nil
 }
 
 // pipelineActive is the SQL condition "the run's pipeline (of table alias

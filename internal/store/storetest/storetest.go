@@ -24,8 +24,9 @@ type Backend interface {
 	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	Events(ctx context.Context, id string) ([]run.Event, error)
 	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+	StackDepth(ctx context.Context, stackKey string) (int, error)
 	Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error)
-	Complete(ctx context.Context, id int64) error
+	Complete(ctx context.Context, ids ...int64) error
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
 	Release(ctx context.Context, ids ...int64) error
 	Pending(ctx context.Context, kind string) (int, error)
@@ -225,6 +226,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		if err != nil || fmt.Sprint(q) != fmt.Sprint([]string{runs[0].ID, runs[1].ID}) {
 			t.Fatalf("stack queue %v, %v", q, err)
 		}
+		if n, err := s.StackDepth(ctx, runs[0].Stack.Key()); err != nil || n != 2 {
+			t.Fatalf("stack depth %d, %v; want 2", n, err)
+		}
 		// The first run starts; the second still waits until it ends.
 		move := func(id string, to run.State) {
 			t.Helper()
@@ -277,6 +281,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	})
 
 	t.Run("pages by id reach every run", func(t *testing.T) { pagesByID(t, open) })
+	t.Run("batches complete together and keep each run's order", func(t *testing.T) { batchComplete(t, open) })
 	t.Run("log lines are rows, capped per run", func(t *testing.T) { logLines(t, open) })
 }
 
@@ -413,5 +418,49 @@ func stackHeldByWindingDownPipeline(t *testing.T, open func(t *testing.T) Backen
 	claimed, _ = s.Claim(ctx, store.KindDispatch, time.Minute, 10)
 	if len(runIDs(claimed)) == 0 || runIDs(claimed)[len(claimed)-1] != b.ID {
 		t.Fatalf("after the pipeline ended claimed %v, want %s", runIDs(claimed), b.ID)
+	}
+}
+
+// batchComplete checks that one Complete call finishes many tasks, that
+// each run's next task then heads its line, that a batch claim takes at
+// most one task per run, and that completing twice is harmless.
+func batchComplete(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	var ids []string
+	for i := range 5 {
+		r := NewRun(fmt.Sprint("batch-", i), fmt.Sprint("svc", i), t0)
+		var ch store.Change
+		for j := range 3 {
+			ch.Report(run.Report{Log: fmt.Sprint(j)})
+		}
+		if _, _, err := s.CreateRun(ctx, r, ch); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for round := range 3 {
+		tasks, err := s.Claim(ctx, store.KindReport, time.Minute, 100)
+		if err != nil || len(tasks) != 5 {
+			t.Fatalf("round %d: claimed %d, %v; want one per run", round, len(tasks), err)
+		}
+		var done []int64
+		for _, task := range tasks {
+			var rep run.Report
+			if err := json.Unmarshal(task.Payload, &rep); err != nil || rep.Log != fmt.Sprint(round) {
+				t.Fatalf("round %d: run %s got report %q, want %d (order kept)", round, task.RunID, rep.Log, round)
+			}
+			done = append(done, task.ID)
+		}
+		if err := s.Complete(ctx, done...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Complete(ctx, done...); err != nil {
+			t.Fatalf("completing twice: %v", err)
+		}
+	}
+	if n, _ := s.Pending(ctx, store.KindReport); n != 0 {
+		t.Fatalf("%d reports left", n)
 	}
 }

@@ -1,0 +1,186 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 128
+
+// writer is the store's only writer: a goroutine that takes the writes
+// queued while the last transaction committed and commits them together,
+// each in a savepoint of its own (group commit). SQLite allows one writer
+// anyway; queueing here, in arrival order, instead of in SQLite's busy
+// handler (which polls, favours no one and gives up after busy_timeout)
+// means a request waits its turn behind the workers instead of failing,
+// and a burst of writes costs one fsync rather than one each.
+type writer struct {
+	db       *sql.DB
+	ops      chan *op
+	quit     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	busyWait time.Duration // how long a batch retries another process's lock
+}
+
+// op is one write: fn runs inside its own savepoint; a failing fn rolls
+// back only itself. fn may run again if the batch has to be retried, so it
+// must not keep state from an earlier call.
+type op struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+var errClosed = errors.New("sqlite store is closed")
+
+func startWriter(db *sql.DB, busyWait time.Duration) *writer {
+	w := &writer{db: db, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
+	go w.loop()
+	return w
+}
+
+func (w *writer) stop() {
+	w.once.Do(func() { close(w.quit) })
+	<-w.done
+}
+
+// tx runs fn in a write transaction, after the writes queued before it,
+// and returns once its outcome is durable (or failed). The wait for the
+// turn ends with ctx; a write already taken up is waited for, so that the
+// caller never reports a failure for a write that went through.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.w.ops <- o:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the store's write turn: %w", ctx.Err())
+	case <-s.w.quit:
+		return errClosed
+	}
+	return <-o.done
+}
+
+// exec runs one write statement as a transaction of its own.
+func (s *Store) exec(ctx context.Context, query string, args ...any) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+func (w *writer) loop() {
+	defer close(w.done)
+	for {
+		var batch []*op
+		select {
+		case o := <-w.ops:
+			batch = append(batch, o)
+		case <-w.quit:
+			w.drain()
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-w.ops:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// drain fails the writes still queued at Close.
+func (w *writer) drain() {
+	for {
+		select {
+		case o := <-w.ops:
+			o.done <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit runs a batch in one transaction and tells each write its outcome.
+// A batch that meets another process's lock is retried, for up to busyWait.
+func (w *writer) commit(batch []*op) {
+	deadline := time.Now().Add(w.busyWait)
+	for attempt := 1; ; attempt++ {
+		results, err := w.try(batch)
+		if err == nil {
+			for i, o := range batch {
+				o.done <- results[i]
+			}
+			return
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			for _, o := range batch {
+				o.done <- err
+			}
+			return
+		}
+		select {
+		case <-time.After(min(time.Duration(attempt)*10*time.Millisecond, 250*time.Millisecond)):
+		case <-w.quit:
+			for _, o := range batch {
+				o.done <- err
+			}
+			return
+		}
+	}
+}
+
+// try runs each write of the batch in a savepoint of one transaction. The
+// error is the transaction's own (begin, savepoint, commit); each write's
+// own error is in results.
+func (w *writer) try(batch []*op) ([]error, error) {
+	tx, err := w.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]error, len(batch))
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			results[i] = fmt.Errorf("wait for the store's write turn: %w", err)
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+		results[i] = o.fn(tx)
+		undo := "RELEASE w"
+		if results[i] != nil {
+			undo = "ROLLBACK TO w; RELEASE w"
+		}
+		if _, err := tx.Exec(undo); err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// isBusy reports SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+func isBusy(err error) bool {
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	return false
+}
