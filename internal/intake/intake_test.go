@@ -25,7 +25,7 @@ func (t teams) UserTeams(_ context.Context, email string) ([]string, error) {
 	return nil, errors.New("port: get user: 503 Service Unavailable")
 }
 
-func setup(t *testing.T) (*Service, *sqlite.Store) {
+func setup(t testing.TB) (*Service, *sqlite.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st := sqlitetest.Open(t)

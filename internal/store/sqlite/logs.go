@@ -16,7 +16,7 @@ import (
 // run. A run that has ended refuses them (store.ErrFinished); so does a run
 // whose log would pass max lines (store.ErrLimit), and then none is stored.
 func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max int) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txq) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -57,7 +57,7 @@ func (s *Store) Logs(ctx context.Context, id string, after int64, limit int) ([]
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, line FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
+	rows, err := s.q.QueryContext(ctx, `SELECT seq, at, line FROM run_logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("log lines of run %s: %w", id, err)
 	}

@@ -34,7 +34,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 		where += stackFree
 	}
 	var out []store.Task
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txq) error {
 		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o INDEXED BY outbox_heads WHERE `+where+` ORDER BY o.next_at LIMIT ?`,
 			kind, now.UnixMilli(), limit)
 		if err != nil {
@@ -80,7 +80,7 @@ func (s *Store) Complete(ctx context.Context, ids ...int64) error {
 		return nil
 	}
 	now := s.now().UnixMilli()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txq) error {
 		for _, id := range ids {
 			var runID, kind string
 			err := tx.QueryRowContext(ctx, `UPDATE outbox SET done_at = ?, head = 0 WHERE id = ? AND done_at IS NULL RETURNING run_id, kind`, now, id).Scan(&runID, &kind)
@@ -132,7 +132,7 @@ func (s *Store) Release(ctx context.Context, ids ...int64) error {
 // Pending counts open tasks of a kind.
 func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox INDEXED BY outbox_open WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox INDEXED BY outbox_open WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
 	}
 	return n, nil

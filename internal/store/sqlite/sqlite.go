@@ -29,6 +29,9 @@ type Store struct {
 	db  *sql.DB
 	now func() time.Time
 	w   *writer
+	// stmts caches prepared statements; q reads through it.
+	stmts *stmts
+	q     dbq
 }
 
 // Option tunes Open.
@@ -59,8 +62,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now}
-	s.w = startWriter(db, 30*time.Second)
+	s := &Store{db: db, now: time.Now, stmts: &stmts{db: db, m: map[string]*sql.Stmt{}}}
+	s.q = dbq{s.stmts}
+	s.w = startWriter(db, s.stmts, 30*time.Second)
 	if err := s.migrate(ctx); err != nil {
 		s.w.stop()
 		db.Close()
@@ -76,6 +80,7 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 // Close closes the database.
 func (s *Store) Close() error {
 	s.w.stop()
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -105,7 +110,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(tx txq) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil || n > 0 {
 				return err
@@ -114,7 +119,8 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			// Several statements: run unprepared (a prepared statement is one).
+			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, name, s.now().UnixMilli())
@@ -132,7 +138,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // writes nothing: a repeated delivery never makes a second run.
 func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
 	var existing *run.Run
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txq) error {
 		got, err := getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
 		if err == nil {
 			existing = got
@@ -168,7 +174,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 // returns the run as it is.
 func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error) {
 	var out *run.Run
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txq) error {
 		r, err := getRun(ctx, tx, `id = ?`, id)
 		if err != nil {
 			return err
@@ -199,7 +205,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 	return out, nil
 }
 
-func (s *Store) writeChange(ctx context.Context, tx *sql.Tx, r *run.Run, ch store.Change) error {
+func (s *Store) writeChange(ctx context.Context, tx txq, r *run.Run, ch store.Change) error {
 	now := s.now().UnixMilli()
 	if len(ch.Events) > 0 {
 		var seq int64
@@ -255,7 +261,7 @@ func getRun(ctx context.Context, q queryer, where string, args ...any) (*run.Run
 
 // Run returns the run with the given id, or run.ErrNotFound.
 func (s *Store) Run(ctx context.Context, id string) (*run.Run, error) {
-	r, err := getRun(ctx, s.db, `id = ?`, id)
+	r, err := getRun(ctx, s.q, `id = ?`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
 	}
@@ -264,7 +270,7 @@ func (s *Store) Run(ctx context.Context, id string) (*run.Run, error) {
 
 // RunByPortal finds a run by its portal's run id.
 func (s *Store) RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error) {
-	r, err := getRun(ctx, s.db, `portal = ? AND portal_run_id = ?`, portal, portalRunID)
+	r, err := getRun(ctx, s.q, `portal = ? AND portal_run_id = ?`, portal, portalRunID)
 	if err != nil {
 		return nil, fmt.Errorf("get %s run %s: %w", portal, portalRunID, err)
 	}
@@ -273,7 +279,7 @@ func (s *Store) RunByPortal(ctx context.Context, portal, portalRunID string) (*r
 
 // RunByPipeline finds the run that owns a GitLab pipeline.
 func (s *Store) RunByPipeline(ctx context.Context, pipelineID int64) (*run.Run, error) {
-	r, err := getRun(ctx, s.db, `pipeline_id = ?`, pipelineID)
+	r, err := getRun(ctx, s.q, `pipeline_id = ?`, pipelineID)
 	if err != nil {
 		return nil, fmt.Errorf("get run of pipeline %d: %w", pipelineID, err)
 	}
@@ -321,7 +327,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	}
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, sqlText, args...)
+	rows, err := s.q.QueryContext(ctx, sqlText, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -343,7 +349,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 
 // Events returns a run's audit trail in order.
 func (s *Store) Events(ctx context.Context, id string) ([]run.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, state, message FROM run_events WHERE run_id = ? ORDER BY seq`, id)
+	rows, err := s.q.QueryContext(ctx, `SELECT seq, at, state, message FROM run_events WHERE run_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, fmt.Errorf("events of run %s: %w", id, err)
 	}
@@ -365,7 +371,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]run.Event, error) {
 // StackQueue returns the ids of the runs holding or waiting for a stack, in
 // the order they will run: the active one first, then queued runs oldest first.
 func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')
+	rows, err := s.q.QueryContext(ctx, `SELECT id FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')
 		ORDER BY CASE state WHEN 'queued' THEN 1 ELSE 0 END, created_at, id`, stackKey)
 	if err != nil {
 		return nil, fmt.Errorf("queue of stack %s: %w", stackKey, err)
@@ -386,7 +392,7 @@ func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, erro
 // before a run that joins its line now. It counts in the index, reading no run.
 func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')`, stackKey).Scan(&n); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')`, stackKey).Scan(&n); err != nil {
 		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
 	}
 	return n, nil

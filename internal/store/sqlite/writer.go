@@ -21,6 +21,7 @@ const maxBatch = 128
 // and a burst of writes costs one fsync rather than one each.
 type writer struct {
 	db       *sql.DB
+	stmts    *stmts
 	ops      chan *op
 	quit     chan struct{}
 	done     chan struct{}
@@ -33,14 +34,14 @@ type writer struct {
 // must not keep state from an earlier call.
 type op struct {
 	ctx  context.Context
-	fn   func(*sql.Tx) error
+	fn   func(txq) error
 	done chan error
 }
 
 var errClosed = errors.New("sqlite store is closed")
 
-func startWriter(db *sql.DB, busyWait time.Duration) *writer {
-	w := &writer{db: db, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
+func startWriter(db *sql.DB, c *stmts, busyWait time.Duration) *writer {
+	w := &writer{db: db, stmts: c, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
 	go w.loop()
 	return w
 }
@@ -54,7 +55,7 @@ func (w *writer) stop() {
 // and returns once its outcome is durable (or failed). The wait for the
 // turn ends with ctx; a write already taken up is waited for, so that the
 // caller never reports a failure for a write that went through.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(txq) error) error {
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.w.ops <- o:
@@ -68,7 +69,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // exec runs one write statement as a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx txq) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	})
@@ -157,7 +158,7 @@ func (w *writer) try(batch []*op) ([]error, error) {
 			_ = tx.Rollback()
 			return nil, err
 		}
-		results[i] = o.fn(tx)
+		results[i] = o.fn(txq{tx: tx, c: w.stmts})
 		undo := "RELEASE w"
 		if results[i] != nil {
 			undo = "ROLLBACK TO w; RELEASE w"
