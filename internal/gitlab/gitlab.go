@@ -53,16 +53,19 @@ type Pipeline struct {
 type Options struct {
 	// HTTPClient carries the requests; nil uses a pooled default.
 	HTTPClient *http.Client
-	// RequestsPerMinute caps paved's own request rate; 0 is unlimited.
+	// RequestsPerMinute caps paved's own request rate: no 60-second window
+	// holds more HTTP requests than this, retries included; 0 is unlimited.
 	RequestsPerMinute int
-	// Timeout bounds one HTTP attempt; 0 means 30 s. A request with its
-	// retries may take (Retries+1) attempts plus the waits between them,
-	// and a call that pages gets that much per page.
+	// Timeout bounds one HTTP attempt, from when it is sent (not counting
+	// its wait under RequestsPerMinute or for a 429's reset); 0 means 30 s.
+	// A request with its retries may take (Retries+1) attempts plus the
+	// waits between them, and a call that pages gets that much per page.
 	Timeout time.Duration
 	// Retries is how often idempotent calls are retried on 429, 5xx and
 	// connection errors; 0 means 3, negative means none. Trigger never retries.
 	Retries int
-	// RetryWaitMax caps one wait between retries (a 429's reset included);
+	// RetryWaitMax caps one wait between retries (a 429's reset included)
+	// and how long one 429 holds back every other request of the client;
 	// 0 means 30 s. RetryWaitMin (0 means 100 ms) is the first backoff step.
 	RetryWaitMin, RetryWaitMax time.Duration
 }
@@ -71,6 +74,7 @@ type Options struct {
 type Client struct {
 	gl          *gl.Client
 	timeout     time.Duration // one attempt
+	waitMax     time.Duration // one wait between attempts, or one 429's pause
 	callTimeout time.Duration // one request with its retries
 
 	// runIDs caches each pipeline's PAVED_RUN_ID (or "" for none): pipeline
@@ -103,16 +107,14 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	if waitMax <= 0 {
 		waitMax = 30 * time.Second
 	}
-	// Always install our own limiter: otherwise client-go sizes one from the
-	// first response's RateLimit-Limit header, which makes behaviour depend
-	// on which request happened to come first.
-	limiter := rate.NewLimiter(rate.Inf, 0)
-	if opt.RequestsPerMinute > 0 {
-		limiter = rate.NewLimiter(rate.Limit(float64(opt.RequestsPerMinute)/60), max(1, opt.RequestsPerMinute/60))
-	}
+	// The cap is enforced beneath client-go's retries, by capTransport, so
+	// that it counts every attempt. client-go consults its limiter once per
+	// call, so it gets an unlimited one: a limit there would count calls a
+	// second time, and without one client-go sizes its own from the first
+	// response's RateLimit-Limit header.
 	opts := []gl.ClientOptionFunc{
 		gl.WithBaseURL(baseURL),
-		gl.WithCustomLimiter(limiter),
+		gl.WithCustomLimiter(rate.NewLimiter(rate.Inf, 0)),
 		gl.WithCustomRetryMax(retries),
 		gl.WithCustomRetryWaitMinMax(waitMin, waitMax),
 		gl.WithCustomBackoff(backoff),
@@ -122,19 +124,28 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		timeout = 30 * time.Second
 	}
 	// The timeout goes on each attempt, not on the request with its
-	// retries: a slow first answer must leave time for the retry.
+	// retries: a slow first answer must leave time for the retry. The
+	// transport starts it once the attempt is sent, after its wait for the
+	// cap and for a 429's reset (http.Client.Timeout would count those).
 	hc := &http.Client{}
 	if opt.HTTPClient != nil {
 		copied := *opt.HTTPClient
 		hc = &copied
 	}
-	hc.Timeout = timeout
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Timeout = 0
+	hc.Transport = &capTransport{next: next, limiter: capLimiter(opt.RequestsPerMinute), perMinute: opt.RequestsPerMinute,
+		timeout: timeout, maxPause: waitMax}
 	opts = append(opts, gl.WithHTTPClient(hc))
 	c, err := gl.NewClient(token, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
 	}
-	return &Client{gl: c, timeout: timeout, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries), runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}}, nil
+	return &Client{gl: c, timeout: timeout, waitMax: waitMax, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries),
+		runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -158,9 +169,10 @@ func noRetry(ctx context.Context, _ *http.Response, _ error) (bool, error) {
 }
 
 // Trigger creates a pipeline on ref with vars (POST /projects/:id/pipeline).
-// It is never retried here; see noRetry.
+// It is never retried here; see noRetry. Its one attempt may first wait out
+// a 429's pause (at most RetryWaitMax) and its turn under the cap.
 func (c *Client) Trigger(ctx context.Context, project, ref string, vars []Variable) (Pipeline, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+c.waitMax)
 	defer cancel()
 	opts := make([]*gl.PipelineVariableOptions, 0, len(vars))
 	for _, v := range vars {

@@ -1,0 +1,172 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// capTransport is the http.RoundTripper beneath client-go's retry loop
+// (go-retryablehttp calls it once per attempt, retries included, and once
+// per redirect hop), so everything it does applies to every HTTP request
+// that leaves paved, not to every call:
+//
+//   - it waits for a slot under Options.RequestsPerMinute (limiter; nil is
+//     unlimited). client-go's own limiter, which it consults once per call
+//     and not per retry, is left unlimited (see New), so nothing is counted
+//     twice;
+//   - after a 429 it holds back every attempt of every caller of the
+//     Client until GitLab's Retry-After / RateLimit-Reset has passed (the
+//     pause), not only the retrying one;
+//   - it times each attempt (Options.Timeout) from when the attempt is
+//     sent, so the waits above do not eat into it. The waits are bounded by
+//     the caller's context instead.
+type capTransport struct {
+	next      http.RoundTripper
+	limiter   *rate.Limiter // nil: no cap
+	perMinute int           // the limiter's requests a minute, for errors
+	timeout   time.Duration // one attempt, from when it is sent
+	maxPause  time.Duration // the longest one 429 pauses the client (Options.RetryWaitMax)
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+}
+
+// capLimiter is a token bucket that lets no 60-second window hold more
+// than perMinute requests (nil for 0: unlimited).
+//
+// A bucket refilling at r tokens per second with burst b lets any window
+// of w seconds hold up to b + r·w requests: a full bucket at its start and
+// what trickles in during it. Refilling at perMinute/60 would therefore
+// overshoot the cap by the burst in some minute. Here the burst is one
+// second's worth, b = max(1, perMinute/60) (small: it only lets a few
+// callers start together), and the refill rate is what remains,
+// r = (perMinute - b)/60, so that b + 60·r = perMinute.
+// Only a cap of 1 leaves nothing to refill with; it refills at half a
+// request a minute, which still lets no window of 60 s hold two.
+func capLimiter(perMinute int) *rate.Limiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	burst := max(1, perMinute/60)
+	refill := float64(perMinute-burst) / 60
+	if refill <= 0 {
+		refill = 0.5 / 60
+	}
+	return rate.NewLimiter(rate.Limit(refill), burst)
+}
+
+// RoundTrip waits for the pause and a slot, then sends the attempt.
+func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := t.await(req.Context()); err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close() // a RoundTripper closes the body, even on error
+		}
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		t.pause(resp.Header)
+	}
+	// The timeout covers reading the body too; closing it ends the attempt.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// await returns when the attempt may be sent: no pause is on and it holds
+// a slot under the cap.
+func (t *capTransport) await(ctx context.Context) error {
+	for {
+		if err := t.waitPause(ctx); err != nil {
+			return err
+		}
+		if t.limiter != nil {
+			if err := t.limiter.Wait(ctx); err != nil {
+				// Either ctx ended or rate found the slot lies past its
+				// deadline (its error then wraps nothing: say which).
+				err = context.DeadlineExceeded
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				return fmt.Errorf("gitlab: wait for a request slot under the cap of %d a minute: %w", t.perMinute, err)
+			}
+		}
+		if !t.pausedAt(time.Now()) {
+			return nil
+		}
+		// A 429 came while this attempt queued for its slot. The slot goes
+		// unused (sending less never breaks the cap) and the attempt waits
+		// the pause out and queues afresh: sending now would go into the
+		// pause, and holding the slot until the pause ends would let every
+		// slot handed out during the pause go out at once when it ends.
+	}
+}
+
+// waitPause waits until no pause is on. A pause that ends after ctx's
+// deadline fails at once, as rate.Limiter.Wait does.
+func (t *capTransport) waitPause(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		until := t.pausedUntil
+		t.mu.Unlock()
+		d := time.Until(until)
+		if d <= 0 {
+			return nil
+		}
+		if deadline, ok := ctx.Deadline(); ok && deadline.Before(until) {
+			return fmt.Errorf("gitlab: GitLab's rate limit resets after this request's deadline: %w", context.DeadlineExceeded)
+		}
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+			// Another 429 may have moved the end: look again.
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("gitlab: wait for GitLab's rate limit to reset: %w", ctx.Err())
+		}
+	}
+}
+
+// pause holds back every attempt until the reset a 429 carries (capped at
+// maxPause, as the retrying caller's own backoff is; see backoff). A 429
+// without a reset pauses nobody but the caller, which backs off.
+func (t *capTransport) pause(h http.Header) {
+	d, ok := retryAfter(h)
+	if !ok || d <= 0 {
+		return
+	}
+	until := time.Now().Add(min(d, t.maxPause))
+	t.mu.Lock()
+	if until.After(t.pausedUntil) {
+		t.pausedUntil = until
+	}
+	t.mu.Unlock()
+}
+
+func (t *capTransport) pausedAt(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return now.Before(t.pausedUntil)
+}
+
+// cancelOnClose ends an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
