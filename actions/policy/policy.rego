@@ -10,8 +10,10 @@
 # identifiers, and input.user.teams holds the identifiers of the user's
 # teams (Port's teamsIdentifiers, looked up by paved; only an older Port
 # answer without that field falls back to team names).
-# data.paved: {"environments": [{"name", "production"}], "tenants": [...]}
-# from paved's configuration.
+# data.paved: {"environments": [{"name", "production"}], "tenants": [...],
+# and the same indexed: "environments_by_name": {name: {"name", "production"}},
+# "tenant_set": {tenant: true}} from paved's configuration. Rules look names up
+# in the indexes (a lookup, not a comprehension per decision).
 #
 # Every deny message says what is wrong and what to do about it: it is shown
 # to the developer as the reason their run was rejected.
@@ -22,9 +24,7 @@ decision := {
 	"require_approval": require_approval,
 }
 
-environments := {e.name: e | some e in data.paved.environments}
-
-tenants := {t | some t in data.paved.tenants}
+environments := data.paved.environments_by_name
 
 # production is true when the run changes a production environment.
 production if environments[input.environment].production == true
@@ -56,7 +56,8 @@ listed(names, _) := concat(", ", sort(names)) if count(names) > 0
 listed(names, empty) := empty if count(names) == 0
 
 deny contains msg if {
-	not tenants[input.tenant]
+	not data.paved.tenant_set[input.tenant]
+	tenants := {t | some t in data.paved.tenants}
 	msg := sprintf("tenant %q is not one of: %s", [input.tenant, listed(tenants, "(none are configured)")])
 }
 
@@ -66,16 +67,14 @@ deny contains msg if {
 	msg := sprintf("environment %q is not one of: %s", [input.environment, listed(names, "(none are configured)")])
 }
 
-# user_teams: identifiers of the teams the user is in.
-user_teams := {t | some t in input.user.teams}
-
 # Production changes only by the owning team: its identifier must be one of
 # the user's team identifiers, exactly.
 deny contains msg if {
 	production
 	owner := object.get(input, "team", "")
 	owner != ""
-	not user_teams[owner]
+	not owner in input.user.teams
+	user_teams := {t | some t in input.user.teams}
 	msg := sprintf(
 		"production changes to service %q may only be made by members of its owning team %q; you (%s) are in: %s",
 		[input.service, owner, input.user.email, listed(user_teams, "no team")],

@@ -10,6 +10,11 @@ envs := [
 
 tenants := ["acme", "globex"]
 
+# The indexes paved builds from the same configuration.
+envs_by_name := {e.name: e | some e in envs}
+
+tenant_set := {t: true | some t in tenants}
+
 # Teams are team identifiers throughout: "payments" is the identifier both
 # in the entity's team (input.team) and in the user's teams.
 base := {
@@ -27,7 +32,9 @@ base := {
 decide(req) := d if {
 	d := policy.decision with input as req
 		with data.paved.environments as envs
+		with data.paved.environments_by_name as envs_by_name
 		with data.paved.tenants as tenants
+		with data.paved.tenant_set as tenant_set
 }
 
 test_allowed_in_dev if {
@@ -47,7 +54,8 @@ test_unknown_environment if {
 }
 
 test_no_environments_configured if {
-	d := policy.decision with input as base with data.paved.environments as [] with data.paved.tenants as tenants
+	d := policy.decision with input as base with data.paved.environments as [] with data.paved.environments_by_name as {}
+		with data.paved.tenants as tenants with data.paved.tenant_set as tenant_set
 	d.deny == {`environment "dev" is not one of: (none are configured)`}
 }
 

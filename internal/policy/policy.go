@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
@@ -125,12 +126,26 @@ func (d Data) document() map[string]any {
 	for _, t := range d.Tenants {
 		tenants = append(tenants, t)
 	}
-	return map[string]any{"paved": map[string]any{"environments": envs, "tenants": tenants}}
+	byName := make(map[string]any, len(d.Environments))
+	for _, e := range d.Environments {
+		byName[e.Name] = map[string]any{"name": e.Name, "production": e.Production}
+	}
+	set := make(map[string]any, len(d.Tenants))
+	for _, t := range d.Tenants {
+		set[t] = true
+	}
+	// The lists, and the same indexed so that rules look names up instead
+	// of building a set on every decision.
+	return map[string]any{"paved": map[string]any{"environments": envs, "tenants": tenants, "environments_by_name": byName, "tenant_set": set}}
 }
 
 // Decide evaluates the policy for one request.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalInput(in.normalized()))
+	input, err := ast.InterfaceToValue(in.normalized().document())
+	if err != nil {
+		return Decision{}, fmt.Errorf("policy: input for action %s: %w", in.Action, err)
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s for action %s: %w", Query, in.Action, err)
 	}
@@ -156,6 +171,18 @@ func (in Input) normalized() Input {
 		in.Entity.Properties = map[string]any{}
 	}
 	return in
+}
+
+// document is the input as plain maps and slices, which OPA converts
+// directly; handing it the struct would cost a JSON round trip per decision.
+func (in Input) document() map[string]any {
+	return map[string]any{
+		"action": in.Action, "operation": in.Operation, "inputs": in.Inputs,
+		"user": map[string]any{"email": in.User.Email, "teams": in.User.Teams},
+		"entity": map[string]any{"identifier": in.Entity.Identifier, "blueprint": in.Entity.Blueprint,
+			"team": in.Entity.Team, "properties": in.Entity.Properties},
+		"tenant": in.Tenant, "environment": in.Environment, "service": in.Service, "team": in.Team,
+	}
 }
 
 func decode(v any) (Decision, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,5 +239,29 @@ func TestCapsNameRealInputs(t *testing.T) {
 				t.Errorf("%s cap names %q, which no action has as an input", class, name)
 			}
 		}
+	}
+}
+
+// The hand-built input document must be what the struct's JSON would be,
+// so the policy sees the same input either way.
+func TestInputDocumentMatchesItsJSON(t *testing.T) {
+	in := Input{Action: "a", Operation: "DAY-2", Inputs: map[string]any{"size": 3.0, "tags": []any{"x"}},
+		User: User{Email: "e@x", Teams: []string{"t"}}, Entity: Entity{Identifier: "i", Blueprint: "b", Team: []string{"t"}, Properties: map[string]any{"p": true}},
+		Tenant: "acme", Environment: "dev", Service: "svc", Team: "t"}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaJSON map[string]any
+	if err := json.Unmarshal(b, &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(in.document())
+	var direct map[string]any
+	if err := json.Unmarshal(doc, &direct); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(direct, viaJSON) {
+		t.Fatalf("document %v\n  != JSON %v", direct, viaJSON)
 	}
 }
