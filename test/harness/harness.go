@@ -90,6 +90,12 @@ type Options struct {
 	ReconcileAfter time.Duration
 	// Limits is the config's limits block, e.g. "{runLogLines: 5}".
 	Limits string
+	// DatabaseURL, when set, runs paved on PostgreSQL at that URL instead
+	// of a SQLite file; replicas (see Replica) share it.
+	DatabaseURL string
+	// Workers is the config's workers block (default interval 50ms,
+	// reportConcurrency 8, lease 10s).
+	Workers string
 }
 
 // Env is one paved process (restartable) between fresh simulators.
@@ -102,11 +108,15 @@ type Env struct {
 	DBPath string
 
 	cfgPath string
-	mu      sync.Mutex
-	stderr  bytes.Buffer
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	starts  int
+	dir     string
+	dbURL   string
+	// config renders paved's config for a listen address.
+	config func(addr string) string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+	starts int
 }
 
 // Start starts the simulators and paved, and waits until paved is ready.
@@ -118,12 +128,7 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	portSrv := httptest.NewServer(e.Port.Handler())
 	t.Cleanup(portSrv.Close)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // paved binds it; the tiny race is acceptable on loopback in tests
+	addr := freeAddr(t)
 	e.URL = "http://" + addr
 
 	if opt.Outcome == nil {
@@ -149,8 +154,17 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	if opt.ActionTimeout != "" {
 		actions = copyActions(t, dir, opt.ActionTimeout)
 	}
-	cfg := fmt.Sprintf(`server: {listen: %q, publicURL: %q, shutdownTimeout: 5s}
-store: {driver: sqlite, path: %q}
+	storeCfg := fmt.Sprintf("{driver: sqlite, path: %q}", e.DBPath)
+	if opt.DatabaseURL != "" {
+		storeCfg, e.dbURL = "{driver: postgres, dsn: env:E2E_DATABASE_URL}", opt.DatabaseURL
+	}
+	if opt.Workers == "" {
+		opt.Workers = "{interval: 50ms, reportConcurrency: 8, lease: 10s}"
+	}
+	e.dir = dir
+	e.config = func(addr string) string {
+		return fmt.Sprintf(`server: {listen: %q, publicURL: %q, shutdownTimeout: 5s}
+store: %s
 actionsDir: %q
 policyDir: %q
 port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
@@ -158,17 +172,49 @@ gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TO
 api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
-workers: {interval: 50ms, reportConcurrency: 8, lease: 10s}
+workers: %s
 limits: %s
 log: {format: json, level: info}
-`, addr, e.URL, e.DBPath, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Limits)
+`, addr, "http://"+addr, storeCfg, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Workers, opt.Limits)
+	}
 	e.cfgPath = filepath.Join(dir, "paved.yaml")
-	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(e.cfgPath, []byte(e.config(addr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Stop)
 	e.launch()
 	return e
+}
+
+// Replica starts another paved process beside e, on its own address but
+// sharing e's simulators and store (PostgreSQL: Options.DatabaseURL). Port
+// webhooks reach it through its own Deliver; GitLab's hooks still go to e.
+func (e *Env) Replica() *Env {
+	e.t.Helper()
+	if e.dbURL == "" {
+		e.t.Fatal("harness: replicas need a shared store (Options.DatabaseURL)")
+	}
+	addr := freeAddr(e.t)
+	r := &Env{t: e.t, bin: e.bin, URL: "http://" + addr, Port: e.Port, GitLab: e.GitLab, dir: e.dir, dbURL: e.dbURL, config: e.config}
+	r.cfgPath = filepath.Join(e.dir, fmt.Sprintf("paved-%s.yaml", strings.ReplaceAll(addr, ":", "-")))
+	if err := os.WriteFile(r.cfgPath, []byte(e.config(addr)), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(r.Stop)
+	r.launch()
+	return r
+}
+
+// freeAddr is a loopback address nobody listens on (paved binds it; the
+// tiny race is acceptable on loopback in tests).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func or(d, def time.Duration) time.Duration {
@@ -183,7 +229,7 @@ func (e *Env) launch() {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, "serve", "--config", e.cfgPath)
 	cmd.Env = append(os.Environ(), "E2E_PORT_ID="+PortID, "E2E_PORT_SECRET="+PortSecret, "E2E_GITLAB_TOKEN="+GitLabToken,
-		"E2E_HOOK_TOKEN="+HookToken, "E2E_API_TOKEN="+APIToken, "E2E_RUN_KEY="+RunKey)
+		"E2E_HOOK_TOKEN="+HookToken, "E2E_API_TOKEN="+APIToken, "E2E_RUN_KEY="+RunKey, "E2E_DATABASE_URL="+e.dbURL)
 	cmd.Stderr = lockedWriter{&e.mu, &e.stderr}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
