@@ -283,6 +283,11 @@ func (c Config) Validate() error {
 	if c.Workers.Interval <= 0 || c.Workers.Lease <= 0 || c.Workers.ReportConcurrency <= 0 || c.Workers.RunTimeout <= 0 {
 		bad("workers", "interval, lease, reportConcurrency and runTimeout must be positive")
 	}
+	if c.Workers.Lease > 0 && c.GitLab.Timeout > 0 && c.Workers.Lease <= c.GitLab.Timeout {
+		// A trigger call still in flight when its lease ran out would let
+		// another worker trigger the same run again.
+		bad("workers.lease", "must be longer than gitlab.timeout (%s), the longest a trigger call may take", c.GitLab.Timeout)
+	}
 	if c.Limits.RunLogLines <= 0 || c.Limits.RunOutputBytes <= 0 {
 		bad("limits", "runLogLines and runOutputBytes must be positive")
 	}

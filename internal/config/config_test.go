@@ -74,3 +74,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A dispatch lease shorter than a trigger call could let a second worker
+// trigger the same run while the first call is still in flight.
+func TestLeaseMustOutlastATriggerCall(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse(data, []string{"PAVED_WORKERS_LEASE=20s", "PAVED_GITLAB_TIMEOUT=30s"})
+	if err == nil || !strings.Contains(err.Error(), "workers.lease: must be longer than gitlab.timeout") {
+		t.Fatalf("lease 20s with a 30s GitLab timeout: %v", err)
+	}
+}

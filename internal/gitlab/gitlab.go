@@ -169,10 +169,14 @@ func noRetry(ctx context.Context, _ *http.Response, _ error) (bool, error) {
 }
 
 // Trigger creates a pipeline on ref with vars (POST /projects/:id/pipeline).
-// It is never retried here; see noRetry. Its one attempt may first wait out
-// a 429's pause (at most RetryWaitMax) and its turn under the cap.
+// It is never retried here; see noRetry. The whole call, waits for the cap
+// or a 429's pause included, takes at most Timeout: the dispatcher's lease
+// on the run must outlast it, or another worker could find the run
+// dispatching, see no pipeline yet and trigger a second. A call that could
+// not be sent in time fails before sending, which the caller reconciles
+// like any unknown outcome.
 func (c *Client) Trigger(ctx context.Context, project, ref string, vars []Variable) (Pipeline, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout+c.waitMax)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	opts := make([]*gl.PipelineVariableOptions, 0, len(vars))
 	for _, v := range vars {
