@@ -9,6 +9,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -115,10 +116,22 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 			handle = w.cancel
 		}
 		if err := handle(ctx, t); err != nil {
+			if ctx.Err() != nil {
+				// Cut off at shutdown, maybe before it could hand the task
+				// back itself: hand it back for the next start.
+				if rerr := w.Store.Release(context.WithoutCancel(ctx), t.ID); rerr != nil {
+					w.Log.Warn("release task", zap.Int64("task", t.ID), zap.Error(rerr))
+				}
+				return
+			}
 			w.Log.Error(t.Kind+" run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
 	})
 }
+
+// errRaced means another worker moved the run between this worker's read
+// and its write.
+var errRaced = errors.New("another worker dispatched the run meanwhile")
 
 // dispatchers is how many GitLab calls one replica makes at once.
 const dispatchers = 4
@@ -148,9 +161,16 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 		return w.Store.Complete(ctx, t.ID)
 	}
 	// Record the attempt before making it, so that whoever finds the run
-	// dispatching later knows to wait and look before triggering again.
+	// dispatching later knows to wait and look before triggering again. The
+	// record is a compare-and-set on what this worker read: if another
+	// worker (which claimed the task after this one's lease ran out)
+	// triggered meanwhile, this one backs off instead of triggering twice.
+	seenState, seenTriggered := r.State, r.TriggeredAt
 	r, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
+		if r.State != seenState || !r.TriggeredAt.Equal(seenTriggered) {
+			return ch, errRaced
+		}
 		now := w.now()
 		if r.State == run.Queued {
 			if err := r.MoveTo(run.Dispatching, now); err != nil {
@@ -170,6 +190,9 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 		r.TriggeredAt = now
 		return ch, nil
 	})
+	if errors.Is(err, errRaced) {
+		return w.retryAfter(ctx, t, fmt.Errorf("dispatch run %s: %w", t.RunID, err), w.Settle)
+	}
 	if err != nil {
 		return w.retry(ctx, t, err)
 	}

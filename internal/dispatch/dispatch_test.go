@@ -404,3 +404,46 @@ func TestQueuedRunsLearnTheirNewPlace(t *testing.T) {
 		t.Fatalf("labels %q lack c's new place", labels)
 	}
 }
+
+// interceptFind runs during before a reconcile's search answers.
+type interceptFind struct {
+	Pipelines
+	during func()
+}
+
+func (i interceptFind) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (gitlab.Pipeline, bool, error) {
+	p, found, err := i.Pipelines.FindByRunID(ctx, project, ref, since, runID)
+	i.during()
+	return p, found, err
+}
+
+// A worker whose lease ran out mid-reconcile must not trigger when another
+// worker, which claimed the task after it, recorded a trigger meanwhile.
+func TestSecondWorkerOnAnExpiredLeaseDoesNotTriggerTwice(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	ctx := context.Background()
+	r := f.queue(t, "p1")
+	old := time.Now().UTC().Add(-time.Hour)
+	if _, err := f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+		r.DispatchedAt, r.TriggeredAt = old, old
+		return store.Change{}, r.MoveTo(run.Dispatching, old)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.w.Pipelines = interceptFind{Pipelines: f.gl, during: func() {
+		// The other worker records its trigger attempt now.
+		if _, err := f.st.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+			r.TriggeredAt = time.Now().UTC()
+			return store.Change{}, nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}}
+	f.tick(t)
+	if n := f.sim.CountByRunID(r.ID); n != 0 {
+		t.Fatalf("%d pipelines triggered by the worker that lost the race, want 0", n)
+	}
+	if got := f.get(t, r.ID); got.State != run.Dispatching {
+		t.Fatalf("run %s, want still dispatching (the other worker's trigger is in flight)", got.State)
+	}
+}

@@ -109,7 +109,12 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 		return w.Store.Claim(ctx, store.KindReport, w.Lease, n)
 	}}
 	n, err := worker.Pool(ctx, stop, w.Concurrency, batch.Next, func(ctx context.Context, t store.Task) {
-		if err := w.deliver(ctx, t); err != nil && ctx.Err() == nil {
+		err := w.deliver(ctx, t)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Cut off at shutdown: hand the task back for the next start.
+			release(ctx, w.Store, w.Log, []store.Task{t})
+		case err != nil:
 			w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
 	})

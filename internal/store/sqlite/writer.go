@@ -56,6 +56,9 @@ func (w *writer) stop() {
 // turn ends with ctx; a write already taken up is waited for, so that the
 // caller never reports a failure for a write that went through.
 func (s *Store) tx(ctx context.Context, fn func(txq) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wait for the store's write turn: %w", err)
+	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.w.ops <- o:
