@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults build test-busy
+.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults replicas build test-busy
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
@@ -48,6 +48,10 @@ chaos: crash faults
 
 crash:
 	PAVED_CHAOS_RUNS=$${PAVED_CHAOS_RUNS:-1000} PAVED_CHAOS_KILLS=$${PAVED_CHAOS_KILLS:-25} $(GO) test -count=1 -v -timeout 60m -run '^TestCrash$$' ./test/chaos
+
+## replicas: two paved processes on one PostgreSQL, 1,000 actions, one replica SIGKILLed
+replicas:
+	PAVED_CHAOS_RUNS=$${PAVED_CHAOS_RUNS:-1000} $(GO) test -count=1 -v -timeout 60m -run '^TestReplicas$$' ./test/chaos
 
 faults:
 	PAVED_CHAOS_RUNS=$${PAVED_CHAOS_RUNS:-1000} $(GO) test -count=1 -v -timeout 60m -run '^TestFaults$$' ./test/chaos

@@ -19,12 +19,13 @@ import (
 
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
 var pavedBin string
 
-func TestMain(m *testing.M) { h.Main(m, &pavedBin) }
+func TestMain(m *testing.M) { h.MainRun(m, &pavedBin, pgtest.Main) }
 
 func setting(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -50,8 +51,10 @@ type accepted struct {
 
 // send delivers n signed actions, 4 at a time, each retried until paved
 // accepts it (a delivery to a dead paved fails like Port's would), and
-// returns what was accepted.
-func send(t *testing.T, e *h.Env, n int, deadline time.Time) *accepted {
+// returns what was accepted. With several replicas, deliveries (and each
+// retry) go round the replicas.
+func send(t *testing.T, e *h.Env, n int, deadline time.Time, more ...*h.Env) *accepted {
+	replicas := append([]*h.Env{e}, more...)
 	acc := &accepted{runs: map[string]string{}}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -72,8 +75,8 @@ func send(t *testing.T, e *h.Env, n int, deadline time.Time) *accepted {
 					return
 				}
 				body := e.WebhookBody(portRun)
-				for time.Now().Before(deadline) {
-					a, err := e.TryDeliver(body, time.Now(), nil)
+				for try := i; time.Now().Before(deadline); try++ {
+					a, err := replicas[try%len(replicas)].TryDeliver(body, time.Now(), nil)
 					if err == nil && a.Code == 202 && a.RunID != "" {
 						acc.mu.Lock()
 						acc.runs[portRun] = a.RunID

@@ -186,9 +186,11 @@ func TestIdempotencyKeyReuseIsAConflict(t *testing.T) {
 }
 
 // What a run's pipeline may post is capped in all: past the caps the
-// callback gets 413 with a clear message.
+// callback gets 413 with a clear message. The simulated provisioning job
+// posts a few lines and outputs of its own while the test runs, so the
+// caps leave room for those.
 func TestCallbackCapsOverHTTP(t *testing.T) {
-	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline, Limits: "{runLogLines: 3, runOutputBytes: 200}"})
+	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline, Limits: "{runLogLines: 1000, runOutputBytes: 4096}"})
 	_, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
 	e.WaitState(ans.RunID, "running")
 	token := run.Token([]byte(h.RunKey), ans.RunID)
@@ -198,14 +200,15 @@ func TestCallbackCapsOverHTTP(t *testing.T) {
 		a := e.Do(req)
 		return a.Code, a.Error
 	}
-	if code, msg := post("/logs", `{"lines":["one","two"]}`); code != 202 {
+	lines, _ := json.Marshal(map[string][]string{"lines": make([]string, 500)})
+	if code, msg := post("/logs", string(lines)); code != 202 {
 		t.Fatalf("logs within the cap: %d %s", code, msg)
 	}
-	if code, msg := post("/logs", `{"lines":["three","four"]}`); code != 413 || !strings.Contains(msg, "cap of 3") {
+	if code, msg := post("/logs", string(lines)); code != 413 || !strings.Contains(msg, "cap of 1000") {
 		t.Fatalf("logs past the cap: %d %q, want 413 naming the cap", code, msg)
 	}
-	big := fmt.Sprintf(`{"outputs":{"blob":%q}}`, strings.Repeat("x", 300))
-	if code, msg := post("/outputs", big); code != 413 || !strings.Contains(msg, "cap of 200") {
+	big := fmt.Sprintf(`{"outputs":{"blob":%q}}`, strings.Repeat("x", 5000))
+	if code, msg := post("/outputs", big); code != 413 || !strings.Contains(msg, "cap of 4096") {
 		t.Fatalf("outputs past the cap: %d %q, want 413 naming the cap", code, msg)
 	}
 	if code, msg := post("/outputs", `{"outputs":{"region":"eu-west-1"}}`); code != 200 {

@@ -51,7 +51,11 @@ func Build(dir string) (string, error) {
 
 // Main builds paved, runs the package's tests and cleans up; call it from
 // TestMain. The binary's path goes to *bin.
-func Main(m *testing.M, bin *string) {
+func Main(m *testing.M, bin *string) { MainRun(m, bin, (*testing.M).Run) }
+
+// MainRun is Main with the tests run by run (e.g. pgtest.Main, which also
+// stops the PostgreSQL cluster the tests started).
+func MainRun(m *testing.M, bin *string, run func(*testing.M) int) {
 	dir, err := os.MkdirTemp("", "paved-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -61,7 +65,7 @@ func Main(m *testing.M, bin *string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
