@@ -182,7 +182,7 @@ func demoConfig(dir, pavedURL, portURL, glURL string, opt Options) (config.Confi
 	cfg.Store.Path = filepath.Join(dir, "paved.db")
 	cfg.ActionsDir, cfg.PolicyDir = opt.ActionsDir, opt.PolicyDir
 	cfg.Port = config.Port{Enabled: true, BaseURL: portURL, ClientID: ref("port-id"), ClientSecret: ref("port-secret"), SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 5 * time.Second}
-	cfg.GitLab = config.GitLab{BaseURL: glURL, Token: ref("gitlab-token"), WebhookToken: ref("hook-token"), RequestsPerMinute: 6000, Timeout: 10 * time.Second, PollInterval: 2 * time.Second, ReconcileAfter: time.Second}
+	cfg.GitLab = config.GitLab{BaseURL: glURL, Token: ref("gitlab-token"), WebhookToken: ref("hook-token"), RequestsPerMinute: 6000, Timeout: 5 * time.Second, PollInterval: 2 * time.Second, ReconcileAfter: time.Second}
 	cfg.API = config.API{Tokens: []string{ref("api-token")}, RunTokenKey: ref("run-key")}
 	cfg.Environments = []config.Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod", Production: true}}
 	cfg.Tenants = []string{"acme", "globex"}

@@ -40,12 +40,14 @@ type Change struct {
 // Add appends an event message and returns the change for chaining.
 func (c *Change) Add(msg string) *Change { c.Events = append(c.Events, msg); return c }
 
-// Report queues a portal report. A log line travels as a task of its own,
-// so that a retried task never repeats a portal call that went through (a
-// report with a log line and a status would be two calls); it goes before a
-// final status, which locks the portal's run.
+// Report queues a portal report. A log line travels as a task of its own
+// when the rest of the report is another portal call (a link, an entity, a
+// final status), so that a retried task never repeats a call that went
+// through; a log line with only a new status label is one call (Port's log
+// route sets the label too). A log line goes before a final status, which
+// locks the portal's run.
 func (c *Change) Report(r run.Report) *Change {
-	if r.Log != "" && (r.StatusLabel != "" || r.Link != "" || r.Final != "" || r.Entity != nil) {
+	if r.Log != "" && (r.Link != "" || r.Final != "" || r.Entity != nil) {
 		log := run.Report{Log: r.Log}
 		r.Log = ""
 		if r.Final != "" {

@@ -6,7 +6,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 )
 
-func TestReportSplitsLogLines(t *testing.T) {
+func TestReportSplitsLogLinesFromOtherCalls(t *testing.T) {
 	var c Change
 	c.Report(run.Report{Log: "a", StatusLabel: "Running"}).
 		Report(run.Report{Log: "b", Final: run.Success}).
@@ -15,7 +15,8 @@ func TestReportSplitsLogLines(t *testing.T) {
 	for _, task := range c.Tasks {
 		got = append(got, task.Payload.(run.Report))
 	}
-	want := []run.Report{{StatusLabel: "Running"}, {Log: "a"}, {Log: "b"}, {Final: run.Success}, {Log: "c"}}
+	// A line with only a label is one call; with a final status, two.
+	want := []run.Report{{Log: "a", StatusLabel: "Running"}, {Log: "b"}, {Final: run.Success}, {Log: "c"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
 	}

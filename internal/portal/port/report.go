@@ -60,7 +60,10 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 			return err
 		}
 	}
-	if rep.Final == "" && (rep.Link != "" || rep.StatusLabel != "") {
+	// A log line with a new label is one call: Port's log route also sets
+	// the run's status label.
+	withLog := rep.Final == "" && rep.Link == "" && rep.Log != ""
+	if rep.Final == "" && (rep.Link != "" || rep.StatusLabel != "") && !withLog {
 		err := c.do(ctx, call{
 			op: "patch run " + portRunID, method: http.MethodPatch, path: runPath,
 			body: runPatch{StatusLabel: rep.StatusLabel, Link: links(rep.Link)},
@@ -72,7 +75,7 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 	if rep.Log != "" {
 		err := c.do(ctx, call{
 			op: "post log to run " + portRunID, method: http.MethodPost, path: runPath + "/logs",
-			body: logEntry{Message: truncate(rep.Log)},
+			body: logEntry{Message: truncate(rep.Log), StatusLabel: labelIf(withLog, rep.StatusLabel)},
 		})
 		if err != nil {
 			return err
@@ -94,6 +97,13 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 }
 
 var finalLabel = map[string]string{run.Success: "Succeeded", run.Failure: "Failed"}
+
+func labelIf(ok bool, label string) string {
+	if ok {
+		return label
+	}
+	return ""
+}
 
 // maxText bounds a log line or summary well under Port's 1 MiB request
 // limit: a 413 is permanent and would also stop the final status behind it.
@@ -123,7 +133,8 @@ type runPatch struct {
 // terminationStatus and statusLabel optional (see Report for why we leave
 // them out).
 type logEntry struct {
-	Message string `json:"message"`
+	Message     string `json:"message"`
+	StatusLabel string `json:"statusLabel,omitempty"`
 }
 
 // links sends a link as Port's array form ("one or more links"); Port also
