@@ -27,7 +27,6 @@ import (
 	"github.com/paved-idp/paved/internal/report"
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/server"
-	"github.com/paved-idp/paved/internal/store/sqlite"
 	"github.com/paved-idp/paved/internal/track"
 	"github.com/paved-idp/paved/internal/worker"
 )
@@ -36,13 +35,13 @@ import (
 type App struct {
 	cfg      config.Config
 	log      *zap.Logger
-	store    *sqlite.Store
+	store    Store
 	handler  http.Handler
 	dispatch *dispatch.Worker
 	report   *report.Worker
 	tracker  *track.Tracker
 	// Store is exposed for the demo's live table.
-	Store *sqlite.Store
+	Store Store
 }
 
 // Options are wiring choices that do not belong in the config file.
@@ -96,7 +95,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	if err != nil {
 		return nil, fmt.Errorf("gitlab client: %w", err)
 	}
-	st, err := sqlite.Open(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg.Store, resolve)
 	if err != nil {
 		return nil, err
 	}

@@ -49,10 +49,15 @@ type Server struct {
 	MaxBodyBytes    int64         `yaml:"maxBodyBytes"`
 }
 
-// Store picks the run store.
+// Store picks the run store: sqlite (one process, the default) or postgres
+// (any number of replicas sharing one database).
 type Store struct {
-	Driver string `yaml:"driver"` // sqlite
-	Path   string `yaml:"path"`   // the SQLite file
+	Driver string `yaml:"driver"` // sqlite or postgres
+	Path   string `yaml:"path"`   // sqlite: the database file
+	// DSN is postgres's connection string (keyword/value or postgres:// URL,
+	// pool_max_conns and the like included). It is a secret reference
+	// (env:, file:, awssm:): a DSN may carry a password.
+	DSN string `yaml:"dsn"`
 }
 
 // Port is the Port organisation paved serves.
@@ -237,11 +242,19 @@ func (c Config) Validate() error {
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.maxBodyBytes", "must be positive")
 	}
-	if c.Store.Driver != "sqlite" {
-		bad("store.driver", "must be sqlite, not %q", c.Store.Driver)
-	}
-	if c.Store.Path == "" {
-		bad("store.path", "is required")
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.Path == "" {
+			bad("store.path", "is required with driver sqlite")
+		}
+	case "postgres":
+		if c.Store.DSN == "" {
+			bad("store.dsn", "is required with driver postgres")
+		} else {
+			checkRef(bad, "store.dsn", c.Store.DSN)
+		}
+	default:
+		bad("store.driver", "must be sqlite or postgres, not %q", c.Store.Driver)
 	}
 	if c.Port.Enabled {
 		checkURL(bad, "port.baseURL", c.Port.BaseURL)

@@ -41,7 +41,10 @@ func TestBadConfigSaysWhatIsWrong(t *testing.T) {
 		{"no environments", "gitlab: {baseURL: https://g, token: env:T, webhookToken: env:W}\napi: {runTokenKey: env:K}\nport: {enabled: false}\ntenants: [a]", "environments: name at least one"},
 		{"duplicate environment", validRefs + "environments: [{name: dev}, {name: dev}]", "environments[1].name"},
 		{"bad url", validRefs + "server: {publicURL: ftp://x}", "server.publicURL: must be an http(s) URL"},
-		{"bad driver", validRefs + "store: {driver: mysql}", `store.driver: must be sqlite, not "mysql"`},
+		{"bad driver", validRefs + "store: {driver: mysql}", `store.driver: must be sqlite or postgres, not "mysql"`},
+		{"postgres without dsn", validRefs + "store: {driver: postgres}", "store.dsn: is required with driver postgres"},
+		{"postgres dsn as a value", validRefs + "store: {driver: postgres, dsn: 'postgres://paved:hunter2@db/paved'}", "store.dsn: must be a secret reference"},
+		{"sqlite without path", validRefs + "store: {driver: sqlite, path: ''}", "store.path: is required with driver sqlite"},
 		{"not yaml", "{", "parse config"},
 	}
 	for _, tt := range tests {
@@ -85,5 +88,27 @@ func TestLeaseMustOutlastATriggerCall(t *testing.T) {
 	_, err = Parse(data, []string{"PAVED_WORKERS_LEASE=20s", "PAVED_GITLAB_TIMEOUT=30s"})
 	if err == nil || !strings.Contains(err.Error(), "workers.lease: must be longer than gitlab.timeout") {
 		t.Fatalf("lease 20s with a 30s GitLab timeout: %v", err)
+	}
+}
+
+func TestPostgresStore(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := strings.Replace(string(data), "  driver: sqlite\n", "  driver: postgres\n  dsn: env:PAVED_DATABASE_URL\n", 1)
+	cfg, err := Parse([]byte(pg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.Driver != "postgres" || cfg.Store.DSN != "env:PAVED_DATABASE_URL" {
+		t.Fatalf("store = %+v", cfg.Store)
+	}
+	cfg, err = Parse(data, []string{"PAVED_STORE_DRIVER=postgres", "PAVED_STORE_DSN=file:/run/secrets/dsn"})
+	if err != nil || cfg.Store.Driver != "postgres" || cfg.Store.DSN != "file:/run/secrets/dsn" {
+		t.Fatalf("from the environment: %+v, %v", cfg.Store, err)
+	}
+	if _, err := Parse(data, []string{"PAVED_STORE_DRIVER=postgres"}); err == nil || !strings.Contains(err.Error(), "store.dsn: is required") {
+		t.Fatalf("postgres without a dsn: %v", err)
 	}
 }

@@ -428,7 +428,6 @@ func batchComplete(t *testing.T, open func(t *testing.T) Backend) {
 	ctx := context.Background()
 	s := open(t)
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	var ids []string
 	for i := range 5 {
 		r := NewRun(fmt.Sprint("batch-", i), fmt.Sprint("svc", i), t0)
 		var ch store.Change
@@ -438,7 +437,6 @@ func batchComplete(t *testing.T, open func(t *testing.T) Backend) {
 		if _, _, err := s.CreateRun(ctx, r, ch); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, r.ID)
 	}
 	for round := range 3 {
 		tasks, err := s.Claim(ctx, store.KindReport, time.Minute, 100)

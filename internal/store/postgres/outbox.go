@@ -1,0 +1,265 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// How the outbox stays cheap however long its backlog grows:
+//
+//   - Of the open tasks of a (run, kind), only the oldest has head set. It
+//     is set when a task is written to a (run, kind) with no open task, and
+//     moved to the next open task when the head completes, both under the
+//     run's row lock. A claim reads the partial index of due heads
+//     (outbox_due_heads), earliest due first, and stops at its batch: it
+//     never looks at the tasks queued behind a head.
+//   - A dispatch head whose stack is taken is parked: its next_at moves
+//     parkFor on and it leaves the due heads, so later claims do not read it
+//     again. A run that lets its stack go wakes that stack's parked heads in
+//     the same transaction (Update, wakeStack).
+//
+// Lock order, so that no two transactions wait for each other: a
+// transaction takes run rows before outbox rows, several of either in id
+// order; a claim takes outbox rows with SKIP LOCKED and never waits.
+
+// claimHeads leases up to limit due heads of kind in one statement. The
+// locked ids are handed to the UPDATE as an array so that it finds them by
+// primary key (a join may hash the whole table).
+const claimHeads = `UPDATE outbox SET attempts = attempts + 1, next_at = $4, parked = false
+	WHERE id = ANY(ARRAY(
+		SELECT id FROM outbox
+		WHERE kind = $1 AND head AND done_at IS NULL AND next_at <= $2
+		ORDER BY next_at, id LIMIT $3
+		FOR UPDATE SKIP LOCKED))
+	RETURNING id, run_id, kind, payload, attempts`
+
+// dueDispatchHeads locks candidate dispatch heads; which of them may go is
+// decided by the next statement, whose snapshot is taken after the locks.
+const dueDispatchHeads = `SELECT id, run_id FROM outbox
+	WHERE kind = 'dispatch' AND head AND done_at IS NULL AND next_at <= $1
+	ORDER BY next_at, id LIMIT $2
+	FOR UPDATE SKIP LOCKED`
+
+// stackFree keeps the runs (of $1) whose stack is free for them: no other
+// run of the stack dispatching, running, or ended (canceled, timed out)
+// while its pipeline still winds down in GitLab, and no older run queued
+// for it. It reads only the runs on the stack (runs_on_stack), not its history.
+// (A scalar subquery, not NOT EXISTS: PostgreSQL may turn the latter into
+// an anti join that hashes every run on every stack.)
+const stackFree = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND (
+	SELECT b.id FROM runs b WHERE b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
+		AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))
+	LIMIT 1) IS NULL`
+
+const leaseTasks = `UPDATE outbox SET attempts = attempts + 1, next_at = $2, parked = false
+	WHERE id = ANY($1::bigint[])
+	RETURNING id, run_id, kind, payload, attempts`
+
+// Claim leases up to limit due tasks of a kind for lease; a task not
+// completed or retried by then becomes claimable again (a crashed
+// replica's work is picked up by another). Only the oldest open task of a
+// (run, kind) is claimable, and a dispatch only while its stack is free.
+func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var out []store.Task
+	var err error
+	if kind == store.KindDispatch {
+		err = s.tx(ctx, func(tx pgx.Tx) error {
+			out, err = s.claimDispatch(ctx, tx, now, lease, limit)
+			return err
+		})
+	} else {
+		var rows pgx.Rows
+		if rows, err = s.pool.Query(ctx, claimHeads, kind, now, limit, now.Add(lease)); err == nil {
+			out, err = collectTasks(rows)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim %s tasks: %w", kind, err)
+	}
+	slices.SortFunc(out, func(a, b store.Task) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// claimDispatch leases up to limit dispatch heads whose stack is free and
+// parks the ones it finds waiting, taking a few more candidates per round
+// than it needs so that a line of waiting heads is parked in few rounds.
+func (s *Store) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int) ([]store.Task, error) {
+	const slack = 16
+	var out []store.Task
+	for len(out) < limit {
+		want := limit - len(out) + slack
+		rows, err := tx.Query(ctx, dueDispatchHeads, now, want)
+		if err != nil {
+			return nil, err
+		}
+		type cand struct {
+			id    int64
+			runID string
+		}
+		var cands []cand
+		var c cand
+		if _, err := pgx.ForEachRow(rows, []any{&c.id, &c.runID}, func() error { cands = append(cands, c); return nil }); err != nil {
+			return nil, err
+		}
+		if len(cands) == 0 {
+			break
+		}
+		runIDs := make([]string, len(cands))
+		for i, c := range cands {
+			runIDs[i] = c.runID
+		}
+		rows, err = tx.Query(ctx, stackFree, runIDs)
+		if err != nil {
+			return nil, err
+		}
+		freeRuns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		free := make(map[string]bool, len(freeRuns))
+		for _, id := range freeRuns {
+			free[id] = true
+		}
+		var take, park []int64
+		for _, c := range cands {
+			switch {
+			case !free[c.runID]:
+				park = append(park, c.id)
+			case len(out)+len(take) < limit:
+				take = append(take, c.id)
+			}
+		}
+		if len(park) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET parked = true, next_at = $2 WHERE id = ANY($1::bigint[])`, park, now.Add(parkFor)); err != nil {
+				return nil, err
+			}
+		}
+		if len(take) > 0 {
+			rows, err := tx.Query(ctx, leaseTasks, take, now.Add(lease))
+			if err != nil {
+				return nil, err
+			}
+			got, err := collectTasks(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, got...)
+		}
+		if len(cands) < want {
+			break
+		}
+	}
+	return out, nil
+}
+
+const stackHeads = `SELECT id FROM outbox WHERE stack_key = $1 AND kind = 'dispatch' AND head AND done_at IS NULL ORDER BY id FOR UPDATE`
+
+// wakeStack makes the parked dispatch heads of a stack due now. It locks
+// every open dispatch head of the stack first, parked or not: a claim that
+// is parking one right now holds its lock, so this waits for that claim to
+// commit and then sees the head parked, instead of missing it.
+func (s *Store) wakeStack(ctx context.Context, tx pgx.Tx, stackKey string) error {
+	rows, err := tx.Query(ctx, stackHeads, stackKey)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE outbox SET parked = false, next_at = $2 WHERE id = ANY($1::bigint[]) AND parked`, ids, s.now())
+	return err
+}
+
+func collectTasks(rows pgx.Rows) ([]store.Task, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Task, error) {
+		var t store.Task
+		var payload []byte
+		err := row.Scan(&t.ID, &t.RunID, &t.Kind, &payload, &t.Attempts)
+		t.Payload = payload
+		return t, err
+	})
+}
+
+// completeTasks marks open tasks done and makes the next open task of each
+// of their (run, kind) the head, in one statement: its snapshot still shows
+// the completed tasks open, so the next head is the oldest open task that
+// is not one of them. The runs' row locks are taken first (lockTaskRuns).
+const completeTasks = `WITH done AS (
+		UPDATE outbox SET done_at = $2, head = false, parked = false
+		WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND done_at IS NULL ORDER BY id FOR UPDATE))
+		RETURNING run_id, kind),
+	next AS (
+		SELECT n.id FROM (SELECT DISTINCT run_id, kind FROM done) g
+		CROSS JOIN LATERAL (
+			SELECT p.id FROM outbox p
+			WHERE p.run_id = g.run_id AND p.kind = g.kind AND p.done_at IS NULL AND p.id <> ALL($1::bigint[])
+			ORDER BY p.id LIMIT 1) n)
+	UPDATE outbox SET head = true WHERE id = ANY(ARRAY(SELECT id FROM next)) AND NOT head`
+
+const lockTaskRuns = `SELECT id FROM runs
+	WHERE id = ANY(ARRAY(SELECT run_id FROM outbox WHERE id = ANY($1::bigint[]) AND done_at IS NULL))
+	ORDER BY id FOR NO KEY UPDATE`
+
+// Complete marks tasks done, all in one transaction, and hands each of
+// their (run, kind) to its next task. Completing a task that is done
+// already, or that does not exist, changes nothing.
+func (s *Store) Complete(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(lockTaskRuns, ids)
+		b.Queue(completeTasks, ids, s.now())
+		return sendBatch(ctx, tx, b)
+	})
+	if err != nil {
+		return fmt.Errorf("complete %d task(s): %w", len(ids), err)
+	}
+	return nil
+}
+
+// Retry makes a task claimable again at the given time and keeps the error.
+func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET next_at = $2, last_error = $3, parked = false WHERE id = $1`, id, at, clean(lastErr)); err != nil {
+		return fmt.Errorf("retry task %d: %w", id, err)
+	}
+	return nil
+}
+
+const releaseTasks = `UPDATE outbox SET next_at = $2, parked = false
+	WHERE id = ANY(ARRAY(SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND done_at IS NULL ORDER BY id FOR UPDATE))`
+
+// Release makes claimed tasks claimable at once; a worker that shuts down
+// hands its claims back instead of waiting for their lease to end.
+func (s *Store) Release(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, releaseTasks, ids, s.now())
+	if err != nil {
+		return fmt.Errorf("release tasks: %w", err)
+	}
+	return nil
+}
+
+// Pending counts open tasks of a kind.
+func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL`, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
+	}
+	return n, nil
+}
