@@ -4,14 +4,14 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e fuzz-short fuzz chaos crash faults replicas build test-busy
+.PHONY: demo test lint unit e2e e2e-postgres fuzz-short fuzz chaos crash faults replicas build test-busy
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
 	$(GO) run ./cmd/paved demo
 
 ## test: the whole default suite, as CI runs it
-test: lint unit fuzz-short
+test: lint unit e2e-postgres fuzz-short
 
 ## lint: gofmt, go vet and staticcheck must be clean, and go.mod tidy
 lint:
@@ -30,6 +30,10 @@ test-busy:
 	@pids=""; for i in 1 2; do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
 	trap "kill $$pids" EXIT; \
 	for n in 1 2 3; do echo "== run $$n of 3, both cores saturated"; $(GO) test -race -count=1 -timeout 30m $(PKGS) || exit 1; done
+
+## e2e-postgres: the end-to-end suite again, with paved on PostgreSQL
+e2e-postgres:
+	PAVED_E2E_STORE=postgres $(GO) test -race -count=1 -timeout 15m ./test/e2e
 
 ## fuzz-short: each fuzz target for a few seconds (FUZZTIME)
 fuzz-short:
@@ -58,3 +62,16 @@ faults:
 
 build:
 	$(GO) build -o bin/paved ./cmd/paved
+
+## load: the load harness (test/load; BENCHMARKS.md), then the micro-benchmarks
+## summarised by benchstat. Full mode takes tens of minutes;
+## PAVED_LOAD_MODE=quick make load checks the harness in a few.
+.PHONY: load
+BENCHCOUNT ?= 5
+load:
+	PAVED_LOAD=1 $(GO) test -count=1 -v -timeout 60m -run '^TestLoad$$' ./test/load
+	@out=$$(mktemp); \
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./internal/policy ./internal/portal/port/webhook | tee $$out; \
+	$(GO) test -run '^$$' -bench ClaimBacklog -benchmem -count $(BENCHCOUNT) ./internal/store/sqlite | tee -a $$out; \
+	$(GO) run golang.org/x/perf/cmd/benchstat@latest $$out || echo "benchstat unavailable: the raw figures are above"; \
+	rm -f $$out

@@ -26,6 +26,7 @@ import (
 	"github.com/paved-idp/paved/internal/demo"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 )
 
 // Credentials of the test world; they exist only in the test process and
@@ -158,6 +159,9 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	if opt.ActionTimeout != "" {
 		actions = copyActions(t, dir, opt.ActionTimeout)
 	}
+	if opt.DatabaseURL == "" && os.Getenv(StoreEnv) == "postgres" {
+		opt.DatabaseURL = pgtest.DSN(t)
+	}
 	storeCfg := fmt.Sprintf("{driver: sqlite, path: %q}", e.DBPath)
 	if opt.DatabaseURL != "" {
 		storeCfg, e.dbURL = "{driver: postgres, dsn: env:E2E_DATABASE_URL}", opt.DatabaseURL
@@ -189,6 +193,14 @@ log: {format: json, level: info}
 	e.launch()
 	return e
 }
+
+// StoreEnv names the variable that runs every Env on PostgreSQL
+// (PAVED_E2E_STORE=postgres) instead of SQLite; the package's TestMain must
+// then run its tests through pgtest.Main (see MainRun).
+const StoreEnv = "PAVED_E2E_STORE"
+
+// OnPostgres reports whether e's store is PostgreSQL.
+func (e *Env) OnPostgres() bool { return e.dbURL != "" }
 
 // Replica starts another paved process beside e, on its own address but
 // sharing e's simulators and store (PostgreSQL: Options.DatabaseURL). Port
