@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/paved-idp/paved/internal/run"
@@ -68,6 +69,32 @@ type CancelPayload struct {
 // CancelTask is a cancel task for a pipeline (0: the run's own).
 func CancelTask(pipelineID int64) NewTask {
 	return NewTask{Kind: KindCancel, Payload: CancelPayload{PipelineID: pipelineID}}
+}
+
+// maxLogReport bounds the text of one log report: lines posted together
+// travel to the portal as few messages as fit, each well under Port's 1 MiB
+// request limit.
+const maxLogReport = 64 << 10
+
+// ReportLines queues lines posted together as log reports of up to 64 KiB
+// each, lines joined by newlines: one portal call for a typical post
+// instead of one a line.
+func (c *Change) ReportLines(lines []string) *Change {
+	var b strings.Builder
+	for _, l := range lines {
+		if b.Len() > 0 && b.Len()+1+len(l) > maxLogReport {
+			c.Report(run.Report{Log: b.String()})
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l)
+	}
+	if b.Len() > 0 {
+		c.Report(run.Report{Log: b.String()})
+	}
+	return c
 }
 
 // Task is a claimed outbox row.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/paved-idp/paved/internal/run"
@@ -24,5 +25,18 @@ func TestReportSplitsLogLinesFromOtherCalls(t *testing.T) {
 		if got[i].Log != want[i].Log || got[i].StatusLabel != want[i].StatusLabel || got[i].Final != want[i].Final {
 			t.Fatalf("task %d = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+func TestReportLinesJoinsLinesUpToALimit(t *testing.T) {
+	var c Change
+	big := strings.Repeat("x", 40<<10)
+	c.ReportLines([]string{"a", "b", big, big, "c"})
+	var got []string
+	for _, task := range c.Tasks {
+		got = append(got, task.Payload.(run.Report).Log)
+	}
+	if len(got) != 2 || got[0] != "a\nb\n"+big || got[1] != big+"\nc" {
+		t.Fatalf("reports %d: %q", len(got), got)
 	}
 }

@@ -371,9 +371,14 @@ func TestCallbacks(t *testing.T) {
 	if err := tr.AppendLogs(ctx, r.ID, []string{"one\n", long}); err != nil {
 		t.Fatal(err)
 	}
+	// One post is one portal log message, its lines joined; the stored lines
+	// stay one a row.
 	reps := reports(t, st)
-	if len(reps) != 2 || reps[0].Log != "one" || !strings.HasSuffix(reps[1].Log, "…") || !utf8.ValidString(reps[1].Log) {
+	if len(reps) != 1 || !strings.HasPrefix(reps[0].Log, "one\n") || !strings.HasSuffix(reps[0].Log, "…") || !utf8.ValidString(reps[0].Log) {
 		t.Fatalf("reports %+v", reps)
+	}
+	if lines, _ := st.Logs(ctx, r.ID, 0, 10); len(lines) != 2 || lines[0].Line != "one" {
+		t.Fatalf("stored lines %+v", lines)
 	}
 	if err := tr.AppendLogs(ctx, r.ID, make([]string, MaxLogLines+1)); !errors.Is(err, ErrTooMany) {
 		t.Fatal("too many lines accepted")

@@ -45,8 +45,8 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max i
 		var ch store.Change
 		for i, l := range lines {
 			raw[i] = []byte(l)
-			ch.Report(run.Report{Log: l})
 		}
+		ch.ReportLines(lines)
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO run_logs (run_id, seq, at, line) SELECT $1, $2 + l.ord, $3, l.line FROM unnest($4::bytea[]) WITH ORDINALITY AS l(line, ord)`,
 			id, n, s.now(), raw)

@@ -12,7 +12,7 @@ import (
 )
 
 // AppendLogs stores a pipeline's log lines as rows of their own and queues
-// one portal report per line, in one transaction that never rewrites the
+// them for the portal (as few reports as fit, see store.ReportLines), in one transaction that never rewrites the
 // run. A run that has ended refuses them (store.ErrFinished); so does a run
 // whose log would pass max lines (store.ErrLimit), and then none is stored.
 func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max int) error {
@@ -42,8 +42,8 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max i
 			if _, err := tx.ExecContext(ctx, `INSERT INTO run_logs (run_id, seq, at, line) VALUES (?, ?, ?, ?)`, id, n+int64(i)+1, now, l); err != nil {
 				return err
 			}
-			ch.Report(run.Report{Log: l})
 		}
+		ch.ReportLines(lines)
 		return s.writeChange(ctx, tx, r, ch)
 	})
 	if err != nil {
