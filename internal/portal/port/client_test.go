@@ -299,7 +299,7 @@ func TestReportRequests(t *testing.T) {
 		{"log and label in one log call", "r_1", run.Report{Log: "Starting a pipeline", StatusLabel: "Starting pipeline"}, []seen{
 			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "Starting a pipeline", "statusLabel": "Starting pipeline"}},
 		}},
-				{"link and label in one patch", "r_1", run.Report{Link: pipeline, StatusLabel: "Running"}, []seen{
+		{"link and label in one patch", "r_1", run.Report{Link: pipeline, StatusLabel: "Running"}, []seen{
 			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}, "statusLabel": "Running"}},
 		}},
 		{"entity", "r_1", run.Report{Entity: entity}, []seen{
