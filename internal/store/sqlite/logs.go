@@ -9,6 +9,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite/batch"
 )
 
 // AppendLogs stores a pipeline's log lines as rows of their own and queues
@@ -16,7 +17,7 @@ import (
 // run. A run that has ended refuses them (store.ErrFinished); so does a run
 // whose log would pass max lines (store.ErrLimit), and then none is stored.
 func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max int) error {
-	err := s.tx(ctx, func(tx txq) error {
+	err := s.w.Tx(ctx, func(tx batch.Tx) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {

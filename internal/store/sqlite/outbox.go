@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite/batch"
 )
 
 // A task is claimable when it is due and heads its (run, kind): the oldest
@@ -34,7 +35,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 		where += stackFree
 	}
 	var out []store.Task
-	err := s.tx(ctx, func(tx txq) error {
+	err := s.w.Tx(ctx, func(tx batch.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o INDEXED BY outbox_heads WHERE `+where+` ORDER BY o.next_at LIMIT ?`,
 			kind, now.UnixMilli(), limit)
 		if err != nil {
@@ -80,7 +81,7 @@ func (s *Store) Complete(ctx context.Context, ids ...int64) error {
 		return nil
 	}
 	now := s.now().UnixMilli()
-	err := s.tx(ctx, func(tx txq) error {
+	err := s.w.Tx(ctx, func(tx batch.Tx) error {
 		for _, id := range ids {
 			var runID, kind string
 			err := tx.QueryRowContext(ctx, `UPDATE outbox SET done_at = ?, head = 0 WHERE id = ? AND done_at IS NULL RETURNING run_id, kind`, now, id).Scan(&runID, &kind)
@@ -105,7 +106,7 @@ func (s *Store) Complete(ctx context.Context, ids ...int64) error {
 
 // Retry makes a task claimable again at the given time and keeps the error.
 func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
-	if err := s.exec(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
+	if err := s.w.Exec(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
 		return fmt.Errorf("retry task %d: %w", id, err)
 	}
 	return nil
@@ -121,7 +122,7 @@ func (s *Store) Release(ctx context.Context, ids ...int64) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	err := s.exec(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
+	err := s.w.Exec(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
 		strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("release tasks: %w", err)

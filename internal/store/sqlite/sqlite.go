@@ -18,6 +18,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite/batch"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -28,10 +29,8 @@ var migrations embed.FS
 type Store struct {
 	db  *sql.DB
 	now func() time.Time
-	w   *writer
-	// stmts caches prepared statements; q reads through it.
-	stmts *stmts
-	q     dbq
+	w   *batch.Writer // every write goes through it (group commit)
+	q   batch.Reader  // reads through its statement cache
 }
 
 // Option tunes Open.
@@ -62,11 +61,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now, stmts: &stmts{db: db, m: map[string]*sql.Stmt{}}}
-	s.q = dbq{s.stmts}
-	s.w = startWriter(db, s.stmts, 30*time.Second)
+	s := &Store{db: db, now: time.Now, w: batch.Start(db, 30*time.Second)}
+	s.q = s.w.Reader()
 	if err := s.migrate(ctx); err != nil {
-		s.w.stop()
+		s.w.Stop()
 		db.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
@@ -79,8 +77,7 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.w.stop()
-	s.stmts.close()
+	s.w.Stop()
 	return s.db.Close()
 }
 
@@ -93,7 +90,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Writable proves the store can commit a write: a read-only file, a full
 // disk or a lost lock all fail here, where a read would still succeed.
 func (s *Store) Writable(ctx context.Context) error {
-	err := s.exec(ctx, `INSERT INTO store_health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, s.now().UnixMilli())
+	err := s.w.Exec(ctx, `INSERT INTO store_health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, s.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("store write check: %w", err)
 	}
@@ -110,7 +107,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		err := s.tx(ctx, func(tx txq) error {
+		err := s.w.Tx(ctx, func(tx batch.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil || n > 0 {
 				return err
@@ -120,7 +117,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 			// Several statements: run unprepared (a prepared statement is one).
-			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
+			if err := tx.ExecUnprepared(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, name, s.now().UnixMilli())
@@ -138,7 +135,7 @@ func (s *Store) migrate(ctx context.Context) error {
 // writes nothing: a repeated delivery never makes a second run.
 func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
 	var existing *run.Run
-	err := s.tx(ctx, func(tx txq) error {
+	err := s.w.Tx(ctx, func(tx batch.Tx) error {
 		got, err := getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
 		if err == nil {
 			existing = got
@@ -174,7 +171,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 // returns the run as it is.
 func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error) {
 	var out *run.Run
-	err := s.tx(ctx, func(tx txq) error {
+	err := s.w.Tx(ctx, func(tx batch.Tx) error {
 		r, err := getRun(ctx, tx, `id = ?`, id)
 		if err != nil {
 			return err
@@ -205,7 +202,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 	return out, nil
 }
 
-func (s *Store) writeChange(ctx context.Context, tx txq, r *run.Run, ch store.Change) error {
+func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch store.Change) error {
 	now := s.now().UnixMilli()
 	if len(ch.Events) > 0 {
 		var seq int64

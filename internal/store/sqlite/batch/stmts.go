@@ -1,4 +1,4 @@
-package sqlite
+package batch
 
 import (
 	"context"
@@ -46,44 +46,51 @@ func (c *stmts) close() {
 	c.m = nil
 }
 
-// txq runs statements in a transaction through the cache.
-type txq struct {
+// Tx runs statements in a transaction through the cache.
+type Tx struct {
 	tx *sql.Tx
 	c  *stmts
 }
 
-func (t txq) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (t Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
-func (t txq) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (t Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
-func (t txq) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (t Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
-// dbq runs reads outside a transaction through the cache.
-type dbq struct{ c *stmts }
+// ExecUnprepared runs SQL text that may hold several statements (a
+// prepared statement is one), such as a migration.
+func (t Tx) ExecUnprepared(ctx context.Context, query string) error {
+	_, err := t.tx.ExecContext(ctx, query)
+	return err
+}
 
-func (d dbq) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+// Reader runs reads outside a transaction through the cache.
+type Reader struct{ c *stmts }
+
+func (d Reader) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := d.c.get(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return d.c.db.QueryRowContext(ctx, query, args...)
 }
 
-func (d dbq) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (d Reader) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := d.c.get(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}

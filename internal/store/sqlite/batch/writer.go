@@ -1,4 +1,8 @@
-package sqlite
+// Package batch is the SQLite store's write path: one writer goroutine that
+// commits every write queued while the last transaction committed in one
+// transaction, a savepoint each (group commit), and a cache of prepared
+// statements. It knows nothing of runs.
+package batch
 
 import (
 	"context"
@@ -19,7 +23,7 @@ const maxBatch = 128
 // handler (which polls, favours no one and gives up after busy_timeout)
 // means a request waits its turn behind the workers instead of failing,
 // and a burst of writes costs one fsync rather than one each.
-type writer struct {
+type Writer struct {
 	db       *sql.DB
 	stmts    *stmts
 	ops      chan *op
@@ -34,51 +38,59 @@ type writer struct {
 // must not keep state from an earlier call.
 type op struct {
 	ctx  context.Context
-	fn   func(txq) error
+	fn   func(Tx) error
 	done chan error
 }
 
 var errClosed = errors.New("sqlite store is closed")
 
-func startWriter(db *sql.DB, c *stmts, busyWait time.Duration) *writer {
-	w := &writer{db: db, stmts: c, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
+// Start starts the writer for db. A batch that meets another process's
+// lock is retried for up to busyWait.
+func Start(db *sql.DB, busyWait time.Duration) *Writer {
+	w := &Writer{db: db, stmts: &stmts{db: db, m: map[string]*sql.Stmt{}}, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
 	go w.loop()
 	return w
 }
 
-func (w *writer) stop() {
+// Reader reads outside transactions through the writer's statement cache.
+func (w *Writer) Reader() Reader { return Reader{w.stmts} }
+
+// Stop stops the writer (writes still queued fail) and closes the cached
+// statements.
+func (w *Writer) Stop() {
 	w.once.Do(func() { close(w.quit) })
 	<-w.done
+	w.stmts.close()
 }
 
-// tx runs fn in a write transaction, after the writes queued before it,
+// Tx runs fn in a write transaction, after the writes queued before it,
 // and returns once its outcome is durable (or failed). The wait for the
 // turn ends with ctx; a write already taken up is waited for, so that the
 // caller never reports a failure for a write that went through.
-func (s *Store) tx(ctx context.Context, fn func(txq) error) error {
+func (w *Writer) Tx(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("wait for the store's write turn: %w", err)
 	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
-	case s.w.ops <- o:
+	case w.ops <- o:
 	case <-ctx.Done():
 		return fmt.Errorf("wait for the store's write turn: %w", ctx.Err())
-	case <-s.w.quit:
+	case <-w.quit:
 		return errClosed
 	}
 	return <-o.done
 }
 
-// exec runs one write statement as a transaction of its own.
-func (s *Store) exec(ctx context.Context, query string, args ...any) error {
-	return s.tx(ctx, func(tx txq) error {
+// Exec runs one write statement as a transaction of its own.
+func (w *Writer) Exec(ctx context.Context, query string, args ...any) error {
+	return w.Tx(ctx, func(tx Tx) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	})
 }
 
-func (w *writer) loop() {
+func (w *Writer) loop() {
 	defer close(w.done)
 	for {
 		var batch []*op
@@ -103,7 +115,7 @@ func (w *writer) loop() {
 }
 
 // drain fails the writes still queued at Close.
-func (w *writer) drain() {
+func (w *Writer) drain() {
 	for {
 		select {
 		case o := <-w.ops:
@@ -116,7 +128,7 @@ func (w *writer) drain() {
 
 // commit runs a batch in one transaction and tells each write its outcome.
 // A batch that meets another process's lock is retried, for up to busyWait.
-func (w *writer) commit(batch []*op) {
+func (w *Writer) commit(batch []*op) {
 	deadline := time.Now().Add(w.busyWait)
 	for attempt := 1; ; attempt++ {
 		results, err := w.try(batch)
@@ -146,7 +158,7 @@ func (w *writer) commit(batch []*op) {
 // try runs each write of the batch in a savepoint of one transaction. The
 // error is the transaction's own (begin, savepoint, commit); each write's
 // own error is in results.
-func (w *writer) try(batch []*op) ([]error, error) {
+func (w *Writer) try(batch []*op) ([]error, error) {
 	tx, err := w.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		return nil, err
@@ -161,7 +173,7 @@ func (w *writer) try(batch []*op) ([]error, error) {
 			_ = tx.Rollback()
 			return nil, err
 		}
-		results[i] = o.fn(txq{tx: tx, c: w.stmts})
+		results[i] = o.fn(Tx{tx: tx, c: w.stmts})
 		undo := "RELEASE w"
 		if results[i] != nil {
 			undo = "ROLLBACK TO w; RELEASE w"
