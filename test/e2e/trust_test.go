@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/sim/portsim"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -260,5 +262,61 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Port's entity "team" holds team identifiers; the user's teams are read
+// from Port's teamsIdentifiers, so a team whose name differs from its
+// identifier still owns its service in production.
+func TestOwningTeamComparedByIdentifier(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline})
+	eu := &portsim.Entity{Identifier: "checkout-eu", Title: "Checkout EU", Blueprint: "service", Team: []string{"payments_eu"}}
+	inv := h.Bucket(h.Eve, "prod", nil)
+	inv.Entity = eu
+	if _, ans := e.Press(inv); ans.Code != http.StatusAccepted || ans.State != "queued" {
+		t.Fatalf("owning team by identifier: %+v, want queued", ans)
+	}
+	other := h.Bucket(h.Eve, "prod", nil) // checkout belongs to "payments"
+	if _, ans := e.Press(other); ans.State != "rejected" || !strings.Contains(strings.Join(ans.Reasons, " "), `owning team "payments"`) {
+		t.Fatalf("another team's service: %+v, want rejected", ans)
+	}
+}
+
+// A Port run id that is not Port's shape, and a body whose wrongly cased
+// keys try to override the real ones, are refused or ignored before
+// anything is stored.
+func TestHostilePortBodies(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+	id, err := e.Port.CreateRun(h.Bucket(h.Dana, "dev", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := e.WebhookBody(id)
+	for _, bad := range []string{"../../v1/blueprints", "r_1/../x", "r 1", "r_\u0001", strings.Repeat("r", 129)} {
+		quoted, _ := json.Marshal(bad)
+		b := bytes.Replace(body, []byte(`"runId":"`+id+`"`), append([]byte(`"runId":`), quoted...), 1)
+		if a := e.Deliver(b, time.Now(), nil); a.Code != 400 || !strings.Contains(a.Error, "runId") || len(a.Error) > 600 {
+			t.Errorf("run id %.20q: %+v, want 400 naming runId (short)", bad, a)
+		}
+	}
+	if n := e.StoredRuns(); n != 0 {
+		t.Fatalf("%d runs stored from bad run ids", n)
+	}
+	// "ACTION" after "action" must not override it.
+	cased := bytes.Replace(body, []byte(`"action":"add-s3-bucket"`), []byte(`"action":"add-s3-bucket","ACTION":"delete-service"`), 1)
+	if bytes.Equal(cased, body) {
+		t.Fatal("test body lacks the action key")
+	}
+	a := e.Deliver(cased, time.Now(), nil)
+	if a.Code != 202 {
+		t.Fatalf("cased duplicate key: %+v", a)
+	}
+	var got struct {
+		Request struct {
+			Action string `json:"action"`
+		} `json:"request"`
+	}
+	if e.API("GET", "/api/v1/runs/"+a.RunID, &got); got.Request.Action != "add-s3-bucket" {
+		t.Fatalf("stored action %q, want add-s3-bucket", got.Request.Action)
 	}
 }

@@ -129,7 +129,9 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	t.Helper()
 	e := &Env{t: t, bin: bin}
 	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimit: opt.PortRateLimit, RateLimitPeriod: opt.PortRateLimitPeriod,
-		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}}}})
+		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}},
+			// A team whose name is not its identifier, as in most Port orgs.
+			"eve@acme.example": {Teams: []string{"Payments EU"}, TeamIdentifiers: []string{"payments_eu"}}}})
 	portSrv := httptest.NewServer(e.Port.Handler())
 	t.Cleanup(portSrv.Close)
 
@@ -581,6 +583,7 @@ func (e *Env) WaitState(id, state string) {
 var (
 	Dana     = portsim.Invoker{Email: "dana@acme.example", FirstName: "Dana", LastName: "Ruiz"}
 	Sam      = portsim.Invoker{Email: "sam@acme.example", FirstName: "Sam", LastName: "Okafor"}
+	Eve      = portsim.Invoker{Email: "eve@acme.example", FirstName: "Eve", LastName: "Lund"}
 	Checkout = &portsim.Entity{Identifier: "checkout", Title: "Checkout", Blueprint: "service", Team: []string{"payments"}}
 )
 
