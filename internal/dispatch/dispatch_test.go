@@ -20,6 +20,7 @@ import (
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 	"github.com/paved-idp/paved/internal/track"
+	"github.com/paved-idp/paved/internal/waitfor"
 )
 
 type fixture struct {
@@ -186,7 +187,7 @@ func TestReconcileOfAFinishedPipelineFinishesTheRun(t *testing.T) {
 	r := f.queue(t, "p1")
 	f.tick(t)
 	f.sim.SetFaults(gitlabsim.Faults{})
-	waitFor(t, "the lost pipeline to finish", func() bool {
+	waitfor.Until(t, "the lost pipeline to finish", func() bool {
 		ps := f.sim.Pipelines()
 		return len(ps) == 1 && ps[0].Status == "success"
 	})
@@ -202,19 +203,6 @@ func TestReconcileOfAFinishedPipelineFinishesTheRun(t *testing.T) {
 	reps := sqlitetest.Reports(t, f.st)
 	if last := reps[len(reps)-1]; last.Final != run.Success {
 		t.Fatalf("last report %+v, want the final SUCCESS", last)
-	}
-}
-
-// waitFor waits (up to a generous bound) for a condition another goroutine
-// brings about; it synchronises, it does not time anything.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

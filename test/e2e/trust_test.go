@@ -13,6 +13,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -111,7 +112,7 @@ func TestDispatchingRunAdoptsOnlyWhatGitLabVouchesFor(t *testing.T) {
 		GitLabFaults: gitlabsim.Faults{LostCreateRate: 1, HookDropRate: 1}})
 	portRun, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
 	e.WaitState(ans.RunID, "dispatching")
-	waitUntil(t, "GitLab to create the run's pipeline", func() bool { return e.GitLab.CountByRunID(ans.RunID) == 1 })
+	waitfor.Until(t, "GitLab to create the run's pipeline", func() bool { return e.GitLab.CountByRunID(ans.RunID) == 1 })
 	foreignProject(t, e)
 	foreign, err := e.GitLab.CreatePipeline(gitlabsim.NewPipeline{Project: "999", NoHooks: true,
 		Outcome:   &gitlabsim.Outcome{Status: gitlabsim.StatusSuccess},
@@ -249,19 +250,6 @@ func TestReadinessNeedsAWritableStore(t *testing.T) {
 	}
 	if code := ready(); code != 200 {
 		t.Fatalf("readyz after the database is writable again: %d", code)
-	}
-}
-
-// waitUntil waits (up to a generous bound) for something the simulators or
-// paved bring about; it synchronises, it times nothing.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
