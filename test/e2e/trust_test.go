@@ -207,7 +207,13 @@ func TestCallbackCapsOverHTTP(t *testing.T) {
 	if code, msg := post("/logs", string(lines)); code != 202 {
 		t.Fatalf("logs within the cap: %d %s", code, msg)
 	}
-	if code, msg := post("/logs", string(lines)); code != 413 || !strings.Contains(msg, "cap of 1000") {
+	// Whether the second 500 still fit depends on how many lines the job
+	// posted so far; by the third the cap is passed whatever it posted.
+	code, msg := post("/logs", string(lines))
+	if code == 202 {
+		code, msg = post("/logs", string(lines))
+	}
+	if code != 413 || !strings.Contains(msg, "cap of 1000") {
 		t.Fatalf("logs past the cap: %d %q, want 413 naming the cap", code, msg)
 	}
 	big := fmt.Sprintf(`{"outputs":{"blob":%q}}`, strings.Repeat("x", 5000))
