@@ -20,33 +20,49 @@ const claimable = `o.kind = ? AND o.head = 1 AND o.done_at IS NULL AND o.next_at
 // A dispatch also waits while another run holds its stack — dispatching,
 // running, or ended (canceled, timed out) while its pipeline still winds
 // down in GitLab — or an older run queued for the same stack has not gone first.
-var stackFree = ` AND NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
+var stackFree = `NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
 	WHERE r.id = o.run_id AND (b.state IN ('dispatching', 'running')
 		OR (b.state IN ('canceled', 'timed_out') AND ` + pipelineActive("b") + `)
 		OR (b.state = 'queued' AND (b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id)))))`
 
+// parkFor is how long a dispatch head found waiting for its stack is left
+// alone: claims then skip it instead of testing it again and again. A run
+// leaving its stack wakes the stack's parked heads at once (wakeStack); the
+// delay only bounds the wait should a wake ever be missed.
+const parkFor = 15 * time.Second
+
 // Claim leases up to limit due tasks of a kind for lease; a task not
 // completed or retried by then becomes claimable again (a crashed worker's
-// work is picked up).
+// work is picked up). Dispatch heads whose stack is busy are parked.
 func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
 	now := s.now()
-	where := claimable
+	free := "1"
+	scan := limit
 	if kind == store.KindDispatch {
-		where += stackFree
+		free, scan = stackFree, max(limit, 64)
 	}
 	var out []store.Task
 	err := s.w.Tx(ctx, func(tx batch.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts FROM outbox o INDEXED BY outbox_heads WHERE `+where+` ORDER BY o.next_at LIMIT ?`,
-			kind, now.UnixMilli(), limit)
+		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts, `+free+` FROM outbox o INDEXED BY outbox_heads WHERE `+claimable+` ORDER BY o.next_at LIMIT ?`,
+			kind, now.UnixMilli(), scan)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var parked []any
 		for rows.Next() {
 			var t store.Task
 			var payload string
-			if err := rows.Scan(&t.ID, &t.RunID, &t.Kind, &payload, &t.Attempts); err != nil {
+			var ok bool
+			if err := rows.Scan(&t.ID, &t.RunID, &t.Kind, &payload, &t.Attempts, &ok); err != nil {
 				return err
+			}
+			if !ok {
+				parked = append(parked, t.ID)
+				continue
+			}
+			if len(out) == limit {
+				continue
 			}
 			t.Payload = []byte(payload)
 			t.Attempts++
@@ -56,6 +72,13 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 			return err
 		}
 		rows.Close()
+		if len(parked) > 0 {
+			args := append([]any{now.Add(parkFor).UnixMilli()}, parked...)
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE id IN (`+
+				strings.TrimSuffix(strings.Repeat("?,", len(parked)), ",")+`)`, args...); err != nil {
+				return err
+			}
+		}
 		if len(out) == 0 {
 			return nil
 		}
@@ -137,4 +160,12 @@ func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
 	}
 	return n, nil
+}
+
+// wakeStack makes the parked dispatch heads of a stack's queued runs due at
+// once: a run has left the stack (or stopped holding it), so the next may go.
+func wakeStack(ctx context.Context, tx batch.Tx, stackKey string, now int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE kind = 'dispatch' AND head = 1 AND done_at IS NULL AND next_at > ?
+		AND run_id IN (SELECT id FROM runs WHERE stack_key = ? AND state = 'queued')`, now, now, stackKey)
+	return err
 }

@@ -194,6 +194,12 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		out = r
+		if !holdsStack(r) {
+			// It may have just let go of its stack: the next in line may go.
+			if err := wakeStack(ctx, tx, r.Stack.Key(), r.UpdatedAt.UnixMilli()); err != nil {
+				return err
+			}
+		}
 		return s.writeChange(ctx, tx, r, ch)
 	})
 	if err != nil {
@@ -393,6 +399,26 @@ func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
 		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
 	}
 	return n, nil
+}
+
+// holdsStack is stackFree's rule for one run: it holds its stack while
+// dispatching or running, or ended while its pipeline still winds down.
+func holdsStack(r *run.Run) bool {
+	switch r.State {
+	case run.Dispatching, run.Running:
+		return true
+	case run.Canceled, run.TimedOut:
+		return r.PipelineID != 0 && !terminalPipeline(r.PipelineStatus)
+	}
+	return false
+}
+
+func terminalPipeline(status string) bool {
+	switch status {
+	case "success", "failed", "canceled", "skipped":
+		return true
+	}
+	return false
 }
 
 // pipelineActive is the SQL condition "the run's pipeline (of table alias
