@@ -67,11 +67,11 @@ build:
 ## summarised by benchstat. Full mode takes tens of minutes;
 ## PAVED_LOAD_MODE=quick make load checks the harness in a few.
 .PHONY: load
-BENCHCOUNT ?= 5
+BENCHCOUNT ?= 6
 load:
-	PAVED_LOAD=1 $(GO) test -count=1 -v -timeout 60m -run '^TestLoad$$' ./test/load
-	@out=$$(mktemp); \
+	@status=0; PAVED_LOAD=1 $(GO) test -count=1 -v -timeout 60m -run '^TestLoad$$' ./test/load || status=$$?; \
+	out=$$(mktemp); \
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./internal/policy ./internal/portal/port/webhook | tee $$out; \
 	$(GO) test -run '^$$' -bench ClaimBacklog -benchmem -count $(BENCHCOUNT) ./internal/store/sqlite | tee -a $$out; \
 	$(GO) run golang.org/x/perf/cmd/benchstat@latest $$out || echo "benchstat unavailable: the raw figures are above"; \
-	rm -f $$out
+	rm -f $$out; exit $$status

@@ -1,0 +1,211 @@
+package load
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	h "github.com/paved-idp/paved/test/harness"
+	_ "modernc.org/sqlite" // read paved's database after it stops
+)
+
+// intakeStacks is how many stacks the intake runs spread over: the first
+// run of each is dispatched during the warm-up and its pipeline runs for an
+// hour (harness.LongPipeline), so every later run waits queued and the
+// dispatcher has nothing to do during the trials.
+const intakeStacks = 256
+
+// testIntake: paved against the bare gin baseline, closed loop at each
+// concurrency (A/B alternating within each repeat), then paved's latency at
+// a fixed rate, then proof that every 202 is a stored run.
+func testIntake(t *testing.T, m mode) {
+	bare := startBare(t)
+	bareURL := bare.URL + "/webhooks/port"
+	var got202, missing, unanswered, c5xx int
+	estimate := 2000.0 // paved req/s, for sizing the next trial's pool of distinct runs
+
+	// Each concurrency, and the open loop, gets a paved of its own with the
+	// same start (the warm-up): queued runs pile up in every trial, and a
+	// backlog left by one concurrency would weigh on the next.
+	for _, c := range append(slices.Clone(m.concurrency), 0) {
+		name := fmt.Sprintf("c=%d", c)
+		if c == 0 {
+			name = "open_loop"
+		}
+		t.Run(name, func(t *testing.T) {
+			e, check := intakeWorld(t)
+			defer func() {
+				g, miss, un, five := verifyStored(t, e, check.answers)
+				got202, missing, unanswered, c5xx = got202+g, missing+miss, unanswered+un, c5xx+five
+			}()
+			pavedURL := e.URL + "/webhooks/port"
+			if c == 0 {
+				var p50s, p99s, maxes, lags []float64
+				for rep := range m.openRepeats {
+					p := makePool(t, e, int(float64(m.openRate)*m.openDuration.Seconds()), intakeStacks, "svc")
+					r, lag := openLoop(e.Port, pavedURL, p, m.openRate, m.openDuration)
+					check.add(t, "open loop", r)
+					p50s, p99s = append(p50s, toMS(quantile(r.latencies, .5))), append(p99s, toMS(quantile(r.latencies, .99)))
+					maxes, lags = append(maxes, toMS(quantile(r.latencies, 1))), append(lags, toMS(lag))
+					note("open loop repeat %d: %d sent at %d/s, all answered after %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (sender at worst %.1f ms late)",
+						rep+1, r.sent, m.openRate, r.elapsed.Round(time.Millisecond), p50s[rep], p99s[rep], maxes[rep], lags[rep])
+				}
+				report("intake", fmt.Sprintf("paved p50 at %d req/s open loop (from scheduled send)", m.openRate), spread(p50s, ms), "", "")
+				report("intake", fmt.Sprintf("paved p99 at %d req/s open loop", m.openRate), spread(p99s, ms), "≤ 25 ms", verdict(median(p99s) <= 25))
+				report("intake", "paved max latency at that rate", spread(maxes, ms), "", "")
+				report("intake", "sender's worst lag behind its schedule", spread(lags, ms), "", "")
+				return
+			}
+			barePool := makePool(t, e, 4000, intakeStacks, "svc")
+			var pavedRates, bareRates, ratios []float64
+			for rep := range m.intakeRepeats {
+				n := int(estimate*m.intakeDuration.Seconds()*1.5) + 500
+				p := makePool(t, e, n, intakeStacks, "svc")
+				var a, b tally
+				runA := func() {
+					a = closedLoop(e.Port, pavedURL, p, false, c, m.intakeDuration)
+					check.add(t, "paved "+name, a)
+				}
+				runB := func() { b = closedLoop(e.Port, bareURL, barePool, true, c, m.intakeDuration) }
+				if rep%2 == 0 {
+					runA()
+					runB()
+				} else {
+					runB()
+					runA()
+				}
+				if b.c5xx+b.errs+b.other > 0 {
+					t.Errorf("bare %s: %d 5xx, %d other, %d errors (first: %s)", name, b.c5xx, b.other, b.errs, b.firstErr)
+				}
+				if a.sent >= len(p.bodies) {
+					note("paved %s repeat %d used its whole pool of %d runs in %s", name, rep+1, len(p.bodies), a.elapsed.Round(time.Millisecond))
+				}
+				estimate = max(estimate, a.rate())
+				pavedRates, bareRates = append(pavedRates, a.rate()), append(bareRates, b.rate())
+				ratios = append(ratios, a.rate()/b.rate())
+				note("%s repeat %d (%s first): paved %.0f req/s (%d in %s, p50 %.1f ms, p99 %.1f ms), bare %.0f req/s (%d in %s, p99 %.1f ms), ratio %.3f",
+					name, rep+1, map[bool]string{true: "paved", false: "bare"}[rep%2 == 0], a.rate(), a.sent, a.elapsed.Round(time.Millisecond),
+					toMS(quantile(a.latencies, .5)), toMS(quantile(a.latencies, .99)), b.rate(), b.sent, b.elapsed.Round(time.Millisecond), toMS(quantile(b.latencies, .99)), a.rate()/b.rate())
+			}
+			report("intake", fmt.Sprintf("paved req/s, closed loop c=%d", c), spread(pavedRates, rps), "", "")
+			report("intake", fmt.Sprintf("bare gin req/s, closed loop c=%d", c), spread(bareRates, rps), "", "")
+			r := median(ratios)
+			v := verdict(r >= 0.30)
+			if r >= 0.5 {
+				v += " (stretch met)"
+			} else if r >= 0.30 {
+				v += " (stretch 0.5 missed)"
+			}
+			report("intake", fmt.Sprintf("ratio paved/bare c=%d", c), spread(ratios, ratio), "≥ 0.30 (stretch 0.5)", v)
+		})
+	}
+	report("intake", "answers 202 (all trials and warm-ups)", count(float64(got202)), "", "")
+	report("intake", "202s without a stored run", count(float64(missing)), "0", verdict(missing == 0))
+	report("intake", "stored runs without a 202", count(float64(unanswered)), "0", verdict(unanswered == 0))
+	report("intake", "5xx answers", count(float64(c5xx)), "0", verdict(c5xx == 0))
+}
+
+// answers collects every answer paved gave in one world.
+type answers struct{ answers []answer }
+
+func (as *answers) add(t *testing.T, what string, r tally) {
+	as.answers = append(as.answers, r.answers...)
+	if r.c5xx > 0 || r.errs > 0 || r.other > 0 {
+		t.Errorf("%s: %d sent, %d answered 202, %d 5xx, %d other, %d transport errors (first: %s)", what, r.sent, r.accepted, r.c5xx, r.other, r.errs, r.firstErr)
+	}
+}
+
+// intakeWorld starts paved and warms it up: one run per stack (each
+// dispatched, its pipeline running for an hour: harness.LongPipeline), and
+// enough more that the reports use up Port's documented rate limit (1,000
+// a 5 min, portsim's default), so the reporter waits for the reset instead
+// of competing with the intake.
+func intakeWorld(t *testing.T) (*h.Env, *answers) {
+	e := world(t, h.Options{Outcome: h.LongPipeline}, nil)
+	as := &answers{}
+	warm := makePool(t, e, 3*intakeStacks, intakeStacks, "svc")
+	w := closedLoop(e.Port, e.URL+"/webhooks/port", warm, false, 32, time.Minute)
+	as.add(t, "warm-up", w)
+	waitFor(t, 2*time.Minute, "warm-up: every stack's pipeline running and Port's rate limit reached", func() bool {
+		return len(e.GitLab.RunIDCounts()) >= intakeStacks && portThrottled(e)
+	})
+	note("intake warm-up: %d runs accepted at %.0f req/s; %d pipelines running; Port answered 429 (the reporter waits for the reset)", w.accepted, w.rate(), len(e.GitLab.RunIDCounts()))
+	return e, as
+}
+
+// verifyStored stops paved and checks its database: every 202 is a stored
+// run, and every stored run got a 202.
+func verifyStored(t *testing.T, e *h.Env, got []answer) (accepted, missing, unanswered, c5xx int) {
+	e.Stop()
+	stored, states := storedRuns(t, e.DBPath)
+	for _, a := range got {
+		switch {
+		case a.code >= 500:
+			c5xx++
+		case a.code == 202:
+			accepted++
+			if _, ok := stored[a.runID]; !ok {
+				missing++
+			}
+		}
+	}
+	unanswered = len(stored) - (accepted - missing)
+	note("paved's database after it stopped: %d runs, by state %v; %d answers 202, %d of them not stored, %d stored runs without a 202, %d 5xx", len(stored), states, accepted, missing, unanswered, c5xx)
+	if missing > 0 || unanswered != 0 || c5xx > 0 {
+		t.Errorf("intake: %d 202s not stored, %d stored runs without a 202, %d 5xx", missing, unanswered, c5xx)
+	}
+	return accepted, missing, unanswered, c5xx
+}
+
+// storedRuns reads paved's SQLite file, read-only, after paved has stopped.
+func storedRuns(t *testing.T, path string) (map[string]string, map[string]int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&"+url.Values{"_pragma": {"busy_timeout(5000)"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, state FROM runs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out, states := map[string]string{}, map[string]int{}
+	for rows.Next() {
+		var id, state string
+		if err := rows.Scan(&id, &state); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = state
+		states[state]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out, states
+}
+
+// portThrottled reports whether the Port simulator has answered 429.
+func portThrottled(e *h.Env) bool {
+	for _, c := range e.Port.Calls() {
+		if c.Status == 429 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond every 100 ms until it holds or d has passed (then the
+// test fails: what was waited for never happened).
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
