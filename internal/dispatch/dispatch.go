@@ -106,9 +106,7 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 	return worker.Pool(ctx, stop, dispatchers, next, func(ctx context.Context, t store.Task) {
 		if worker.Stopped(stop) {
 			// Shutting down: start no new trigger; hand the task back.
-			if err := w.Store.Release(context.WithoutCancel(ctx), t.ID); err != nil {
-				w.Log.Warn("release task", zap.Int64("task", t.ID), zap.Error(err))
-			}
+			worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
 			return
 		}
 		handle := w.handle
@@ -119,9 +117,7 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 			if ctx.Err() != nil {
 				// Cut off at shutdown, maybe before it could hand the task
 				// back itself: hand it back for the next start.
-				if rerr := w.Store.Release(context.WithoutCancel(ctx), t.ID); rerr != nil {
-					w.Log.Warn("release task", zap.Int64("task", t.ID), zap.Error(rerr))
-				}
+				worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
 				return
 			}
 			w.Log.Error(t.Kind+" run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))

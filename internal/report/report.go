@@ -113,31 +113,22 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// Cut off at shutdown: hand the task back for the next start.
-			release(ctx, w.Store, w.Log, []store.Task{t})
+			worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
 		case err != nil:
 			w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
 		}
 	})
-	release(ctx, w.Store, w.Log, batch.Left())
+	left := batch.Left()
+	ids := make([]int64, len(left))
+	for i, t := range left {
+		ids[i] = t.ID
+	}
+	worker.HandBack(ctx, w.Store.Release, w.Log, ids...)
 	return n, err
 }
 
 // claimBatch is how many reports one claim takes.
 const claimBatch = 32
-
-// release hands back tasks claimed but not handled (the pool stopped).
-func release(ctx context.Context, st store.Outbox, log *zap.Logger, left []store.Task) {
-	if len(left) == 0 {
-		return
-	}
-	ids := make([]int64, len(left))
-	for i, t := range left {
-		ids[i] = t.ID
-	}
-	if err := st.Release(context.WithoutCancel(ctx), ids...); err != nil {
-		log.Warn("release unhandled tasks", zap.Int("tasks", len(ids)), zap.Error(err))
-	}
-}
 
 func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 	r, err := w.Store.Run(ctx, t.RunID)

@@ -58,14 +58,7 @@ func (s *Server) portWebhook(c *gin.Context) {
 		return
 	}
 	r, created, err := s.intake.Submit(c.Request.Context(), inv.Request)
-	var conflict *intake.ConflictError
-	if errors.As(err, &conflict) {
-		fail(c, http.StatusConflict, conflict.Error())
-		return
-	}
-	if err != nil {
-		s.log.Error("submit port run", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.GetString("request_id"))
+	if s.submitError(c, "port", err) {
 		return
 	}
 	c.JSON(http.StatusAccepted, answerOf(r, created))
@@ -163,14 +156,7 @@ func (s *Server) createRun(c *gin.Context) {
 	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
 		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
-	var conflict *intake.ConflictError
-	if errors.As(err, &conflict) {
-		fail(c, http.StatusConflict, conflict.Error())
-		return
-	}
-	if err != nil {
-		s.log.Error("submit api run", zap.Error(err))
-		fail(c, http.StatusInternalServerError, "could not record the run")
+	if s.submitError(c, "api", err) {
 		return
 	}
 	code := http.StatusCreated
@@ -181,6 +167,23 @@ func (s *Server) createRun(c *gin.Context) {
 		code = http.StatusOK
 	}
 	c.JSON(code, answerOf(r, created))
+}
+
+// submitError answers for a failed submission; it returns false on no
+// error. A reused idempotency key is the caller's conflict (409); anything
+// else is paved's failure.
+func (s *Server) submitError(c *gin.Context, portal string, err error) bool {
+	var conflict *intake.ConflictError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &conflict):
+		fail(c, http.StatusConflict, conflict.Error())
+	default:
+		s.log.Error("submit "+portal+" run", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.GetString("request_id"))
+	}
+	return true
 }
 
 // runView is a run as the API shows it.

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Options tune Loop.
@@ -187,4 +189,17 @@ func (b *Batches[T]) Left() []T {
 	left := b.buf
 	b.buf = nil
 	return left
+}
+
+// HandBack returns claimed tasks that were not handled (the worker stops,
+// or was cut off mid-task) so the next start, or another replica, takes
+// them at once instead of after their lease. It runs on a context that
+// outlives the worker's; a failure only costs waiting for the lease.
+func HandBack(ctx context.Context, release func(context.Context, ...int64) error, log *zap.Logger, ids ...int64) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := release(context.WithoutCancel(ctx), ids...); err != nil {
+		log.Warn("hand back unhandled tasks", zap.Int64s("tasks", ids), zap.Error(err))
+	}
 }

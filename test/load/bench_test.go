@@ -24,6 +24,7 @@ import (
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -195,11 +196,7 @@ log: {format: json, level: info}
 			b.Fatalf("warm-up: %d %s", rec.Code, rec.Body.String())
 		}
 	}
-	for deadline := time.Now().Add(time.Minute); len(gl.RunIDCounts()) < intakeStacks; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatalf("warm-up: %d of %d pipelines", len(gl.RunIDCounts()), intakeStacks)
-		}
-	}
+	waitfor.Within(b, time.Minute, "the warm-up's pipelines", func() bool { return len(gl.RunIDCounts()) >= intakeStacks })
 	return handler, bodies, func() {
 		stop()
 		if err := <-ran; err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -85,7 +86,7 @@ func dispatchOnce(t *testing.T, m mode, withFaults bool) (float64, int, bool) {
 		held := len(proxy.requests())
 		released := time.Now()
 		proxy.release()
-		waitFor(t, 10*time.Minute, "every queued run's pipeline", func() bool {
+		waitfor.Within(t, 10*time.Minute, "every queued run's pipeline", func() bool {
 			n := 0
 			for id := range e.GitLab.RunIDCounts() {
 				if want[id] {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 	_ "modernc.org/sqlite" // read paved's database after it stops
 )
@@ -129,7 +130,7 @@ func intakeWorld(t *testing.T) (*h.Env, *answers) {
 	warm := makePool(t, e, 3*intakeStacks, intakeStacks, "svc")
 	w := closedLoop(e.Port, e.URL+"/webhooks/port", warm, false, 32, time.Minute)
 	as.add(t, "warm-up", w)
-	waitFor(t, 2*time.Minute, "warm-up: every stack's pipeline running and Port's rate limit reached", func() bool {
+	waitfor.Within(t, 2*time.Minute, "warm-up: every stack's pipeline running and Port's rate limit reached", func() bool {
 		return len(e.GitLab.RunIDCounts()) >= intakeStacks && portThrottled(e)
 	})
 	note("intake warm-up: %d runs accepted at %.0f req/s; %d pipelines running; Port answered 429 (the reporter waits for the reset)", w.accepted, w.rate(), len(e.GitLab.RunIDCounts()))
@@ -196,16 +197,4 @@ func portThrottled(e *h.Env) bool {
 		}
 	}
 	return false
-}
-
-// waitFor polls cond every 100 ms until it holds or d has passed (then the
-// test fails: what was waited for never happened).
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

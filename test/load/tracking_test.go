@@ -10,6 +10,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -144,7 +145,7 @@ func trackOnce(t *testing.T, m mode) trackResult {
 		t.Fatalf("calibration: %d of %d accepted (first error: %s)", r.accepted, len(cal.bodies), r.firstErr)
 	}
 	calIDs := runIDs(r)
-	waitFor(t, 5*time.Minute, "the calibration runs' pipelines", func() bool { return countCreated(e, calIDs) == len(calIDs) })
+	waitfor.Within(t, 5*time.Minute, "the calibration runs' pipelines", func() bool { return countCreated(e, calIDs) == len(calIDs) })
 	first, last := createdSpan(e, calIDs)
 	rate := float64(len(calIDs)-1) / last.Sub(first).Seconds()
 	waitPortFinal(t, e, cal.portIDs, 5*time.Minute)
@@ -170,7 +171,7 @@ func trackOnce(t *testing.T, m mode) trackResult {
 		n, time.Since(intakeStart).Round(time.Millisecond), r.rate(), rssQueued, estimate.Round(time.Second), m.trackFinishWindow/time.Duration(n))
 	released := time.Now()
 	proxy.release()
-	waitFor(t, 3*estimate+5*time.Minute, "every tracked run's pipeline", func() bool { return countCreated(e, ids) == n })
+	waitfor.Within(t, 3*estimate+5*time.Minute, "every tracked run's pipeline", func() bool { return countCreated(e, ids) == n })
 	dFirst, dLast := createdSpan(e, ids)
 	note("tracking: all %d pipelines created %s after release (%.0f/s); %d were created after their slot",
 		n, dLast.Sub(released).Round(time.Millisecond), float64(n-1)/dLast.Sub(dFirst).Seconds(), plan.late.Load())

@@ -165,7 +165,10 @@ func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 // wakeStack makes the parked dispatch heads of a stack's queued runs due at
 // once: a run has left the stack (or stopped holding it), so the next may go.
 func wakeStack(ctx context.Context, tx batch.Tx, stackKey string, now int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE kind = 'dispatch' AND head = 1 AND done_at IS NULL AND next_at > ?
-		AND run_id IN (SELECT id FROM runs WHERE stack_key = ? AND state = 'queued')`, now, now, stackKey)
+	// Driven from the stack's queued runs (runs_stack), so the cost is the
+	// stack's line, not every parked head.
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE id IN (
+		SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id AND o.kind = 'dispatch' AND o.done_at IS NULL
+		WHERE r.stack_key = ? AND r.state = 'queued' AND o.head = 1 AND o.next_at > ?)`, now, stackKey, now)
 	return err
 }

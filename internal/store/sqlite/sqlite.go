@@ -176,6 +176,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 		if err != nil {
 			return err
 		}
+		inLine := holdsStack(r) || r.State == run.Queued
 		ch, err := fn(r)
 		if errors.Is(err, store.ErrNoChange) {
 			out = r
@@ -194,8 +195,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		out = r
-		if !holdsStack(r) {
-			// It may have just let go of its stack: the next in line may go.
+		if inLine && !holdsStack(r) && r.State != run.Queued {
+			// It has left its stack's line (ended, or its pipeline wound
+			// down): the next in line may go.
 			if err := wakeStack(ctx, tx, r.Stack.Key(), r.UpdatedAt.UnixMilli()); err != nil {
 				return err
 			}
