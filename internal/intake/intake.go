@@ -82,11 +82,8 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("submit %s run %s: %w", req.Portal, req.PortalRunID, err)
 	}
-	if existing, err := s.Store.RunByPortal(ctx, req.Portal, req.PortalRunID); err == nil {
-		return repeat(existing, digest)
-	} else if !errors.Is(err, run.ErrNotFound) {
-		return nil, false, fmt.Errorf("submit %s run %s: %w", req.Portal, req.PortalRunID, err)
-	}
+	// A repeated delivery is found by CreateRun, on the portal run id's
+	// unique key, in the same transaction: no read before every new run.
 	now := s.now()
 	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now}
 	var ch store.Change
@@ -154,10 +151,9 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
 	}
-	if err := s.queue(r, &ch, ahead, now); err != nil {
+	if err := s.queue(r, &ch, ahead, now, fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())); err != nil {
 		return nil, false, err
 	}
-	ch.Report(run.Report{Log: fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())})
 	out, created, err := s.create(ctx, r, ch)
 	if err == nil && created && s.Notify != nil {
 		s.Notify()
@@ -167,15 +163,16 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 
 // queue moves a run to queued and adds its dispatch task and a status label
 // that says how many runs of its stack go before it (ahead, read before the
-// transaction: a read inside it would wait for a second connection).
-func (s *Service) queue(r *run.Run, ch *store.Change, ahead int, now time.Time) error {
+// transaction: a read inside it would wait for a second connection). The
+// label and log travel as one report: one outbox row, not two.
+func (s *Service) queue(r *run.Run, ch *store.Change, ahead int, now time.Time, log string) error {
 	if err := r.MoveTo(run.Queued, now); err != nil {
 		return err
 	}
 	r.QueueAhead = ahead
 	label := run.QueueLabel(r.Stack.Key(), r.QueueAhead)
 	ch.Add(strings.ToLower(label[:1]) + label[1:])
-	ch.Report(run.Report{StatusLabel: label})
+	ch.Report(run.Report{StatusLabel: label, Log: log})
 	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
 	return nil
 }
@@ -225,8 +222,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, e
 			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Queued}
 		}
 		ch.Add("approved by " + approver)
-		ch.Report(run.Report{Log: "approved by " + approver})
-		return ch, s.queue(r, &ch, ahead, s.now())
+		return ch, s.queue(r, &ch, ahead, s.now(), "approved by "+approver)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)

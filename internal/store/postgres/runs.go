@@ -332,7 +332,8 @@ func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, erro
 // running, queued): StackQueue's length without the ids.
 func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM runs WHERE on_stack AND stack_key = $1 AND state IN ('dispatching', 'running', 'queued')`, stackKey).Scan(&n)
+	// stack_lines is kept by a trigger (migration 002): one row, however long the line.
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT depth FROM stack_lines WHERE stack_key = $1), 0)`, stackKey).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
 	}

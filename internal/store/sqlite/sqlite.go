@@ -54,13 +54,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	// FULL: a run Port was told about (202) must survive a power loss too.
 	q.Add("_pragma", "synchronous(FULL)")
+	// Each write of a group commit runs in a savepoint, whose journal of
+	// changed pages would otherwise spill to a temporary file: a write()
+	// per page in the single writer.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing on upgrade
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	// One writer at a time is SQLite's rule; a small pool still lets reads overlap.
-	db.SetMaxOpenConns(4)
+	// One writer at a time is SQLite's rule (the writer keeps one
+	// connection); a small pool still lets reads overlap.
+	db.SetMaxOpenConns(5)
 	s := &Store{db: db, now: time.Now, w: batch.Start(db, 30*time.Second)}
 	s.q = s.w.Reader()
 	if err := s.migrate(ctx); err != nil {
@@ -136,26 +141,26 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
 	var existing *run.Run
 	err := s.w.Tx(ctx, func(tx batch.Tx) error {
-		got, err := getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
-		if err == nil {
-			existing = got
-			return nil
-		}
-		if !errors.Is(err, run.ErrNotFound) {
-			return err
-		}
 		data, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		// The unique (portal, portal_run_id) decides a repeat: one statement
+		// instead of a read before every insert.
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
 			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
 			nullInt(r.PipelineID), string(data), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
 		if err != nil {
 			return err
 		}
-		return s.writeChange(ctx, tx, r, ch)
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			existing, err = getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
+			return err
+		}
+		return s.writeChange(ctx, tx, r, ch, true)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
@@ -202,7 +207,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 				return err
 			}
 		}
-		return s.writeChange(ctx, tx, r, ch)
+		return s.writeChange(ctx, tx, r, ch, false)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
@@ -210,22 +215,40 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 	return out, nil
 }
 
-func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch store.Change) error {
+// writeChange appends ch's events and tasks to r, one multi-row INSERT
+// each: statements, not rows, are what the single writer pays for. fresh
+// says r was created in this transaction, so it has no events and no open
+// tasks yet and nothing need be read.
+func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch store.Change, fresh bool) error {
 	now := s.now().UnixMilli()
 	if len(ch.Events) > 0 {
 		var seq int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?`, r.ID).Scan(&seq); err != nil {
-			return err
-		}
-		for _, msg := range ch.Events {
-			seq++
-			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, at, state, message) VALUES (?, ?, ?, ?, ?)`,
-				r.ID, seq, now, string(r.State), msg); err != nil {
+		if !fresh {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = ?`, r.ID).Scan(&seq); err != nil {
 				return err
 			}
 		}
+		rows := make([][]any, len(ch.Events))
+		for i, msg := range ch.Events {
+			rows[i] = []any{r.ID, seq + int64(i) + 1, now, string(r.State), msg}
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO run_events (run_id, seq, at, state, message) VALUES `, rows); err != nil {
+			return err
+		}
 	}
-	for _, t := range ch.Tasks {
+	if len(ch.Tasks) == 0 {
+		return nil
+	}
+	// A new task heads its (run, kind) only when no open one is before it.
+	open := map[string]bool{}
+	if !fresh {
+		var err error
+		if open, err = openKinds(ctx, tx, r.ID); err != nil {
+			return err
+		}
+	}
+	rows := make([][]any, len(ch.Tasks))
+	for i, t := range ch.Tasks {
 		payload, err := json.Marshal(t.Payload)
 		if err != nil {
 			return fmt.Errorf("encode %s task: %w", t.Kind, err)
@@ -234,12 +257,57 @@ func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch sto
 		if !t.NotBefore.IsZero() {
 			at = t.NotBefore.UnixMilli()
 		}
-		// The new task heads its (run, kind) only when no open one is before it.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at, head)
-			VALUES (?, ?, ?, ?, ?, NOT EXISTS (SELECT 1 FROM outbox WHERE run_id = ? AND kind = ? AND done_at IS NULL))`,
-			r.ID, t.Kind, string(payload), at, now, r.ID, t.Kind); err != nil {
+		head := 1
+		if open[t.Kind] {
+			head = 0
+		}
+		rows[i] = []any{r.ID, t.Kind, string(payload), at, now, head}
+		open[t.Kind] = true
+	}
+	return insertRows(ctx, tx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at, head) VALUES `, rows)
+}
+
+// openKinds lists the kinds of r's open tasks.
+func openKinds(ctx context.Context, tx batch.Tx, runID string) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT kind FROM outbox WHERE run_id = ? AND done_at IS NULL`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	open := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		open[k] = true
+	}
+	return open, rows.Err()
+}
+
+// insertRows runs prefix with VALUES for rows, up to 32 rows a statement so
+// that the statement cache holds few shapes and no statement nears SQLite's
+// bound on parameters.
+func insertRows(ctx context.Context, tx batch.Tx, prefix string, rows [][]any) error {
+	const perStmt = 32
+	for len(rows) > 0 {
+		n := min(len(rows), perStmt)
+		var b strings.Builder
+		b.WriteString(prefix)
+		args := make([]any, 0, n*len(rows[0]))
+		for i, row := range rows[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			b.WriteString(strings.TrimSuffix(strings.Repeat("?,", len(row)), ","))
+			b.WriteByte(')')
+			args = append(args, row...)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return err
 		}
+		rows = rows[n:]
 	}
 	return nil
 }
@@ -397,7 +465,8 @@ func (s *Store) StackQueue(ctx context.Context, stackKey string) ([]string, erro
 // before a run that joins its line now. It counts in the index, reading no run.
 func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
 	var n int
-	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE stack_key = ? AND state IN ('dispatching','running','queued')`, stackKey).Scan(&n); err != nil {
+	// stack_lines is kept by triggers (migration 004): one row, however long the line.
+	if err := s.q.QueryRowContext(ctx, `SELECT COALESCE((SELECT depth FROM stack_lines WHERE stack_key = ?), 0)`, stackKey).Scan(&n); err != nil {
 		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
 	}
 	return n, nil

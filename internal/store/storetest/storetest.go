@@ -242,7 +242,16 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatalf("claimed %v while the stack is busy", runIDs(c))
 		}
 		move(runs[0].ID, run.Running)
+		if n, err := s.StackDepth(ctx, runs[0].Stack.Key()); err != nil || n != 2 {
+			t.Fatalf("stack depth with one running, one queued: %d, %v; want 2", n, err)
+		}
 		move(runs[0].ID, run.Succeeded)
+		if n, err := s.StackDepth(ctx, runs[0].Stack.Key()); err != nil || n != 1 {
+			t.Fatalf("stack depth after the first run ended: %d, %v; want 1", n, err)
+		}
+		if n, err := s.StackDepth(ctx, "acme/dev/no-such-service"); err != nil || n != 0 {
+			t.Fatalf("depth of a stack never used: %d, %v; want 0", n, err)
+		}
 		c, _ := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
 		if fmt.Sprint(runIDs(c)) != fmt.Sprint([]string{runs[1].ID}) {
 			t.Fatalf("after the first run ended claimed %v, want the second", runIDs(c))

@@ -25,11 +25,15 @@ const maxBatch = 128
 // and a burst of writes costs one fsync rather than one each.
 type Writer struct {
 	db       *sql.DB
+	conn     *sql.Conn // the writer's own connection, taken on first use
 	stmts    *stmts
 	ops      chan *op
 	quit     chan struct{}
 	done     chan struct{}
 	once     sync.Once
+	nudge    chan struct{} // wakes the checkpointer
+	cpDone   chan struct{}
+	commits  int           // by loop only
 	busyWait time.Duration // how long a batch retries another process's lock
 }
 
@@ -47,8 +51,10 @@ var errClosed = errors.New("sqlite store is closed")
 // Start starts the writer for db. A batch that meets another process's
 // lock is retried for up to busyWait.
 func Start(db *sql.DB, busyWait time.Duration) *Writer {
-	w := &Writer{db: db, stmts: &stmts{db: db, m: map[string]*sql.Stmt{}}, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait}
+	w := &Writer{db: db, stmts: &stmts{db: db, m: map[string]*sql.Stmt{}}, ops: make(chan *op, maxBatch), quit: make(chan struct{}), done: make(chan struct{}), busyWait: busyWait,
+		nudge: make(chan struct{}, 1), cpDone: make(chan struct{})}
 	go w.loop()
+	go w.checkpoints()
 	return w
 }
 
@@ -60,6 +66,10 @@ func (w *Writer) Reader() Reader { return Reader{w.stmts} }
 func (w *Writer) Stop() {
 	w.once.Do(func() { close(w.quit) })
 	<-w.done
+	<-w.cpDone
+	if w.conn != nil {
+		_ = w.conn.Close()
+	}
 	w.stmts.close()
 }
 
@@ -133,6 +143,7 @@ func (w *Writer) commit(batch []*op) {
 	for attempt := 1; ; attempt++ {
 		results, err := w.try(batch)
 		if err == nil {
+			w.committed()
 			for i, o := range batch {
 				o.done <- results[i]
 			}
@@ -159,31 +170,50 @@ func (w *Writer) commit(batch []*op) {
 // error is the transaction's own (begin, savepoint, commit); each write's
 // own error is in results.
 func (w *Writer) try(batch []*op) ([]error, error) {
-	tx, err := w.db.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	// One connection for every write keeps its page cache and prepared
+	// statements warm; in WAL mode a write through another connection
+	// would make the next one re-read the pages it changed.
+	if w.conn == nil {
+		c, err := w.ownConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.conn = c
+	}
+	sqlTx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
+		if !isBusy(err) {
+			// A broken connection is replaced on the next try.
+			_ = w.conn.Close()
+			w.conn = nil
+		}
 		return nil, err
 	}
+	tx := Tx{tx: sqlTx, c: w.stmts}
 	results := make([]error, len(batch))
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			results[i] = fmt.Errorf("wait for the store's write turn: %w", err)
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
-			_ = tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			_ = sqlTx.Rollback()
 			return nil, err
 		}
-		results[i] = o.fn(Tx{tx: tx, c: w.stmts})
-		undo := "RELEASE w"
+		results[i] = o.fn(tx)
 		if results[i] != nil {
-			undo = "ROLLBACK TO w; RELEASE w"
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+				_ = sqlTx.Rollback()
+				return nil, err
+			}
 		}
-		if _, err := tx.Exec(undo); err != nil {
-			_ = tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+			_ = sqlTx.Rollback()
 			return nil, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		return nil, err
 	}
 	return results, nil
