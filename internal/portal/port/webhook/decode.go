@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/portal/port"
@@ -46,7 +49,7 @@ type Invocation struct {
 // Every key is matched exactly. encoding/json matches struct fields without
 // regard to case, so with structs a later "ACTION" would override "action"
 // and a body of wrongly cased keys would pass as a run; objects are
-// therefore read as maps (see object) and only Port's spelling counts.
+// therefore read key by key (see object) and only Port's spelling counts.
 func Decode(body []byte) (Invocation, error) {
 	if !json.Valid(body) {
 		return Invocation{}, ErrNotJSON
@@ -54,7 +57,7 @@ func Decode(body []byte) (Invocation, error) {
 	if kind(body) != "object" {
 		return Invocation{}, notARun("body is not a JSON object")
 	}
-	top, err := objectAt(body, "")
+	top, err := objectAt(body, "", "resourceType", "context", "payload", "action", "trigger")
 	if err != nil {
 		return Invocation{}, err
 	}
@@ -70,7 +73,7 @@ func Decode(body []byte) (Invocation, error) {
 		return Invocation{}, notARun(fmt.Sprintf("resourceType is %q, want \"run\"", clip.String(resourceType, 40)))
 	}
 
-	runCtx, err := top.object("context")
+	runCtx, err := top.object("context", "runId", "blueprint", "entity")
 	if err != nil {
 		return Invocation{}, err
 	}
@@ -91,11 +94,11 @@ func Decode(body []byte) (Invocation, error) {
 		return Invocation{}, err
 	}
 
-	payload, err := top.object("payload")
+	payload, err := top.object("payload", "action", "entity", "properties")
 	if err != nil {
 		return Invocation{}, err
 	}
-	payloadAction, err := payload.object("action")
+	payloadAction, err := payload.object("action", "identifier", "trigger")
 	if err != nil {
 		return Invocation{}, err
 	}
@@ -148,29 +151,128 @@ func Decode(body []byte) (Invocation, error) {
 
 func notARun(why string) error { return fmt.Errorf("%w: %s", ErrNotARun, why) }
 
-// object is one JSON object's members by exact key, with the path of the
-// object in the body for error messages ("" for the body itself). Decoding
-// into a map keeps keys as sent; a repeated key keeps its last value.
+// object is what Decode reads from one JSON object: the value of each key
+// it asked for, with the object's path in the body for error messages (""
+// for the body itself).
+//
+// The body is validated once (json.Valid in Decode) and each object Decode
+// reads is then scanned once for the keys it wants, without decoding the
+// rest. Unmarshalling every level into map[string]json.RawMessage instead
+// re-validated each nested object once per level above it.
 type object struct {
-	path    string
-	members map[string]json.RawMessage
+	path string
+	size int // members, whatever their keys
+	keys [maxKeys]string
+	vals [maxKeys]json.RawMessage
 }
 
-// objectAt reads raw, found at path, as an object. Absent and null read as
-// an empty object: Port's templates turn a missing entity into null or {}.
-func objectAt(raw json.RawMessage, path string) (object, error) {
+// maxKeys is the most keys Decode reads from one object (payload.entity).
+const maxKeys = 5
+
+// objectAt reads keys from raw, found at path. Absent and null read as an
+// empty object: Port's templates turn a missing entity into null or {}.
+func objectAt(raw json.RawMessage, path string, keys ...string) (object, error) {
 	o := object{path: path}
+	if copy(o.keys[:], keys) < len(keys) {
+		panic("webhook: more than maxKeys keys for object " + path)
+	}
 	if isNull(raw) {
 		return o, nil
 	}
 	if kind(raw) != "object" {
 		return o, typeError(path, raw, "object")
 	}
-	if err := json.Unmarshal(raw, &o.members); err != nil {
-		// Unreachable for valid JSON; kept so a surprise is not silent.
-		return o, notARun(fmt.Sprintf("%s: %s", path, clip.String(err.Error(), 80)))
+	for key, val := range members(raw) {
+		o.size++
+		for i, k := range keys {
+			if string(key) == k {
+				o.vals[i] = val // a repeated key keeps its last value
+			}
+		}
 	}
 	return o, nil
+}
+
+// members yields the members of raw, a valid JSON object, in order: the
+// key unquoted, the value as sent without the space around it.
+func members(raw []byte) iter.Seq2[[]byte, json.RawMessage] {
+	return func(yield func([]byte, json.RawMessage) bool) {
+		i := skipSpace(raw, skipSpace(raw, 0)+1) // past '{'
+		for raw[i] != '}' {
+			end := stringEnd(raw, i)
+			key := raw[i+1 : end-1]
+			if !plain(key) {
+				key = []byte(unquote(raw[i:end])) // rare
+			}
+			i = skipSpace(raw, skipSpace(raw, end)+1) // past ':'
+			end = valueEnd(raw, i)
+			if !yield(key, raw[i:end:end]) {
+				return
+			}
+			if i = skipSpace(raw, end); raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
+		}
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the valid JSON string at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; ; {
+		q := i + bytes.IndexByte(b[i:], '"')
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for q-n > i && b[q-n-1] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
+	}
+}
+
+// valueEnd returns the index just past the valid JSON value at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		// Valid JSON: brackets balance once strings are stepped over.
+		depth := 0
+		for {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	// A number, true, false or null runs to the next delimiter.
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
 }
 
 // field is the body path of key in o.
@@ -181,35 +283,93 @@ func (o object) field(key string) string {
 	return o.path + "." + key
 }
 
-func (o object) empty() bool                       { return len(o.members) == 0 }
-func (o object) raw(key string) json.RawMessage    { return o.members[key] }
-func (o object) object(key string) (object, error) { return objectAt(o.members[key], o.field(key)) }
+func (o object) empty() bool { return o.size == 0 }
+
+// raw is the value of key, nil if absent. The keys o was read for are
+// constants, so a key not among them is a bug: raw panics, for the tests to
+// meet the first time they pass that line.
+func (o object) raw(key string) json.RawMessage {
+	for i, k := range o.keys {
+		if k == key {
+			return o.vals[i]
+		}
+	}
+	panic("webhook: " + o.field(key) + " was not among the keys read")
+}
+
+func (o object) object(key string, keys ...string) (object, error) {
+	return objectAt(o.raw(key), o.field(key), keys...)
+}
 
 // str reads a string member; absent or null reads as "".
 func (o object) str(key string) (string, error) {
-	raw := o.members[key]
+	raw := o.raw(key)
 	if isNull(raw) {
 		return "", nil
 	}
-	var s string
-	if kind(raw) != "string" || json.Unmarshal(raw, &s) != nil {
+	if kind(raw) != "string" {
 		return "", typeError(o.field(key), raw, "string")
 	}
-	return s, nil
+	return unquote(raw), nil
 }
+
+// unquote reads a valid JSON string as json.Unmarshal does.
+func unquote(raw []byte) string {
+	if s := raw[1 : len(raw)-1]; plain(s) {
+		return string(s)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // cannot fail on a valid string
+	return s
+}
+
+// plain reports whether the inside of a JSON string is its own unquoted
+// form: no escapes, and valid UTF-8 (json.Unmarshal replaces invalid bytes
+// with U+FFFD).
+func plain(s []byte) bool { return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) }
 
 // anyMap reads a free-form object member (inputs, entity properties); absent
 // or null reads as nil. Its keys are data, not Port's field names.
 func (o object) anyMap(key string) (map[string]any, error) {
-	raw := o.members[key]
+	raw := o.raw(key)
 	if isNull(raw) {
 		return nil, nil
 	}
-	var m map[string]any
-	if kind(raw) != "object" || json.Unmarshal(raw, &m) != nil {
+	if kind(raw) != "object" {
 		return nil, typeError(o.field(key), raw, "object")
 	}
+	// As json.Unmarshal into map[string]any read it, down to failing on a
+	// number beyond float64 even in a repeated key's discarded value.
+	m := map[string]any{}
+	for k, val := range members(raw) {
+		v, ok := anyValue(val)
+		if !ok {
+			return nil, typeError(o.field(key), raw, "object")
+		}
+		m[string(k)] = v
+	}
 	return m, nil
+}
+
+// anyValue reads a valid raw value as json.Unmarshal into any does; false
+// for a number beyond float64.
+func anyValue(raw []byte) (any, bool) {
+	switch raw[0] {
+	case '"':
+		return unquote(raw), true
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	case '{', '[':
+		var v any
+		err := json.Unmarshal(raw, &v)
+		return v, err == nil
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil
 }
 
 // typeError names the field and the kinds, never the value: the value may
@@ -260,7 +420,7 @@ func actionIdentifier(top, payloadAction object) (string, error) {
 			return "", err
 		}
 	case "object":
-		a, err := top.object("action")
+		a, err := top.object("action", "identifier")
 		if err != nil {
 			return "", err
 		}
@@ -294,7 +454,7 @@ func operation(payloadAction object) (run.Operation, error) {
 			return "", err
 		}
 	case "object":
-		t, err := payloadAction.object("trigger")
+		t, err := payloadAction.object("trigger", "operation")
 		if err != nil {
 			return "", err
 		}
@@ -316,7 +476,7 @@ func operation(payloadAction object) (run.Operation, error) {
 // decodeEntity reads payload.entity; when a template left it out (absent,
 // null or {}) but context.entity names the entity, that identifier is used.
 func decodeEntity(payload, runCtx object, ctxBlueprint string) (run.Entity, error) {
-	e, err := payload.object("entity")
+	e, err := payload.object("entity", "identifier", "blueprint", "title", "team", "properties")
 	if err != nil {
 		return run.Entity{}, err
 	}
@@ -350,37 +510,54 @@ func decodeEntity(payload, runCtx object, ctxBlueprint string) (run.Entity, erro
 
 // teams reads an entity's team, which Port allows as one string or a list.
 func teams(entity object) ([]string, error) {
-	raw := entity.raw("team")
-	if isNull(raw) {
+	switch raw := entity.raw("team"); kind(raw) {
+	case "null", "nothing":
 		return nil, nil
-	}
-	var list []string
-	if kind(raw) == "array" && json.Unmarshal(raw, &list) == nil {
+	case "string":
+		if one := unquote(raw); one != "" {
+			return []string{one}, nil
+		}
+		return nil, nil
+	case "array":
+		// As json.Unmarshal into []string: [] is an empty list, not nil,
+		// and a null item reads as "".
+		list := []string{}
+		for i := skipSpace(raw, 1); raw[i] != ']'; {
+			end := valueEnd(raw, i)
+			switch item := raw[i:end]; kind(item) {
+			case "string":
+				list = append(list, unquote(item))
+			case "null":
+				list = append(list, "")
+			default:
+				return nil, notTeams(entity)
+			}
+			if i = skipSpace(raw, end); raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
+		}
 		return list, nil
 	}
-	var one string
-	if kind(raw) != "string" || json.Unmarshal(raw, &one) != nil {
-		return nil, notARun(entity.field("team") + " is neither a string nor a list of strings")
-	}
-	if one == "" {
-		return nil, nil
-	}
-	return []string{one}, nil
+	return nil, notTeams(entity)
+}
+
+func notTeams(entity object) error {
+	return notARun(entity.field("team") + " is neither a string nor a list of strings")
 }
 
 // decodeUser reads trigger.by.user. Runs started by a machine token carry
 // only trigger.by.userId; the policy decides whether an anonymous run may
 // proceed.
 func decodeUser(top object) (run.User, error) {
-	trigger, err := top.object("trigger")
+	trigger, err := top.object("trigger", "by")
 	if err != nil {
 		return run.User{}, err
 	}
-	by, err := trigger.object("by")
+	by, err := trigger.object("by", "user")
 	if err != nil {
 		return run.User{}, err
 	}
-	u, err := by.object("user")
+	u, err := by.object("user", "email", "firstName", "lastName")
 	if err != nil || u.empty() {
 		return run.User{}, err
 	}
