@@ -35,7 +35,14 @@ type cursorKey struct{ project, ref, runID string }
 type cursor struct {
 	from    time.Time // the scan's created_after; another one starts afresh
 	page    int       // the page to list next
-	pending []int64   // pipelines of the page listed last still to examine, in order
+	pending []listed  // pipelines of the page listed last still to examine, in order
+}
+
+// listed is a pipeline a scan listed: its id and name (a pipeline's name
+// never changes).
+type listed struct {
+	id   int64
+	name string
 }
 
 // FindByRunID looks for the pipeline run runID created on ref in project
@@ -46,27 +53,38 @@ type cursor struct {
 // The pipeline is asked for by name first: paved's component names each
 // pipeline PipelineName(runID), so one request (GET
 // /projects/:id/pipelines?name=…&source=api&ref=…&created_after=…) finds it, however many
-// runs are in flight, without reading any variables. Only when that finds
-// nothing — a project whose CI configuration lacks the name, or no pipeline
-// at all — does a scan of the pipelines created since the dispatch began
-// read their variables, and that scan resumes where the run's previous one
-// stopped instead of starting over (see scan).
+// runs are in flight, without reading any variables. When that finds
+// nothing, a scan of the pipelines created since the dispatch began looks
+// further (see scan), unless the answer was already the whole answer: GitLab
+// applied the name filter (or had nothing to filter), and the ref's
+// pipelines GitLab has shown this client since then all carry their run's
+// name (see namesRuns), so the run's pipeline would have been found by its
+// name. Without that — a project whose CI configuration lacks the name, a
+// GitLab older than 16.9 that ignores the filter, or nothing seen of the
+// ref yet — the scan runs, and stops as soon as what it lists shows the
+// same.
 func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
 	from := since.Add(-findSkew).UTC()
-	p, found, err = c.findByName(ctx, project, ref, from, runID)
+	p, found, filtered, err := c.findByName(ctx, project, ref, from, runID)
 	if err != nil || found {
 		if found {
 			c.dropCursor(cursorKey{project, ref, runID})
 		}
 		return p, found, err
 	}
-	return c.scan(ctx, project, ref, from, runID)
+	if filtered && c.namesRuns(project, ref, from) {
+		return Pipeline{}, false, nil
+	}
+	return c.scan(ctx, project, ref, from, runID, filtered)
 }
 
 // findByName lists the run's pipelines created since from by name, oldest
 // first: if a race made two, the first is the run's and the other its
 // duplicate.
-func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string) (Pipeline, bool, error) {
+// filtered is true when every pipeline GitLab answered with has the name
+// asked for, i.e. GitLab applied the filter (16.9 and later), or there was
+// nothing to filter: then the answer holds every pipeline of that name.
+func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string) (p Pipeline, found, filtered bool, err error) {
 	name := PipelineName(runID)
 	opt := &gl.ListProjectPipelinesOptions{
 		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
@@ -78,12 +96,17 @@ func (c *Client) findByName(ctx context.Context, project, ref string, from time.
 		Sort:         gl.Ptr("asc"),
 	}
 	var list []*gl.PipelineInfo
-	err := c.call(ctx, func(ctx context.Context) (err error) {
+	err = c.call(ctx, func(ctx context.Context) (err error) {
 		list, _, err = c.gl.Pipelines.ListProjectPipelines(project, opt, gl.WithContext(ctx))
 		return err
 	})
 	if err != nil {
-		return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines named %q in %s: %w", runID, name, project, err)
+		return Pipeline{}, false, false, fmt.Errorf("gitlab: find run %s: list pipelines named %q in %s: %w", runID, name, project, err)
+	}
+	filtered = true
+	for _, info := range list {
+		c.observeInfo(project, info)
+		filtered = filtered && info.Name == name
 	}
 	for _, info := range list {
 		// Both are compared here too: GitLab's ref filter also matches a
@@ -91,15 +114,30 @@ func (c *Client) findByName(ctx context.Context, project, ref string, from time.
 		// ignores the name filter (and before 16.3 shows no name), so the
 		// lookup then finds nothing and the scan takes over.
 		if info.Ref == ref && info.Name == name {
-			return fromInfo(info), true, nil
+			return fromInfo(info), true, filtered, nil
 		}
 	}
-	return Pipeline{}, false, nil
+	return Pipeline{}, false, filtered, nil
 }
 
-// scan walks the pipelines on ref created by the API since from, reading
-// each one's PAVED_RUN_ID (once per pipeline: see runIDOf), until one is
-// runID's.
+// observeInfo notes how a listed pipeline is named (see observe).
+func (c *Client) observeInfo(project string, info *gl.PipelineInfo) {
+	var created time.Time
+	if info.CreatedAt != nil {
+		created = *info.CreatedAt
+	}
+	c.observe(project, info.Ref, info.ID, info.Name, created)
+}
+
+// scan walks the pipelines on ref created by the API since from until one
+// is runID's. A pipeline whose name has PipelineName's form is judged by its
+// name alone: "paved <runID>" is the run's, "paved <another id>" another
+// run's, skipped without a request. Only the others (no name, or a name of
+// another shape) have their PAVED_RUN_ID read, once per pipeline (see
+// runIDOf). When filtered (the lookup by name was GitLab's whole answer for
+// the name), the walk stops once the ref is seen to name its runs'
+// pipelines (namesRuns): the pages it would list next hold no pipeline the
+// lookup could have missed.
 //
 // The walk is ordered so that a page once read stays read while GitLab
 // keeps creating pipelines: created_after (not updated_after) selects them,
@@ -113,33 +151,36 @@ func (c *Client) findByName(ctx context.Context, project, ref string, from time.
 // cannot appear behind the cursor: the dispatcher reconciles only after a
 // trigger has had time to land. Deleting pipelines could shift pages, but
 // retention deletes old pipelines, not ones created since a dispatch began.
-func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, runID string) (Pipeline, bool, error) {
+func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, runID string, filtered bool) (Pipeline, bool, error) {
 	key := cursorKey{project, ref, runID}
 	cur := c.loadCursor(key, from)
 	defer func() { c.saveCursor(key, cur) }()
-	listed := map[int64]*gl.PipelineInfo{} // what this call listed, to answer without another read
+	infos := map[int64]*gl.PipelineInfo{} // what this call listed, to answer without another read
 	atEnd := false
 	for {
 		for len(cur.pending) > 0 {
-			id := cur.pending[0]
-			got, err := c.runIDOf(ctx, project, id)
-			if err != nil {
-				return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, id, project, err)
+			next := cur.pending[0]
+			got, byName := RunIDOfName(next.name)
+			if !byName {
+				var err error
+				if got, err = c.runIDOf(ctx, project, next.id); err != nil {
+					return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, next.id, project, err)
+				}
 			}
 			if got == runID {
-				p, ok, err := c.matched(ctx, project, ref, id, listed[id])
+				p, ok, err := c.matched(ctx, project, ref, next.id, infos[next.id])
 				if err != nil {
 					return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: %w", runID, err)
 				}
 				if ok {
-					p.RunID = runID
+					p.RunID, p.RunIDFromName = runID, byName
 					cur = nil // done with this run
 					return p, true, nil
 				}
 			}
 			cur.pending = cur.pending[1:]
 		}
-		if atEnd {
+		if atEnd || (filtered && c.namesRuns(project, ref, from)) {
 			return Pipeline{}, false, nil
 		}
 		opt := &gl.ListProjectPipelinesOptions{
@@ -160,8 +201,9 @@ func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, 
 			return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: list pipelines in %s (page %d): %w", runID, project, cur.page, err)
 		}
 		for _, info := range list {
-			listed[info.ID] = info
-			cur.pending = append(cur.pending, info.ID)
+			c.observeInfo(project, info)
+			infos[info.ID] = info
+			cur.pending = append(cur.pending, listed{id: info.ID, name: info.Name})
 		}
 		if resp.NextPage == 0 {
 			atEnd = true // and the next call lists this page again: it may have grown
@@ -171,7 +213,7 @@ func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, 
 	}
 }
 
-// matched returns pipeline id, whose PAVED_RUN_ID matched, if it is on
+// matched returns pipeline id, whose name or PAVED_RUN_ID matched, if it is on
 // ref. info is how this call listed it; nil means an earlier call did, and
 // the pipeline is read afresh (a deleted one is no match).
 func (c *Client) matched(ctx context.Context, project, ref string, id int64, info *gl.PipelineInfo) (Pipeline, bool, error) {
@@ -195,7 +237,7 @@ func (c *Client) loadCursor(key cursorKey, from time.Time) *cursor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur, ok := c.cursors[key]; ok && cur.from.Equal(from) {
-		return &cursor{from: cur.from, page: cur.page, pending: append([]int64(nil), cur.pending...)}
+		return &cursor{from: cur.from, page: cur.page, pending: append([]listed(nil), cur.pending...)}
 	}
 	return &cursor{from: from, page: 1}
 }

@@ -227,3 +227,159 @@ func TestCursorsAreBounded(t *testing.T) {
 		t.Errorf("the latest cursor was evicted: %+v", got)
 	}
 }
+
+// ignoreNameFilter serves GitLab as 16.3 to 16.8 are without the
+// pipeline_name_search flag (doc/api/pipelines.md, "List project
+// pipelines": `name` in the response is generally available from 16.3, in
+// the request from 16.9): every pipeline is listed with its name, and the
+// name filter is dropped.
+func ignoreNameFilter(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		q.Del("name")
+		r = r.Clone(r.Context())
+		r.URL.RawQuery = q.Encode()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestScanJudgesNamedPipelinesByTheirName: where GitLab ignores the name
+// filter, the lookup by name finds nothing and the scan walks every page,
+// but a pipeline named "paved <run id>" is judged by its name: the other
+// runs' are skipped and the run's own adopted without reading any variables.
+func TestScanJudgesNamedPipelinesByTheirName(t *testing.T) {
+	counts := newTally()
+	sim, c := setupServed(t, gitlabsim.Config{}, Options{HTTPClient: &http.Client{Transport: counts}}, ignoreNameFilter)
+	ctx := context.Background()
+	since := time.Now()
+	all := fill(t, sim, "grp/svc", 1000)
+
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_999")
+	if err != nil || !found || p.ID != all[999].ID || p.RunID != "r_999" || !p.RunIDFromName || p.Ref != "main" {
+		t.Fatalf("found %v %+v, %v; want #%d, proven by its name", found, p, err, all[999].ID)
+	}
+	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_nope"); err != nil || found {
+		t.Fatalf("r_nope: found %v, %v", found, err)
+	}
+	lists, _ := counts.counts("list")
+	names, _ := counts.counts("name")
+	if names != 2 || lists != 20 {
+		t.Errorf("%d lookups by name and %d pages listed, want 2 and each run's 10 pages", names, lists)
+	}
+	for _, kind := range []string{"variables", "get"} {
+		if ok, failed := counts.counts(kind); ok+failed != 0 {
+			t.Errorf("%d %s requests, want none: every pipeline is named", ok+failed, kind)
+		}
+	}
+}
+
+// namedBy creates a pipeline on main in grp/svc carrying runID whose name
+// (in a project named by workflow:name "$PIPELINE_NAME") is name, "" for none.
+func namedBy(t *testing.T, sim *gitlabsim.Sim, runID, name string) gitlabsim.Pipeline {
+	t.Helper()
+	vars := []gitlabsim.Variable{{Key: RunIDVariable, Value: runID}}
+	if name != "" {
+		vars = append(vars, gitlabsim.Variable{Key: "PIPELINE_NAME", Value: name})
+	}
+	p, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "grp/svc", Ref: "main", Variables: vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != name {
+		t.Fatalf("pipeline named %q, want %q", p.Name, name)
+	}
+	return p
+}
+
+// TestScanReadsVariablesOfUnnamedPipelinesOnly: among named pipelines, the
+// unnamed ones still have their PAVED_RUN_ID read, and the run's unnamed
+// pipeline is found by it; no named pipeline's variables are read.
+func TestScanReadsVariablesOfUnnamedPipelinesOnly(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{WorkflowName: "$PIPELINE_NAME"}, Options{HTTPClient: &http.Client{Transport: counts}})
+	since := time.Now()
+	var want gitlabsim.Pipeline
+	for i := 0; i < 250; i++ {
+		id := "r_" + strconv.Itoa(i)
+		switch {
+		case i == 155:
+			want = namedBy(t, sim, "r_ours", "")
+		case i == 100:
+			// Judged by its name, which says another run's: never the
+			// run's, whatever its variables say.
+			namedBy(t, sim, "r_ours", PipelineName("r_other"))
+		case i%10 == 0:
+			namedBy(t, sim, id, "")
+		default:
+			namedBy(t, sim, id, PipelineName(id))
+		}
+	}
+	p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_ours")
+	if err != nil || !found || p.ID != want.ID || p.RunID != "r_ours" || p.RunIDFromName {
+		t.Fatalf("found %v %+v, %v; want #%d by its variables", found, p, err, want.ID)
+	}
+	// The unnamed pipelines up to the run's: 0, 10, …, 150 but 100, and its own.
+	if ok, failed := counts.counts("variables"); ok != 16 || failed != 0 {
+		t.Errorf("read variables %d times (%d failed), want the 16 unnamed pipelines' up to the run's", ok, failed)
+	}
+	if lists, _ := counts.counts("list"); lists != 2 {
+		t.Errorf("listed %d pages, want 2", lists)
+	}
+}
+
+// TestNoScanOnceTheRefNamesItsRuns: when GitLab filters by name and the ref's
+// pipelines since the dispatch all carry their run's name, a lookup by name
+// that finds nothing is the answer: the first reconcile lists one page to
+// see that, later ones none. A pipeline without a name seen since then puts
+// the scan back, which finds it by its variables.
+func TestNoScanOnceTheRefNamesItsRuns(t *testing.T) {
+	counts := newTally()
+	sim, c := setup(t, gitlabsim.Config{WorkflowName: "$PIPELINE_NAME"}, Options{HTTPClient: &http.Client{Transport: counts}})
+	ctx := context.Background()
+	since := time.Now()
+	for i := 0; i < 250; i++ {
+		namedBy(t, sim, "r_"+strconv.Itoa(i), PipelineName("r_"+strconv.Itoa(i)))
+	}
+	for i, runID := range []string{"r_lost", "r_lost", "r_also_lost"} {
+		if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, runID); err != nil || found {
+			t.Fatalf("%s: found %v, %v; want nothing", runID, found, err)
+		}
+		if lists, _ := counts.counts("list"); lists != 1 {
+			t.Errorf("after %d reconciles %d pages listed, want the first reconcile's 1", i+1, lists)
+		}
+	}
+	if ok, failed := counts.counts("variables"); ok+failed != 0 {
+		t.Errorf("%d variables reads, want none", ok+failed)
+	}
+
+	// The ref's configuration lost the name: a pipeline without one, seen
+	// as the poller or a hook's check sees it.
+	unnamed := namedBy(t, sim, "r_unnamed", "")
+	if _, err := c.Pipeline(ctx, "grp/svc", unnamed.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_unnamed")
+	if err != nil || !found || p.ID != unnamed.ID || p.RunIDFromName {
+		t.Fatalf("found %v %+v, %v; want #%d by its variables", found, p, err, unnamed.ID)
+	}
+	if ok, _ := counts.counts("variables"); ok != 1 {
+		t.Errorf("%d variables reads, want the unnamed pipeline's", ok)
+	}
+}
+
+func TestNamingsAreBounded(t *testing.T) {
+	c, err := New("http://gitlab.invalid", token, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := 0; i < maxNamings+50; i++ {
+		c.observe("p", "ref-"+strconv.Itoa(i), int64(i+1), PipelineName("r_1"), now)
+	}
+	if n := len(c.namings); n != maxNamings {
+		t.Fatalf("%d namings, want at most %d", n, maxNamings)
+	}
+	if !c.namesRuns("p", "ref-"+strconv.Itoa(maxNamings+49), now) {
+		t.Error("the latest naming was evicted")
+	}
+}

@@ -43,10 +43,14 @@ type Pipeline struct {
 	// Source is how the pipeline was started: "api" for Trigger's.
 	Source    string
 	CreatedAt time.Time
-	// RunID is the pipeline's PAVED_RUN_ID variable as read from GitLab
-	// ("" for none). Only PipelineOfRun, and FindByRunID when it found the
-	// pipeline by its variables, read it; other calls leave it empty.
-	RunID string
+	// RunID is the run GitLab says the pipeline is of ("" for none): the
+	// run id its name carries when the name has PipelineName's form (paved's
+	// component names every pipeline from its PAVED_RUN_ID; RunIDFromName
+	// is then true), else its PAVED_RUN_ID variable. Only PipelineOfRun, and
+	// FindByRunID when its fallback scan found the pipeline, set it; other
+	// calls leave it empty.
+	RunID         string
+	RunIDFromName bool
 }
 
 // Options tune the client. The zero value is usable.
@@ -81,10 +85,12 @@ type Client struct {
 	// variables never change and pipeline ids are unique across projects, so
 	// a reconcile interrupted by faults does not read them again and every
 	// attempt makes progress. cursors remembers where each run's fallback
-	// scan got to (see FindByRunID).
+	// scan got to (see FindByRunID); namings what GitLab's answers showed
+	// of how each ref names its pipelines (see namesRuns).
 	mu      sync.Mutex
 	runIDs  map[int64]string
 	cursors map[cursorKey]*cursor
+	namings map[namingKey]naming
 }
 
 // New returns a client for the GitLab at baseURL (e.g. "https://gitlab.com",
@@ -145,7 +151,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
 	}
 	return &Client{gl: c, timeout: timeout, waitMax: waitMax, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries),
-		runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}}, nil
+		runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}, namings: map[namingKey]naming{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -202,18 +208,32 @@ func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeli
 	if err != nil {
 		return Pipeline{}, fmt.Errorf("gitlab: get pipeline %d in %s: %w", id, project, err)
 	}
-	return fromPipeline(p), nil
+	out := fromPipeline(p)
+	c.observe(project, out.Ref, out.ID, out.Name, out.CreatedAt)
+	return out, nil
 }
 
-// PipelineOfRun reads pipeline id in project together with its
-// PAVED_RUN_ID (GET /projects/:id/pipelines/:pipeline_id, then its
-// variables, read once per pipeline). It is the read that may trust what an
-// event claims: GitLab answers 404 (IsNotFound) for a pipeline that is not
-// in project, whatever a hook or its variables said.
+// PipelineOfRun reads pipeline id in project together with the run it is
+// of (GET /projects/:id/pipelines/:pipeline_id). It is the read that may
+// trust what an event claims: GitLab answers 404 (IsNotFound) for a
+// pipeline that is not in project, whatever a hook or its variables said.
+//
+// A pipeline named "paved <run id>" (PipelineName's form) is that run's,
+// with no second request: paved's component makes the name from the
+// pipeline's PAVED_RUN_ID, and only whoever may create pipelines in project
+// (who could as well set the variable) or change its CI configuration can
+// give a pipeline a name, so within project the name proves as much as the
+// variable. Only a pipeline without a name, or with a name of another
+// shape (a configuration without paved's component), has its variables
+// read (once per pipeline).
 func (c *Client) PipelineOfRun(ctx context.Context, project string, id int64) (Pipeline, error) {
 	p, err := c.Pipeline(ctx, project, id)
 	if err != nil {
 		return Pipeline{}, err
+	}
+	if runID, ok := RunIDOfName(p.Name); ok {
+		p.RunID, p.RunIDFromName = runID, true
+		return p, nil
 	}
 	if p.RunID, err = c.runIDOf(ctx, project, id); err != nil {
 		return Pipeline{}, fmt.Errorf("gitlab: variables of pipeline %d in %s: %w", id, project, err)

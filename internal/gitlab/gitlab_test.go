@@ -24,6 +24,12 @@ func hold(gitlabsim.Pipeline) gitlabsim.Outcome {
 
 func setup(t *testing.T, cfg gitlabsim.Config, opt Options) (*gitlabsim.Sim, *Client) {
 	t.Helper()
+	return setupServed(t, cfg, opt, nil)
+}
+
+// setupServed is setup with the simulator served through wrap (nil: as it is).
+func setupServed(t *testing.T, cfg gitlabsim.Config, opt Options, wrap func(http.Handler) http.Handler) (*gitlabsim.Sim, *Client) {
+	t.Helper()
 	if cfg.Token == "" {
 		cfg.Token = token
 	}
@@ -31,7 +37,11 @@ func setup(t *testing.T, cfg gitlabsim.Config, opt Options) (*gitlabsim.Sim, *Cl
 		cfg.Decide = hold
 	}
 	sim := gitlabsim.New(cfg)
-	srv := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if wrap != nil {
+		h = wrap(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
 	if opt.RetryWaitMin == 0 {
 		opt.RetryWaitMin, opt.RetryWaitMax = time.Millisecond, 5*time.Millisecond
@@ -412,14 +422,22 @@ func TestHooksFromSimulator(t *testing.T) {
 }
 
 // TestPipelineOfRun: the verification read answers for a pipeline in the
-// project asked about, with its PAVED_RUN_ID read once; a pipeline of
-// another project is "not found" there, whatever run id it carries.
+// project asked about, with the run it is of; a pipeline of another project
+// is "not found" there, whatever run id it carries. A pipeline named
+// "paved <run id>" is proven by its name, with one request; one without a
+// name, or with a name of another shape, has its PAVED_RUN_ID read, once.
 func TestPipelineOfRun(t *testing.T) {
 	counts := newTally()
 	sim, c := setup(t, gitlabsim.Config{}, Options{HTTPClient: &http.Client{Transport: counts}})
 	ctx := context.Background()
-	if err := sim.AddProject(gitlabsim.Project{ID: 999, Path: "someone/else"}); err != nil {
-		t.Fatal(err)
+	for _, p := range []gitlabsim.Project{
+		{ID: 999, Path: "someone/else"},
+		{ID: 998, Path: "team/plain", NoWorkflowName: true},
+		{ID: 997, Path: "team/custom", WorkflowName: "deploy $PAVED_RUN_ID"},
+	} {
+		if err := sim.AddProject(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	own, err := c.Trigger(ctx, "platform/provision", "main", []Variable{{Key: RunIDVariable, Value: "r_1"}})
 	if err != nil {
@@ -432,19 +450,39 @@ func TestPipelineOfRun(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		p, err := c.PipelineOfRun(ctx, "platform/provision", own.ID)
-		if err != nil || p.ID != own.ID || p.RunID != "r_1" || p.ProjectID != own.ProjectID ||
+		if err != nil || p.ID != own.ID || p.RunID != "r_1" || !p.RunIDFromName || p.ProjectID != own.ProjectID ||
 			p.Name != PipelineName("r_1") || p.Source != "api" || p.Status != "created" {
 			t.Fatalf("PipelineOfRun: %+v, %v", p, err)
 		}
 	}
-	if ok, _ := counts.counts("variables"); ok != 1 {
-		t.Errorf("read variables %d times, want once", ok)
+	if ok, failed := counts.counts("variables"); ok+failed != 0 {
+		t.Errorf("read the variables of a pipeline its name proves %d times, want never", ok+failed)
 	}
-	unnamed, err := c.Trigger(ctx, "platform/provision", "main", nil)
+	if ok, _ := counts.counts("get"); ok != 2 {
+		t.Errorf("%d GET pipeline, want one per call", ok)
+	}
+
+	for _, project := range []string{"team/plain", "team/custom"} {
+		byVars, err := c.Trigger(ctx, project, "main", []Variable{{Key: RunIDVariable, Value: "r_2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := counts.counts("variables")
+		for i := 0; i < 2; i++ {
+			p, err := c.PipelineOfRun(ctx, project, byVars.ID)
+			if err != nil || p.ID != byVars.ID || p.RunID != "r_2" || p.RunIDFromName {
+				t.Fatalf("%s: PipelineOfRun: %+v, %v", project, p, err)
+			}
+		}
+		if after, _ := counts.counts("variables"); after-before != 1 {
+			t.Errorf("%s: read variables %d times, want once", project, after-before)
+		}
+	}
+	unnamed, err := c.Trigger(ctx, "platform/provision", "main", nil) // named just "paved"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := c.PipelineOfRun(ctx, "platform/provision", unnamed.ID); err != nil || p.RunID != "" {
+	if p, err := c.PipelineOfRun(ctx, "platform/provision", unnamed.ID); err != nil || p.RunID != "" || p.RunIDFromName {
 		t.Errorf("pipeline without a run id: %+v, %v", p, err)
 	}
 
@@ -454,6 +492,18 @@ func TestPipelineOfRun(t *testing.T) {
 	}
 	if p, err := c.PipelineOfRun(ctx, "999", foreign.ID); err != nil || p.ProjectID != 999 || p.RunID != "r_1" {
 		t.Errorf("foreign pipeline in its own project: %+v, %v", p, err)
+	}
+}
+
+func TestRunIDOfName(t *testing.T) {
+	for name, want := range map[string]string{
+		PipelineName("r_1"): "r_1", "paved r_0123456789abcdef0123": "r_0123456789abcdef0123",
+		"": "", "paved": "", "paved ": "", "paved  r_1": "", "Paved r_1": "", "deploy r_1": "", "pavedr_1": "",
+	} {
+		got, ok := RunIDOfName(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("RunIDOfName(%q) = %q, %v; want %q", name, got, ok, want)
+		}
 	}
 }
 

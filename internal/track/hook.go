@@ -19,8 +19,10 @@ import (
 // So it moves a run only when it names the run's project and the run's
 // recorded pipeline. For a run whose pipeline is not known yet, the hook's
 // word is not taken: paved reads the pipeline from the run's project in
-// GitLab and adopts it only if it is on the run's ref and carries the run's
-// id. Everything else is ignored, with the reason.
+// GitLab and adopts it only if it is on the run's ref and is the run's, by
+// the name paved's component gives it ("paved <run id>", one request) or,
+// for a pipeline without that name, by its PAVED_RUN_ID (see
+// gitlab.Client.PipelineOfRun). Everything else is ignored, with the reason.
 func (t *Tracker) HandleHook(ctx context.Context, ev gitlab.HookEvent) (Outcome, error) {
 	r, err := t.runOfHook(ctx, ev)
 	if errors.Is(err, run.ErrNotFound) {
@@ -58,13 +60,19 @@ func (t *Tracker) HandleHook(ctx context.Context, ev gitlab.HookEvent) (Outcome,
 		return Outcome{}, fmt.Errorf("verify pipeline %d for run %s: %w", ev.PipelineID, r.ID, err)
 	}
 	switch {
+	case p.RunID != r.ID && p.RunIDFromName:
+		return ignored("pipeline #%d in %s is named %q, not after run %s", p.ID, r.Project, p.Name, r.ID), nil
 	case p.RunID != r.ID:
 		return ignored("pipeline #%d in %s carries %s %q, not run %s", p.ID, r.Project, gitlab.RunIDVariable, p.RunID, r.ID), nil
 	case p.Ref != r.Ref:
 		return ignored("pipeline #%d runs on ref %q, run %s on %q", p.ID, p.Ref, r.ID, r.Ref), nil
 	}
+	how := "pipeline reported by GitLab before the trigger answer was recorded (its " + gitlab.RunIDVariable + " names the run)"
+	if p.RunIDFromName {
+		how = fmt.Sprintf("pipeline reported by GitLab before the trigger answer was recorded (named %q)", p.Name)
+	}
 	return t.update(ctx, r.ID, p.ID, p.Status, func(r *run.Run) (store.Change, error) {
-		return t.Adopt(r, p, "pipeline reported by GitLab before the trigger answer was recorded")
+		return t.Adopt(r, p, how)
 	})
 }
 

@@ -31,7 +31,8 @@ type Store interface {
 // project, so that what comes back is GitLab's word about that project.
 type Pipelines interface {
 	Pipeline(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
-	// PipelineOfRun reads a pipeline with its PAVED_RUN_ID variable.
+	// PipelineOfRun reads a pipeline with the run it is of (RunID): the
+	// run its name "paved <run id>" names, else its PAVED_RUN_ID variable.
 	PipelineOfRun(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
