@@ -143,7 +143,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		next = http.DefaultTransport
 	}
 	hc.Timeout = 0
-	hc.Transport = &capTransport{next: next, limiter: capLimiter(opt.RequestsPerMinute), perMinute: opt.RequestsPerMinute,
+	hc.Transport = &capTransport{next: next, limiter: newWindow(opt.RequestsPerMinute),
 		timeout: timeout, maxPause: waitMax}
 	opts = append(opts, gl.WithHTTPClient(hc))
 	c, err := gl.NewClient(token, opts...)

@@ -255,19 +255,21 @@ func TestErrorsAndOptions(t *testing.T) {
 			n.Add(1)
 			return http.DefaultTransport.RoundTrip(r)
 		})}
-		// 600/min = 10/s with a burst of 10: 13 calls need at least ~300 ms.
-		c, _ := New(srv.URL, token, Options{HTTPClient: counting, RequestsPerMinute: 600})
-		t0 := time.Now()
-		for i := 0; i < 13; i++ {
+		// A cap of 12 a minute: twelve calls go, the thirteenth's slot frees
+		// a minute after the first, past its deadline, so it fails unsent.
+		c, _ := New(srv.URL, token, Options{HTTPClient: counting, RequestsPerMinute: 12})
+		for i := 0; i < 12; i++ {
 			if _, err := c.Trigger(context.Background(), "5", "main", nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if d := time.Since(t0); d < 250*time.Millisecond {
-			t.Errorf("13 calls at 600/min took %v", d)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := c.Trigger(ctx, "5", "main", nil); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("thirteenth call under a cap of 12: %v, want DeadlineExceeded", err)
 		}
-		if n.Load() != 13 {
-			t.Errorf("custom HTTP client saw %d requests", n.Load())
+		if n.Load() != 12 {
+			t.Errorf("custom HTTP client saw %d requests, want 12", n.Load())
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {

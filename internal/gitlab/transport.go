@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // capTransport is the http.RoundTripper beneath client-go's retry loop
@@ -27,38 +25,13 @@ import (
 //     sent, so the waits above do not eat into it. The waits are bounded by
 //     the caller's context instead.
 type capTransport struct {
-	next      http.RoundTripper
-	limiter   *rate.Limiter // nil: no cap
-	perMinute int           // the limiter's requests a minute, for errors
-	timeout   time.Duration // one attempt, from when it is sent
-	maxPause  time.Duration // the longest one 429 pauses the client (Options.RetryWaitMax)
+	next     http.RoundTripper
+	limiter  *window       // nil: no cap
+	timeout  time.Duration // one attempt, from when it is sent
+	maxPause time.Duration // the longest one 429 pauses the client (Options.RetryWaitMax)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
-}
-
-// capLimiter is a token bucket that lets no 60-second window hold more
-// than perMinute requests (nil for 0: unlimited).
-//
-// A bucket refilling at r tokens per second with burst b lets any window
-// of w seconds hold up to b + r·w requests: a full bucket at its start and
-// what trickles in during it. Refilling at perMinute/60 would therefore
-// overshoot the cap by the burst in some minute. Here the burst is one
-// second's worth, b = max(1, perMinute/60) (small: it only lets a few
-// callers start together), and the refill rate is what remains,
-// r = (perMinute - b)/60, so that b + 60·r = perMinute.
-// Only a cap of 1 leaves nothing to refill with; it refills at half a
-// request a minute, which still lets no window of 60 s hold two.
-func capLimiter(perMinute int) *rate.Limiter {
-	if perMinute <= 0 {
-		return nil
-	}
-	burst := max(1, perMinute/60)
-	refill := float64(perMinute-burst) / 60
-	if refill <= 0 {
-		refill = 0.5 / 60
-	}
-	return rate.NewLimiter(rate.Limit(refill), burst)
 }
 
 // RoundTrip waits for the pause and a slot, then sends the attempt.
@@ -92,13 +65,7 @@ func (t *capTransport) await(ctx context.Context) error {
 		}
 		if t.limiter != nil {
 			if err := t.limiter.Wait(ctx); err != nil {
-				// Either ctx ended or rate found the slot lies past its
-				// deadline (its error then wraps nothing: say which).
-				err = context.DeadlineExceeded
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				}
-				return fmt.Errorf("gitlab: wait for a request slot under the cap of %d a minute: %w", t.perMinute, err)
+				return err
 			}
 		}
 		if !t.pausedAt(time.Now()) {
@@ -113,7 +80,7 @@ func (t *capTransport) await(ctx context.Context) error {
 }
 
 // waitPause waits until no pause is on. A pause that ends after ctx's
-// deadline fails at once, as rate.Limiter.Wait does.
+// deadline fails at once, as window.Wait does.
 func (t *capTransport) waitPause(ctx context.Context) error {
 	for {
 		t.mu.Lock()

@@ -3,8 +3,6 @@ package gitlab
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -88,10 +86,9 @@ func bubble(t *testing.T, cfg gitlabsim.Config, rec *arrivals, opt Options) (*gi
 
 // TestCapCountsRetries: issue #8. With a fifth of GitLab's answers 5xx and
 // every failed read retried, twenty callers reading as fast as the client
-// lets them for five minutes never put more requests into any window
-// than the cap's token bucket allows: b + r·w in w seconds (b the burst, r
-// the refill rate), which is at most the cap in any 60 s. Before the fix
-// the cap counted calls and the retries beneath them went uncounted.
+// lets them for five minutes never put more than the cap's requests into
+// any window of a minute (of windowSpan, in fact). Before the fix the cap
+// counted calls and the retries beneath them went uncounted.
 func TestCapCountsRetries(t *testing.T) {
 	const perMinute, callers, run = 600, 20, 5 * time.Minute
 	synctest.Test(t, func(t *testing.T) {
@@ -132,27 +129,11 @@ func TestCapCountsRetries(t *testing.T) {
 		}
 
 		times, _ := rec.snapshot()
-		lim := capLimiter(perMinute)
-		burst, refill := float64(lim.Burst()), float64(lim.Limit())
-		if burst+60*refill > perMinute {
-			t.Fatalf("burst %v + 60 s × %v/s exceeds the cap of %d", burst, refill, perMinute)
-		}
-		// Every window that starts and ends at an arrival, the busiest
-		// windows among them. A microsecond of slack absorbs the rounding
-		// of rate's float arithmetic, nothing else: no time passes in the
-		// bubble between the limiter's grant and the arrival.
-		for i := range times {
-			for j := i; j < len(times); j++ {
-				w := times[j].Sub(times[i])
-				if n := j - i + 1; float64(n) > burst+refill*(w+time.Microsecond).Seconds() {
-					t.Fatalf("%d requests within %v (from %v after the start): the bucket allows %.2f",
-						n, w, times[i].Sub(times[0]), burst+refill*w.Seconds())
-				}
-			}
-		}
+		// The busiest window of a minute (and of windowSpan, the margin
+		// the limiter keeps) that ends at an arrival.
 		busiest := 0
 		for i, j := 0, 0; j < len(times); j++ {
-			for times[j].Sub(times[i]) > time.Minute {
+			for times[j].Sub(times[i]) >= windowSpan {
 				i++
 			}
 			busiest = max(busiest, j-i+1)
@@ -251,20 +232,34 @@ func TestRateLimitPausesEveryCaller(t *testing.T) {
 	}
 }
 
-// TestCapLimiter: the bucket's burst and refill keep every minute within
-// the cap, for caps small and large.
-func TestCapLimiter(t *testing.T) {
-	if capLimiter(0) != nil || capLimiter(-1) != nil {
+// TestWindow: a backlog gets the whole minute's allowance at once, the
+// request after it waits until the first slot is windowSpan old, and a
+// caller whose deadline comes before that fails at once.
+func TestWindow(t *testing.T) {
+	if newWindow(0) != nil || newWindow(-1) != nil {
 		t.Error("no cap should mean no limiter")
 	}
-	for _, perMinute := range []int{1, 2, 59, 60, 61, 600, 2000, 100000} {
-		t.Run(fmt.Sprint(perMinute), func(t *testing.T) {
-			lim := capLimiter(perMinute)
-			b, r := float64(lim.Burst()), float64(lim.Limit())
-			// A window of 60 s holds at most b + 60·r requests, a whole number.
-			if n := math.Floor(b + 60*r + 1e-9); b < 1 || r <= 0 || n > float64(perMinute) {
-				t.Errorf("burst %v, refill %v/s: up to %v requests a minute, cap %d", b, r, n, perMinute)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newWindow(5)
+		start := time.Now()
+		for i := range 5 {
+			if err := w.Wait(ctx); err != nil || time.Since(start) != 0 {
+				t.Fatalf("slot %d: %v after %v; want at once", i, err, time.Since(start))
 			}
-		})
-	}
+		}
+		short, cancel := context.WithTimeout(ctx, windowSpan/2)
+		defer cancel()
+		if err := w.Wait(short); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 0 {
+			t.Fatalf("sixth slot with a deadline before it frees: %v after %v; want DeadlineExceeded at once", err, time.Since(start))
+		}
+		time.Sleep(time.Second) // in the bubble: the clock moves, nothing else
+		if err := w.Wait(ctx); err != nil || time.Since(start) != windowSpan {
+			t.Fatalf("sixth slot: %v after %v; want it when the first is %v old", err, time.Since(start), windowSpan)
+		}
+		// The second slot was taken at the same instant as the first.
+		if err := w.Wait(ctx); err != nil || time.Since(start) != windowSpan {
+			t.Fatalf("seventh slot: %v after %v; want %v", err, time.Since(start), windowSpan)
+		}
+	})
 }
