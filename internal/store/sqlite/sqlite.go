@@ -59,7 +59,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// per page in the single writer.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing on upgrade
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// In a file: URI "?" starts the parameters, "#" a fragment and "%" an
+	// escape: a path holding one (a test's temporary directory named after
+	// "20 %_5xx#01") would otherwise open some other file.
+	uriPath := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+uriPath+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

@@ -123,3 +123,33 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 	}
 	waitfor.Until(t, "the database file to grow by a checkpoint", func() bool { return size() > before })
 }
+
+// A path holding the characters a file: URI gives meaning to (%, ?, #) opens
+// exactly that file: two such paths that differ only after a "#" are two
+// databases.
+func TestPathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, name := range []string{"a 100%_5xx#01", "a 100%_5xx#02", "what?x=1"} {
+		path := filepath.Join(dir, name, "paved.db")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			t.Fatalf("open %q: %v", path, err)
+		}
+		r := storetest.NewRun("p1", "svc", r0())
+		if _, created, err := s.CreateRun(ctx, r, store.Change{}); err != nil || !created {
+			t.Fatalf("%q: created %v, %v; want a new run in a new database", path, created, err)
+		}
+		s.Close()
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("the database is not at %q: %v", path, err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Fatalf("%d entries in %s, want the 3 directories made (a stray file means a path was misread)", len(entries), dir)
+	}
+}
