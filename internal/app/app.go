@@ -131,7 +131,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		Reported:    func() { reportWake.Wake(); dispatchWake.Wake() },
 		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes}
 	a.dispatch = &dispatch.Worker{Store: st, Queue: st, Pipelines: gl, Adopter: a.tracker, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
-		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake}
+		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Concurrency: cfg.Workers.DispatchConcurrency, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake}
 	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
 		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake}
 	// Every state change queues reports; wake the reporter for them too.

@@ -112,3 +112,17 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatalf("postgres without a dsn: %v", err)
 	}
 }
+
+func TestDispatchConcurrency(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(data, []string{"PAVED_WORKERS_DISPATCHCONCURRENCY=16"})
+	if err != nil || cfg.Workers.DispatchConcurrency != 16 {
+		t.Fatalf("dispatchConcurrency 16: %+v, %v", cfg.Workers, err)
+	}
+	if _, err = Parse(data, []string{"PAVED_WORKERS_DISPATCHCONCURRENCY=0"}); err == nil || !strings.Contains(err.Error(), "dispatchConcurrency") {
+		t.Fatalf("dispatchConcurrency 0: %v, want it refused by name", err)
+	}
+}

@@ -59,8 +59,10 @@ type Worker struct {
 	Settle time.Duration
 	// Drain is how long work in flight may go on after Run's ctx ends.
 	Drain time.Duration
-	Now   func() time.Time
-	Waker worker.Waker
+	// Concurrency is how many triggers run at once (0: 8).
+	Concurrency int
+	Now         func() time.Time
+	Waker       worker.Waker
 	// Reported, when set, is called after a change that queued reports.
 	Reported func()
 }
@@ -103,7 +105,11 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 		}
 		return store.Task{}, false, nil
 	}
-	return worker.Pool(ctx, stop, dispatchers, next, func(ctx context.Context, t store.Task) {
+	n := w.Concurrency
+	if n <= 0 {
+		n = defaultConcurrency
+	}
+	return worker.Pool(ctx, stop, n, next, func(ctx context.Context, t store.Task) {
 		if worker.Stopped(stop) {
 			// Shutting down: start no new trigger; hand the task back.
 			worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
@@ -129,8 +135,9 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 // and its write.
 var errRaced = errors.New("another worker dispatched the run meanwhile")
 
-// dispatchers is how many GitLab calls one replica makes at once.
-const dispatchers = 4
+// defaultConcurrency is how many GitLab calls one replica makes at once
+// when Worker.Concurrency is not set.
+const defaultConcurrency = 8
 
 func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	r, err := w.Store.Run(ctx, t.RunID)
