@@ -1,11 +1,10 @@
-// Package gitlab holds the provisioning pipeline's CI/CD component; this
-// test keeps the component, its README and its contract with paved in step.
+// Package gitlab holds the provisioning pipeline's CI/CD component project;
+// these tests keep the component, its README, the component project's own
+// pipeline, the runner image and the component's contract with paved in
+// step, reading the files the way GitLab reads them.
 package gitlab
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -20,7 +19,10 @@ import (
 
 type job struct {
 	Extends       any               `yaml:"extends"`
+	Stage         string            `yaml:"stage"`
+	Image         string            `yaml:"image"`
 	Tags          any               `yaml:"tags"`
+	Interruptible *bool             `yaml:"interruptible"`
 	IDTokens      map[string]any    `yaml:"id_tokens"`
 	ResourceGroup string            `yaml:"resource_group"`
 	Rules         []map[string]any  `yaml:"rules"`
@@ -31,22 +33,27 @@ type job struct {
 }
 
 // globalKeywords are the top-level keys that configure the pipeline rather
-// than define a job.
-var globalKeywords = map[string]bool{"default": true, "include": true, "stages": true, "variables": true, "workflow": true}
+// than define a job (image, services, cache, before_script and after_script
+// are the deprecated global forms of default:).
+var globalKeywords = map[string]bool{
+	"default": true, "include": true, "stages": true, "variables": true, "workflow": true,
+	"image": true, "services": true, "cache": true, "before_script": true, "after_script": true,
+}
 
 type workflow struct {
-	Name  string           `yaml:"name"`
-	Rules []map[string]any `yaml:"rules"`
+	Name       string           `yaml:"name"`
+	Rules      []map[string]any `yaml:"rules"`
+	AutoCancel map[string]any   `yaml:"auto_cancel"`
 }
 
 // workflowOf decodes the component's workflow: keyword.
 func workflowOf(t *testing.T) workflow {
 	t.Helper()
-	docs := documents(t)
+	c := loadComponent(t, "provision")
 	var top struct {
 		Workflow *workflow `yaml:"workflow"`
 	}
-	if err := docs[1].Decode(&top); err != nil {
+	if err := c.Config.Decode(&top); err != nil {
 		t.Fatalf("workflow: %v", err)
 	}
 	if top.Workflow == nil {
@@ -55,46 +62,13 @@ func workflowOf(t *testing.T) workflow {
 	return *top.Workflow
 }
 
-func documents(t *testing.T) []yaml.Node {
+// load decodes the component's jobs (hidden ones too) as written, before
+// interpolation.
+func load(t *testing.T) (spec map[string]inputSpec, jobs map[string]job, raw string) {
 	t.Helper()
-	b, err := os.ReadFile("templates/provision.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var docs []yaml.Node
-	for {
-		var n yaml.Node
-		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("parse: %v", err)
-		}
-		docs = append(docs, n)
-	}
-	if len(docs) != 2 {
-		t.Fatalf("want a spec document and a jobs document, got %d documents", len(docs))
-	}
-	return docs
-}
-
-func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, raw string) {
-	t.Helper()
-	b, err := os.ReadFile("templates/provision.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs := documents(t)
-	var head struct {
-		Spec struct {
-			Inputs map[string]map[string]any `yaml:"inputs"`
-		} `yaml:"spec"`
-	}
-	if err := docs[0].Decode(&head); err != nil {
-		t.Fatal(err)
-	}
+	c := loadComponent(t, "provision")
 	var all map[string]yaml.Node
-	if err := docs[1].Decode(&all); err != nil {
+	if err := c.Config.Decode(&all); err != nil {
 		t.Fatal(err)
 	}
 	jobs = map[string]job{}
@@ -108,40 +82,86 @@ func load(t *testing.T) (spec map[string]map[string]any, jobs map[string]job, ra
 		}
 		jobs[name] = j
 	}
-	return head.Spec.Inputs, jobs, string(b)
+	return c.Inputs, jobs, c.Raw
 }
 
-// TestReadmeDocumentsEveryInput: every input in the README's table exists
-// in spec.inputs and is used as $[[ inputs.NAME ]], and vice versa.
-func TestReadmeDocumentsEveryInput(t *testing.T) {
-	inputs, _, raw := load(t)
+// readmeInputs are the rows of the README's inputs table: name, type,
+// default and whether it is marked required.
+type readmeInput struct {
+	Type, Default string
+	Required      bool
+}
+
+var readmeInputRow = regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| ([a-z]+) \\| ([^|]+) \\|")
+
+func readmeInputs(t *testing.T) map[string]readmeInput {
+	t.Helper()
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var documented []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
-		documented = append(documented, m[1])
+	rows := map[string]readmeInput{}
+	for _, m := range readmeInputRow.FindAllStringSubmatch(string(readme), -1) {
+		def := strings.TrimSpace(m[3])
+		rows[m[1]] = readmeInput{Type: m[2], Default: def, Required: def == "(required)"}
 	}
-	if len(documented) == 0 {
+	if len(rows) == 0 {
 		t.Fatal("README documents no inputs")
 	}
-	for _, name := range documented {
-		if _, ok := inputs[name]; !ok {
+	return rows
+}
+
+// TestReadmeDocumentsEveryInput: every input in the README's table exists
+// in spec.inputs with the same type and default (or is required there too),
+// and vice versa.
+func TestReadmeDocumentsEveryInput(t *testing.T) {
+	inputs, _, _ := load(t)
+	rows := readmeInputs(t)
+	for name, row := range rows {
+		in, ok := inputs[name]
+		if !ok {
 			t.Errorf("README documents %s, spec.inputs lacks it", name)
+			continue
 		}
-		if !strings.Contains(raw, "$[[ inputs."+name+" ]]") {
-			t.Errorf("input %s is never used as $[[ inputs.%s ]]", name, name)
+		if row.Type != in.kind() {
+			t.Errorf("README gives %s the type %s, the spec %s", name, row.Type, in.kind())
+		}
+		if row.Required != !in.HasDefault {
+			t.Errorf("README marks %s required=%v, the spec has a default: %v", name, row.Required, in.HasDefault)
+		}
+		if in.HasDefault {
+			want := "`" + yamlFlow(t, in.Default) + "`"
+			if row.Default != want {
+				t.Errorf("README gives %s the default %s, the spec %s", name, row.Default, want)
+			}
 		}
 	}
 	for name, in := range inputs {
-		if !slices.Contains(documented, name) {
+		if _, ok := rows[name]; !ok {
 			t.Errorf("input %s is not in the README", name)
 		}
-		if in["description"] == nil {
+		if in.Description == "" {
 			t.Errorf("input %s has no description", name)
 		}
 	}
+}
+
+// yamlFlow renders a default the way the README writes it: scalars plain,
+// arrays in flow style.
+func yamlFlow(t *testing.T, v any) string {
+	t.Helper()
+	if list, ok := v.([]any); ok {
+		var parts []string
+		for _, e := range list {
+			parts = append(parts, yamlFlow(t, e))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func rulesText(j job) string {
@@ -167,21 +187,36 @@ func TestJobs(t *testing.T) {
 	if base.Tags == nil || base.IDTokens["PAVED_AWS_ID_TOKEN"] == nil || !strings.Contains(base.ResourceGroup, "$PAVED_TENANT-$PAVED_ENVIRONMENT-$PAVED_SERVICE") {
 		t.Fatalf(".paved-stack lacks tags, id_tokens or the per-stack resource_group: %+v", base)
 	}
+	if base.Interruptible == nil || *base.Interruptible {
+		t.Error(".paved-stack must be interruptible: false: a canceled pulumi up leaves the stack locked")
+	}
 	for _, name := range []string{"check", "preview", "up", "preview-destroy", "destroy"} {
 		if jobs[name].Extends != ".paved-stack" {
 			t.Errorf("%s does not extend .paved-stack", name)
 		}
 	}
 	for name, j := range jobs {
-		if name != ".paved-stack" && j.Tags == nil && j.Extends == nil {
+		if j.Extends != nil {
+			continue
+		}
+		if j.Tags == nil {
 			t.Errorf("job %s has no runner tags", name)
 		}
+		if j.Stage != "$[[ inputs.stage ]]" {
+			t.Errorf("job %s: stage %q, want the stage input", name, j.Stage)
+		}
+		if j.Image != "$[[ inputs.runner_image ]]" {
+			t.Errorf("job %s: image %q, want the runner_image input", name, j.Image)
+		}
 	}
-	if r := rulesText(jobs["approve"]); !strings.Contains(r, "$PAVED_ENVIRONMENT == $PAVED_PROD_ENV") || !strings.Contains(r, "when: manual") || !strings.Contains(r, "allow_failure: false") {
+	if r := rulesText(jobs["approve"]); !strings.Contains(r, `$PAVED_ENVIRONMENT == "$[[ inputs.production_environment ]]"`) || !strings.Contains(r, "when: manual") || !strings.Contains(r, "allow_failure: false") {
 		t.Errorf("approve is not a blocking manual gate in production: %s", r)
 	}
-	if !needs(jobs["up"], "preview") || !needs(jobs["up"], "approve") || !needs(jobs["destroy"], "approve") {
-		t.Error("up/destroy must wait for preview and the approval")
+	if !needs(jobs["approve"], "preview") || !needs(jobs["approve"], "preview-destroy") {
+		t.Error("approve must wait for the preview a person approves")
+	}
+	if !needs(jobs["up"], "preview") || !needs(jobs["up"], "approve") || !needs(jobs["destroy"], "approve") || !needs(jobs["destroy"], "preview-destroy") {
+		t.Error("up/destroy must wait for their preview and the approval")
 	}
 	if r := rulesText(jobs["destroy"]); !strings.Contains(r, `$PAVED_OPERATION == "DELETE"`) ||
 		!strings.Contains(strings.Join(jobs["destroy"].Script, "\n"), "pulumi destroy") {
@@ -229,9 +264,6 @@ func TestWorkflowNamesPipelinesAfterTheirRun(t *testing.T) {
 	if w.Name != "paved $PAVED_RUN_ID" {
 		t.Fatalf("workflow:name = %q, want %q", w.Name, "paved $PAVED_RUN_ID")
 	}
-	if len(w.Rules) != 0 {
-		t.Errorf("the component sets workflow:rules %v; they would replace the including project's", w.Rules)
-	}
 	if w.Name != gitlabsim.DefaultWorkflowName {
 		t.Errorf("the simulator's default workflow:name %q differs from the component's %q", gitlabsim.DefaultWorkflowName, w.Name)
 	}
@@ -239,6 +271,46 @@ func TestWorkflowNamesPipelinesAfterTheirRun(t *testing.T) {
 		got := gitlabsim.ExpandName(w.Name, map[string]string{paved.RunIDVariable: id, "PAVED_ACTION": "add-s3-bucket"})
 		if want := paved.PipelineName(id); got != want {
 			t.Errorf("run %s: GitLab names the pipeline %q, paved looks for %q", id, got, want)
+		}
+	}
+	if !strings.Contains(rulesTextOf(w.Rules), "$"+paved.RunIDVariable) {
+		t.Errorf("workflow:rules %v do not require paved's run id variable %s", w.Rules, paved.RunIDVariable)
+	}
+	if w.AutoCancel["on_new_commit"] != "none" {
+		t.Errorf("workflow:auto_cancel = %v: a newer commit on the shared ref would cancel other runs' pipelines", w.AutoCancel)
+	}
+}
+
+func rulesTextOf(rules []map[string]any) string {
+	b, _ := yaml.Marshal(rules)
+	return string(b)
+}
+
+// TestNoGlobalKeywords: GitLab merges an included file's globals into the
+// whole pipeline, so the component has none but workflow (which only
+// decides whether paved's pipeline is created and names it).
+func TestNoGlobalKeywords(t *testing.T) {
+	c := loadComponent(t, "provision")
+	var top map[string]yaml.Node
+	if err := c.Config.Decode(&top); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range sortedKeys(top) {
+		if globalKeywords[key] && key != "workflow" {
+			t.Errorf("the component sets the global keyword %s:, which would leak into the including pipeline", key)
+		}
+	}
+	if _, ok := top["workflow"]; !ok {
+		t.Error("the component has no workflow:")
+	}
+	var w map[string]any
+	n := top["workflow"]
+	if err := n.Decode(&w); err != nil {
+		t.Fatal(err)
+	}
+	for key := range w {
+		if !slices.Contains([]string{"name", "rules", "auto_cancel"}, key) {
+			t.Errorf("workflow:%s is not one the README explains", key)
 		}
 	}
 }
