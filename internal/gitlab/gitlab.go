@@ -195,6 +195,9 @@ func (c *Client) Trigger(ctx context.Context, project, ref string, vars []Variab
 	p, _, err := c.gl.Pipelines.CreatePipeline(project, &gl.CreatePipelineOptions{Ref: gl.Ptr(ref), Variables: &opts},
 		gl.WithContext(ctx), gl.WithRequestRetry(noRetry))
 	if err != nil {
+		if r := refusal(project, ref, err); r != err {
+			return Pipeline{}, r
+		}
 		return Pipeline{}, fmt.Errorf("gitlab: trigger pipeline in %s on %s: %w", project, ref, err)
 	}
 	return fromPipeline(p), nil
