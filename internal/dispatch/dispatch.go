@@ -154,7 +154,7 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 		}
 		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
 		if err != nil {
-			return w.retry(ctx, t, fmt.Errorf("reconcile run %s: %w", r.ID, err))
+			return w.retryAfter(ctx, t, fmt.Errorf("reconcile run %s: %w", r.ID, err), w.Settle)
 		}
 		if found {
 			return w.adopt(ctx, t, r.ID, p, "adopted pipeline found by PAVED_RUN_ID after an interrupted dispatch")
@@ -255,8 +255,12 @@ func (w *Worker) retry(ctx context.Context, t store.Task, cause error) error {
 	return w.retryAfter(ctx, t, cause, 0)
 }
 
-// retryAfter schedules the task again after backoff (at least floor, and
-// no sooner than GitLab's rate limit allows).
+// retryAfter schedules the task again after backoff, or after floor when
+// there is one, and no sooner than GitLab's rate limit allows. floor is the
+// settle time after an uncertain trigger: the wait is for GitLab's state
+// to settle, not to spare GitLab (the request cap and 429 pauses do that),
+// so it does not grow with the attempts — growing, it only held back the
+// runs that drew a 5xx twice or thrice in a row, by seconds to minutes.
 func (w *Worker) retryAfter(ctx context.Context, t store.Task, cause error, floor time.Duration) error {
 	if ctx.Err() != nil {
 		// Shutting down: hand the task back for the next start.
@@ -265,7 +269,10 @@ func (w *Worker) retryAfter(ctx context.Context, t store.Task, cause error, floo
 		}
 		return cause
 	}
-	delay := max(worker.Backoff(t.Attempts, time.Second, time.Minute), floor)
+	delay := floor
+	if delay <= 0 {
+		delay = worker.Backoff(t.Attempts, time.Second, time.Minute)
+	}
 	if d, ok := gitlab.RetryAfter(cause); ok && d > delay {
 		delay = d
 	}

@@ -435,3 +435,31 @@ func TestSecondWorkerOnAnExpiredLeaseDoesNotTriggerTwice(t *testing.T) {
 		t.Fatalf("run %s, want still dispatching (the other worker's trigger is in flight)", got.State)
 	}
 }
+
+// A run whose trigger (and then reconcile) meets a 5xx again and again is
+// tried again every Settle, not after a backoff that grows with its
+// attempts: GitLab answered, so the wait is only for its state to settle.
+func TestFailedTriggersRetryEverySettle(t *testing.T) {
+	f := setup(t, gitlabsim.Config{Faults: gitlabsim.Faults{ServerErrorRate: 1}})
+	ctx := context.Background()
+	clock := time.Now().UTC()
+	f.w.Now = func() time.Time { return clock }
+	f.st.SetClock(f.w.Now)
+	f.w.Settle = 2 * time.Second
+	r := f.queue(t, "p1")
+	for attempt := 1; attempt <= 6; attempt++ {
+		if n, _ := f.w.Tick(ctx); n != 1 {
+			t.Fatalf("attempt %d: %d tasks taken, want the run's dispatch", attempt, n)
+		}
+		clock = clock.Add(f.w.Settle - time.Millisecond)
+		if n, _ := f.w.Tick(ctx); n != 0 {
+			t.Fatalf("attempt %d: tried again before Settle", attempt)
+		}
+		clock = clock.Add(time.Millisecond)
+	}
+	f.sim.SetFaults(gitlabsim.Faults{})
+	f.tick(t)
+	if got := f.get(t, r.ID); got.State != run.Running || f.sim.CountByRunID(r.ID) != 1 {
+		t.Fatalf("after GitLab recovered: run %s with %d pipelines, want running with 1", got.State, f.sim.CountByRunID(r.ID))
+	}
+}
