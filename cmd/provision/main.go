@@ -8,6 +8,10 @@
 // `provision check` does the judging only and prints the new model; the
 // pipeline runs it before `pulumi preview` so a refused request fails fast
 // with the rules it breaks.
+//
+// Built with -tags provisionmocks (tests only), the binary runs the program
+// against Pulumi's mock engine instead of a real one and prints what it
+// registered; see mocks.go.
 package main
 
 import (
@@ -35,6 +39,12 @@ func main() {
 		}
 		return
 	}
+	deploy(cfg, plan)
+}
+
+// deploy runs the program under the Pulumi engine that started the binary;
+// the mock build replaces it.
+var deploy = func(cfg *platform.Config, plan *program.Plan) {
 	pulumi.Run(func(ctx *pulumi.Context) error { return program.Deploy(ctx, cfg, plan) })
 }
 

@@ -2,14 +2,15 @@
 // queues with dead-letter queues, SNS topics, S3 buckets, DynamoDB tables,
 // Aurora databases with their security groups, Secrets Manager secrets, the
 // service's ECR repository and its IAM role for service accounts (IRSA).
-// Each component applies the platform rules by construction; the rules
-// package proves it.
+// Each component applies the platform rules by construction, through the
+// typed pulumi-aws SDK and res.New; package audit proves it.
 package aws
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/paved-idp/paved/internal/provision/platform"
@@ -72,33 +73,27 @@ func (k Key) Grant() Grant {
 func NewKey(s res.Scope) (Key, error) {
 	t := s.Target
 	if t.Tenancy == platform.Multi {
-		var out struct {
-			TargetKeyArn string `pulumi:"targetKeyArn"`
-		}
-		opts := []pulumi.InvokeOption{}
-		if s.Providers.AWS != "" {
-			opts = append(opts, pulumi.Version(s.Providers.AWS))
-		}
-		if err := s.Ctx.Invoke("aws:kms/getAlias:getAlias", map[string]any{"name": t.SharedKeyAlias()}, &out, opts...); err != nil {
+		alias, err := kms.LookupAlias(s.Ctx, &kms.LookupAliasArgs{Name: t.SharedKeyAlias()}, s.InvokeOpts()...)
+		if err != nil {
 			return Key{}, fmt.Errorf("look up tenant key %s: %w", t.SharedKeyAlias(), err)
 		}
-		return Key{Arn: pulumi.String(out.TargetKeyArn).ToStringOutput()}, nil
+		return Key{Arn: pulumi.String(alias.TargetKeyArn).ToStringOutput()}, nil
 	}
 	s, c, err := begin(s, "Key", t.Name("key"))
 	if err != nil {
 		return Key{}, err
 	}
-	key, err := s.Register(res.KMSKey, t.Name("key"), pulumi.Map{
-		"description":          pulumi.String("paved: encryption at rest for " + t.StackName()),
-		"enableKeyRotation":    pulumi.Bool(true),
-		"deletionWindowInDays": pulumi.Int(byEnv(t, 30, 7)),
+	key, err := res.New(s, kms.NewKey, t.Name("key"), &kms.KeyArgs{
+		Description:          pulumi.String("paved: encryption at rest for " + t.StackName()),
+		EnableKeyRotation:    pulumi.Bool(true),
+		DeletionWindowInDays: pulumi.Int(byEnv(t, 30, 7)),
 	})
 	if err != nil {
 		return Key{}, err
 	}
-	if _, err := s.Register(res.KMSAlias, t.Name("key-alias"), pulumi.Map{
-		"name":        pulumi.String("alias/" + t.StackName()),
-		"targetKeyId": key.KeyID,
+	if _, err := res.New(s, kms.NewAlias, t.Name("key-alias"), &kms.AliasArgs{
+		Name:        pulumi.String("alias/" + t.StackName()),
+		TargetKeyId: key.KeyId,
 	}); err != nil {
 		return Key{}, err
 	}

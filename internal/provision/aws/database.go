@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/rds"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/paved-idp/paved/internal/provision/res"
@@ -32,45 +34,45 @@ func NewDatabase(s res.Scope, key Key, d spec.Database) (*Database, error) {
 		return nil, err
 	}
 	port := spec.DatabasePort(d.Engine)
-	sg, err := s.Register(res.EC2SecurityGroup, t.Name(d.Name, "db"), pulumi.Map{
-		"name":        pulumi.String(t.Name(d.Name, "db")),
-		"description": pulumi.String("paved: " + d.Engine + " for " + t.StackName() + ", from the pod network only"),
-		"vpcId":       pulumi.String(env.VPCID),
-		"ingress": pulumi.Array{pulumi.Map{
-			"description": pulumi.String("pods of cluster " + env.Name),
-			"protocol":    pulumi.String("tcp"),
-			"fromPort":    pulumi.Int(port), "toPort": pulumi.Int(port),
-			"cidrBlocks": pulumi.ToStringArray([]string{env.ClusterCIDR}),
+	sg, err := res.New(s, ec2.NewSecurityGroup, t.Name(d.Name, "db"), &ec2.SecurityGroupArgs{
+		Name:        pulumi.String(t.Name(d.Name, "db")),
+		Description: pulumi.String("paved: " + d.Engine + " for " + t.StackName() + ", from the pod network only"),
+		VpcId:       pulumi.String(env.VPCID),
+		Ingress: ec2.SecurityGroupIngressArray{&ec2.SecurityGroupIngressArgs{
+			Description: pulumi.String("pods of cluster " + env.Name),
+			Protocol:    pulumi.String("tcp"),
+			FromPort:    pulumi.Int(port), ToPort: pulumi.Int(port),
+			CidrBlocks: pulumi.ToStringArray([]string{env.ClusterCIDR}),
 		}},
 	})
 	if err != nil {
 		return nil, err
 	}
-	props := pulumi.Map{
-		"clusterIdentifier":                pulumi.String(t.Name(d.Name)),
-		"engine":                           pulumi.String(d.Engine),
-		"databaseName":                     pulumi.String(strings.ReplaceAll(d.Name, "-", "_")),
-		"masterUsername":                   pulumi.String("paved_admin"),
-		"manageMasterUserPassword":         pulumi.Bool(true),
-		"masterUserSecretKmsKeyId":         key.Arn,
-		"storageEncrypted":                 pulumi.Bool(true),
-		"kmsKeyId":                         key.Arn,
-		"iamDatabaseAuthenticationEnabled": pulumi.Bool(true),
-		"dbSubnetGroupName":                pulumi.String(env.DBSubnetGroup),
-		"vpcSecurityGroupIds":              pulumi.StringArray{sg.ID().ToStringOutput()},
-		"port":                             pulumi.Int(port),
-		"copyTagsToSnapshot":               pulumi.Bool(true),
-		"deletionProtection":               pulumi.Bool(t.Production()),
-		"backupRetentionPeriod":            pulumi.Int(byEnv(t, 14, 1)),
-		"preferredBackupWindow":            pulumi.String("02:00-03:00"),
-		"skipFinalSnapshot":                pulumi.Bool(!t.Production()),
+	a := &rds.ClusterArgs{
+		ClusterIdentifier:                pulumi.String(t.Name(d.Name)),
+		Engine:                           pulumi.String(d.Engine),
+		DatabaseName:                     pulumi.String(strings.ReplaceAll(d.Name, "-", "_")),
+		MasterUsername:                   pulumi.String("paved_admin"),
+		ManageMasterUserPassword:         pulumi.Bool(true),
+		MasterUserSecretKmsKeyId:         key.Arn,
+		StorageEncrypted:                 pulumi.Bool(true),
+		KmsKeyId:                         key.Arn,
+		IamDatabaseAuthenticationEnabled: pulumi.Bool(true),
+		DbSubnetGroupName:                pulumi.String(env.DBSubnetGroup),
+		VpcSecurityGroupIds:              pulumi.StringArray{sg.ID().ToStringOutput()},
+		Port:                             pulumi.Int(port),
+		CopyTagsToSnapshot:               pulumi.Bool(true),
+		DeletionProtection:               pulumi.Bool(t.Production()),
+		BackupRetentionPeriod:            pulumi.Int(byEnv(t, 14, 1)),
+		PreferredBackupWindow:            pulumi.String("02:00-03:00"),
+		SkipFinalSnapshot:                pulumi.Bool(!t.Production()),
 		// Production changes wait for the maintenance window.
-		"applyImmediately": pulumi.Bool(!t.Production()),
+		ApplyImmediately: pulumi.Bool(!t.Production()),
 	}
 	if t.Production() {
-		props["finalSnapshotIdentifier"] = pulumi.String(t.Name(d.Name, "final"))
+		a.FinalSnapshotIdentifier = pulumi.String(t.Name(d.Name, "final"))
 	}
-	cluster, err := s.Register(res.RDSCluster, t.Name(d.Name), props)
+	cluster, err := res.New(s, rds.NewCluster, t.Name(d.Name), a)
 	if err != nil {
 		return nil, err
 	}
@@ -81,21 +83,21 @@ func NewDatabase(s res.Scope, key Key, d spec.Database) (*Database, error) {
 	// Aurora spreads a cluster's instances over the subnet group's zones,
 	// so a second instance is a standby in another availability zone.
 	for i := range byEnv(t, 2, 1) {
-		if _, err := s.Register(res.RDSClusterInstance, t.Name(d.Name, fmt.Sprint(i+1)), pulumi.Map{
-			"identifier":              pulumi.String(t.Name(d.Name, fmt.Sprint(i+1))),
-			"clusterIdentifier":       cluster.ID().ToStringOutput(),
-			"instanceClass":           pulumi.String(class),
-			"engine":                  pulumi.String(d.Engine),
-			"dbSubnetGroupName":       pulumi.String(env.DBSubnetGroup),
-			"publiclyAccessible":      pulumi.Bool(false),
-			"autoMinorVersionUpgrade": pulumi.Bool(true),
-			"promotionTier":           pulumi.Int(i),
+		if _, err := res.New(s, rds.NewClusterInstance, t.Name(d.Name, fmt.Sprint(i+1)), &rds.ClusterInstanceArgs{
+			Identifier:              pulumi.String(t.Name(d.Name, fmt.Sprint(i+1))),
+			ClusterIdentifier:       cluster.ID().ToStringOutput(),
+			InstanceClass:           pulumi.String(class),
+			Engine:                  pulumi.String(d.Engine),
+			DbSubnetGroupName:       pulumi.String(env.DBSubnetGroup),
+			PubliclyAccessible:      pulumi.Bool(false),
+			AutoMinorVersionUpgrade: pulumi.Bool(true),
+			PromotionTier:           pulumi.Int(i),
 		}); err != nil {
 			return nil, err
 		}
 	}
 	user := strings.ReplaceAll(t.Service, "-", "_")
-	connect := cluster.ClusterResourceID.ApplyT(func(id string) string {
+	connect := cluster.ClusterResourceId.ApplyT(func(id string) string {
 		return fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", t.Region, t.AccountID, id, user)
 	}).(pulumi.StringOutput)
 	out := &Database{

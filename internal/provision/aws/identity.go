@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ecr"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/secretsmanager"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/paved-idp/paved/internal/provision/platform"
@@ -30,11 +33,11 @@ func NewSecret(s res.Scope, key Key, sc spec.Secret) (*Secret, error) {
 	if desc == "" {
 		desc = "paved: " + sc.Name + " of " + t.StackName()
 	}
-	secret, err := s.Register(res.SecretsManagerSecret, t.Name(sc.Name), pulumi.Map{
-		"name":                 pulumi.String(t.StackName() + "/" + sc.Name),
-		"description":          pulumi.String(desc),
-		"kmsKeyId":             key.Arn,
-		"recoveryWindowInDays": pulumi.Int(byEnv(t, 30, 7)),
+	secret, err := res.New(s, secretsmanager.NewSecret, t.Name(sc.Name), &secretsmanager.SecretArgs{
+		Name:                 pulumi.String(t.StackName() + "/" + sc.Name),
+		Description:          pulumi.String(desc),
+		KmsKeyId:             key.Arn,
+		RecoveryWindowInDays: pulumi.Int(byEnv(t, 30, 7)),
 	})
 	if err != nil {
 		return nil, err
@@ -61,14 +64,14 @@ func NewRepository(s res.Scope, key Key) (*Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := s.Register(res.ECRRepository, t.Name(), pulumi.Map{
-		"name":                       pulumi.String(t.Tenant.Name + "/" + t.Environment.Name + "/" + t.Service),
-		"imageTagMutability":         pulumi.String("IMMUTABLE"),
-		"imageScanningConfiguration": pulumi.Map{"scanOnPush": pulumi.Bool(true)},
-		"encryptionConfigurations": pulumi.Array{pulumi.Map{
-			"encryptionType": pulumi.String("KMS"), "kmsKey": key.Arn,
+	repo, err := res.New(s, ecr.NewRepository, t.Name(), &ecr.RepositoryArgs{
+		Name:                       pulumi.String(t.Tenant.Name + "/" + t.Environment.Name + "/" + t.Service),
+		ImageTagMutability:         pulumi.String("IMMUTABLE"),
+		ImageScanningConfiguration: &ecr.RepositoryImageScanningConfigurationArgs{ScanOnPush: pulumi.Bool(true)},
+		EncryptionConfigurations: ecr.RepositoryEncryptionConfigurationArray{&ecr.RepositoryEncryptionConfigurationArgs{
+			EncryptionType: pulumi.String("KMS"), KmsKey: key.Arn,
 		}},
-		"forceDelete": pulumi.Bool(!t.Production()),
+		ForceDelete: pulumi.Bool(!t.Production()),
 	})
 	if err != nil {
 		return nil, err
@@ -81,13 +84,13 @@ func NewRepository(s res.Scope, key Key) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ECR lifecycle policy: %w", err)
 	}
-	if _, err := s.Register(res.ECRLifecyclePolicy, t.Name("lifecycle"), pulumi.Map{
-		"repository": repo.Name, "policy": pulumi.String(policy),
+	if _, err := res.New(s, ecr.NewLifecyclePolicy, t.Name("lifecycle"), &ecr.LifecyclePolicyArgs{
+		Repository: repo.Name, Policy: pulumi.String(policy),
 	}); err != nil {
 		return nil, err
 	}
-	return &Repository{URL: repo.RepositoryURL, Arn: repo.Arn},
-		end(s, c, pulumi.Map{"url": repo.RepositoryURL, "arn": repo.Arn})
+	return &Repository{URL: repo.RepositoryUrl, Arn: repo.Arn},
+		end(s, c, pulumi.Map{"url": repo.RepositoryUrl, "arn": repo.Arn})
 }
 
 // Role is the service's IAM role for its Kubernetes service account.
@@ -120,17 +123,17 @@ func NewRole(s res.Scope, grants []Grant) (*Role, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust policy: %w", err)
 	}
-	role, err := s.Register(res.IAMRole, t.Name("role"), pulumi.Map{
-		"name":               pulumi.String(t.Name("role")),
-		"assumeRolePolicy":   pulumi.String(trust),
-		"maxSessionDuration": pulumi.Int(3600),
+	role, err := res.New(s, iam.NewRole, t.Name("role"), &iam.RoleArgs{
+		Name:               pulumi.String(t.Name("role")),
+		AssumeRolePolicy:   pulumi.String(trust),
+		MaxSessionDuration: pulumi.Int(3600),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if len(grants) > 0 {
-		if _, err := s.Register(res.IAMRolePolicy, t.Name("role-policy"), pulumi.Map{
-			"role": role.Name, "name": pulumi.String("paved-least-privilege"), "policy": policyOf(t, grants),
+		if _, err := res.New(s, iam.NewRolePolicy, t.Name("role-policy"), &iam.RolePolicyArgs{
+			Role: role.Name, Name: pulumi.String("paved-least-privilege"), Policy: policyOf(t, grants),
 		}); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,8 @@
 package aws
 
 import (
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sns"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/sqs"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/paved-idp/paved/internal/provision/res"
@@ -22,36 +24,35 @@ func NewQueue(s res.Scope, key Key, q spec.Queue) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	common := func(name string, retention int) pulumi.Map {
-		m := pulumi.Map{
-			"name":                         pulumi.String(fifoName(name, q.FIFO)),
-			"kmsMasterKeyId":               key.Arn,
-			"kmsDataKeyReusePeriodSeconds": pulumi.Int(300),
-			"messageRetentionSeconds":      pulumi.Int(retention),
+	args := func(name string, retention int) *sqs.QueueArgs {
+		a := &sqs.QueueArgs{
+			Name:                         pulumi.String(fifoName(name, q.FIFO)),
+			KmsMasterKeyId:               key.Arn,
+			KmsDataKeyReusePeriodSeconds: pulumi.Int(300),
+			MessageRetentionSeconds:      pulumi.Int(retention),
 		}
 		if q.FIFO {
-			m["fifoQueue"] = pulumi.Bool(true)
-			m["contentBasedDeduplication"] = pulumi.Bool(true)
+			a.FifoQueue, a.ContentBasedDeduplication = pulumi.Bool(true), pulumi.Bool(true)
 		}
-		return m
+		return a
 	}
 	// The dead-letter queue keeps messages for the SQS maximum, 14 days,
 	// so a failure found late can still be replayed.
-	dlq, err := s.Register(res.SQSQueue, t.Name(q.Name, "dlq"), common(t.Name(q.Name, "dlq"), 1209600))
+	dlq, err := res.New(s, sqs.NewQueue, t.Name(q.Name, "dlq"), args(t.Name(q.Name, "dlq"), 1209600))
 	if err != nil {
 		return nil, err
 	}
-	props := common(t.Name(q.Name), 345600)
-	props["visibilityTimeoutSeconds"] = pulumi.Int(q.VisibilityTimeoutSeconds)
-	props["redrivePolicy"] = res.JSON(func(v []string) any {
+	a := args(t.Name(q.Name), 345600)
+	a.VisibilityTimeoutSeconds = pulumi.Int(q.VisibilityTimeoutSeconds)
+	a.RedrivePolicy = res.JSON(func(v []string) any {
 		return map[string]any{"deadLetterTargetArn": v[0], "maxReceiveCount": q.MaxReceiveCount}
 	}, dlq.Arn)
-	main, err := s.Register(res.SQSQueue, t.Name(q.Name), props)
+	main, err := res.New(s, sqs.NewQueue, t.Name(q.Name), a)
 	if err != nil {
 		return nil, err
 	}
 	out := &Queue{
-		URL: main.URL, Arn: main.Arn, DLQURL: dlq.URL, DLQArn: dlq.Arn,
+		URL: main.Url, Arn: main.Arn, DLQURL: dlq.Url, DLQArn: dlq.Arn,
 		Grant: Grant{
 			Sid: sid("Queue", q.Name),
 			Actions: []string{"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
@@ -60,7 +61,7 @@ func NewQueue(s res.Scope, key Key, q spec.Queue) (*Queue, error) {
 			ABAC:      true,
 		},
 	}
-	return out, end(s, c, pulumi.Map{"url": main.URL, "arn": main.Arn, "dlqUrl": dlq.URL, "dlqArn": dlq.Arn})
+	return out, end(s, c, pulumi.Map{"url": main.Url, "arn": main.Arn, "dlqUrl": dlq.Url, "dlqArn": dlq.Arn})
 }
 
 // Topic is an SNS topic.
@@ -76,15 +77,14 @@ func NewTopic(s res.Scope, key Key, tp spec.Topic) (*Topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	props := pulumi.Map{
-		"name":           pulumi.String(fifoName(t.Name(tp.Name), tp.FIFO)),
-		"kmsMasterKeyId": key.Arn,
+	a := &sns.TopicArgs{
+		Name:           pulumi.String(fifoName(t.Name(tp.Name), tp.FIFO)),
+		KmsMasterKeyId: key.Arn,
 	}
 	if tp.FIFO {
-		props["fifoTopic"] = pulumi.Bool(true)
-		props["contentBasedDeduplication"] = pulumi.Bool(true)
+		a.FifoTopic, a.ContentBasedDeduplication = pulumi.Bool(true), pulumi.Bool(true)
 	}
-	topic, err := s.Register(res.SNSTopic, t.Name(tp.Name), props)
+	topic, err := res.New(s, sns.NewTopic, t.Name(tp.Name), a)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package aws
 
 import (
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/dynamodb"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/paved-idp/paved/internal/provision/res"
@@ -22,59 +24,78 @@ func NewBucket(s res.Scope, key Key, b spec.Bucket) (*Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	bucket, err := s.Register(res.S3Bucket, t.Name(b.Name), pulumi.Map{
-		"bucket": pulumi.String(t.Name(b.Name)),
+	bucket, err := res.New(s, s3.NewBucketV2, t.Name(b.Name), &s3.BucketV2Args{
+		Bucket: pulumi.String(t.Name(b.Name)),
 		// Outside production a bucket is deleted with its objects, so
 		// removing a test bucket never needs a manual purge.
-		"forceDestroy": pulumi.Bool(!t.Production()),
+		ForceDestroy: pulumi.Bool(!t.Production()),
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Every child depends on the bucket by its name output; the ownership
-	// controls go first so ACLs are off before anything else is set.
-	children := []struct {
-		typ   res.Type
-		name  string
-		props pulumi.Map
-	}{
-		{res.S3OwnershipControls, "ownership", pulumi.Map{
-			"rule": pulumi.Map{"objectOwnership": pulumi.String("BucketOwnerEnforced")},
-		}},
-		{res.S3PublicAccessBlock, "public-access-block", pulumi.Map{
-			"blockPublicAcls": pulumi.Bool(true), "blockPublicPolicy": pulumi.Bool(true),
-			"ignorePublicAcls": pulumi.Bool(true), "restrictPublicBuckets": pulumi.Bool(true),
-		}},
-		{res.S3Encryption, "encryption", pulumi.Map{
-			"rules": pulumi.Array{pulumi.Map{
-				"applyServerSideEncryptionByDefault": pulumi.Map{
-					"sseAlgorithm": pulumi.String("aws:kms"), "kmsMasterKeyId": key.Arn,
+	name := func(part string) string { return t.Name(b.Name, part) }
+	// Each configuration waits for the one before: the ownership controls
+	// go first so ACLs are off before anything else is set, the public
+	// access block must exist before the bucket policy, and S3 rejects
+	// concurrent configuration changes on one bucket.
+	children := []func(after pulumi.ResourceOption) (pulumi.Resource, error){
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketOwnershipControls, name("ownership"), &s3.BucketOwnershipControlsArgs{
+				Bucket: bucket.Bucket,
+				Rule:   &s3.BucketOwnershipControlsRuleArgs{ObjectOwnership: pulumi.String("BucketOwnerEnforced")},
+			}, after)
+		},
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketPublicAccessBlock, name("public-access-block"), &s3.BucketPublicAccessBlockArgs{
+				Bucket:          bucket.Bucket,
+				BlockPublicAcls: pulumi.Bool(true), BlockPublicPolicy: pulumi.Bool(true),
+				IgnorePublicAcls: pulumi.Bool(true), RestrictPublicBuckets: pulumi.Bool(true),
+			}, after)
+		},
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketServerSideEncryptionConfigurationV2, name("encryption"), &s3.BucketServerSideEncryptionConfigurationV2Args{
+				Bucket: bucket.Bucket,
+				Rules: s3.BucketServerSideEncryptionConfigurationV2RuleArray{&s3.BucketServerSideEncryptionConfigurationV2RuleArgs{
+					ApplyServerSideEncryptionByDefault: &s3.BucketServerSideEncryptionConfigurationV2RuleApplyServerSideEncryptionByDefaultArgs{
+						SseAlgorithm: pulumi.String("aws:kms"), KmsMasterKeyId: key.Arn,
+					},
+					// Bucket keys cut KMS requests (and cost) by ~99%.
+					BucketKeyEnabled: pulumi.Bool(true),
+				}},
+			}, after)
+		},
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketVersioningV2, name("versioning"), &s3.BucketVersioningV2Args{
+				Bucket: bucket.Bucket,
+				VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{
+					Status: pulumi.String(versioning(b.Versioning || t.Production())),
 				},
-				// Bucket keys cut KMS requests (and cost) by ~99%.
-				"bucketKeyEnabled": pulumi.Bool(true),
-			}},
-		}},
-		{res.S3Versioning, "versioning", pulumi.Map{
-			"versioningConfiguration": pulumi.Map{"status": pulumi.String(versioning(b.Versioning || t.Production()))},
-		}},
-		{res.S3Lifecycle, "lifecycle", pulumi.Map{"rules": lifecycle(b, t.Production())}},
-		{res.S3BucketPolicy, "tls-only", pulumi.Map{"policy": res.JSON(func(v []string) any {
-			return res.Policy(res.Statement{
-				Sid: "DenyInsecureTransport", Effect: "Deny", Principal: "*", Action: []string{"s3:*"},
-				Resource:  []string{v[0], v[0] + "/*"},
-				Condition: map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
-			})
-		}, bucket.Arn)}},
+			}, after)
+		},
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketLifecycleConfigurationV2, name("lifecycle"), &s3.BucketLifecycleConfigurationV2Args{
+				Bucket: bucket.Bucket, Rules: lifecycle(b, t.Production()),
+			}, after)
+		},
+		func(after pulumi.ResourceOption) (pulumi.Resource, error) {
+			return res.New(s, s3.NewBucketPolicy, name("tls-only"), &s3.BucketPolicyArgs{
+				Bucket: bucket.Bucket,
+				Policy: res.JSON(func(v []string) any {
+					return res.Policy(res.Statement{
+						Sid: "DenyInsecureTransport", Effect: "Deny", Principal: "*", Action: []string{"s3:*"},
+						Resource:  []string{v[0], v[0] + "/*"},
+						Condition: map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+					})
+				}, bucket.Arn),
+			}, after)
+		},
 	}
 	var prev []pulumi.Resource
-	for _, ch := range children {
-		ch.props["bucket"] = bucket.Bucket
-		r, err := s.Register(ch.typ, t.Name(b.Name, ch.name), ch.props, pulumi.DependsOn(prev))
+	for _, register := range children {
+		r, err := register(pulumi.DependsOn(prev))
 		if err != nil {
 			return nil, err
 		}
-		// The public access block must exist before the bucket policy,
-		// and S3 rejects concurrent configuration changes on one bucket.
 		prev = []pulumi.Resource{r}
 	}
 	out := &Bucket{Name: bucket.Bucket, Arn: bucket.Arn, Grants: []Grant{
@@ -96,22 +117,26 @@ func versioning(on bool) string {
 // lifecycle expires objects after the requested retention, old versions
 // after 90 days in production (7 elsewhere), and abandoned multipart
 // uploads after a week, which otherwise cost money invisibly.
-func lifecycle(b spec.Bucket, prod bool) pulumi.Array {
+func lifecycle(b spec.Bucket, prod bool) s3.BucketLifecycleConfigurationV2RuleArray {
 	noncurrent := 7
 	if prod {
 		noncurrent = 90
 	}
-	rule := pulumi.Map{
-		"id":                             pulumi.String("paved-defaults"),
-		"status":                         pulumi.String("Enabled"),
-		"filter":                         pulumi.Map{"prefix": pulumi.String("")},
-		"abortIncompleteMultipartUpload": pulumi.Map{"daysAfterInitiation": pulumi.Int(7)},
-		"noncurrentVersionExpiration":    pulumi.Map{"noncurrentDays": pulumi.Int(noncurrent)},
+	rule := &s3.BucketLifecycleConfigurationV2RuleArgs{
+		Id:     pulumi.String("paved-defaults"),
+		Status: pulumi.String("Enabled"),
+		Filter: &s3.BucketLifecycleConfigurationV2RuleFilterArgs{Prefix: pulumi.String("")},
+		AbortIncompleteMultipartUpload: &s3.BucketLifecycleConfigurationV2RuleAbortIncompleteMultipartUploadArgs{
+			DaysAfterInitiation: pulumi.Int(7),
+		},
+		NoncurrentVersionExpiration: &s3.BucketLifecycleConfigurationV2RuleNoncurrentVersionExpirationArgs{
+			NoncurrentDays: pulumi.Int(noncurrent),
+		},
 	}
 	if b.RetentionDays > 0 {
-		rule["expiration"] = pulumi.Map{"days": pulumi.Int(b.RetentionDays)}
+		rule.Expiration = &s3.BucketLifecycleConfigurationV2RuleExpirationArgs{Days: pulumi.Int(b.RetentionDays)}
 	}
-	return pulumi.Array{rule}
+	return s3.BucketLifecycleConfigurationV2RuleArray{rule}
 }
 
 // Table is a DynamoDB table.
@@ -128,24 +153,24 @@ func NewTable(s res.Scope, key Key, tb spec.Table) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	attrs := pulumi.Array{pulumi.Map{"name": pulumi.String(tb.HashKey), "type": pulumi.String("S")}}
-	props := pulumi.Map{
-		"name": pulumi.String(t.Name(tb.Name)),
+	a := &dynamodb.TableArgs{
+		Name: pulumi.String(t.Name(tb.Name)),
 		// On-demand billing: no capacity to size, nothing idle to pay for.
-		"billingMode": pulumi.String("PAY_PER_REQUEST"),
-		"hashKey":     pulumi.String(tb.HashKey),
-		"serverSideEncryption": pulumi.Map{
-			"enabled": pulumi.Bool(true), "kmsKeyArn": key.Arn,
+		BillingMode: pulumi.String("PAY_PER_REQUEST"),
+		HashKey:     pulumi.String(tb.HashKey),
+		Attributes:  dynamodb.TableAttributeArray{&dynamodb.TableAttributeArgs{Name: pulumi.String(tb.HashKey), Type: pulumi.String("S")}},
+		ServerSideEncryption: &dynamodb.TableServerSideEncryptionArgs{
+			Enabled: pulumi.Bool(true), KmsKeyArn: key.Arn,
 		},
-		"pointInTimeRecovery":       pulumi.Map{"enabled": pulumi.Bool(t.Production())},
-		"deletionProtectionEnabled": pulumi.Bool(t.Production()),
+		PointInTimeRecovery:       &dynamodb.TablePointInTimeRecoveryArgs{Enabled: pulumi.Bool(t.Production())},
+		DeletionProtectionEnabled: pulumi.Bool(t.Production()),
 	}
 	if tb.RangeKey != "" {
-		props["rangeKey"] = pulumi.String(tb.RangeKey)
-		attrs = append(attrs, pulumi.Map{"name": pulumi.String(tb.RangeKey), "type": pulumi.String("S")})
+		a.RangeKey = pulumi.String(tb.RangeKey)
+		a.Attributes = append(a.Attributes.(dynamodb.TableAttributeArray),
+			&dynamodb.TableAttributeArgs{Name: pulumi.String(tb.RangeKey), Type: pulumi.String("S")})
 	}
-	props["attributes"] = attrs
-	table, err := s.Register(res.DynamoDBTable, t.Name(tb.Name), props)
+	table, err := res.New(s, dynamodb.NewTable, t.Name(tb.Name), a)
 	if err != nil {
 		return nil, err
 	}

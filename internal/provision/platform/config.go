@@ -43,8 +43,9 @@ type Config struct {
 	// the ARNs of platform-owned things (the cluster's OIDC provider).
 	Region    string `yaml:"region"`
 	AccountID string `yaml:"accountId"`
-	// Providers pins the provider plugin versions the type tokens and
-	// property names were checked against.
+	// Providers pins the provider plugin versions every resource asks for;
+	// they should be the releases of the typed SDKs the program is built
+	// with, whose schemas the args follow.
 	Providers Providers `yaml:"providers"`
 	// BootstrapImage runs until the service's first image is pushed to its
 	// ECR repository.

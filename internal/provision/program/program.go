@@ -58,6 +58,14 @@ func Deploy(ctx *pulumi.Context, cfg *platform.Config, p *Plan) error {
 		return fmt.Errorf("stack %q selected, but the request is for stack %q", ctx.Stack(), t.StackName())
 	}
 	s := res.Scope{Ctx: ctx, Target: t, Providers: cfg.Providers}
+	// The typed args follow the SDK's schema; a plugin of another release
+	// may not know a property. Said, not refused: a patch release apart
+	// is usually fine, and the pin is the platform team's call.
+	for _, w := range res.PinMismatches(cfg.Providers) {
+		if err := ctx.Log.Warn(w, nil); err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+	}
 	key, err := aws.NewKey(s)
 	if err != nil {
 		return fmt.Errorf("key: %w", err)

@@ -10,18 +10,11 @@ import (
 	"github.com/paved-idp/paved/internal/provision/platform"
 	"github.com/paved-idp/paved/internal/provision/program"
 	"github.com/paved-idp/paved/internal/provision/provisiontest"
-	"github.com/paved-idp/paved/internal/provision/res"
 	"github.com/paved-idp/paved/internal/provision/rules"
+	"github.com/paved-idp/paved/internal/provision/rules/audit"
 	"github.com/paved-idp/paved/internal/provision/spec"
 	"github.com/paved-idp/paved/internal/run"
 )
-
-func tenantFor(tenancy platform.Tenancy) string {
-	if tenancy == platform.Multi {
-		return "globex"
-	}
-	return "acme"
-}
 
 // requests builds the service with every component, one action at a time,
 // as the portal would.
@@ -75,7 +68,7 @@ func deploy(t *testing.T, cfg *platform.Config, p *program.Plan) *provisiontest.
 	return m
 }
 
-func names(rs []rules.Resource, typ res.Type) []string {
+func names(rs []rules.Resource, typ rules.Type) []string {
 	var out []string
 	for _, r := range rs {
 		if r.Type == typ {
@@ -86,26 +79,57 @@ func names(rs []rules.Resource, typ res.Type) []string {
 	return out
 }
 
-// TestEveryCombinationKeepsEveryRule deploys the full service in every
-// environment and tenancy, for every workload kind, and runs every rule
-// over what was registered.
-func TestEveryCombinationKeepsEveryRule(t *testing.T) {
+// everyCombination deploys the full service (every component) in every
+// environment and tenancy, for every workload kind, and calls check with
+// what was registered.
+func everyCombination(t *testing.T, check func(t *testing.T, cfg *platform.Config, p *program.Plan, m *provisiontest.Mocks)) {
 	cfg := provisiontest.Config(t)
 	for _, env := range provisiontest.Environments {
 		for _, tenancy := range provisiontest.Tenancies {
 			for _, kind := range []string{spec.Deployment, spec.StatefulSet, spec.CronJob} {
 				t.Run(env+"/"+string(tenancy)+"/"+kind, func(t *testing.T) {
-					p := plan(t, cfg, requests(tenantFor(tenancy), env, kind))
-					m := deploy(t, cfg, p)
-					rs := m.Resources()
-					for _, v := range rules.Check(p.Target, rs) {
-						t.Errorf("%v", v)
-					}
-					if len(rs) < 20 {
-						t.Errorf("only %d resources registered", len(rs))
-					}
+					p := plan(t, cfg, requests(provisiontest.TenantFor(tenancy), env, kind))
+					check(t, cfg, p, deploy(t, cfg, p))
 				})
 			}
+		}
+	}
+}
+
+// TestEveryCombinationKeepsEveryRule runs every resource rule over every
+// combination.
+func TestEveryCombinationKeepsEveryRule(t *testing.T) {
+	everyCombination(t, func(t *testing.T, _ *platform.Config, p *program.Plan, m *provisiontest.Mocks) {
+		rs := m.Resources()
+		for _, v := range audit.Check(p.Target, rs) {
+			t.Errorf("%v", v)
+		}
+		if len(rs) < 20 {
+			t.Errorf("only %d resources registered", len(rs))
+		}
+	})
+}
+
+// TestEveryResourceIsStamped: every resource of every component, as the
+// mock monitor received it, is named under the stack, is a child of its
+// paved component, asks for the provider version the platform pins (not
+// the SDK's own default), and carries the ownership tags (AWS) or labels
+// (Kubernetes) wherever its SDK type can carry them. Across the
+// combinations every type the rules know is registered, so every token
+// they judge by is one the typed SDKs really send.
+func TestEveryResourceIsStamped(t *testing.T) {
+	seen := map[rules.Type]bool{}
+	everyCombination(t, func(t *testing.T, cfg *platform.Config, p *program.Plan, m *provisiontest.Mocks) {
+		for _, problem := range provisiontest.StampProblems(m, p.Target, cfg.Providers) {
+			t.Error(problem)
+		}
+		for _, typ := range provisiontest.Types(m.Resources()) {
+			seen[typ] = true
+		}
+	})
+	for _, typ := range rules.Types() {
+		if !seen[typ] {
+			t.Errorf("type %s is known to the rules but never registered", typ)
 		}
 	}
 }
@@ -117,41 +141,42 @@ func TestResourceNames(t *testing.T) {
 	cases := []struct {
 		tenancy platform.Tenancy
 		env     string
-		want    map[res.Type][]string
+		want    map[rules.Type][]string
 	}{
-		{platform.Single, "prod", map[res.Type][]string{
-			res.KMSKey:               {"acme-prod-orders-key"},
-			res.KMSAlias:             {"acme-prod-orders-key-alias"},
-			res.ECRRepository:        {"acme-prod-orders"},
-			res.SQSQueue:             {"acme-prod-orders-jobs", "acme-prod-orders-jobs-dlq", "acme-prod-orders-ledger", "acme-prod-orders-ledger-dlq"},
-			res.SNSTopic:             {"acme-prod-orders-events"},
-			res.S3Bucket:             {"acme-prod-orders-invoices"},
-			res.S3BucketPolicy:       {"acme-prod-orders-invoices-tls-only"},
-			res.DynamoDBTable:        {"acme-prod-orders-carts"},
-			res.RDSCluster:           {"acme-prod-orders-main"},
-			res.RDSClusterInstance:   {"acme-prod-orders-main-1", "acme-prod-orders-main-2"},
-			res.EC2SecurityGroup:     {"acme-prod-orders-main-db"},
-			res.SecretsManagerSecret: {"acme-prod-orders-stripe"},
-			res.IAMRole:              {"acme-prod-orders-role"},
-			res.IAMRolePolicy:        {"acme-prod-orders-role-policy"},
-			res.K8sNamespace:         {"acme-prod-orders-ns"},
-			res.K8sServiceAccount:    {"acme-prod-orders-sa"},
-			res.K8sDeployment:        {"acme-prod-orders", "acme-prod-orders-cache"},
-			res.K8sService:           {"acme-prod-orders-cache-svc", "acme-prod-orders-svc"},
-			res.K8sIngress:           {"acme-prod-orders-ing"},
-			res.K8sHPA:               {"acme-prod-orders-hpa"},
-			res.K8sNetworkPolicy:     {"acme-prod-orders-cache-netpol", "acme-prod-orders-netpol"},
+		{platform.Single, "prod", map[rules.Type][]string{
+			rules.KMSKey:               {"acme-prod-orders-key"},
+			rules.KMSAlias:             {"acme-prod-orders-key-alias"},
+			rules.ECRRepository:        {"acme-prod-orders"},
+			rules.SQSQueue:             {"acme-prod-orders-jobs", "acme-prod-orders-jobs-dlq", "acme-prod-orders-ledger", "acme-prod-orders-ledger-dlq"},
+			rules.SNSTopic:             {"acme-prod-orders-events"},
+			rules.S3Bucket:             {"acme-prod-orders-invoices"},
+			rules.S3BucketPolicy:       {"acme-prod-orders-invoices-tls-only"},
+			rules.DynamoDBTable:        {"acme-prod-orders-carts"},
+			rules.RDSCluster:           {"acme-prod-orders-main"},
+			rules.RDSClusterInstance:   {"acme-prod-orders-main-1", "acme-prod-orders-main-2"},
+			rules.EC2SecurityGroup:     {"acme-prod-orders-main-db"},
+			rules.SecretsManagerSecret: {"acme-prod-orders-stripe"},
+			rules.IAMRole:              {"acme-prod-orders-role"},
+			rules.IAMRolePolicy:        {"acme-prod-orders-role-policy"},
+			rules.K8sNamespace:         {"acme-prod-orders-ns"},
+			rules.K8sServiceAccount:    {"acme-prod-orders-sa"},
+			rules.K8sDeployment:        {"acme-prod-orders", "acme-prod-orders-cache"},
+			rules.K8sService:           {"acme-prod-orders-cache-svc", "acme-prod-orders-svc"},
+			rules.K8sIngress:           {"acme-prod-orders-ing"},
+			rules.K8sHPA:               {"acme-prod-orders-hpa"},
+			rules.K8sNetworkPolicy:     {"acme-prod-orders-cache-netpol", "acme-prod-orders-netpol"},
 		}},
-		{platform.Multi, "dev", map[res.Type][]string{
-			res.KMSKey:             nil, // the tenant's shared key
-			res.K8sNamespace:       nil, // the tenant's shared namespace
-			res.RDSClusterInstance: {"globex-dev-orders-main-1"},
-			res.SQSQueue:           {"globex-dev-orders-jobs", "globex-dev-orders-jobs-dlq", "globex-dev-orders-ledger", "globex-dev-orders-ledger-dlq"},
+		{platform.Multi, "dev", map[rules.Type][]string{
+			rules.KMSKey:             nil, // the tenant's shared key
+			rules.K8sNamespace:       nil, // the tenant's shared namespace
+			rules.RDSClusterInstance: {"globex-dev-orders-main-1"},
+			rules.SQSQueue:           {"globex-dev-orders-jobs", "globex-dev-orders-jobs-dlq", "globex-dev-orders-ledger", "globex-dev-orders-ledger-dlq"},
+			rules.K8sPDB:             nil, // production only
 		}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.tenancy)+"/"+c.env, func(t *testing.T) {
-			p := plan(t, cfg, requests(tenantFor(c.tenancy), c.env, spec.Deployment))
+			p := plan(t, cfg, requests(provisiontest.TenantFor(c.tenancy), c.env, spec.Deployment))
 			m := deploy(t, cfg, p)
 			for typ, want := range c.want {
 				if got := names(m.Resources(), typ); !slices.Equal(got, want) {
@@ -172,13 +197,13 @@ func TestMultiTenantIsolation(t *testing.T) {
 	p := plan(t, cfg, requests("globex", "staging", spec.Deployment))
 	m := deploy(t, cfg, p)
 	for _, r := range m.Resources() {
-		if r.Type == res.IAMRolePolicy {
+		if r.Type == rules.IAMRolePolicy {
 			pol := r.Inputs["policy"].(string)
 			if !strings.Contains(pol, `"aws:ResourceTag/tenant":"globex"`) {
 				t.Errorf("multi-tenant policy lacks the tenant condition: %s", pol)
 			}
 		}
-		if r.Type == res.K8sDeployment {
+		if r.Type == rules.K8sDeployment {
 			labels := r.Inputs["metadata"].(map[string]any)["labels"].(map[string]any)
 			if labels["app.kubernetes.io/part-of"] != "globex" || r.Inputs["metadata"].(map[string]any)["namespace"] != "globex-staging" {
 				t.Errorf("deployment %s: labels %v", r.Name, labels)
@@ -221,12 +246,20 @@ func TestBadInputFailsBeforeRegistration(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := program.NewPlan(cfg, c.prev, c.req)
-			if err == nil {
-				t.Fatalf("plan accepted: %+v", p.Model)
+			// The whole run, as cmd/provision does it: plan, then deploy.
+			stack := c.req.Stack.Tenant + "-" + c.req.Stack.Environment + "-" + c.req.Stack.Service
+			m, err := provisiontest.Run(t, stack, func(ctx *pulumi.Context) error {
+				p, err := program.NewPlan(cfg, c.prev, c.req)
+				if err != nil {
+					return err
+				}
+				return program.Deploy(ctx, cfg, p)
+			})
+			if err == nil || !strings.Contains(err.Error(), "rule "+c.rule+":") {
+				t.Fatalf("error %v does not name rule %s", err, c.rule)
 			}
-			if !strings.Contains(err.Error(), "rule "+c.rule+":") {
-				t.Fatalf("error %q does not name rule %s", err, c.rule)
+			if n, k := len(m.Registered()), len(m.Components()); n+k != 0 {
+				t.Fatalf("%d resources and %d components registered before the refusal", n, k)
 			}
 		})
 	}

@@ -1,53 +1,92 @@
 // Package provisiontest runs golden-path programs against Pulumi's mock
-// engine and records every resource registered, so tests assert on types,
-// names and inputs and run the rules over them.
+// engine and records every resource registered as the engine receives it
+// from the typed SDKs: type token, name, inputs, and the options the
+// platform stamps (parent, provider version, provider), so tests assert on
+// them and run the rules over them.
 package provisiontest
 
 import (
 	"fmt"
 	"strings"
 	"sync"
-	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/paved-idp/paved/internal/provision/platform"
-	"github.com/paved-idp/paved/internal/provision/res"
 	"github.com/paved-idp/paved/internal/provision/rules"
 )
 
+// Registered is one resource as the mock monitor received it.
+type Registered struct {
+	rules.Resource
+	// Parent is the URN of the parent resource ("" for the stack).
+	Parent string
+	// Version is the provider plugin version the resource asked for.
+	Version string
+	// Provider is the explicit provider reference, "" for the default.
+	Provider string
+	// DependsOn are the URNs of the explicit dependencies.
+	DependsOn []string
+}
+
+// ParentType is the type of the parent resource, read from its URN
+// (urn:pulumi:<stack>::<project>::<type chain>::<name>).
+func (r Registered) ParentType() string {
+	parts := strings.Split(r.Parent, "::")
+	if len(parts) < 4 {
+		return ""
+	}
+	chain := strings.Split(parts[2], "$")
+	return chain[len(chain)-1]
+}
+
+// ParentName is the logical name of the parent resource.
+func (r Registered) ParentName() string {
+	parts := strings.Split(r.Parent, "::")
+	return parts[len(parts)-1]
+}
+
 // Mocks implements pulumi.MockResourceMonitor. Outputs are the inputs plus
 // the computed properties the components read (arn, url, endpoints), made
-// up from the resource's name the way AWS would.
+// up from the resource's name the way AWS would. It imports no testing
+// package, so the provision binary's mock mode can use it.
 type Mocks struct {
 	Region, Account string
 
 	mu         sync.Mutex
-	resources  []rules.Resource
-	components []string
+	resources  []Registered
+	components []Registered
 	invokes    []string
 }
+
+// NewMocks returns mocks for the platform's test account.
+func NewMocks() *Mocks { return &Mocks{Region: "eu-west-1", Account: "111122223333"} }
 
 // NewResource records the resource and returns its state.
 func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	out := args.Inputs.Copy()
 	id := args.Name + "-id"
+	str := func(k resource.PropertyKey) string {
+		if v, ok := args.Inputs[k]; ok && v.IsString() {
+			return v.StringValue()
+		}
+		return args.Name
+	}
 	svc := strings.SplitN(strings.TrimPrefix(args.TypeToken, "aws:"), "/", 2)[0]
 	arn := fmt.Sprintf("arn:aws:%s:%s:%s:%s", svc, m.Region, m.Account, args.Name)
-	switch res.Type(args.TypeToken) {
-	case res.SQSQueue:
-		id = fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", m.Region, m.Account, args.Inputs["name"].StringValue())
+	switch rules.Type(args.TypeToken) {
+	case rules.SQSQueue:
+		id = fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", m.Region, m.Account, str("name"))
 		out["url"] = resource.NewProperty(id)
-	case res.S3Bucket:
-		arn = "arn:aws:s3:::" + args.Inputs["bucket"].StringValue()
-	case res.RDSCluster:
+	case rules.S3Bucket:
+		arn = "arn:aws:s3:::" + str("bucket")
+	case rules.RDSCluster:
 		out["endpoint"] = resource.NewProperty(args.Name + ".cluster.rds.example")
 		out["readerEndpoint"] = resource.NewProperty(args.Name + ".cluster-ro.rds.example")
 		out["clusterResourceId"] = resource.NewProperty("cluster-" + strings.ToUpper(args.Name))
-	case res.ECRRepository:
-		out["repositoryUrl"] = resource.NewProperty(m.Account + ".dkr.ecr." + m.Region + ".amazonaws.com/" + args.Inputs["name"].StringValue())
-	case res.KMSKey:
+	case rules.ECRRepository:
+		out["repositoryUrl"] = resource.NewProperty(m.Account + ".dkr.ecr." + m.Region + ".amazonaws.com/" + str("name"))
+	case rules.KMSKey:
 		out["keyId"] = resource.NewProperty(args.Name + "-key-id")
 	}
 	if strings.HasPrefix(args.TypeToken, "aws:") {
@@ -57,16 +96,21 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		}
 	}
 	out["id"] = resource.NewProperty(id)
+	r := Registered{
+		Resource: rules.Resource{Type: rules.Type(args.TypeToken), Name: args.Name,
+			Inputs: args.Inputs.Mappable(), Outputs: out.Mappable()},
+		Provider: args.Provider,
+	}
+	if rpc := args.RegisterRPC; rpc != nil {
+		r.Parent, r.Version, r.DependsOn = rpc.GetParent(), rpc.GetVersion(), rpc.GetDependencies()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !args.Custom {
-		m.components = append(m.components, args.TypeToken+" "+args.Name)
+		m.components = append(m.components, r)
 		return id, out, nil
 	}
-	m.resources = append(m.resources, rules.Resource{
-		Type: res.Type(args.TypeToken), Name: args.Name,
-		Inputs: args.Inputs.Mappable(), Outputs: out.Mappable(),
-	})
+	m.resources = append(m.resources, r)
 	return id, out, nil
 }
 
@@ -85,18 +129,30 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	return nil, fmt.Errorf("unexpected invoke %s", args.Token)
 }
 
-// Resources returns what was registered, in registration order.
+// Resources returns the provider resources registered, in registration
+// order, as the rules judge them.
 func (m *Mocks) Resources() []rules.Resource {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]rules.Resource(nil), m.resources...)
+	out := make([]rules.Resource, len(m.resources))
+	for i, r := range m.resources {
+		out[i] = r.Resource
+	}
+	return out
 }
 
-// Components returns the component resources as "type name".
-func (m *Mocks) Components() []string {
+// Registered returns the provider resources with their options.
+func (m *Mocks) Registered() []Registered {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]string(nil), m.components...)
+	return append([]Registered(nil), m.resources...)
+}
+
+// Components returns the component resources registered.
+func (m *Mocks) Components() []Registered {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Registered(nil), m.components...)
 }
 
 // Invokes returns the invoke tokens called.
@@ -106,58 +162,10 @@ func (m *Mocks) Invokes() []string {
 	return append([]string(nil), m.invokes...)
 }
 
-// Run runs program against fresh mocks for the stack and returns them.
-func Run(t testing.TB, stack string, program pulumi.RunFunc) (*Mocks, error) {
-	t.Helper()
-	m := &Mocks{Region: "eu-west-1", Account: "111122223333"}
-	err := pulumi.RunErr(program, pulumi.WithMocks("paved-provision", stack, m))
+// RunMocked runs program against fresh mocks for the stack and returns
+// them.
+func RunMocked(project, stack string, program pulumi.RunFunc) (*Mocks, error) {
+	m := NewMocks()
+	err := pulumi.RunErr(program, pulumi.WithMocks(project, stack, m))
 	return m, err
 }
-
-// Config is a platform with every combination the tests need: dev and
-// staging (small, medium) and prod, a single-tenant and a multi-tenant
-// tenant.
-func Config(t testing.TB) *platform.Config {
-	t.Helper()
-	c, err := platform.Parse([]byte(configYAML))
-	if err != nil {
-		t.Fatalf("test platform config: %v", err)
-	}
-	return c
-}
-
-// Target resolves a target in Config.
-func Target(t testing.TB, tenant, env, service string, tenancy platform.Tenancy) platform.Target {
-	t.Helper()
-	tg, err := Config(t).Resolve(tenant, env, service, "payments", tenancy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tg
-}
-
-// Environments and Tenancies are the combinations every component is
-// tested in.
-var (
-	Environments = []string{"dev", "staging", "prod"}
-	Tenancies    = []platform.Tenancy{platform.Single, platform.Multi}
-)
-
-const configYAML = `
-region: eu-west-1
-accountId: "111122223333"
-providers: {aws: 6.83.1, kubernetes: 4.23.0}
-bootstrapImage: public.ecr.aws/nginx/nginx-unprivileged:stable-alpine
-sizeClasses:
-  small: {replicas: 1, maxReplicas: 3, cpuRequest: 100m, memoryRequest: 128Mi, cpuLimit: 500m, memoryLimit: 256Mi, databaseClasses: [db.t4g.medium], cacheMemory: 128Mi}
-  medium: {replicas: 2, maxReplicas: 6, cpuRequest: 250m, memoryRequest: 256Mi, cpuLimit: "1", memoryLimit: 512Mi, databaseClasses: [db.t4g.large], cacheMemory: 256Mi}
-  large: {replicas: 3, maxReplicas: 20, cpuRequest: 500m, memoryRequest: 512Mi, cpuLimit: "2", memoryLimit: 1Gi, databaseClasses: [db.r7g.large, db.r7g.xlarge], cacheMemory: 1Gi}
-environments:
-  - {name: dev, production: false, size: small, vpcId: vpc-dev, dbSubnetGroup: dev-data, clusterCidr: 10.10.0.0/16, oidcIssuer: oidc.eks.eu-west-1.amazonaws.com/id/DEV, ingressDomain: dev.example.com, ingressClass: nginx, ingressNamespace: ingress-nginx, storageClass: gp3-encrypted}
-  - {name: staging, production: false, size: medium, vpcId: vpc-stg, dbSubnetGroup: stg-data, clusterCidr: 10.20.0.0/16, oidcIssuer: oidc.eks.eu-west-1.amazonaws.com/id/STG, ingressDomain: stg.example.com, ingressClass: nginx, ingressNamespace: ingress-nginx, storageClass: gp3-encrypted}
-  - {name: prod, production: true, size: large, vpcId: vpc-prd, dbSubnetGroup: prd-data, clusterCidr: 10.30.0.0/16, oidcIssuer: oidc.eks.eu-west-1.amazonaws.com/id/PRD, ingressDomain: example.com, ingressClass: nginx, ingressNamespace: ingress-nginx, storageClass: gp3-encrypted}
-tenants:
-  - {name: acme, costCenter: cc-1001, tenancy: single}
-  - {name: globex, costCenter: cc-2002, tenancy: multi}
-  - {name: initech, costCenter: cc-3003, tenancy: multi, environments: [dev]}
-`

@@ -1,10 +1,9 @@
 // Package rules holds the platform's rules as named checks. Request rules
 // judge a service model before anything is registered, so a request that
 // asks for something forbidden fails with the rule's name and nothing
-// changes. Resource rules judge what the components registered (type, name,
-// inputs and outputs of every resource); the tests run them over every
-// component in every environment and tenancy, which is how the golden path
-// proves it keeps the rules.
+// changes. Resource rules (package audit) judge what the components
+// registered; this package holds their ids and the vocabulary they judge
+// in: the registered Resource and the provider type tokens.
 package rules
 
 import (
@@ -35,6 +34,10 @@ const (
 	OwnershipTags       = "ownership-tags"
 	WorkloadHygiene     = "workload-hygiene"
 	NamespaceIsolation  = "namespace-isolation"
+	RestrictedPods      = "restricted-pods"
+	AutoscalerReplicas  = "autoscaler-owns-replicas"
+	HeadlessStatefulSet = "statefulset-headless-service"
+	TenantTelemetry     = "tenant-telemetry"
 )
 
 // Violation is one broken rule.

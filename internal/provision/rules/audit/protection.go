@@ -1,4 +1,4 @@
-package rules
+package audit
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/paved-idp/paved/internal/provision/platform"
-	"github.com/paved-idp/paved/internal/provision/res"
+	"github.com/paved-idp/paved/internal/provision/rules"
 )
 
 // checkLeastPrivilege demands that the service's role is assumable only by
@@ -15,14 +15,14 @@ import (
 // in the stack, a path below one ("<bucket arn>/*", "<table arn>/index/*"),
 // the rds-db:connect ARN of one of its clusters, or the stack's KMS key
 // (the tenant's shared key for a multi-tenant service).
-func checkLeastPrivilege(t platform.Target, rs []Resource) []string {
+func checkLeastPrivilege(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	own := map[string]bool{}
 	for _, r := range rs {
 		if a := str(r.Outputs, "arn"); a != "" {
 			own[a] = true
 		}
-		if r.Type == res.RDSCluster {
+		if r.Type == rules.RDSCluster {
 			own[fmt.Sprintf("arn:aws:rds-db:%s:%s:dbuser:%s/%s", t.Region, t.AccountID,
 				str(r.Outputs, "clusterResourceId"), strings.ReplaceAll(t.Service, "-", "_"))] = true
 		}
@@ -38,7 +38,7 @@ func checkLeastPrivilege(t platform.Target, rs []Resource) []string {
 		}
 		return false
 	}
-	for _, role := range ofType(rs, res.IAMRole) {
+	for _, role := range ofType(rs, rules.IAMRole) {
 		sub := t.Environment.OIDCIssuer + ":sub"
 		for _, st := range statements(str(role.Inputs, "assumeRolePolicy")) {
 			// Condition keys hold dots (the issuer), so no path lookup.
@@ -49,7 +49,7 @@ func checkLeastPrivilege(t platform.Target, rs []Resource) []string {
 			}
 		}
 	}
-	for _, p := range ofType(rs, res.IAMRolePolicy) {
+	for _, p := range ofType(rs, rules.IAMRolePolicy) {
 		for _, st := range statements(str(p.Inputs, "policy")) {
 			if st["Effect"] != "Allow" {
 				continue
@@ -88,45 +88,45 @@ func sharedKey(t platform.Target, st map[string]any, arn string) bool {
 	return cond["aws:ResourceTag/"+platform.TagTenant] == t.Tenant.Name
 }
 
-func checkDeletionProtection(t platform.Target, rs []Resource) []string {
+func checkDeletionProtection(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	prod := t.Production()
-	want := func(r Resource, path string, v bool) {
+	want := func(r rules.Resource, path string, v bool) {
 		if truth(r.Inputs, path) != v {
 			out = append(out, fmt.Sprintf("%s %s: %s must be %v in %s", r.Type, r.Name, path, v, t.Environment.Name))
 		}
 	}
 	for _, r := range rs {
 		switch r.Type {
-		case res.RDSCluster:
+		case rules.RDSCluster:
 			want(r, "deletionProtection", prod)
 			want(r, "skipFinalSnapshot", !prod)
-		case res.DynamoDBTable:
+		case rules.DynamoDBTable:
 			want(r, "deletionProtectionEnabled", prod)
-		case res.S3Bucket:
+		case rules.S3Bucket:
 			want(r, "forceDestroy", !prod)
-		case res.ECRRepository:
+		case rules.ECRRepository:
 			want(r, "forceDelete", !prod)
 		}
 	}
 	return out
 }
 
-func checkBackups(t platform.Target, rs []Resource) []string {
+func checkBackups(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	prod := t.Production()
 	for _, r := range rs {
 		switch r.Type {
-		case res.RDSCluster:
+		case rules.RDSCluster:
 			days := num(r.Inputs, "backupRetentionPeriod")
 			if prod && days < 7 || !prod && days != 1 {
 				out = append(out, fmt.Sprintf("cluster %s: %v days of backups (production at least 7, elsewhere 1)", r.Name, days))
 			}
-		case res.DynamoDBTable:
+		case rules.DynamoDBTable:
 			if truth(r.Inputs, "pointInTimeRecovery.enabled") != prod {
 				out = append(out, fmt.Sprintf("table %s: point-in-time recovery must be %v", r.Name, prod))
 			}
-		case res.S3Versioning:
+		case rules.S3Versioning:
 			if prod && str(r.Inputs, "versioningConfiguration.status") != "Enabled" {
 				out = append(out, fmt.Sprintf("%s: production buckets keep versions", r.Name))
 			}
@@ -135,15 +135,15 @@ func checkBackups(t platform.Target, rs []Resource) []string {
 	return out
 }
 
-func checkMultiAZ(t platform.Target, rs []Resource) []string {
+func checkMultiAZ(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	want := 1
 	if t.Production() {
 		want = 2
 	}
-	for _, c := range ofType(rs, res.RDSCluster) {
+	for _, c := range ofType(rs, rules.RDSCluster) {
 		n := 0
-		for _, i := range ofType(rs, res.RDSClusterInstance) {
+		for _, i := range ofType(rs, rules.RDSClusterInstance) {
 			if str(i.Inputs, "clusterIdentifier") == str(c.Outputs, "id") || str(i.Inputs, "clusterIdentifier") == str(c.Inputs, "clusterIdentifier") {
 				n++
 			}
@@ -152,138 +152,57 @@ func checkMultiAZ(t platform.Target, rs []Resource) []string {
 			out = append(out, fmt.Sprintf("cluster %s: %d instances, %s wants %d", c.Name, n, t.Environment.Name, want))
 		}
 	}
-	for _, d := range ofType(rs, res.K8sDeployment, res.K8sStatefulSet) {
-		spread := get(d.Inputs, "spec.template.spec.topologySpreadConstraints.0.topologyKey") == "topology.kubernetes.io/zone"
-		if strings.HasSuffix(d.Name, "-cache") {
-			continue // the cache is disposable and single by design
-		}
-		if spread != t.Production() {
-			out = append(out, fmt.Sprintf("%s %s: zone spread must be %v", d.Type, d.Name, t.Production()))
-		}
-	}
-	return out
+	return append(out, zoneSpread(t, rs)...)
 }
 
-func checkSizes(t platform.Target, rs []Resource) []string {
+func checkSizes(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	for _, r := range rs {
 		switch r.Type {
-		case res.RDSClusterInstance:
+		case rules.RDSClusterInstance:
 			if c := str(r.Inputs, "instanceClass"); !slices.Contains(t.Size.DatabaseClasses, c) {
 				out = append(out, fmt.Sprintf("instance %s: class %s is not in %s's size class %v", r.Name, c, t.Environment.Name, t.Size.DatabaseClasses))
 			}
-		case res.K8sDeployment, res.K8sStatefulSet:
-			if n := num(r.Inputs, "spec.replicas"); n > float64(t.Size.MaxReplicas) {
-				out = append(out, fmt.Sprintf("%s: %v replicas exceed %d", r.Name, n, t.Size.MaxReplicas))
+		case rules.K8sHPA:
+			if lo, hi := num(r.Inputs, "spec.minReplicas"), num(r.Inputs, "spec.maxReplicas"); hi > float64(t.Size.MaxReplicas) || lo < 1 || lo > hi {
+				out = append(out, fmt.Sprintf("%s: autoscaler range %v-%v is not within 1-%d", r.Name, lo, hi, t.Size.MaxReplicas))
 			}
-		case res.K8sHPA:
-			if n := num(r.Inputs, "spec.maxReplicas"); n > float64(t.Size.MaxReplicas) {
-				out = append(out, fmt.Sprintf("%s: autoscaler maximum %v exceeds %d", r.Name, n, t.Size.MaxReplicas))
-			}
-		case res.DynamoDBTable:
+		case rules.DynamoDBTable:
 			if str(r.Inputs, "billingMode") != "PAY_PER_REQUEST" {
 				out = append(out, fmt.Sprintf("table %s: tables are on-demand", r.Name))
 			}
 		}
-		for _, c := range containers(r) {
-			if c["image"] == nil || get(c, "resources.limits.cpu") == nil {
-				continue // checked by workload-hygiene
-			}
-			if c["name"] != "redis" && (get(c, "resources.limits.cpu") != t.Size.CPULimit || get(c, "resources.limits.memory") != t.Size.MemoryLimit) {
-				out = append(out, fmt.Sprintf("%s: container limits must be the size class's %s/%s", r.Name, t.Size.CPULimit, t.Size.MemoryLimit))
-			}
-		}
 	}
-	return out
+	return append(out, containerSizes(t, rs)...)
 }
 
-// containers returns a workload's containers.
-func containers(r Resource) []map[string]any {
-	var path string
-	switch r.Type {
-	case res.K8sDeployment, res.K8sStatefulSet:
-		path = "spec.template.spec.containers"
-	case res.K8sCronJob:
-		path = "spec.jobTemplate.spec.template.spec.containers"
-	default:
-		return nil
-	}
-	var out []map[string]any
-	for _, c := range asList(get(r.Inputs, path)) {
-		if m, ok := c.(map[string]any); ok {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func checkTags(t platform.Target, rs []Resource) []string {
+func checkTags(t platform.Target, rs []rules.Resource) []string {
 	var out []string
 	want := t.Tags()
 	for _, r := range rs {
-		tg, ok := res.TaggingOf(r.Type)
+		tg, ok := rules.TaggingOf(r.Type)
 		if !ok {
 			out = append(out, fmt.Sprintf("%s %s: type unknown to the rules; decide how it is tagged", r.Type, r.Name))
 			continue
 		}
 		var got map[string]any
 		switch tg {
-		case res.Untagged:
+		case rules.Untagged:
+			// res.New tags whatever the SDK lets carry tags: a tagged
+			// "untagged" type means the table here is wrong.
+			if r.Inputs["tags"] != nil {
+				out = append(out, fmt.Sprintf("%s %s: carries tags, but the rules list the type as untagged", r.Type, r.Name))
+			}
 			continue
-		case res.AWSTags:
+		case rules.AWSTags:
 			got, _ = r.Inputs["tags"].(map[string]any)
-		case res.K8sLabels:
+		case rules.K8sLabels:
 			got, _ = get(r.Inputs, "metadata.labels").(map[string]any)
 		}
 		for _, k := range platform.RequiredTags {
 			if got[k] != want[k] || want[k] == "" {
 				out = append(out, fmt.Sprintf("%s %s: tag %s is %v, want %q", r.Type, r.Name, k, got[k], want[k]))
 			}
-		}
-	}
-	return out
-}
-
-func checkWorkloads(_ platform.Target, rs []Resource) []string {
-	var out []string
-	for _, r := range rs {
-		for _, c := range containers(r) {
-			for _, p := range []string{"resources.requests.cpu", "resources.requests.memory", "resources.limits.cpu", "resources.limits.memory"} {
-				if get(c, p) == nil {
-					out = append(out, fmt.Sprintf("%s %s: container %v has no %s", r.Type, r.Name, c["name"], p))
-				}
-			}
-			if r.Type != res.K8sCronJob && (c["readinessProbe"] == nil || c["livenessProbe"] == nil) {
-				out = append(out, fmt.Sprintf("%s %s: container %v needs readiness and liveness probes", r.Type, r.Name, c["name"]))
-			}
-			if get(c, "securityContext.allowPrivilegeEscalation") != false {
-				out = append(out, fmt.Sprintf("%s %s: container %v must not escalate privileges", r.Type, r.Name, c["name"]))
-			}
-		}
-	}
-	return out
-}
-
-func checkNamespaces(t platform.Target, rs []Resource) []string {
-	var out []string
-	policies := 0
-	for _, r := range rs {
-		if tg, _ := res.TaggingOf(r.Type); tg != res.K8sLabels || r.Type == res.K8sNamespace {
-			continue
-		}
-		if ns := str(r.Inputs, "metadata.namespace"); ns != t.Namespace() {
-			out = append(out, fmt.Sprintf("%s %s: namespace %q, want %q", r.Type, r.Name, ns, t.Namespace()))
-		}
-		if r.Type == res.K8sNetworkPolicy {
-			policies++
-		}
-	}
-	if len(ofType(rs, res.K8sDeployment, res.K8sStatefulSet, res.K8sCronJob)) > 0 && policies == 0 {
-		out = append(out, "workloads without a network policy")
-	}
-	for _, ns := range ofType(rs, res.K8sNamespace) {
-		if t.Tenancy == platform.Multi {
-			out = append(out, fmt.Sprintf("namespace %s: a multi-tenant service uses the tenant's namespace", ns.Name))
 		}
 	}
 	return out

@@ -1,11 +1,25 @@
-// Package res is the small typed layer between the golden-path components
-// and the Pulumi engine. The provider SDKs (pulumi-aws, pulumi-kubernetes)
-// cannot be used here, so resources are registered by the providers'
-// published type tokens with property maps whose keys follow the providers'
-// schemas (pulumi-aws v6, pulumi-kubernetes v4).
-package res
+package rules
 
-// Type is a provider resource type token.
+import (
+	"maps"
+	"slices"
+)
+
+// Resource is one registered resource as the engine saw it: plain values,
+// every output resolved.
+type Resource struct {
+	Type    Type
+	Name    string
+	Inputs  map[string]any
+	Outputs map[string]any
+}
+
+// Type is a provider resource type token, as the engine (and the mock
+// monitor) sees it. The components never name these: they register through
+// the typed SDKs, which send the tokens. The rules need them to tell a
+// bucket from a queue; TestResourceNames (program) proves that each token
+// here is one the typed SDKs register, and the ownership-tags rule reports
+// any registered token missing here.
 type Type string
 
 // AWS type tokens (pulumi-aws v6 schema).
@@ -48,6 +62,9 @@ const (
 	K8sPDB            Type = "kubernetes:policy/v1:PodDisruptionBudget"
 )
 
+// Types lists every known type, for tests that prove each is registered.
+func Types() []Type { return slices.Sorted(maps.Keys(tagging)) }
+
 // Tagging says how a type carries the cost and ownership tags.
 type Tagging int
 
@@ -63,9 +80,11 @@ const (
 	K8sLabels
 )
 
-// tagging lists every type this layer knows. A type missing here is a
+// tagging lists every type the rules know. A type missing here is a
 // programming error the ownership-tags rule reports, so adding a type forces
-// a decision about its tags.
+// a decision about its tags. res.New tags whatever the SDK lets carry tags,
+// so an AWS type listed Untagged that arrives tagged is reported too: the
+// list cannot drift from the SDK.
 var tagging = map[Type]Tagging{
 	KMSKey: AWSTags, KMSAlias: Untagged,
 	SQSQueue: AWSTags, SNSTopic: AWSTags,
@@ -79,7 +98,7 @@ var tagging = map[Type]Tagging{
 	K8sHPA: K8sLabels, K8sPDB: K8sLabels,
 }
 
-// TaggingOf says how t carries tags; ok is false for a type this layer does
+// TaggingOf says how t carries tags; ok is false for a type the rules do
 // not know.
 func TaggingOf(t Type) (tg Tagging, ok bool) {
 	tg, ok = tagging[t]
