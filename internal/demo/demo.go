@@ -186,7 +186,7 @@ func demoConfig(dir, pavedURL, portURL, glURL string, opt Options) (config.Confi
 	cfg.API = config.API{Tokens: []string{ref("api-token")}, RunTokenKey: ref("run-key")}
 	cfg.Environments = []config.Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod", Production: true}}
 	cfg.Tenants = []string{"acme", "globex"}
-	cfg.Workers = config.Workers{Interval: 100 * time.Millisecond, ReportConcurrency: 4, Lease: 10 * time.Second, RunTimeout: time.Minute}
+	cfg.Workers = config.Workers{Interval: 100 * time.Millisecond, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: 10 * time.Second, RunTimeout: time.Minute}
 	cfg.Log = config.Log{Format: "console", Level: "info"}
 	return cfg, cfg.Validate()
 }
