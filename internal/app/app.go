@@ -40,6 +40,7 @@ type App struct {
 	dispatch *dispatch.Worker
 	report   *report.Worker
 	tracker  *track.Tracker
+	secrets  *secret.Cache
 	// Store is exposed for the demo's live table.
 	Store Store
 }
@@ -48,13 +49,19 @@ type App struct {
 type Options struct {
 	// HTTPClient is used for Port and GitLab; nil means a default with timeouts.
 	HTTPClient *http.Client
-	Resolver   secret.Resolver
+	// Resolver reads secret references; without an AWS fetcher, awssm:
+	// ones use aws-sdk-go-v2's default chain (secret.NewAWS).
+	Resolver secret.Resolver
 }
 
 // Build wires paved. Every secret is resolved and every definition loaded
 // and compiled here, so a bad config fails at start, not at the first run.
 func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options) (*App, error) {
-	resolve := func(ref string) (string, error) { return opt.Resolver.Resolve(ctx, ref) }
+	// Secrets are resolved once here and refreshed while paved runs; see
+	// secrets.go for which consumers follow a rotation.
+	secrets := secret.NewCache(secret.Options{Resolver: opt.Resolver, RefreshInterval: cfg.Secrets.RefreshInterval, Log: log.Named("secret")})
+	resolve := func(ref string) (string, error) { return secrets.Static(ctx, ref) }
+	current := func(ref string) (*secret.Value, error) { return secrets.Value(ctx, ref) }
 	hc := opt.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
@@ -71,7 +78,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
-	glToken, err := resolve(cfg.GitLab.Token)
+	glToken, err := current(cfg.GitLab.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +98,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		}
 		apiTokens = append(apiTokens, t)
 	}
-	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken, gitlab.Options{HTTPClient: hc, RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout})
+	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken.Get(), gitlab.Options{HTTPClient: withGitLabToken(hc, glToken), RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("gitlab client: %w", err)
 	}
@@ -99,18 +106,23 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, store: st, Store: st}
+	a := &App{cfg: cfg, log: log, store: st, Store: st, secrets: secrets}
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
 	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout}
 	portals := map[string]report.Portal{}
 	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey)}
 	if cfg.Port.Enabled {
-		id, err := resolve(cfg.Port.ClientID)
+		id, err := current(cfg.Port.ClientID)
 		if err != nil {
 			st.Close()
 			return nil, err
 		}
-		sec, err := resolve(cfg.Port.ClientSecret)
+		sec, err := current(cfg.Port.ClientSecret)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		hmacKey, err := resolve(cfg.Port.ClientSecret) // the verifier keeps its key
 		if err != nil {
 			st.Close()
 			return nil, err
@@ -119,10 +131,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		if portHC == nil {
 			portHC = &http.Client{Timeout: cfg.Port.Timeout}
 		}
-		pc := port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
+		pc := &portClients{id: id, secret: sec, build: func(id, sec string) *port.Client {
+			return port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
+		}}
 		in.Teams = pc
 		portals[port.PortalName] = portReporter{pc}
-		srvCfg.PortVerifier = &webhook.Verifier{Secret: []byte(sec), Tolerance: cfg.Port.SignatureTolerance}
+		srvCfg.PortVerifier = &webhook.Verifier{Secret: []byte(hmacKey), Tolerance: cfg.Port.SignatureTolerance}
 	}
 	// Work in flight at shutdown gets half the shutdown time to finish.
 	drain := cfg.Server.ShutdownTimeout / 2
@@ -159,7 +173,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run} {
+	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(workCtx) }()
 	}
@@ -189,7 +203,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // portReporter adapts the Port client to the reporter's Portal.
-type portReporter struct{ *port.Client }
+type portReporter struct{ *portClients }
 
 func (portReporter) Permanent(err error) bool { return port.IsPermanent(err) }
 

@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/paved-idp/paved/internal/secret"
 )
 
 // Config is the whole of paved's configuration. Secret fields hold
-// references (env:NAME, file:/path, awssm:name), never values.
+// references (env:NAME, file:/path, awssm:name-or-arn[#json-key]), never
+// values.
 type Config struct {
 	Server       Server        `yaml:"server"`
 	Store        Store         `yaml:"store"`
@@ -32,6 +35,14 @@ type Config struct {
 	Workers      Workers       `yaml:"workers"`
 	Limits       Limits        `yaml:"limits"`
 	Log          Log           `yaml:"log"`
+	Secrets      Secrets       `yaml:"secrets"`
+}
+
+// Secrets tunes how secret references are kept current.
+type Secrets struct {
+	// RefreshInterval is how often file: and awssm: references are read
+	// again, so that a rotated secret is used without a restart.
+	RefreshInterval time.Duration `yaml:"refreshInterval"`
 }
 
 // Limits cap what one run's pipeline may post through its callbacks.
@@ -131,6 +142,7 @@ func Default() Config {
 		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},
 		Limits:  Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
 		Log:     Log{Format: "json", Level: "info"},
+		Secrets: Secrets{RefreshInterval: secret.DefaultRefreshInterval},
 	}
 }
 
@@ -311,6 +323,9 @@ func (c Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		bad("log.format", "must be json or console")
 	}
+	if c.Secrets.RefreshInterval <= 0 {
+		bad("secrets.refreshInterval", "must be positive")
+	}
 	return errors.Join(errs...)
 }
 
@@ -325,13 +340,16 @@ func checkURL(bad func(string, string, ...any), key, v string) {
 	}
 }
 
+// checkRef checks a secret reference's form; its messages never repeat the
+// text, which may be a value written where a reference belongs.
 func checkRef(bad func(string, string, ...any), key, v string) {
-	kind, arg, ok := strings.Cut(v, ":")
 	if v == "" {
 		bad(key, "is required")
 		return
 	}
-	if !ok || arg == "" || (kind != "env" && kind != "file" && kind != "awssm") {
-		bad(key, "must be a secret reference (env:NAME, file:/path or awssm:name), not a value")
+	if _, err := secret.Parse(v); errors.Is(err, secret.ErrNotAReference) {
+		bad(key, "must be a secret reference (env:NAME, file:/path or awssm:name-or-arn[#json-key]), not a value")
+	} else if err != nil {
+		bad(key, "%v", err)
 	}
 }

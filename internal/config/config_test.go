@@ -46,6 +46,10 @@ func TestBadConfigSaysWhatIsWrong(t *testing.T) {
 		{"postgres dsn as a value", validRefs + "store: {driver: postgres, dsn: 'postgres://paved:hunter2@db/paved'}", "store.dsn: must be a secret reference"},
 		{"sqlite without path", validRefs + "store: {driver: sqlite, path: ''}", "store.path: is required with driver sqlite"},
 		{"not yaml", "{", "parse config"},
+		{"awssm empty json key", validRefs + "port: {clientID: 'awssm:prod/port#', clientSecret: 'awssm:prod/port#clientSecret'}", "port.clientID: awssm: reference: the JSON key after '#' is empty"},
+		{"awssm bad name", validRefs + "port: {clientID: 'awssm:hunter2 x', clientSecret: 'env:S'}", "port.clientID: awssm: reference: a secret name may hold only"},
+		{"awssm not a secret ARN", validRefs + "port: {clientID: 'awssm:arn:aws:s3:::hunter2', clientSecret: 'env:S'}", "port.clientID: awssm: reference: not a Secrets Manager secret ARN"},
+		{"refresh interval", validRefs + "secrets: {refreshInterval: 0s}", "secrets.refreshInterval: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,5 +128,24 @@ func TestDispatchConcurrency(t *testing.T) {
 	}
 	if _, err = Parse(data, []string{"PAVED_WORKERS_DISPATCHCONCURRENCY=0"}); err == nil || !strings.Contains(err.Error(), "dispatchConcurrency") {
 		t.Fatalf("dispatchConcurrency 0: %v, want it refused by name", err)
+	}
+}
+
+func TestSecretsConfig(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(data, nil)
+	if err != nil || cfg.Secrets.RefreshInterval != 5*time.Minute {
+		t.Fatalf("default refresh interval: %+v, %v", cfg.Secrets, err)
+	}
+	cfg, err = Parse(append(data, "\nsecrets: {refreshInterval: 30s}\n"...), []string{"PAVED_PORT_CLIENTID=awssm:prod/port#clientId",
+		"PAVED_PORT_CLIENTSECRET=awssm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/port-AbCdEf#clientSecret"})
+	if err != nil || cfg.Secrets.RefreshInterval != 30*time.Second || cfg.Port.ClientID != "awssm:prod/port#clientId" {
+		t.Fatalf("refreshInterval 30s with awssm references: %+v, %v", cfg.Secrets, err)
+	}
+	if cfg, err = Parse(data, []string{"PAVED_SECRETS_REFRESHINTERVAL=1m"}); err != nil || cfg.Secrets.RefreshInterval != time.Minute {
+		t.Fatalf("from the environment: %+v, %v", cfg.Secrets, err)
 	}
 }

@@ -1,0 +1,158 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/sim/smsim"
+)
+
+// awsEnv gives aws-sdk-go-v2's default chain an environment of its own:
+// no profile or instance role, empty shared files, static credentials only
+// when withCreds, and the simulator as Secrets Manager.
+func awsEnv(t *testing.T, withCreds bool, endpoint string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config", "credentials"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL"} {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+	if withCreds {
+		t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+	}
+}
+
+// paved serve with an awssm: reference and no AWS credentials refuses to
+// start, naming the reference and the cause.
+func TestBuildRefusesAWSSecretWithoutCredentials(t *testing.T) {
+	sim := smsim.New(smsim.Options{})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	awsEnv(t, false, srv.URL)
+	cfg, env := testConfig(t)
+	cfg.GitLab.Token = "awssm:paved/gitlab"
+	a, err := build(t, cfg, env, zap.NewNop())
+	if err == nil {
+		a.store.Close()
+		t.Fatal("paved started without AWS credentials")
+	}
+	if !strings.Contains(err.Error(), "secret awssm:paved/gitlab: no AWS credentials found") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// upstream fakes GitLab and Port, recording the credentials they are sent.
+type upstream struct {
+	mu           sync.Mutex
+	gitlabTokens []string
+	portSecrets  []string // "<clientId>/<clientSecret>" of each token request
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.URL.Path == "/api/v4/projects/1/pipelines/5":
+		u.gitlabTokens = append(u.gitlabTokens, r.Header.Get("PRIVATE-TOKEN"))
+		fmt.Fprint(w, `{"id":5,"project_id":1,"status":"running","ref":"main","web_url":"http://gitlab/p/-/pipelines/5"}`)
+	case r.URL.Path == "/v1/auth/access_token":
+		var in struct{ ClientID, ClientSecret string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		u.portSecrets = append(u.portSecrets, in.ClientID+"/"+in.ClientSecret)
+		fmt.Fprintf(w, `{"ok":true,"accessToken":"tok-%d","expiresIn":10800,"tokenType":"Bearer"}`, len(u.portSecrets))
+	case strings.HasPrefix(r.URL.Path, "/v1/actions/runs/"):
+		fmt.Fprint(w, `{"ok":true,"run":{"status":"IN_PROGRESS"}}`)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// A rotated GitLab token and Port client id and secret are used without a
+// restart once the secrets are refreshed; the Port webhook key, read only
+// at start, is logged as needing one.
+func TestSecretsRotateWithoutRestart(t *testing.T) {
+	sim := smsim.New(smsim.Options{})
+	smSrv := httptest.NewServer(sim)
+	defer smSrv.Close()
+	awsEnv(t, true, smSrv.URL)
+	sim.Put("paved/gitlab", "glpat-one")
+	sim.Put("paved/port", `{"clientId":"id-one","clientSecret":"secret-one"}`)
+	up := &upstream{}
+	upSrv := httptest.NewServer(up)
+	defer upSrv.Close()
+
+	cfg, env := testConfig(t)
+	cfg.GitLab.BaseURL, cfg.GitLab.Token = upSrv.URL, "awssm:paved/gitlab"
+	cfg.Port.Enabled, cfg.Port.BaseURL = true, upSrv.URL
+	cfg.Port.ClientID, cfg.Port.ClientSecret = "awssm:paved/port#clientId", "awssm:paved/port#clientSecret"
+	core, logs := observer.New(zap.DebugLevel)
+	a, err := build(t, cfg, env, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.store.Close()
+	ctx := context.Background()
+	use := func() {
+		t.Helper()
+		if _, err := a.tracker.Pipelines.Pipeline(ctx, "1", 5); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.report.Portals[port.PortalName].Finished(ctx, "r_abc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use()
+	sim.Put("paved/gitlab", "glpat-two")
+	sim.Put("paved/port", `{"clientId":"id-two","clientSecret":"secret-two"}`)
+	use() // not refreshed yet: the old values, the cached Port token
+	if err := a.secrets.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	use()
+	up.mu.Lock()
+	gl, pt := strings.Join(up.gitlabTokens, " "), strings.Join(up.portSecrets, " ")
+	up.mu.Unlock()
+	if gl != "glpat-one glpat-one glpat-two" {
+		t.Fatalf("GitLab was sent %s", gl)
+	}
+	if pt != "id-one/secret-one id-two/secret-two" {
+		t.Fatalf("Port was sent %s", pt)
+	}
+	if logs.FilterMessageSnippet("restart paved").FilterField(zap.String("ref", "awssm:paved/port#clientSecret")).Len() != 1 {
+		t.Fatalf("the webhook key's rotation is not logged as needing a restart: %v", logs.All())
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		for _, v := range []string{"glpat-", "secret-one", "secret-two", "id-one", "id-two"} {
+			if strings.Contains(line, v) {
+				t.Fatalf("log leaks a secret: %s", line)
+			}
+		}
+	}
+}
