@@ -122,11 +122,6 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 			st.Close()
 			return nil, err
 		}
-		hmacKey, err := resolve(cfg.Port.ClientSecret) // the verifier keeps its key
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
 		portHC := opt.HTTPClient
 		if portHC == nil {
 			portHC = &http.Client{Timeout: cfg.Port.Timeout}
@@ -136,7 +131,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		}}
 		in.Teams = pc
 		portals[port.PortalName] = portReporter{pc}
-		srvCfg.PortVerifier = &webhook.Verifier{Secret: []byte(hmacKey), Tolerance: cfg.Port.SignatureTolerance}
+		// The webhook key is the client secret too: read at each delivery,
+		// so a rotation applies to both at once.
+		srvCfg.PortVerifier = &webhook.Verifier{SecretFunc: func() []byte { return []byte(sec.Get()) }, Tolerance: cfg.Port.SignatureTolerance}
 	}
 	// Work in flight at shutdown gets half the shutdown time to finish.
 	drain := cfg.Server.ShutdownTimeout / 2

@@ -48,6 +48,9 @@ const maxSignatures = 8
 type Verifier struct {
 	// Secret is the Port organisation's client secret (the HMAC key).
 	Secret []byte
+	// SecretFunc, when set, is asked for the key at each Verify instead of
+	// Secret, so that a rotated client secret applies without a restart.
+	SecretFunc func() []byte
 	// Tolerance bounds |now - X-Port-Timestamp|; zero means DefaultTolerance.
 	Tolerance time.Duration
 	// Now is the clock; nil means time.Now.
@@ -73,12 +76,16 @@ func (v Verifier) Verify(h http.Header, body []byte) error {
 	case ts == "":
 		return fmt.Errorf("%w: no %s header", ErrMissingSignature, HeaderTimestamp)
 	}
-	if len(v.Secret) == 0 {
+	key := v.Secret
+	if v.SecretFunc != nil {
+		key = v.SecretFunc()
+	}
+	if len(key) == 0 {
 		// An empty key would make every signature forgeable; refuse.
 		return fmt.Errorf("%w: verifier has no secret configured", ErrBadSignature)
 	}
 
-	want := mac(v.Secret, ts, body)
+	want := mac(key, ts, body)
 	if !anyMatch(sig, want) {
 		return fmt.Errorf("%w: %s does not match the body", ErrBadSignature, HeaderSignature)
 	}
