@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,41 +20,13 @@ import (
 	"github.com/paved-idp/paved/internal/sim/smsim"
 )
 
-// awsEnv gives aws-sdk-go-v2's default chain an environment of its own:
-// no profile or instance role, empty shared files, static credentials only
-// when withCreds, and the simulator as Secrets Manager.
-func awsEnv(t *testing.T, withCreds bool, endpoint string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"config", "credentials"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL"} {
-		t.Setenv(k, "") // restored after the test
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
-	if withCreds {
-		t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
-	}
-}
-
 // paved serve with an awssm: reference and no AWS credentials refuses to
 // start, naming the reference and the cause.
 func TestBuildRefusesAWSSecretWithoutCredentials(t *testing.T) {
 	sim := smsim.New(smsim.Options{})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
-	awsEnv(t, false, srv.URL)
+	smsim.Isolate(t, "us-east-1", false, srv.URL)
 	cfg, env := testConfig(t)
 	cfg.GitLab.Token = "awssm:paved/gitlab"
 	a, err := build(t, cfg, env, zap.NewNop())
@@ -103,7 +73,7 @@ func TestSecretsRotateWithoutRestart(t *testing.T) {
 	sim := smsim.New(smsim.Options{})
 	smSrv := httptest.NewServer(sim)
 	defer smSrv.Close()
-	awsEnv(t, true, smSrv.URL)
+	smsim.Isolate(t, "us-east-1", true, smSrv.URL)
 	sim.Put("paved/gitlab", "glpat-one")
 	sim.Put("paved/port", `{"clientId":"id-one","clientSecret":"secret-one"}`)
 	up := &upstream{}

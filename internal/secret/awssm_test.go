@@ -22,38 +22,6 @@ import (
 // the simulator (AWS_ENDPOINT_URL_SECRETS_MANAGER). They set the process
 // environment, so none of them runs in parallel.
 
-// awsEnv gives the SDK an environment of its own: no profile, no instance
-// role, empty shared files; static credentials when withCreds; the
-// simulator as the Secrets Manager endpoint.
-func awsEnv(t *testing.T, region string, withCreds bool, endpoint string) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"config", "credentials"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"} {
-		t.Setenv(k, "") // restored after the test
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	if region != "" {
-		t.Setenv("AWS_REGION", region)
-	}
-	if withCreds {
-		t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
-	}
-	if endpoint != "" {
-		t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
-	}
-}
-
 // fakeClock lets a test run the refresher's ticks one at a time.
 type fakeClock struct {
 	waits chan chan time.Time
@@ -83,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	sim := smsim.New(smsim.Options{Region: "eu-west-1"})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	awsEnv(t, "eu-west-1", true, srv.URL)
+	smsim.Isolate(t, "eu-west-1", true, srv.URL)
 	core, logs := observer.New(zap.DebugLevel)
 	clock := newFakeClock()
 	cache := NewCache(Options{RefreshInterval: 2 * time.Minute, Log: zap.New(core), After: clock.After})
@@ -261,7 +229,7 @@ func TestAWSNoCredentials(t *testing.T) {
 	sim := smsim.New(smsim.Options{})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
-	awsEnv(t, "us-east-1", false, srv.URL)
+	smsim.Isolate(t, "us-east-1", false, srv.URL)
 	_, err := NewCache(Options{}).Value(context.Background(), "awssm:prod/port#clientSecret")
 	if err == nil || !errors.Is(err, ErrNoCredentials) || !strings.HasPrefix(err.Error(), "secret awssm:prod/port#clientSecret: no AWS credentials found") {
 		t.Fatalf("err = %v", err)
@@ -275,7 +243,7 @@ func TestAWSNoRegion(t *testing.T) {
 	sim := smsim.New(smsim.Options{})
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
-	awsEnv(t, "", true, srv.URL)
+	smsim.Isolate(t, "", true, srv.URL)
 	_, err := NewCache(Options{}).Value(context.Background(), "awssm:prod/port")
 	if err == nil || !strings.Contains(err.Error(), "secret awssm:prod/port: no AWS region") {
 		t.Fatalf("err = %v", err)
