@@ -1,6 +1,7 @@
 // Package policy decides whether a validated request may run, using OPA with
-// the Rego policy in actions/policy. The query is prepared once at start, so
-// a decision costs one evaluation and no compilation.
+// the Rego policy in actions/policy. The query is prepared once at start,
+// and partially evaluated for the configuration, so a decision costs one
+// evaluation of what depends on the request and no compilation.
 package policy
 
 import (
@@ -14,8 +15,10 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Query is the rule paved evaluates; it yields {"deny": set of messages,
@@ -73,17 +76,26 @@ type Environment struct {
 // Engine evaluates the prepared policy. It is safe for concurrent use.
 type Engine struct {
 	query rego.PreparedEvalQuery
+	// partial says the query was partially evaluated at start (see New).
+	partial bool
+	// opts are the evaluation options every decision shares.
+	opts []rego.EvalOption
 }
 
 // New loads every *.rego file in dir except tests, and prepares the query.
 func New(ctx context.Context, dir string, data Data) (*Engine, error) {
+	return newEngine(ctx, dir, data, true)
+}
+
+// newEngine is New, optionally without partial evaluation (which tests
+// compare against).
+func newEngine(ctx context.Context, dir string, data Data, partial bool) (*Engine, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.rego"))
 	if err != nil {
 		return nil, fmt.Errorf("policy: list %s: %w", dir, err)
 	}
 	sort.Strings(paths)
 	opts := []func(*rego.Rego){
-		rego.Query(Query),
 		rego.Store(inmem.NewFromObject(data.document())),
 		// A policy that calls a builtin wrongly should fail the run loudly,
 		// not silently leave a deny rule undefined.
@@ -107,12 +119,67 @@ func New(ctx context.Context, dir string, data Data) (*Engine, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("policy: no *.rego files in %s", dir)
 	}
+	// data.paved is fixed for the engine's life, so the query is partially
+	// evaluated now with only input unknown: lookups in the configuration
+	// and rules that depend only on it are folded into the prepared query,
+	// and what remains per decision is mostly comparisons on input, which
+	// OPA's rule index selects rules by. This halves a decision's work.
+	if partial {
+		if q, ok := preparePartial(ctx, opts); ok {
+			return newPrepared(q, true), nil
+		}
+		// A policy OPA cannot partially evaluate (or whose partially
+		// evaluated form fails strict compilation) is still evaluated in
+		// full below, only slower; TestShippedPolicyIsPartiallyEvaluated
+		// keeps the shipped one on the fast path. A policy that does not
+		// compile at all fails below with its own errors.
+	}
 	// Parse and compile errors from OPA name file:line.
-	q, err := rego.New(opts...).PrepareForEval(ctx)
+	q, err := rego.New(append(opts, rego.Query(query))...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: compile %s: %w", dir, err)
 	}
-	return &Engine{query: q}, nil
+	return newPrepared(q, false), nil
+}
+
+// query binds Query to resultVar, which Decide reads.
+const (
+	resultVar = "decision"
+	query     = resultVar + " = " + Query
+)
+
+// preparePartial partially evaluates query and prepares what is left, or
+// reports false if that is not one query that compiles. rego's own
+// PrepareForEval(WithPartialEval()) does the same but wraps what is left
+// in a rule it then evaluates per decision, which costs each decision
+// another rule and two copies of the decision object.
+func preparePartial(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, bool) {
+	// With no unknowns given, Partial takes input as unknown.
+	pq, err := rego.New(append(opts[:len(opts):len(opts)], rego.Query(query))...).Partial(ctx)
+	if err != nil || len(pq.Queries) != 1 {
+		return rego.PreparedEvalQuery{}, false
+	}
+	popts := append(opts[:len(opts):len(opts)], rego.ParsedQuery(pq.Queries[0]))
+	for _, m := range pq.Support {
+		popts = append(popts, rego.ParsedModule(m))
+	}
+	q, err := rego.New(popts...).PrepareForEval(ctx)
+	return q, err == nil
+}
+
+func newPrepared(q rego.PreparedEvalQuery, partial bool) *Engine {
+	opts := []rego.EvalOption{
+		// Nobody reads the per-evaluation metrics; the no-op set allocates
+		// nothing.
+		rego.EvalMetrics(metrics.NoOp()),
+		// Keep the result as AST: decode reads it directly, without OPA
+		// converting the whole decision to Go maps and slices first.
+		rego.EvalGenerateJSON(keepAST),
+	}
+	if partial {
+		opts = append(opts, rego.EvalVirtualCache(noVirtualCache{}))
+	}
+	return &Engine{query: q, partial: partial, opts: opts}
 }
 
 // document is Data as Rego sees it under data.paved; built from plain maps
@@ -141,75 +208,199 @@ func (d Data) document() map[string]any {
 
 // Decide evaluates the policy for one request.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
-	input, err := ast.InterfaceToValue(in.normalized().document())
+	input, err := in.value()
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: input for action %s: %w", in.Action, err)
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	// OPA would otherwise start a goroutine per evaluation to watch ctx;
+	// AfterFunc registers a callback instead, and nothing is needed when
+	// ctx can never be cancelled.
+	cancel := neverCancelled
+	if ctx.Done() != nil {
+		cancel = topdown.NewCancel()
+		defer context.AfterFunc(ctx, cancel.Cancel)()
+	}
+	opts := append(e.opts[:len(e.opts):len(e.opts)], rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel))
+	rs, err := e.query.Eval(ctx, opts...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s for action %s: %w", Query, in.Action, err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 {
 		return Decision{}, fmt.Errorf("policy: %s is undefined for action %s; the policy must always produce a decision", Query, in.Action)
 	}
-	return decode(rs[0].Expressions[0].Value)
+	return decode(rs[0].Bindings[resultVar])
 }
 
-// normalized replaces nil slices and maps with empty ones, so Rego sees []
-// and {} rather than null and rules iterating them behave.
-func (in Input) normalized() Input {
-	if in.Inputs == nil {
-		in.Inputs = map[string]any{}
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// neverCancelled stands in for a context that cannot be cancelled; nothing
+// ever calls its Cancel, so sharing it is safe.
+var neverCancelled = topdown.NewCancel()
+
+// noVirtualCache is a topdown.VirtualCache that keeps nothing. OPA's default
+// cache, a tree of hash maps made afresh for every evaluation, was a third
+// of a decision's allocations; after partial evaluation a decision refers
+// to each remaining rule about once (deny, require_approval, a call of
+// listed), so there is little to reuse. Caching is only memoisation:
+// without it a rule referred to twice is evaluated twice, with the same
+// result. Full evaluation (the fallback in New) keeps OPA's cache, as there
+// production and the tables are referred to by many rules.
+type noVirtualCache struct{}
+
+func (noVirtualCache) Push()                         {}
+func (noVirtualCache) Pop()                          {}
+func (noVirtualCache) Get(ast.Ref) (*ast.Term, bool) { return nil, false }
+func (noVirtualCache) Put(ast.Ref, *ast.Term)        {}
+func (noVirtualCache) Keys() []ast.Ref               { return nil }
+
+// Top-level input keys, made once.
+var (
+	keyAction      = ast.InternedTerm("action")
+	keyOperation   = ast.InternedTerm("operation")
+	keyInputs      = ast.InternedTerm("inputs")
+	keyUser        = ast.InternedTerm("user")
+	keyEmail       = ast.InternedTerm("email")
+	keyTeams       = ast.InternedTerm("teams")
+	keyEntity      = ast.InternedTerm("entity")
+	keyIdentifier  = ast.InternedTerm("identifier")
+	keyBlueprint   = ast.InternedTerm("blueprint")
+	keyTeam        = ast.InternedTerm("team")
+	keyProperties  = ast.InternedTerm("properties")
+	keyTenant      = ast.InternedTerm("tenant")
+	keyEnvironment = ast.InternedTerm("environment")
+	keyService     = ast.InternedTerm("service")
+)
+
+// value is the input as Rego sees it, built as AST directly: going through
+// map[string]any and ast.InterfaceToValue cost a third of a decision. Only
+// the free-form inputs and properties (JSON-shaped values) are converted.
+// Nil slices and maps become [] and {}, not null, so rules iterating them
+// behave; the result equals InterfaceToValue of the Input's JSON
+// (TestInputValueMatchesItsJSON).
+func (in Input) value() (ast.Value, error) {
+	inputs, err := object(in.Inputs)
+	if err != nil {
+		return nil, fmt.Errorf("inputs: %w", err)
 	}
-	if in.User.Teams == nil {
-		in.User.Teams = []string{}
+	props, err := object(in.Entity.Properties)
+	if err != nil {
+		return nil, fmt.Errorf("entity properties: %w", err)
 	}
-	if in.Entity.Team == nil {
-		in.Entity.Team = []string{}
-	}
-	if in.Entity.Properties == nil {
-		in.Entity.Properties = map[string]any{}
-	}
-	return in
+	// The terms in one allocation rather than one each: allocation is most
+	// of the cost here.
+	nt := 15 + len(in.User.Teams) + len(in.Entity.Team)
+	b := termBuf{ts: make([]ast.Term, 0, nt)}
+	return ast.NewObject(
+		ast.Item(keyAction, b.str(in.Action)),
+		ast.Item(keyOperation, b.str(in.Operation)),
+		ast.Item(keyInputs, b.term(inputs)),
+		ast.Item(keyUser, b.term(ast.NewObject(
+			ast.Item(keyEmail, b.str(in.User.Email)),
+			ast.Item(keyTeams, b.strs(in.User.Teams)),
+		))),
+		ast.Item(keyEntity, b.term(ast.NewObject(
+			ast.Item(keyIdentifier, b.str(in.Entity.Identifier)),
+			ast.Item(keyBlueprint, b.str(in.Entity.Blueprint)),
+			ast.Item(keyTeam, b.strs(in.Entity.Team)),
+			ast.Item(keyProperties, b.term(props)),
+		))),
+		ast.Item(keyTenant, b.str(in.Tenant)),
+		ast.Item(keyEnvironment, b.str(in.Environment)),
+		ast.Item(keyService, b.str(in.Service)),
+		ast.Item(keyTeam, b.str(in.Team)),
+	), nil
 }
 
-// document is the input as plain maps and slices, which OPA converts
-// directly; handing it the struct would cost a JSON round trip per decision.
-func (in Input) document() map[string]any {
-	return map[string]any{
-		"action": in.Action, "operation": in.Operation, "inputs": in.Inputs,
-		"user": map[string]any{"email": in.User.Email, "teams": in.User.Teams},
-		"entity": map[string]any{"identifier": in.Entity.Identifier, "blueprint": in.Entity.Blueprint,
-			"team": in.Entity.Team, "properties": in.Entity.Properties},
-		"tenant": in.Tenant, "environment": in.Environment, "service": in.Service, "team": in.Team,
+// object is a JSON-shaped map as a Rego object ({} when nil or empty).
+func object(m map[string]any) (ast.Value, error) {
+	if len(m) == 0 {
+		return ast.InternedEmptyObjectValue, nil
 	}
+	return ast.InterfaceToValue(m)
 }
 
+// termBuf hands out terms from one preallocated slice. Its capacity must
+// cover every term taken, or the slice would move and earlier pointers into
+// it would no longer be the buffer's (harmless, but wasted).
+type termBuf struct{ ts []ast.Term }
+
+func (b *termBuf) term(v ast.Value) *ast.Term {
+	b.ts = append(b.ts, ast.Term{Value: v})
+	return &b.ts[len(b.ts)-1]
+}
+
+func (b *termBuf) str(s string) *ast.Term {
+	if s == "" {
+		return ast.InternedEmptyString
+	}
+	return b.term(ast.String(s))
+}
+
+// strs is ss as a Rego array ([] when nil or empty).
+func (b *termBuf) strs(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
+	elems := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		elems[i] = b.str(s)
+	}
+	return b.term(ast.NewArray(elems...))
+}
+
+// decode reads the decision object as OPA left it, in AST. As before, when
+// OPA converted it to Go first: deny is a set (or array) of strings, and
+// either may be null or missing.
 func decode(v any) (Decision, error) {
-	m, ok := v.(map[string]any)
+	t, ok := v.(*ast.Term)
 	if !ok {
-		return Decision{}, fmt.Errorf("policy: %s is %T, want an object", Query, v)
+		return Decision{}, fmt.Errorf("policy: %s is %T, want an AST term", Query, v)
+	}
+	m, ok := t.Value.(ast.Object)
+	if !ok {
+		return Decision{}, fmt.Errorf("policy: %s is %v, want an object", Query, ast.ValueName(t.Value))
 	}
 	var d Decision
-	deny, ok := m["deny"].([]any)
-	if !ok && m["deny"] != nil {
-		return Decision{}, fmt.Errorf("policy: %s.deny is %T, want a set of strings", Query, m["deny"])
+	var deny []*ast.Term
+	switch x := valueOf(m.Get(keyDeny)).(type) {
+	case ast.Set:
+		deny = x.Slice()
+	case *ast.Array:
+		for i := range x.Len() {
+			deny = append(deny, x.Elem(i))
+		}
+	case nil, ast.Null:
+	default:
+		return Decision{}, fmt.Errorf("policy: %s.deny is %v, want a set of strings", Query, ast.ValueName(x))
 	}
 	for _, r := range deny {
-		s, ok := r.(string)
+		s, ok := r.Value.(ast.String)
 		if !ok {
-			return Decision{}, fmt.Errorf("policy: deny message %v is %T, want a string", r, r)
+			return Decision{}, fmt.Errorf("policy: deny message %v is %v, want a string", r, ast.ValueName(r.Value))
 		}
-		d.Reasons = append(d.Reasons, s)
+		d.Reasons = append(d.Reasons, string(s))
 	}
 	slices.Sort(d.Reasons)
 	d.Allow = len(d.Reasons) == 0
-	switch ra := m["require_approval"].(type) {
-	case bool:
-		d.RequireApproval = ra
-	case nil:
+	switch ra := valueOf(m.Get(keyRequireApproval)).(type) {
+	case ast.Boolean:
+		d.RequireApproval = bool(ra)
+	case nil, ast.Null:
 	default:
 		return Decision{}, errors.New("policy: require_approval must be a boolean")
 	}
 	return d, nil
 }
+
+// valueOf is t's value, nil when t is.
+func valueOf(t *ast.Term) ast.Value {
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+var (
+	keyDeny            = ast.InternedTerm("deny")
+	keyRequireApproval = ast.InternedTerm("require_approval")
+)

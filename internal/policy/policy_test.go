@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -159,7 +161,9 @@ func TestDecide(t *testing.T) {
 			t.Parallel()
 			in := base()
 			tt.edit(&in)
-			d, err := e.Decide(context.Background(), in)
+			// t.Context can be cancelled, so Decide watches it (the
+			// benchmark's context.Background cannot, so it does not).
+			d, err := e.Decide(t.Context(), in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,26 +246,181 @@ func TestCapsNameRealInputs(t *testing.T) {
 	}
 }
 
-// The hand-built input document must be what the struct's JSON would be,
-// so the policy sees the same input either way.
-func TestInputDocumentMatchesItsJSON(t *testing.T) {
-	in := Input{Action: "a", Operation: "DAY-2", Inputs: map[string]any{"size": 3.0, "tags": []any{"x"}},
-		User: User{Email: "e@x", Teams: []string{"t"}}, Entity: Entity{Identifier: "i", Blueprint: "b", Team: []string{"t"}, Properties: map[string]any{"p": true}},
+// The hand-built input value must be what OPA would make of the struct's
+// JSON, so the policy sees the same input either way: with values in every
+// field, and with the nil slices and maps, which must be [] and {}.
+func TestInputValueMatchesItsJSON(t *testing.T) {
+	full := Input{Action: "a", Operation: "DAY-2", Inputs: map[string]any{"size": 3.0, "n": json.Number("4"), "tags": []any{"x"}, "on": true, "none": nil, "obj": map[string]any{"k": "v"}},
+		User: User{Email: "e@x", Teams: []string{"t", "u"}}, Entity: Entity{Identifier: "i", Blueprint: "b", Team: []string{"t"}, Properties: map[string]any{"p": true}},
 		Tenant: "acme", Environment: "dev", Service: "svc", Team: "t"}
-	b, err := json.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
+	for _, in := range []Input{full, {}, {Inputs: map[string]any{}, User: User{Teams: []string{}}, Entity: Entity{Team: []string{}, Properties: map[string]any{}}}} {
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		// nil slices and maps marshal as null; Rego must see [] and {}.
+		m := doc.(map[string]any)
+		user, entity := m["user"].(map[string]any), m["entity"].(map[string]any)
+		for _, f := range []struct {
+			obj map[string]any
+			key string
+			def any
+		}{{m, "inputs", map[string]any{}}, {user, "teams", []any{}}, {entity, "team", []any{}}, {entity, "properties", map[string]any{}}} {
+			if f.obj[f.key] == nil {
+				f.obj[f.key] = f.def
+			}
+		}
+		want, err := ast.InterfaceToValue(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := in.value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ast.Compare(got, want) != 0 || got.Hash() != want.Hash() {
+			t.Errorf("value %v\n  != JSON %v", got, want)
+		}
 	}
-	var viaJSON map[string]any
-	if err := json.Unmarshal(b, &viaJSON); err != nil {
-		t.Fatal(err)
+}
+
+// The shipped policy must stay on the fast path: if partial evaluation
+// stops working for it (New then falls back to full evaluation), a decision
+// costs about twice as much.
+func TestShippedPolicyIsPartiallyEvaluated(t *testing.T) {
+	if !testEngine(t).partial {
+		t.Fatal("the shipped policy was not partially evaluated at start; see New")
 	}
-	doc, _ := json.Marshal(in.document())
-	var direct map[string]any
-	if err := json.Unmarshal(doc, &direct); err != nil {
-		t.Fatal(err)
+}
+
+// Partial evaluation specialises the policy for the configuration at start;
+// it must not change a single decision or message. Compared with full
+// evaluation across configurations (none, several production environments,
+// odd names) and generated inputs around every rule's edges.
+func TestPartialEvaluationMatchesFull(t *testing.T) {
+	ctx := context.Background()
+	datas := []Data{
+		testData,
+		{},
+		{Environments: []Environment{{Name: "prod", Production: true}, {Name: "prod-eu", Production: true}, {Name: "dev"}}, Tenants: []string{"acme"}},
+		{Environments: []Environment{{Name: ""}, {Name: "qa \"x\"", Production: true}}, Tenants: []string{"", "acme", "globex", "initech"}},
 	}
-	if !reflect.DeepEqual(direct, viaJSON) {
-		t.Fatalf("document %v\n  != JSON %v", direct, viaJSON)
+	inputs := generatedInputs(500)
+	for i, data := range datas {
+		fast, err := newEngine(ctx, policyDir, data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := newEngine(ctx, policyDir, data, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fast.partial || full.partial {
+			t.Fatalf("data %d: partial %v / %v", i, fast.partial, full.partial)
+		}
+		for _, in := range inputs {
+			want, err1 := full.Decide(ctx, in)
+			got, err2 := fast.Decide(ctx, in)
+			if (err1 != nil) != (err2 != nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("data %d, input %+v:\n partial %+v, %v\n full    %+v, %v", i, in, got, err2, want, err1)
+			}
+		}
+	}
+}
+
+// generatedInputs are n inputs drawn (deterministically) from values on
+// both sides of every rule: known and unknown tenants and environments,
+// owners in and not in the user's teams, missing and empty fields, and
+// capped inputs below, at and above each cap as ints, floats, json.Number
+// and non-numbers.
+func generatedInputs(n int) []Input {
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	teams := func() []string {
+		if r.IntN(5) == 0 {
+			return nil
+		}
+		var ts []string
+		for range r.IntN(4) {
+			ts = append(ts, pick("payments", "web", "", "Payments EU", "payments_eu"))
+		}
+		return ts
+	}
+	number := func(limit float64) any {
+		v := limit + float64(r.IntN(5)-2)
+		switch r.IntN(5) {
+		case 0:
+			return int(v)
+		case 1:
+			return v + 0.5
+		case 2:
+			return json.Number(strconv.FormatFloat(v, 'f', -1, 64))
+		case 3:
+			return "lots"
+		default:
+			return v
+		}
+	}
+	out := make([]Input, n)
+	for i := range out {
+		in := Input{
+			Action:      pick("add-s3-bucket", "add-sqs-queue"),
+			Operation:   pick("CREATE", "DAY-2", "DELETE", ""),
+			User:        User{Email: pick("dev@x.io", ""), Teams: teams()},
+			Entity:      Entity{Identifier: pick("checkout", ""), Blueprint: "service", Team: teams()},
+			Tenant:      pick("acme", "globex", "initech", ""),
+			Environment: pick("dev", "staging", "prod", "prod-eu", "qa", "", "qa \"x\""),
+			Service:     pick("checkout", ""),
+			Team:        pick("payments", "web", "", "payments_eu"),
+		}
+		if r.IntN(6) > 0 {
+			in.Inputs = map[string]any{"tenant": in.Tenant, "environment": in.Environment}
+			for name, limits := range map[string][2]float64{"replicas": {12, 3}, "retentionDays": {2555, 90}, "visibilityTimeoutSeconds": {43200, 3600}, "maxReceiveCount": {100, 10}} {
+				if r.IntN(2) == 0 {
+					in.Inputs[name] = number(limits[r.IntN(2)])
+				}
+			}
+			switch r.IntN(4) {
+			case 0:
+				in.Inputs["public"] = true
+			case 1:
+				in.Inputs["public"] = "true"
+			}
+		}
+		if r.IntN(3) == 0 {
+			in.Entity.Properties = map[string]any{"team": "web", "public": true}
+		}
+		out[i] = in
+	}
+	return out
+}
+
+// decode reads the decision in AST; it accepts what it accepted when OPA
+// handed it Go values: deny a set or array of strings, null or missing, and
+// require_approval a boolean, null or missing.
+func TestDecode(t *testing.T) {
+	for _, tt := range []struct {
+		decision string
+		want     Decision
+		err      bool
+	}{
+		{`{"deny": {"b", "a"}, "require_approval": true}`, Decision{Reasons: []string{"a", "b"}, RequireApproval: true}, false},
+		{`{"deny": set(), "require_approval": false}`, Decision{Allow: true}, false},
+		{`{"deny": ["b", "a"]}`, Decision{Reasons: []string{"a", "b"}}, false},
+		{`{"deny": null, "require_approval": null}`, Decision{Allow: true}, false},
+		{`{}`, Decision{Allow: true}, false},
+		{`{"deny": "no"}`, Decision{}, true},
+		{`{"deny": {1}}`, Decision{}, true},
+		{`{"require_approval": "yes"}`, Decision{}, true},
+		{`["deny"]`, Decision{}, true},
+	} {
+		got, err := decode(ast.MustParseTerm(tt.decision))
+		if (err != nil) != tt.err || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("decode(%s) = %+v, %v; want %+v, error %v", tt.decision, got, err, tt.want, tt.err)
+		}
 	}
 }
