@@ -25,7 +25,6 @@ import (
 
 // Store is what intake needs of the run store.
 type Store interface {
-	RunByPortal(ctx context.Context, portal, portalRunID string) (*run.Run, error)
 	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 	StackDepth(ctx context.Context, stackKey string) (int, error)
@@ -196,13 +195,11 @@ func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run
 		return nil, false, fmt.Errorf("submit %s run %s: %w", r.Request.Portal, r.Request.PortalRunID, err)
 	}
 	if !created {
-		// A concurrent delivery of the same key won the race.
+		// The portal run id was taken: a repeated (or concurrent) delivery.
 		return repeat(out, r.RequestDigest)
 	}
-	if created {
-		s.Log.Info("run recorded", zap.String("run", out.ID), zap.String("action", out.Request.Action),
-			zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))
-	}
+	s.Log.Info("run recorded", zap.String("run", out.ID), zap.String("action", out.Request.Action),
+		zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))
 	return out, created, nil
 }
 
