@@ -121,7 +121,17 @@ type Query struct {
 	// every matching run, however many there are and however they change.
 	ByID    bool
 	AfterID string
-	Limit   int // default 100
+	// Action, Tenant, Environment and User (the invoker's email) keep runs
+	// that match exactly; the operator page filters with them.
+	Action, Tenant, Environment, User string
+	Limit                             int // default 100
+}
+
+// Backlog is an outbox kind's open work: how many tasks, and since when
+// the oldest claimable one has been due (zero when none is due yet).
+type Backlog struct {
+	Depth     int
+	OldestDue time.Time
 }
 
 // Errors of the log and output callbacks, matched with errors.Is.

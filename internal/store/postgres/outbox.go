@@ -263,3 +263,17 @@ func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 	}
 	return n, nil
 }
+
+// Backlog tells an outbox kind's depth and its oldest due head.
+func (s *Store) Backlog(ctx context.Context, kind string) (store.Backlog, error) {
+	var b store.Backlog
+	var oldest *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL),
+		(SELECT MIN(next_at) FROM outbox WHERE kind = $1 AND head AND done_at IS NULL)`, kind).Scan(&b.Depth, &oldest); err != nil {
+		return store.Backlog{}, fmt.Errorf("%s backlog: %w", kind, err)
+	}
+	if oldest != nil && !oldest.After(s.now()) {
+		b.OldestDue = *oldest
+	}
+	return b, nil
+}

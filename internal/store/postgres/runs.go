@@ -258,6 +258,12 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if q.ByID && q.AfterID != "" {
 		where = append(where, "id > "+arg(q.AfterID))
 	}
+	for _, f := range []struct{ expr, v string }{{"action", q.Action}, {"data->'stack'->>'tenant'", q.Tenant},
+		{"data->'stack'->>'environment'", q.Environment}, {"data->'request'->'user'->>'email'", q.User}} {
+		if f.v != "" {
+			where = append(where, f.expr+" = "+arg(f.v))
+		}
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

@@ -162,6 +162,24 @@ func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
 	return n, nil
 }
 
+// Backlog tells an outbox kind's depth and its oldest due head (only heads
+// are claimable: the partial index answers it without a scan).
+func (s *Store) Backlog(ctx context.Context, kind string) (store.Backlog, error) {
+	n, err := s.Pending(ctx, kind)
+	if err != nil {
+		return store.Backlog{}, err
+	}
+	var oldest sql.NullInt64
+	if err := s.q.QueryRowContext(ctx, `SELECT MIN(next_at) FROM outbox INDEXED BY outbox_heads WHERE kind = ? AND head = 1 AND done_at IS NULL`, kind).Scan(&oldest); err != nil {
+		return store.Backlog{}, fmt.Errorf("oldest %s task: %w", kind, err)
+	}
+	b := store.Backlog{Depth: n}
+	if at := time.UnixMilli(oldest.Int64); oldest.Valid && !at.After(s.now()) {
+		b.OldestDue = at
+	}
+	return b, nil
+}
+
 // wakeStack makes the parked dispatch heads of a stack's queued runs due at
 // once: a run has left the stack (or stopped holding it), so the next may go.
 func wakeStack(ctx context.Context, tx batch.Tx, stackKey string, now int64) error {

@@ -387,6 +387,13 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		where = append(where, "id > ?")
 		args = append(args, q.AfterID)
 	}
+	for _, f := range []struct{ expr, v string }{{"action", q.Action}, {"json_extract(data, '$.stack.tenant')", q.Tenant},
+		{"json_extract(data, '$.stack.environment')", q.Environment}, {"json_extract(data, '$.request.user.email')", q.User}} {
+		if f.v != "" {
+			where = append(where, f.expr+" = ?")
+			args = append(args, f.v)
+		}
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

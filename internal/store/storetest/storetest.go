@@ -30,6 +30,7 @@ type Backend interface {
 	Retry(ctx context.Context, id int64, at time.Time, lastErr string) error
 	Release(ctx context.Context, ids ...int64) error
 	Pending(ctx context.Context, kind string) (int, error)
+	Backlog(ctx context.Context, kind string) (store.Backlog, error)
 	Ping(ctx context.Context) error
 	Writable(ctx context.Context) error
 	AppendLogs(ctx context.Context, id string, lines []string, max int) error
@@ -292,6 +293,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("pages by id reach every run", func(t *testing.T) { pagesByID(t, open) })
 	t.Run("batches complete together and keep each run's order", func(t *testing.T) { batchComplete(t, open) })
 	t.Run("log lines are rows, capped per run", func(t *testing.T) { logLines(t, open) })
+	filters(t, open)
 }
 
 // pagesByID checks that ByID/AfterID paging visits every matching run
