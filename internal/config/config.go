@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,27 @@ type Config struct {
 	Limits       Limits        `yaml:"limits"`
 	Log          Log           `yaml:"log"`
 	Secrets      Secrets       `yaml:"secrets"`
+	Operator     Operator      `yaml:"operator"`
+	Tracing      Tracing       `yaml:"tracing"`
+}
+
+// Operator is paved's web page for the platform team, at /ui/.
+type Operator struct {
+	// Tokens sign operators in: the operator's name (shown in the audit
+	// trail) to a secret reference. No tokens, no page.
+	Tokens map[string]string `yaml:"tokens"`
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration `yaml:"sessionTTL"`
+}
+
+// Tracing exports OpenTelemetry traces over OTLP/HTTP; off without an
+// endpoint.
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP base URL
+	// (http://otel-collector:4318); traces go to <endpoint>/v1/traces.
+	Endpoint    string  `yaml:"endpoint"`
+	ServiceName string  `yaml:"serviceName"`
+	SampleRatio float64 `yaml:"sampleRatio"` // of new traces; a traced caller's choice is kept
 }
 
 // Secrets tunes how secret references are kept current.
@@ -137,12 +159,14 @@ func Default() Config {
 		Server:     Server{Listen: "127.0.0.1:8080", ShutdownTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20},
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
 		ActionsDir: "actions", PolicyDir: "actions/policy",
-		Port:    Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
-		GitLab:  GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
-		Workers: Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},
-		Limits:  Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
-		Log:     Log{Format: "json", Level: "info"},
-		Secrets: Secrets{RefreshInterval: secret.DefaultRefreshInterval},
+		Port:     Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
+		GitLab:   GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
+		Workers:  Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},
+		Limits:   Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
+		Log:      Log{Format: "json", Level: "info"},
+		Secrets:  Secrets{RefreshInterval: secret.DefaultRefreshInterval},
+		Operator: Operator{SessionTTL: 12 * time.Hour},
+		Tracing:  Tracing{ServiceName: "paved", SampleRatio: 1},
 	}
 }
 
@@ -225,6 +249,12 @@ func setField(fv reflect.Value, raw string) error {
 			return err
 		}
 		fv.SetBool(b)
+	case fv.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(f)
 	case fv.Kind() == reflect.Int || fv.Kind() == reflect.Int64:
 		n, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil {
@@ -326,8 +356,28 @@ func (c Config) Validate() error {
 	if c.Secrets.RefreshInterval <= 0 {
 		bad("secrets.refreshInterval", "must be positive")
 	}
+	for name, ref := range c.Operator.Tokens {
+		if !operatorName.MatchString(name) {
+			bad("operator.tokens", "operator name %q must be 1-64 letters, digits, '.', '_', '-' or '@'", name)
+		}
+		checkRef(bad, "operator.tokens."+name, ref)
+	}
+	if c.Operator.SessionTTL <= 0 {
+		bad("operator.sessionTTL", "must be positive")
+	}
+	if c.Tracing.Endpoint != "" {
+		checkURL(bad, "tracing.endpoint", c.Tracing.Endpoint)
+		if c.Tracing.ServiceName == "" {
+			bad("tracing.serviceName", "is required with an endpoint")
+		}
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		bad("tracing.sampleRatio", "must be between 0 and 1")
+	}
 	return errors.Join(errs...)
 }
+
+var operatorName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
 func checkURL(bad func(string, string, ...any), key, v string) {
 	if v == "" {

@@ -61,6 +61,8 @@ type Config struct {
 	GitLabWebhookToken string
 	APITokens          []string
 	RunTokenKey        []byte
+	// UI is the operator page, served under /ui/ (nil: no page).
+	UI http.Handler
 }
 
 // Server holds the handlers' collaborators.
@@ -95,6 +97,10 @@ func New(cfg Config, in Intake, runs Runs, tr Tracker, log *zap.Logger, reg *pro
 	authed.POST("/runs/:id/approve", s.approve)
 	authed.POST("/runs/:id/deny", s.deny)
 	authed.POST("/runs/:id/cancel", s.cancel)
+	if cfg.UI != nil {
+		r.Any("/ui/*path", gin.WrapH(cfg.UI))
+		r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/ui/") })
+	}
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.Method+" "+c.Request.URL.Path)
 	})
