@@ -59,7 +59,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			a, err := app.Build(cmd.Context(), cfg, log, app.Options{})
+			a, err := app.Build(cmd.Context(), cfg, log, app.Options{Version: version})
 			if err != nil {
 				return err
 			}

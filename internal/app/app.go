@@ -27,6 +27,7 @@ import (
 	"github.com/paved-idp/paved/internal/report"
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/server"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/track"
 	"github.com/paved-idp/paved/internal/worker"
 )
@@ -41,6 +42,8 @@ type App struct {
 	report   *report.Worker
 	tracker  *track.Tracker
 	secrets  *secret.Cache
+	// stopTracing flushes the spans still buffered.
+	stopTracing func(context.Context) error
 	// Store is exposed for the demo's live table.
 	Store Store
 }
@@ -52,6 +55,8 @@ type Options struct {
 	// Resolver reads secret references; without an AWS fetcher, awssm:
 	// ones use aws-sdk-go-v2's default chain (secret.NewAWS).
 	Resolver secret.Resolver
+	// Version is reported as the traces' service.version.
+	Version string
 }
 
 // Build wires paved. Every secret is resolved and every definition loaded
@@ -62,6 +67,14 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	secrets := secret.NewCache(secret.Options{Resolver: opt.Resolver, RefreshInterval: cfg.Secrets.RefreshInterval, Log: log.Named("secret")})
 	resolve := func(ref string) (string, error) { return secrets.Static(ctx, ref) }
 	current := func(ref string) (*secret.Value, error) { return secrets.Value(ctx, ref) }
+	reg := prometheus.NewRegistry()
+	metrics := telemetry.NewMetrics(reg)
+	tp, stopTracing, err := telemetry.NewTracerProvider(ctx, telemetry.TracingOptions{Endpoint: cfg.Tracing.Endpoint,
+		ServiceName: cfg.Tracing.ServiceName, Version: opt.Version, SampleRatio: cfg.Tracing.SampleRatio})
+	if err != nil {
+		return nil, err
+	}
+	tracer := telemetry.Tracer(tp)
 	hc := opt.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
@@ -98,19 +111,23 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		}
 		apiTokens = append(apiTokens, t)
 	}
-	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken.Get(), gitlab.Options{HTTPClient: withGitLabToken(hc, glToken), RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout})
+	glHC := telemetry.Transport{System: "gitlab", Metrics: metrics, Tracer: tracer}.Client(withGitLabToken(hc, glToken))
+	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken.Get(), gitlab.Options{HTTPClient: glHC, RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout,
+		OnRateLimitWait: func(d time.Duration) { metrics.RateLimitWait("gitlab", d) }})
 	if err != nil {
 		return nil, fmt.Errorf("gitlab client: %w", err)
 	}
-	st, err := openStore(ctx, cfg.Store, resolve)
+	opened, err := openStore(ctx, cfg.Store, resolve)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, store: st, Store: st, secrets: secrets}
+	st := finishCounter{Store: opened, m: metrics}
+	a := &App{cfg: cfg, log: log, store: st, Store: st, secrets: secrets, stopTracing: stopTracing}
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
-	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout}
+	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer}
 	portals := map[string]report.Portal{}
-	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey)}
+	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey),
+		Metrics: metrics, Tracer: tracer}
 	if cfg.Port.Enabled {
 		id, err := current(cfg.Port.ClientID)
 		if err != nil {
@@ -126,6 +143,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		if portHC == nil {
 			portHC = &http.Client{Timeout: cfg.Port.Timeout}
 		}
+		portHC = telemetry.Transport{System: "port", Metrics: metrics, Tracer: tracer}.Client(portHC)
 		pc := &portClients{id: id, secret: sec, build: func(id, sec string) *port.Client {
 			return port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
 		}}
@@ -142,12 +160,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		Reported:    func() { reportWake.Wake(); dispatchWake.Wake() },
 		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes}
 	a.dispatch = &dispatch.Worker{Store: st, Queue: st, Pipelines: gl, Adopter: a.tracker, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
-		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Concurrency: cfg.Workers.DispatchConcurrency, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake}
+		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Concurrency: cfg.Workers.DispatchConcurrency, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake,
+		Metrics: metrics, Tracer: tracer}
 	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
-		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake}
+		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake, Metrics: metrics, Tracer: tracer}
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreCollector(st))
 	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
 	return a, nil
@@ -191,6 +209,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	wg.Wait()
 	if cerr := a.store.Close(); cerr != nil {
 		a.log.Warn("close store", zap.Error(cerr))
+	}
+	if terr := a.stopTracing(shutCtx); terr != nil {
+		a.log.Warn("flush traces", zap.Error(terr))
 	}
 	a.log.Info("paved stopped")
 	if errors.Is(err, http.ErrServerClosed) {

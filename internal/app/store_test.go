@@ -59,8 +59,10 @@ func TestRunsOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.Store.(*postgres.Store); !ok {
-		t.Fatalf("store is %T, want *postgres.Store", a.Store)
+	if fc, ok := a.Store.(finishCounter); !ok {
+		t.Fatalf("store is %T, want it counted", a.Store)
+	} else if _, ok := fc.Store.(*postgres.Store); !ok {
+		t.Fatalf("store is %T, want *postgres.Store", fc.Store)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,8 +99,10 @@ func TestStoreChoiceAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.Store.(*sqlite.Store); !ok {
-		t.Fatalf("default store is %T, want *sqlite.Store", a.Store)
+	if fc, ok := a.Store.(finishCounter); !ok {
+		t.Fatalf("store is %T, want it counted", a.Store)
+	} else if _, ok := fc.Store.(*sqlite.Store); !ok {
+		t.Fatalf("default store is %T, want *sqlite.Store", fc.Store)
 	}
 	a.Store.Close()
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,13 +20,14 @@ import (
 // finished runs answer 409; failFirst makes the first requests fail with
 // 503 to exercise retries.
 type fakePaved struct {
-	mu        sync.Mutex
-	token     string
-	runs      map[string]bool // run id -> finished
-	failFirst int
-	logs      map[string][]string
-	outputs   map[string]map[string]any
-	auths     []string
+	traceparents []string
+	mu           sync.Mutex
+	token        string
+	runs         map[string]bool // run id -> finished
+	failFirst    int
+	logs         map[string][]string
+	outputs      map[string]map[string]any
+	auths        []string
 }
 
 func newFake() *fakePaved {
@@ -37,6 +39,7 @@ func (f *fakePaved) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.auths = append(f.auths, r.Header.Get("Authorization"))
+	f.traceparents = append(f.traceparents, r.Header.Get("traceparent"))
 	if f.failFirst > 0 {
 		f.failFirst--
 		http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -180,6 +183,35 @@ func TestReportCommand(t *testing.T) {
 	}
 	if cmd.Flags().Lookup("token") != nil {
 		t.Error("the token must not be a flag")
+	}
+}
+
+// The pipeline's TRACEPARENT goes with every callback, so paved's spans for
+// them join the run's trace; a malformed one is left out, never fatal.
+func TestReportCommandSendsTraceparent(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"not a trace context", ""},
+		{"", ""},
+	} {
+		f := newFake()
+		srv := httptest.NewServer(f)
+		t.Setenv("PAVED_URL", srv.URL)
+		t.Setenv("PAVED_RUN_ID", "r_1")
+		t.Setenv("PAVED_RUN_TOKEN", f.token)
+		t.Setenv("TRACEPARENT", tc.env)
+		cmd := NewCommand()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs([]string{"--message", "hello"})
+		err := cmd.Execute()
+		srv.Close()
+		if err != nil {
+			t.Fatalf("TRACEPARENT=%q: %v", tc.env, err)
+		}
+		if len(f.traceparents) != 1 || f.traceparents[0] != tc.want {
+			t.Errorf("TRACEPARENT=%q: sent %q, want %q", tc.env, f.traceparents, tc.want)
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ type Client struct {
 	// answers; the wait doubles after each attempt.
 	Attempts int
 	Backoff  time.Duration
+	// Traceparent, a W3C trace context (the TRACEPARENT paved gives the
+	// pipeline), goes with every request, so paved's spans for them join
+	// the run's trace.
+	Traceparent string
 }
 
 // NewClient returns a client for the run at paved's base URL.
@@ -104,6 +108,9 @@ func (c *Client) once(ctx context.Context, endpoint string, body []byte) (retry 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.Traceparent != "" {
+		req.Header.Set("traceparent", c.Traceparent)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// url.Error names the URL, never the header, so the token stays out.

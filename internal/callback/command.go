@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // maxBatch caps the log lines of one request, so a long log is sent in
@@ -36,6 +38,11 @@ func NewCommand() *cobra.Command {
 			c, err := NewClient(orEnv(baseURL, "PAVED_URL"), orEnv(runID, "PAVED_RUN_ID"), os.Getenv("PAVED_RUN_TOKEN"), nil)
 			if err != nil {
 				return fmt.Errorf("report: %w (set --url/PAVED_URL, --run/PAVED_RUN_ID and PAVED_RUN_TOKEN)", err)
+			}
+			// A malformed one is left out rather than sent: tracing must
+			// never fail a pipeline.
+			if tp := os.Getenv("TRACEPARENT"); telemetry.ValidTraceparent(tp) {
+				c.Traceparent = tp
 			}
 			return report(cmd, c, outputsPath, logPath, messages)
 		},

@@ -34,6 +34,9 @@ type Options struct {
 	ActionsDir, PolicyDir string
 	Verbose               bool          // paved's own log lines on stderr
 	Timeout               time.Duration // default 50s
+	// TracingEndpoint, when set, is an OTLP/HTTP collector paved sends
+	// its traces to.
+	TracingEndpoint string
 }
 
 // Fixed demo credentials; they exist only inside this process.
@@ -188,6 +191,7 @@ func demoConfig(dir, pavedURL, portURL, glURL string, opt Options) (config.Confi
 	cfg.Tenants = []string{"acme", "globex"}
 	cfg.Workers = config.Workers{Interval: 100 * time.Millisecond, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: 10 * time.Second, RunTimeout: time.Minute}
 	cfg.Log = config.Log{Format: "console", Level: "info"}
+	cfg.Tracing.Endpoint = opt.TracingEndpoint
 	return cfg, cfg.Validate()
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/paved-idp/paved/internal/callback"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // ProvisionJob plays the pipeline's provisioning job: it reads the variables
@@ -26,6 +27,10 @@ func ProvisionJob(hc *http.Client) func(ctx context.Context, p gitlabsim.Pipelin
 		cb, err := callback.NewClient(v("PAVED_URL"), v("PAVED_RUN_ID"), v("PAVED_RUN_TOKEN"), hc)
 		if err != nil {
 			return err
+		}
+		// As `paved report` does with the job's TRACEPARENT variable.
+		if tp := v("TRACEPARENT"); telemetry.ValidTraceparent(tp) {
+			cb.Traceparent = tp
 		}
 		stack := req.Stack.Tenant + "-" + req.Stack.Environment + "-" + req.Stack.Service
 		lines := []string{"pulumi preview --stack " + stack, "pulumi up --stack " + stack + " --yes"}

@@ -10,6 +10,7 @@ import (
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // cancel stops a pipeline: the one the task names, or the run's own. A run
@@ -42,7 +43,7 @@ func (w *Worker) cancel(ctx context.Context, t store.Task) error {
 	p, err := w.Pipelines.Cancel(ctx, r.Project, id)
 	if err != nil {
 		if gitlab.IsPermanent(err) {
-			w.Log.Error("GitLab refused to cancel the pipeline", zap.String("run", r.ID), zap.Int64("pipeline", id), zap.Error(err))
+			w.Log.Error("GitLab refused to cancel the pipeline", append(telemetry.RunFields(r), zap.Int64("pipeline", id), zap.Error(err))...)
 			return w.Store.Complete(ctx, t.ID)
 		}
 		return w.retry(ctx, t, fmt.Errorf("cancel pipeline %d of run %s: %w", id, r.ID, err))

@@ -13,11 +13,15 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/worker"
 )
 
@@ -65,6 +69,9 @@ type Worker struct {
 	Waker       worker.Waker
 	// Reported, when set, is called after a change that queued reports.
 	Reported func()
+	// Metrics and Tracer watch dispatch (nil: nothing is recorded).
+	Metrics *telemetry.Metrics
+	Tracer  trace.Tracer
 }
 
 // Run dispatches until ctx ends. At the end no new trigger starts; the one
@@ -126,7 +133,7 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 				worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
 				return
 			}
-			w.Log.Error(t.Kind+" run", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
+			w.Log.Error(t.Kind+" run", append(telemetry.FieldsOf(err, t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))...)
 		}
 	})
 }
@@ -144,6 +151,19 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	if err != nil {
 		return err
 	}
+	ctx, span := telemetry.StartRun(ctx, w.Tracer, "dispatch", r, trace.WithAttributes(attribute.Int("paved.attempt", t.Attempts)))
+	defer span.End()
+	if err := w.dispatch(ctx, t, r); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "dispatch did not finish")
+		return telemetry.AboutRun(r, err)
+	}
+	return nil
+}
+
+// dispatch triggers r's pipeline, or adopts the one an interrupted attempt
+// made.
+func (w *Worker) dispatch(ctx context.Context, t store.Task, r *run.Run) error {
 	switch r.State {
 	case run.Queued:
 	case run.Dispatching:
@@ -169,7 +189,7 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	// worker (which claimed the task after this one's lease ran out)
 	// triggered meanwhile, this one backs off instead of triggering twice.
 	seenState, seenTriggered := r.State, r.TriggeredAt
-	r, err = w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
+	r, err := w.Store.Update(ctx, r.ID, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
 		if r.State != seenState || !r.TriggeredAt.Equal(seenTriggered) {
 			return ch, errRaced
@@ -202,17 +222,20 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 	if r.TriggeredAt.Equal(r.DispatchedAt) {
 		w.relabel(ctx, r.Stack.Key()) // the stack's queue moved up
 	}
-	vars, err := w.variables(r)
+	vars, err := w.variables(ctx, r)
 	if err != nil {
 		return w.fail(ctx, t, r.ID, err.Error())
 	}
 	p, err := w.Pipelines.Trigger(ctx, r.Project, r.Ref, vars)
 	if err != nil {
 		if gitlab.IsPermanent(err) {
+			w.Metrics.Dispatched("refused", w.now().Sub(r.CreatedAt))
 			return w.fail(ctx, t, r.ID, fmt.Sprintf("GitLab refused to start the pipeline: %v", err))
 		}
 		return w.retryAfter(ctx, t, fmt.Errorf("trigger pipeline for run %s: %w", r.ID, err), w.Settle)
 	}
+	w.Metrics.Dispatched("created", w.now().Sub(r.CreatedAt))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int64("paved.pipeline.id", p.ID))
 	return w.adopt(ctx, t, r.ID, p, "pipeline created")
 }
 
@@ -284,12 +307,12 @@ func (w *Worker) retryAfter(ctx context.Context, t store.Task, cause error, floo
 
 // variables are the pipeline's inputs. User input travels only as variable
 // values (and the PAVED_REQUEST file), never as script text.
-func (w *Worker) variables(r *run.Run) ([]gitlab.Variable, error) {
+func (w *Worker) variables(ctx context.Context, r *run.Run) ([]gitlab.Variable, error) {
 	req, err := json.Marshal(run.PipelineRequestOf(r))
 	if err != nil {
 		return nil, fmt.Errorf("encode PAVED_REQUEST for run %s: %w", r.ID, err)
 	}
-	return []gitlab.Variable{
+	vars := []gitlab.Variable{
 		{Key: "PAVED_RUN_ID", Value: r.ID},
 		{Key: "PAVED_ACTION", Value: r.Request.Action},
 		{Key: "PAVED_OPERATION", Value: string(r.Operation)},
@@ -301,5 +324,11 @@ func (w *Worker) variables(r *run.Run) ([]gitlab.Variable, error) {
 		{Key: "PAVED_URL", Value: w.PublicURL},
 		{Key: "PAVED_RUN_TOKEN", Value: run.Token(w.RunTokenKey, r.ID)},
 		{Key: "PAVED_REQUEST", Value: string(req), File: true},
-	}, nil
+	}
+	// The pipeline's work joins the run's trace: `paved report` sends it
+	// back with each callback (W3C's name for it in an environment).
+	if tp := telemetry.Traceparent(ctx); tp != "" {
+		vars = append(vars, gitlab.Variable{Key: "TRACEPARENT", Value: tp})
+	}
+	return vars, nil
 }

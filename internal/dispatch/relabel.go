@@ -8,6 +8,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // relabel tells the runs near the front of a stack's line their new place,
@@ -24,7 +25,9 @@ func (w *Worker) relabel(ctx context.Context, stackKey string) {
 		if ahead > relabelFront {
 			break
 		}
+		var seen *run.Run
 		_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+			seen = r
 			var ch store.Change
 			if r.State != run.Queued || r.QueueAhead == ahead {
 				return ch, store.ErrNoChange
@@ -36,7 +39,7 @@ func (w *Worker) relabel(ctx context.Context, stackKey string) {
 			return ch, nil
 		})
 		if err != nil {
-			w.Log.Warn("relabel queued run", zap.String("run", id), zap.Error(err))
+			w.Log.Warn("relabel queued run", append(telemetry.FieldsOf(telemetry.AboutRun(seen, err), id), zap.Error(err))...)
 		}
 	}
 }

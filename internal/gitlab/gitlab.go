@@ -72,6 +72,9 @@ type Options struct {
 	// and how long one 429 holds back every other request of the client;
 	// 0 means 30 s. RetryWaitMin (0 means 100 ms) is the first backoff step.
 	RetryWaitMin, RetryWaitMax time.Duration
+	// OnRateLimitWait, when set, hears of every wait for a slot under
+	// RequestsPerMinute or for a 429's reset.
+	OnRateLimitWait func(time.Duration)
 }
 
 // Client talks to one GitLab instance with one token.
@@ -144,7 +147,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	}
 	hc.Timeout = 0
 	hc.Transport = &capTransport{next: next, limiter: newWindow(opt.RequestsPerMinute),
-		timeout: timeout, maxPause: waitMax}
+		timeout: timeout, maxPause: waitMax, onWait: opt.OnRateLimitWait}
 	opts = append(opts, gl.WithHTTPClient(hc))
 	c, err := gl.NewClient(token, opts...)
 	if err != nil {

@@ -29,6 +29,7 @@ type capTransport struct {
 	limiter  *window       // nil: no cap
 	timeout  time.Duration // one attempt, from when it is sent
 	maxPause time.Duration // the longest one 429 pauses the client (Options.RetryWaitMax)
+	onWait   func(time.Duration)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -36,7 +37,13 @@ type capTransport struct {
 
 // RoundTrip waits for the pause and a slot, then sends the attempt.
 func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.await(req.Context()); err != nil {
+	queued := time.Now()
+	err := t.await(req.Context())
+	// A free slot answers at once; anything longer was a wait.
+	if waited := time.Since(queued); t.onWait != nil && waited > time.Millisecond {
+		t.onWait(waited)
+	}
+	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close() // a RoundTripper closes the body, even on error
 		}

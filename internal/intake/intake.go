@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/catalog"
@@ -21,6 +24,7 @@ import (
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // Store is what intake needs of the run store.
@@ -60,6 +64,9 @@ type Service struct {
 	Notify func()
 	// DefaultTimeout applies to actions that declare none.
 	DefaultTimeout time.Duration
+	// Metrics and Tracer watch intake (nil: nothing is recorded).
+	Metrics *telemetry.Metrics
+	Tracer  trace.Tracer
 }
 
 func (s *Service) now() time.Time {
@@ -73,7 +80,41 @@ func (s *Service) now() time.Time {
 // was seen before returns the existing run and created=false: a repeated
 // delivery never makes a second run. A refused request is stored as a
 // rejected run with its reasons; the error is only for failures of paved itself.
+// The run keeps the trace context of intake's span: its dispatch, reports
+// and pipeline join that trace.
 func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, error) {
+	start := time.Now()
+	ctx, span := telemetry.OrNoop(s.Tracer).Start(ctx, "intake", trace.WithAttributes(
+		attribute.String("paved.portal", req.Portal), attribute.String("paved.action", req.Action)))
+	defer span.End()
+	r, created, err := s.submit(ctx, req)
+	outcome := "error"
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "intake failed")
+	case !created:
+		outcome = "duplicate"
+	default:
+		outcome = string(r.State)
+	}
+	if r != nil {
+		span.SetAttributes(append(telemetry.RunAttributes(r), attribute.String("paved.state", string(r.State)), attribute.Bool("paved.duplicate", !created))...)
+	}
+	s.Metrics.Intake(portalLabel(req.Portal), outcome, time.Since(start))
+	return r, created, err
+}
+
+// portalLabel bounds the portal metric label: API callers name their portal.
+func portalLabel(p string) string {
+	switch p {
+	case "port", "backstage", "api":
+		return p
+	}
+	return "other"
+}
+
+func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, error) {
 	if req.Portal == "" || req.PortalRunID == "" {
 		return nil, false, errors.New("submit: request has no portal run id")
 	}
@@ -84,7 +125,8 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	// A repeated delivery is found by CreateRun, on the portal run id's
 	// unique key, in the same transaction: no read before every new run.
 	now := s.now()
-	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now}
+	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now,
+		TraceParent: telemetry.Traceparent(ctx)}
 	var ch store.Change
 	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", clip.String(req.Action, 128), clip.String(userName(req.User), 128), req.Portal, clip.String(req.PortalRunID, 128)))
 
@@ -118,7 +160,7 @@ func (s *Service) Submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		if err != nil {
 			// Without teams the policy refuses what needs them; a lookup
 			// failure must not pass a guarded change.
-			s.Log.Warn("look up user teams", zap.String("run", r.ID), zap.Error(err))
+			s.Log.Warn("look up user teams", append(telemetry.RunFields(r), zap.Error(err))...)
 			ch.Add("could not look up the user's teams: " + err.Error())
 			teamsErr = err
 		}
@@ -198,8 +240,8 @@ func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run
 		// The portal run id was taken: a repeated (or concurrent) delivery.
 		return repeat(out, r.RequestDigest)
 	}
-	s.Log.Info("run recorded", zap.String("run", out.ID), zap.String("action", out.Request.Action),
-		zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))
+	s.Log.Info("run recorded", append(telemetry.RunFields(out),
+		zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))...)
 	return out, created, nil
 }
 

@@ -10,10 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/worker"
 )
 
@@ -41,6 +45,10 @@ type Worker struct {
 	Drain time.Duration
 	Now   func() time.Time
 	Waker worker.Waker
+
+	// Metrics and Tracer watch delivery (nil: nothing is recorded).
+	Metrics *telemetry.Metrics
+	Tracer  trace.Tracer
 
 	mu        sync.Mutex
 	pauseTill map[string]time.Time // per portal, after a rate-limit answer
@@ -115,7 +123,7 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 			// Cut off at shutdown: hand the task back for the next start.
 			worker.HandBack(ctx, w.Store.Release, w.Log, t.ID)
 		case err != nil:
-			w.Log.Warn("deliver report", zap.String("run", t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))
+			w.Log.Warn("deliver report", append(telemetry.FieldsOf(err, t.RunID), zap.Int("attempt", t.Attempts), zap.Error(err))...)
 		}
 	})
 	left := batch.Left()
@@ -135,13 +143,26 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 	if err != nil {
 		return err
 	}
+	ctx, span := telemetry.StartRun(ctx, w.Tracer, "report", r, trace.WithAttributes(
+		attribute.String("paved.portal", r.Request.Portal), attribute.Int("paved.attempt", t.Attempts)))
+	defer span.End()
+	if err := w.deliverTo(ctx, t, r); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "report not delivered")
+		return telemetry.AboutRun(r, err)
+	}
+	return nil
+}
+
+// deliverTo sends one report of r to its portal.
+func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err error) {
 	p, ok := w.Portals[r.Request.Portal]
 	if !ok {
 		return w.Store.Complete(ctx, t.ID)
 	}
 	var rep run.Report
 	if err := json.Unmarshal(t.Payload, &rep); err != nil {
-		w.Log.Error("drop undecodable report", zap.String("run", r.ID), zap.Int64("task", t.ID), zap.Error(err))
+		w.Log.Error("drop undecodable report", append(telemetry.RunFields(r), zap.Int64("task", t.ID), zap.Error(err))...)
 		return w.Store.Complete(ctx, t.ID)
 	}
 	if w.paused(r.Request.Portal) {
@@ -179,7 +200,7 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 			ch.Add(fmt.Sprintf("report to %s failed for good: %v", r.Request.Portal, err))
 			return ch, nil
 		})
-		w.Log.Error("report refused by portal", zap.String("run", r.ID), zap.String("portal", r.Request.Portal), zap.Error(err))
+		w.Log.Error("report refused by portal", append(telemetry.RunFields(r), zap.String("portal", r.Request.Portal), zap.Error(err))...)
 		if uerr != nil {
 			return uerr
 		}

@@ -155,9 +155,12 @@ type Run struct {
 	Deadline time.Time     `json:"deadline,omitzero"`
 	// RequestDigest fingerprints the request as submitted, so that a repeat
 	// of its idempotency key with a different request is refused.
-	RequestDigest string    `json:"requestDigest,omitempty"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	RequestDigest string `json:"requestDigest,omitempty"`
+	// TraceParent is the W3C trace context of the run's intake: work done
+	// for the run later (dispatch, reports, the pipeline) joins its trace.
+	TraceParent string    `json:"traceParent,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 20 hex digits.

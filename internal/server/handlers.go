@@ -48,6 +48,7 @@ func (s *Server) portWebhook(c *gin.Context) {
 		return
 	}
 	if err := s.cfg.PortVerifier.Verify(c.Request.Header, body); err != nil {
+		s.cfg.Metrics.AuthFailure("port_webhook", verifyReason(err))
 		s.log.Warn("port webhook refused", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
 		fail(c, http.StatusUnauthorized, err.Error())
 		return
@@ -72,6 +73,7 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 	ev, err := gitlab.DecodePipelineHook(c.Request.Header, body, s.cfg.GitLabWebhookToken)
 	switch {
 	case errors.Is(err, gitlab.ErrUnauthorized):
+		s.cfg.Metrics.AuthFailure("gitlab_webhook", "bad_token")
 		fail(c, http.StatusUnauthorized, "X-Gitlab-Token does not match")
 		return
 	case errors.Is(err, gitlab.ErrNotPipelineHook):
@@ -96,6 +98,18 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"applied": out.What})
+}
+
+// verifyReason names why Port's signature was refused, for the metrics.
+func verifyReason(err error) string {
+	switch {
+	case errors.Is(err, webhook.ErrMissingSignature):
+		return "missing"
+	case errors.Is(err, webhook.ErrStaleTimestamp):
+		return "stale_timestamp"
+	default:
+		return "bad_signature"
+	}
 }
 
 // apiRunRequest is a submission through paved's own API (Backstage, CLI).

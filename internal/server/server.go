@@ -19,12 +19,16 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/track"
 )
 
@@ -63,6 +67,9 @@ type Config struct {
 	RunTokenKey        []byte
 	// UI is the operator page, served under /ui/ (nil: no page).
 	UI http.Handler
+	// Metrics count refused callers; Tracer traces requests (nil: neither).
+	Metrics *telemetry.Metrics
+	Tracer  trace.Tracer
 }
 
 // Server holds the handlers' collaborators.
@@ -81,7 +88,7 @@ func New(cfg Config, in Intake, runs Runs, tr Tracker, log *zap.Logger, reg *pro
 	s := &Server{cfg: cfg, intake: in, runs: runs, tracker: tr, log: log, metrics: newMetrics(reg)}
 	r := gin.New()
 	r.ContextWithFallback = true // handlers' c.Request.Context() ends with the client
-	r.Use(s.requestID, s.accessLog, gin.CustomRecoveryWithWriter(io.Discard, s.recovered), s.limitBody)
+	r.Use(s.requestID, s.trace, s.accessLog, gin.CustomRecoveryWithWriter(io.Discard, s.recovered), s.limitBody)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
@@ -131,6 +138,36 @@ func (s *Server) requestID(c *gin.Context) {
 	c.Next()
 }
 
+// unwatched routes are probes and scrapes: no span, no access log.
+func unwatched(route string) bool {
+	return route == "/healthz" || route == "/readyz" || route == "/metrics"
+}
+
+// trace runs the request in a server span, a child of the caller's trace
+// context when it sent one (a pipeline's `paved report` sends its run's).
+func (s *Server) trace(c *gin.Context) {
+	route := c.FullPath()
+	if unwatched(route) {
+		c.Next()
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	ctx := telemetry.Extract(c.Request.Context(), telemetry.HeaderCarrier(c.Request.Header))
+	ctx, span := telemetry.OrNoop(s.cfg.Tracer).Start(ctx, c.Request.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", c.Request.Method), attribute.String("http.route", route),
+			attribute.String("paved.request_id", c.GetString("request_id"))))
+	defer span.End()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+	status := c.Writer.Status()
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+}
+
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -140,7 +177,7 @@ func (s *Server) accessLog(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	s.metrics.observe(c.Request.Method, route, status, time.Since(start))
-	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+	if unwatched(route) {
 		return
 	}
 	// Paths and ids only: bodies and headers can hold secrets and user input.
@@ -199,6 +236,7 @@ func (s *Server) ready(c *gin.Context) {
 // bearer guards paved's API with the configured tokens.
 func (s *Server) bearer(c *gin.Context) {
 	tok, ok := bearerToken(c)
+	s.countMissing("api", ok)
 	if ok {
 		for _, want := range s.cfg.APITokens {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
@@ -208,6 +246,9 @@ func (s *Server) bearer(c *gin.Context) {
 			}
 		}
 	}
+	if ok {
+		s.cfg.Metrics.AuthFailure("api", "bad_token")
+	}
 	c.Header("WWW-Authenticate", `Bearer realm="paved"`)
 	fail(c, http.StatusUnauthorized, "a valid API bearer token is required")
 }
@@ -215,11 +256,23 @@ func (s *Server) bearer(c *gin.Context) {
 // runToken guards a run's pipeline callbacks with that run's own token.
 func (s *Server) runToken(c *gin.Context) {
 	tok, ok := bearerToken(c)
-	if !ok || !run.ValidToken(s.cfg.RunTokenKey, c.Param("id"), tok) {
+	s.countMissing("run_callback", ok)
+	if ok && !run.ValidToken(s.cfg.RunTokenKey, c.Param("id"), tok) {
+		s.cfg.Metrics.AuthFailure("run_callback", "bad_token")
+		ok = false
+	}
+	if !ok {
 		fail(c, http.StatusUnauthorized, "a valid run token is required (PAVED_RUN_TOKEN)")
 		return
 	}
 	c.Next()
+}
+
+// countMissing counts a request that came without credentials.
+func (s *Server) countMissing(endpoint string, present bool) {
+	if !present {
+		s.cfg.Metrics.AuthFailure(endpoint, "missing")
+	}
 }
 
 func bearerToken(c *gin.Context) (string, bool) {

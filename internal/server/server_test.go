@@ -20,7 +20,11 @@ import (
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/track"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 type fakeIntake struct {
@@ -275,5 +279,40 @@ func TestCallbackLimits(t *testing.T) {
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/logs", `{"lines":"nope"}`, auth); w.Code != 400 || !strings.Contains(w.Body.String(), "lines") {
 		t.Fatalf("bad log body: %d %s", w.Code, w.Body)
+	}
+}
+
+// Refused callers are counted by endpoint and reason, and a request in a
+// caller's trace becomes a server span of that trace.
+func TestAuthFailuresCountedAndRequestsTraced(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	spans := tracetest.NewSpanRecorder()
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"},
+		RunTokenKey: []byte("k"), Metrics: telemetry.NewMetrics(reg), Tracer: telemetry.Tracer(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))}
+	h := New(cfg, &fakeIntake{}, fakeRuns{}, &fakeTracker{}, zap.NewNop(), prometheus.NewRegistry())
+	call(h, "POST", "/webhooks/port", `{}`, nil)
+	call(h, "POST", "/webhooks/port", `{}`, map[string]string{"X-Port-Signature": "v1,bad", "X-Port-Timestamp": strconv.FormatInt(time.Now().Unix(), 10)})
+	call(h, "POST", "/webhooks/gitlab", `{}`, map[string]string{"X-Gitlab-Token": "wrong", "X-Gitlab-Event": "Pipeline Hook"})
+	call(h, "GET", "/api/v1/runs", ``, nil)
+	call(h, "GET", "/api/v1/runs", ``, map[string]string{"Authorization": "Bearer nope"})
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	call(h, "POST", "/api/v1/runs/r_1/logs", `{"lines":["x"]}`, map[string]string{"Authorization": "Bearer forged", "traceparent": parent})
+	want := `
+# HELP paved_auth_failures_total Refused callers, by what they called (port_webhook, gitlab_webhook, api, run_callback, operator) and why (missing, bad_signature, stale_timestamp, bad_token).
+# TYPE paved_auth_failures_total counter
+paved_auth_failures_total{endpoint="api",reason="bad_token"} 1
+paved_auth_failures_total{endpoint="api",reason="missing"} 1
+paved_auth_failures_total{endpoint="gitlab_webhook",reason="bad_token"} 1
+paved_auth_failures_total{endpoint="port_webhook",reason="bad_signature"} 1
+paved_auth_failures_total{endpoint="port_webhook",reason="missing"} 1
+paved_auth_failures_total{endpoint="run_callback",reason="bad_token"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paved_auth_failures_total"); err != nil {
+		t.Fatal(err)
+	}
+	ended := spans.Ended()
+	last := ended[len(ended)-1]
+	if last.Name() != "POST /api/v1/runs/:id/logs" || last.Parent().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || last.Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Fatalf("last span %q has parent %v", last.Name(), last.Parent())
 	}
 }
