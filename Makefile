@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e e2e-postgres fuzz-short fuzz chaos crash faults replicas build test-busy
+.PHONY: demo test lint unit e2e e2e-postgres fuzz-short fuzz chaos crash faults replicas build test-busy browser
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
@@ -67,6 +67,11 @@ faults:
 
 build:
 	$(GO) build -o bin/paved ./cmd/paved
+
+## browser: the operator page driven in Debian's Chromium (installs
+## chromium and playwright-core when missing; writes docs/operator*.png)
+browser:
+	.ci/browser.sh
 
 ## load: the load harness (test/load; BENCHMARKS.md), then the micro-benchmarks
 ## summarised by benchstat. Full mode takes tens of minutes;

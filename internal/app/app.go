@@ -44,6 +44,8 @@ type App struct {
 	secrets  *secret.Cache
 	// stopTracing flushes the spans still buffered.
 	stopTracing func(context.Context) error
+	// endStreams ends the operator page's log streams at shutdown.
+	endStreams func()
 	// Store is exposed for the demo's live table.
 	Store Store
 }
@@ -166,6 +168,12 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake, Metrics: metrics, Tracer: tracer}
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
+	streamsDone := make(chan struct{})
+	a.endStreams = sync.OnceFunc(func() { close(streamsDone) })
+	if srvCfg.UI, err = operatorPage(cfg, resolve, runKey, st, in, streamsDone, metrics, log.Named("operator")); err != nil {
+		st.Close()
+		return nil, err
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreCollector(st))
 	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
 	return a, nil
@@ -186,6 +194,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(a.endStreams) // Shutdown waits for no long-lived stream
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run} {

@@ -7,6 +7,7 @@ import (
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/dispatch"
 	"github.com/paved-idp/paved/internal/intake"
+	"github.com/paved-idp/paved/internal/operator"
 	"github.com/paved-idp/paved/internal/server"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/postgres"
@@ -22,6 +23,7 @@ type Store interface {
 	server.Runs
 	store.RunOutbox
 	dispatch.StackQueue
+	operator.Runs
 	storeStats
 	Close() error
 }

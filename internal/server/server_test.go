@@ -298,7 +298,7 @@ func TestAuthFailuresCountedAndRequestsTraced(t *testing.T) {
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	call(h, "POST", "/api/v1/runs/r_1/logs", `{"lines":["x"]}`, map[string]string{"Authorization": "Bearer forged", "traceparent": parent})
 	want := `
-# HELP paved_auth_failures_total Refused callers, by what they called (port_webhook, gitlab_webhook, api, run_callback, operator) and why (missing, bad_signature, stale_timestamp, bad_token).
+# HELP paved_auth_failures_total Refused callers, by what they called (port_webhook, gitlab_webhook, api, run_callback, operator) and why (missing, bad_signature, stale_timestamp, bad_token, bad_csrf, cross_site).
 # TYPE paved_auth_failures_total counter
 paved_auth_failures_total{endpoint="api",reason="bad_token"} 1
 paved_auth_failures_total{endpoint="api",reason="missing"} 1

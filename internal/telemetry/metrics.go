@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dispatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paved_dispatch_seconds",
 			Help: "From a run's record until GitLab created its pipeline (or refused to), stack queueing included, by outcome (created, refused).", Buckets: slow}, []string{"outcome"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paved_auth_failures_total",
-			Help: "Refused callers, by what they called (port_webhook, gitlab_webhook, api, run_callback, operator) and why (missing, bad_signature, stale_timestamp, bad_token)."}, []string{"endpoint", "reason"}),
+			Help: "Refused callers, by what they called (port_webhook, gitlab_webhook, api, run_callback, operator) and why (missing, bad_signature, stale_timestamp, bad_token, bad_csrf, cross_site)."}, []string{"endpoint", "reason"}),
 		policyDenials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paved_policy_denials_total",
 			Help: "Policy denials by the rule that denied (unnamed: the policy gave a plain message); one run may count under several rules."}, []string{"rule"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paved_upstream_requests_total",

@@ -101,6 +101,11 @@ type Options struct {
 	// Workers is the config's workers block (default interval 50ms,
 	// reportConcurrency 8, lease 10s).
 	Workers string
+	// Extra is more config, appended as is (e.g. an operator: block).
+	Extra string
+	// Env is more environment for paved, as NAME=value. The values are
+	// secrets: paved's log must never hold one.
+	Env []string
 }
 
 // Env is one paved process (restartable) between fresh simulators.
@@ -115,6 +120,7 @@ type Env struct {
 	cfgPath string
 	dir     string
 	dbURL   string
+	env     []string // Options.Env
 	// config renders paved's config for a listen address.
 	config func(addr string) string
 	mu     sync.Mutex
@@ -127,7 +133,7 @@ type Env struct {
 // Start starts the simulators and paved, and waits until paved is ready.
 func Start(t testing.TB, bin string, opt Options) *Env {
 	t.Helper()
-	e := &Env{t: t, bin: bin}
+	e := &Env{t: t, bin: bin, env: opt.Env}
 	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimit: opt.PortRateLimit, RateLimitPeriod: opt.PortRateLimitPeriod,
 		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}},
 			// A team whose name is not its identifier, as in most Port orgs.
@@ -185,7 +191,8 @@ tenants: [acme, globex]
 workers: %s
 limits: %s
 log: {format: json, level: info}
-`, addr, "http://"+addr, storeCfg, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Workers, opt.Limits)
+%s
+`, addr, "http://"+addr, storeCfg, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Workers, opt.Limits, opt.Extra)
 	}
 	e.cfgPath = filepath.Join(dir, "paved.yaml")
 	if err := os.WriteFile(e.cfgPath, []byte(e.config(addr)), 0o600); err != nil {
@@ -213,7 +220,7 @@ func (e *Env) Replica() *Env {
 		e.t.Fatal("harness: replicas need a shared store (Options.DatabaseURL)")
 	}
 	addr := freeAddr(e.t)
-	r := &Env{t: e.t, bin: e.bin, URL: "http://" + addr, Port: e.Port, GitLab: e.GitLab, dir: e.dir, dbURL: e.dbURL, config: e.config}
+	r := &Env{t: e.t, bin: e.bin, URL: "http://" + addr, Port: e.Port, GitLab: e.GitLab, dir: e.dir, dbURL: e.dbURL, env: e.env, config: e.config}
 	r.cfgPath = filepath.Join(e.dir, fmt.Sprintf("paved-%s.yaml", strings.ReplaceAll(addr, ":", "-")))
 	if err := os.WriteFile(r.cfgPath, []byte(e.config(addr)), 0o600); err != nil {
 		e.t.Fatal(err)
@@ -248,6 +255,7 @@ func (e *Env) launch() {
 	cmd := exec.Command(e.bin, "serve", "--config", e.cfgPath)
 	cmd.Env = append(os.Environ(), "E2E_PORT_ID="+PortID, "E2E_PORT_SECRET="+PortSecret, "E2E_GITLAB_TOKEN="+GitLabToken,
 		"E2E_HOOK_TOKEN="+HookToken, "E2E_API_TOKEN="+APIToken, "E2E_RUN_KEY="+RunKey, "E2E_DATABASE_URL="+e.dbURL)
+	cmd.Env = append(cmd.Env, e.env...)
 	cmd.Stderr = lockedWriter{&e.mu, &e.stderr}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -318,7 +326,13 @@ func (e *Env) Stop() {
 		}
 		e.t.Logf("paved log (tail):\n%s", tail(log, 8000))
 	}
-	for _, secret := range []string{PortSecret, GitLabToken, HookToken, APIToken, RunKey} {
+	secrets := []string{PortSecret, GitLabToken, HookToken, APIToken, RunKey}
+	for _, kv := range e.env {
+		if _, v, _ := strings.Cut(kv, "="); v != "" {
+			secrets = append(secrets, v)
+		}
+	}
+	for _, secret := range secrets {
 		if strings.Contains(log, secret) {
 			e.t.Errorf("paved logged a secret")
 		}

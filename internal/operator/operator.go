@@ -1,0 +1,231 @@
+// Package operator is paved's web page for the platform team, under /ui/:
+// runs with filters, a run's timeline and live log, the queue per stack, and
+// cancel, approve and deny buttons. Pages are rendered on the server
+// (html/template) from embedded assets; the one script only follows the live
+// log. Operators sign in with a token; every POST is checked against CSRF.
+package operator
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Runs is what the page reads of the run store.
+type Runs interface {
+	Run(ctx context.Context, id string) (*run.Run, error)
+	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+	Events(ctx context.Context, id string) ([]run.Event, error)
+	Logs(ctx context.Context, id string, after int64, limit int) ([]store.LogLine, error)
+	StackQueue(ctx context.Context, stackKey string) ([]string, error)
+}
+
+// Control is what an operator may do to a run.
+type Control interface {
+	Approve(ctx context.Context, id, approver string) (*run.Run, error)
+	Deny(ctx context.Context, id, approver, reason string) (*run.Run, error)
+	Cancel(ctx context.Context, id, by string) (*run.Run, error)
+}
+
+// Config configures the page. Tokens are resolved values here.
+type Config struct {
+	// Operators maps an operator's name, recorded as operator:<name> in
+	// the audit trail, to the token that signs them in.
+	Operators map[string]string
+	// SessionKey signs session cookies and CSRF tokens.
+	SessionKey []byte
+	// SessionTTL is how long a sign-in lasts (default 12h).
+	SessionTTL time.Duration
+	// SecureCookie marks the cookies Secure (paved is served over https).
+	SecureCookie bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Done, when closed, ends the open log streams: paved is shutting
+	// down, and http.Server.Shutdown would wait for them to the end of its
+	// timeout. Browsers reconnect, and resume where they were.
+	Done <-chan struct{}
+	// PublicHost is the host of paved's public URL: a POST whose Origin
+	// names it is same-site even when a proxy rewrote Host.
+	PublicHost string
+	// OnAuthFailure, when set, hears why a caller was refused (bad_token,
+	// bad_csrf, cross_site), for the metrics.
+	OnAuthFailure func(reason string)
+}
+
+//go:embed assets templates
+var files embed.FS
+
+// contentPolicy admits nothing but paved's own assets: no inline script or
+// style, no frames, forms posting only back to paved.
+const contentPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+
+// ui serves the page.
+type ui struct {
+	cfg   Config
+	runs  Runs
+	ctl   Control
+	log   *zap.Logger
+	pages map[string]*template.Template
+	// assets are the embedded CSS, script and icon.
+	assets fs.FS
+	// poll and heartbeat pace the live log stream; tests shorten them.
+	poll, heartbeat time.Duration
+}
+
+// New builds the operator page's handler; it serves paths under /ui/.
+func New(cfg Config, runs Runs, ctl Control, log *zap.Logger) (http.Handler, error) {
+	u, err := newUI(cfg, runs, ctl, log)
+	if err != nil {
+		return nil, err
+	}
+	return u.routes(), nil
+}
+
+func newUI(cfg Config, runs Runs, ctl Control, log *zap.Logger) (*ui, error) {
+	if len(cfg.Operators) == 0 {
+		return nil, errors.New("operator page: no operator tokens")
+	}
+	for name, tok := range cfg.Operators {
+		// An empty token would let an empty form sign in.
+		if name == "" || tok == "" {
+			return nil, fmt.Errorf("operator page: operator %q has an empty name or token", name)
+		}
+	}
+	if len(cfg.SessionKey) < 16 {
+		return nil, errors.New("operator page: the session key must have at least 16 bytes")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := fs.Sub(files, "assets")
+	if err != nil {
+		return nil, fmt.Errorf("operator page: assets: %w", err)
+	}
+	return &ui{cfg: cfg, runs: runs, ctl: ctl, log: log, pages: pages, assets: assets, poll: 500 * time.Millisecond, heartbeat: 15 * time.Second}, nil
+}
+
+func (u *ui) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ui/assets/{file}", func(w http.ResponseWriter, r *http.Request) { http.ServeFileFS(w, r, u.assets, r.PathValue("file")) })
+	mux.HandleFunc("GET /ui/login", u.loginForm)
+	mux.HandleFunc("POST /ui/login", u.login)
+	mux.HandleFunc("POST /ui/logout", u.post(u.logout))
+	mux.HandleFunc("GET /ui/{$}", u.guard(toLogin, u.runsList))
+	mux.HandleFunc("GET /ui/queue", u.guard(toLogin, u.queue))
+	mux.HandleFunc("GET /ui/runs/{id}", u.guard(toLogin, u.runPage))
+	mux.HandleFunc("GET /ui/runs/{id}/log/stream", u.guard(unauthorized, u.stream))
+	mux.HandleFunc("POST /ui/runs/{id}/{verb}", u.post(u.control))
+	mux.HandleFunc("/ui/", u.guard(toLogin, func(w http.ResponseWriter, r *http.Request, s session) {
+		u.message(w, &s, http.StatusNotFound, "Not found", "There is no page at "+clip.String(r.URL.Path, 200)+".")
+	}))
+	return securityHeaders(mux)
+}
+
+// securityHeaders applies to every answer; only the assets may be cached.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		if strings.HasPrefix(r.URL.Path, "/ui/assets/") {
+			h.Set("Cache-Control", "no-cache")
+		} else {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// page is what every template gets: the layout's fields and the page's own.
+type page struct {
+	Title    string
+	Nav      string // the highlighted menu entry
+	Operator string // empty when nobody is signed in
+	CSRF     string
+	Data     any
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"ts":         timestamp,
+		"href":       webURL,
+		"stateLabel": func(s run.State) string { return strings.ReplaceAll(string(s), "_", " ") },
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "runs", "run", "queue", "message"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("operator page: parse template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// render writes a page; it renders into a buffer first so that a template
+// error becomes a clean 500 rather than half a page.
+func (u *ui) render(w http.ResponseWriter, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := u.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		u.log.Error("render operator page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// authedPage renders a page for a signed-in operator.
+func (u *ui) authedPage(w http.ResponseWriter, s session, name, title, nav string, data any) {
+	u.render(w, http.StatusOK, name, page{Title: title, Nav: nav, Operator: s.name, CSRF: u.csrf(s), Data: data})
+}
+
+// message renders an error or notice page; s is nil when nobody is signed in.
+func (u *ui) message(w http.ResponseWriter, s *session, status int, title, text string) {
+	p := page{Title: title, Data: struct{ Title, Text string }{title, text}}
+	if s != nil {
+		p.Operator, p.CSRF = s.name, u.csrf(*s)
+	}
+	u.render(w, status, "message", p)
+}
+
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// webURL is u when it is an http(s) URL, else empty: only those become links.
+func webURL(raw string) string {
+	p, err := url.Parse(raw)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return ""
+	}
+	return raw
+}
