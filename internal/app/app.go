@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +45,7 @@ type App struct {
 	secrets  *secret.Cache
 	// stopTracing flushes the spans still buffered.
 	stopTracing func(context.Context) error
-	// endStreams ends the operator page's log streams at shutdown.
+	// endStreams ends the log streams (API and operator page) at shutdown.
 	endStreams func()
 	// Store is exposed for the demo's live table.
 	Store Store
@@ -105,13 +106,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	if err != nil {
 		return nil, err
 	}
-	var apiTokens []string
-	for _, ref := range cfg.API.Tokens {
-		t, err := resolve(ref)
-		if err != nil {
-			return nil, err
-		}
-		apiTokens = append(apiTokens, t)
+	apiClients, err := apiClients(cfg.API, resolve)
+	if err != nil {
+		return nil, err
 	}
 	glHC := telemetry.Transport{System: "gitlab", Metrics: metrics, Tracer: tracer}.Client(withGitLabToken(hc, glToken))
 	gl, err := gitlab.New(cfg.GitLab.BaseURL, glToken.Get(), gitlab.Options{HTTPClient: glHC, RequestsPerMinute: cfg.GitLab.RequestsPerMinute, Timeout: cfg.GitLab.Timeout,
@@ -128,7 +125,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
 	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer}
 	portals := map[string]report.Portal{}
-	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APITokens: apiTokens, RunTokenKey: []byte(runKey),
+	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APIClients: apiClients, RunTokenKey: []byte(runKey),
 		Metrics: metrics, Tracer: tracer}
 	if cfg.Port.Enabled {
 		id, err := current(cfg.Port.ClientID)
@@ -170,6 +167,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	streamsDone := make(chan struct{})
 	a.endStreams = sync.OnceFunc(func() { close(streamsDone) })
+	srvCfg.StreamsDone = streamsDone
 	if srvCfg.UI, err = operatorPage(cfg, resolve, runKey, st, in, streamsDone, metrics, log.Named("operator")); err != nil {
 		st.Close()
 		return nil, err
@@ -177,6 +175,33 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreCollector(st))
 	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
 	return a, nil
+}
+
+// apiClients resolves and hashes the API's tokens: the unnamed ones of
+// api.tokens are recorded as "api", the others under their client's name.
+func apiClients(cfg config.API, resolve func(string) (string, error)) ([]server.APIClient, error) {
+	var out []server.APIClient
+	for i, ref := range cfg.Tokens {
+		t, err := resolve(ref)
+		if err != nil {
+			return nil, fmt.Errorf("api.tokens[%d]: %w", i, err)
+		}
+		out = append(out, server.NewAPIClient("api", t, nil))
+	}
+	names := make([]string, 0, len(cfg.Clients))
+	for name := range cfg.Clients {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		cl := cfg.Clients[name]
+		t, err := resolve(cl.Token)
+		if err != nil {
+			return nil, fmt.Errorf("api.clients.%s.token: %w", name, err)
+		}
+		out = append(out, server.NewAPIClient(name, t, cl.Actions))
+	}
+	return out, nil
 }
 
 // Handler is paved's HTTP handler (tests mount it on their own listener).

@@ -124,8 +124,20 @@ type GitLab struct {
 
 // API guards paved's own HTTP API.
 type API struct {
-	Tokens      []string `yaml:"tokens"`      // secret references; bearer tokens for /api/v1
-	RunTokenKey string   `yaml:"runTokenKey"` // secret reference; signs per-run pipeline tokens
+	// Tokens are bearer tokens of callers paved knows by no name (recorded
+	// as "api"); secret references.
+	Tokens []string `yaml:"tokens"`
+	// Clients are named callers (backstage, a CI bot): their runs and
+	// actions are recorded under the name.
+	Clients     map[string]APIClient `yaml:"clients"`
+	RunTokenKey string               `yaml:"runTokenKey"` // secret reference; signs per-run pipeline tokens
+}
+
+// APIClient is one named caller of the API.
+type APIClient struct {
+	Token string `yaml:"token"` // secret reference
+	// Actions, when set, are the only actions the client may submit.
+	Actions []string `yaml:"actions"`
 }
 
 // Environment is a deployment environment policy knows.
@@ -325,6 +337,12 @@ func (c Config) Validate() error {
 	checkRef(bad, "api.runTokenKey", c.API.RunTokenKey)
 	for i, t := range c.API.Tokens {
 		checkRef(bad, fmt.Sprintf("api.tokens[%d]", i), t)
+	}
+	for name, cl := range c.API.Clients {
+		if !operatorName.MatchString(name) || name == "api" {
+			bad("api.clients", "client name %q must be 1-64 letters, digits, '.', '_', '-' or '@', and not \"api\"", name)
+		}
+		checkRef(bad, "api.clients."+name+".token", cl.Token)
 	}
 	if len(c.Environments) == 0 {
 		bad("environments", "name at least one environment")

@@ -50,6 +50,12 @@ func TestBadConfigSaysWhatIsWrong(t *testing.T) {
 		{"awssm bad name", validRefs + "port: {clientID: 'awssm:hunter2 x', clientSecret: 'env:S'}", "port.clientID: awssm: reference: a secret name may hold only"},
 		{"awssm not a secret ARN", validRefs + "port: {clientID: 'awssm:arn:aws:s3:::hunter2', clientSecret: 'env:S'}", "port.clientID: awssm: reference: not a Secrets Manager secret ARN"},
 		{"refresh interval", validRefs + "secrets: {refreshInterval: 0s}", "secrets.refreshInterval: must be positive"},
+		{"api client token as a value", "tenants: [a]\ngitlab: {baseURL: 'https://g', token: 'env:T', webhookToken: 'env:W'}\napi: {runTokenKey: 'env:K', clients: {backstage: {token: hunter2}}}", "api.clients.backstage.token: must be a secret reference"},
+		{"api client named api", "tenants: [a]\ngitlab: {baseURL: 'https://g', token: 'env:T', webhookToken: 'env:W'}\napi: {runTokenKey: 'env:K', clients: {api: {token: env:X}}}", `client name "api" must be`},
+		{"operator token as a value", validRefs + "operator: {tokens: {alice: hunter2}}", "operator.tokens.alice: must be a secret reference"},
+		{"operator bad name", validRefs + "operator: {tokens: {'a b': env:X}}", `operator name "a b" must be`},
+		{"tracing bad endpoint", validRefs + "tracing: {endpoint: 'otel:4318'}", "tracing.endpoint: must be an http(s) URL"},
+		{"tracing ratio", validRefs + "tracing: {sampleRatio: 2}", "tracing.sampleRatio: must be between 0 and 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -128,7 +128,11 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	r := &run.Run{ID: run.NewID(), Request: req, State: run.Received, RequestDigest: digest, CreatedAt: now, UpdatedAt: now,
 		TraceParent: telemetry.Traceparent(ctx)}
 	var ch store.Change
-	ch.Add(fmt.Sprintf("received %s from %s (%s run %s)", clip.String(req.Action, 128), clip.String(userName(req.User), 128), req.Portal, clip.String(req.PortalRunID, 128)))
+	via := ""
+	if req.Caller != "" {
+		via = " via " + req.Caller
+	}
+	ch.Add(fmt.Sprintf("received %s from %s%s (%s run %s)", clip.String(req.Action, 128), clip.String(userName(req.User), 128), via, clip.String(req.Portal, 64), clip.String(req.PortalRunID, 128)))
 
 	action, ok := s.Catalog.Get(req.Action)
 	if !ok {

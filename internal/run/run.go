@@ -101,12 +101,15 @@ type Entity struct {
 
 // Request is a portal's ask, decoded and not yet judged.
 type Request struct {
-	Portal      string         `json:"portal"`      // "port", "backstage" or "api"
-	PortalRunID string         `json:"portalRunId"` // the portal's own run id; with Portal, the idempotency key
-	Action      string         `json:"action"`
-	User        User           `json:"user"`
-	Entity      Entity         `json:"entity"`
-	Inputs      map[string]any `json:"inputs"`
+	Portal      string `json:"portal"`      // "port", "backstage" or "api"
+	PortalRunID string `json:"portalRunId"` // the portal's own run id; with Portal, the idempotency key
+	Action      string `json:"action"`
+	// Caller is the API client that submitted the request on the user's
+	// behalf (empty for portal webhooks).
+	Caller string         `json:"caller,omitempty"`
+	User   User           `json:"user"`
+	Entity Entity         `json:"entity"`
+	Inputs map[string]any `json:"inputs"`
 }
 
 // Stack names the deployment a run changes: one Pulumi stack.

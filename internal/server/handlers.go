@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
+	"github.com/paved-idp/paved/internal/logstream"
 	"github.com/paved-idp/paved/internal/portal/port"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
@@ -167,8 +171,14 @@ func (s *Server) createRun(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "the idempotency key is longer than 255 characters")
 		return
 	}
+	client := c.MustGet(clientKey).(*APIClient)
+	if len(client.Actions) > 0 && !slices.Contains(client.Actions, req.Action) {
+		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may not run action %q; it may run: %s", client.Name, clip.String(req.Action, 128), strings.Join(client.Actions, ", ")))
+		return
+	}
+	req.User.Teams = groupNames(req.User.Teams)
 	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
-		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
+		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, Caller: client.Name, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
 	if s.submitError(c, "api", err) {
 		return
@@ -181,6 +191,39 @@ func (s *Server) createRun(c *gin.Context) {
 		code = http.StatusOK
 	}
 	c.JSON(code, answerOf(r, created))
+}
+
+// groupNames turns Backstage group entity refs ("group:default/payments")
+// into the team identifiers policy compares ("payments"), as Port's team
+// identifiers are; other names pass as they are.
+func groupNames(teams []string) []string {
+	out := make([]string, 0, len(teams))
+	for _, t := range teams {
+		if kind, rest, ok := strings.Cut(t, ":"); ok && strings.EqualFold(kind, "group") {
+			t = rest
+			if ns, name, ok := strings.Cut(rest, "/"); ok && ns == "default" {
+				t = name
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// runLogs streams a run's log as server-sent events (logstream), for
+// Backstage's paved:run step: resumable with Last-Event-ID, ended with an
+// "end" event carrying the run's final state.
+func (s *Server) runLogs(c *gin.Context) {
+	r, err := s.runs.Run(c.Request.Context(), c.Param("id"))
+	if s.runError(c, err) {
+		return
+	}
+	after, err := logstream.ResumeAt(c.Request)
+	if err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	logstream.Serve(c.Writer, c.Request, s.runs, r.ID, after, logstream.Options{Done: s.cfg.StreamsDone, Log: s.log})
 }
 
 // submitError answers for a failed submission; it returns false on no

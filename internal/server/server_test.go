@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -54,9 +55,28 @@ func (f *fakeIntake) Deny(context.Context, string, string, string) (*run.Run, er
 	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
 }
 
-type fakeRuns struct{ down, readOnly bool }
+type fakeRuns struct {
+	down, readOnly bool
+	// one is the only run there is, with its log lines.
+	one   *run.Run
+	lines []store.LogLine
+}
 
-func (f fakeRuns) Run(context.Context, string) (*run.Run, error) { return nil, run.ErrNotFound }
+func (f fakeRuns) Run(_ context.Context, id string) (*run.Run, error) {
+	if f.one != nil && f.one.ID == id {
+		return f.one, nil
+	}
+	return nil, run.ErrNotFound
+}
+func (f fakeRuns) Logs(_ context.Context, _ string, after int64, limit int) ([]store.LogLine, error) {
+	var out []store.LogLine
+	for _, l := range f.lines {
+		if l.Seq > after && len(out) < limit {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
 func (f fakeRuns) ListRuns(context.Context, store.Query) ([]*run.Run, error) {
 	return nil, nil
 }
@@ -94,7 +114,7 @@ func (f *fakeTracker) AppendLogs(_ context.Context, _ string, lines []string) er
 func newTest(t *testing.T, runs fakeRuns) (http.Handler, *fakeIntake, *fakeTracker, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	in, tr := &fakeIntake{panicOn: "panic"}, &fakeTracker{}
-	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"}, RunTokenKey: []byte("k")}
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"})}, RunTokenKey: []byte("k")}
 	return New(cfg, in, runs, tr, zap.New(core), prometheus.NewRegistry()), in, tr, logs
 }
 
@@ -287,7 +307,7 @@ func TestCallbackLimits(t *testing.T) {
 func TestAuthFailuresCountedAndRequestsTraced(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	spans := tracetest.NewSpanRecorder()
-	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APITokens: []string{"api"},
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"})},
 		RunTokenKey: []byte("k"), Metrics: telemetry.NewMetrics(reg), Tracer: telemetry.Tracer(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))}
 	h := New(cfg, &fakeIntake{}, fakeRuns{}, &fakeTracker{}, zap.NewNop(), prometheus.NewRegistry())
 	call(h, "POST", "/webhooks/port", `{}`, nil)
@@ -314,5 +334,60 @@ paved_auth_failures_total{endpoint="run_callback",reason="bad_token"} 1
 	last := ended[len(ended)-1]
 	if last.Name() != "POST /api/v1/runs/:id/logs" || last.Parent().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || last.Parent().SpanID().String() != "00f067aa0ba902b7" {
 		t.Fatalf("last span %q has parent %v", last.Name(), last.Parent())
+	}
+}
+
+// Named API clients: runs record who submitted them, a client limited to
+// some actions is refused others with 403 and the reason, Backstage group
+// refs become team identifiers, and an unknown token is 401.
+func TestAPIClientsAreNamedAndLimited(t *testing.T) {
+	h, in, _, _ := newTest(t, fakeRuns{})
+	body := `{"action":"%s","user":{"email":"dana@acme.example","teams":["group:default/payments","group:ops/sre","web"]},"inputs":{}}`
+	w := call(h, "POST", "/api/v1/runs", fmt.Sprintf(body, "create-service"), map[string]string{"Authorization": "Bearer bs-token", "Idempotency-Key": "task-1"})
+	if w.Code != http.StatusCreated {
+		t.Fatalf("backstage submit: %d %s", w.Code, w.Body)
+	}
+	got := in.submitted[len(in.submitted)-1]
+	if got.Caller != "backstage" || strings.Join(got.User.Teams, ",") != "payments,ops/sre,web" {
+		t.Fatalf("submitted caller %q teams %q", got.Caller, got.User.Teams)
+	}
+	w = call(h, "POST", "/api/v1/runs", fmt.Sprintf(body, "create-service"), map[string]string{"Authorization": "Bearer bot-token", "Idempotency-Key": "bot-1"})
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `API client \"ci-bot\" may not run action \"create-service\"; it may run: add-s3-bucket`) {
+		t.Fatalf("limited client: %d %s", w.Code, w.Body)
+	}
+	n := len(in.submitted)
+	if w := call(h, "POST", "/api/v1/runs", fmt.Sprintf(body, "add-s3-bucket"), map[string]string{"Authorization": "Bearer bot-token", "Idempotency-Key": "bot-2"}); w.Code != http.StatusCreated || len(in.submitted) != n+1 {
+		t.Fatalf("allowed action: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "POST", "/api/v1/runs", fmt.Sprintf(body, "add-s3-bucket"), map[string]string{"Authorization": "Bearer revoked", "Idempotency-Key": "x"}); w.Code != http.StatusUnauthorized {
+		t.Fatalf("unknown token: %d", w.Code)
+	}
+}
+
+// GET /api/v1/runs/{id}/logs is a server-sent event stream that resumes
+// after Last-Event-ID and ends with the run's final state.
+func TestRunLogStream(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	runs := fakeRuns{one: &run.Run{ID: "r_9", State: run.Succeeded}, lines: []store.LogLine{{Seq: 1, At: at, Line: "one"}, {Seq: 2, At: at, Line: "two"}, {Seq: 3, At: at, Line: "three"}}}
+	h, _, _, _ := newTest(t, runs)
+	w := call(h, "GET", "/api/v1/runs/r_9/logs", "", map[string]string{"Authorization": "Bearer bs-token", "Last-Event-ID": "1"})
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	want := "retry: 2000\n\n" +
+		`id: 2` + "\n" + `data: {"seq":2,"at":"2026-12-01T09:00:00Z","line":"two"}` + "\n\n" +
+		`id: 3` + "\n" + `data: {"seq":3,"at":"2026-12-01T09:00:00Z","line":"three"}` + "\n\n" +
+		"event: end\ndata: succeeded\n\n"
+	if w.Body.String() != want {
+		t.Fatalf("stream body:\n%s\nwant:\n%s", w.Body, want)
+	}
+	if w := call(h, "GET", "/api/v1/runs/r_nope/logs", "", map[string]string{"Authorization": "Bearer bs-token"}); w.Code != http.StatusNotFound {
+		t.Fatalf("unknown run: %d", w.Code)
+	}
+	if w := call(h, "GET", "/api/v1/runs/r_9/logs", "", map[string]string{"Authorization": "Bearer bs-token", "Last-Event-ID": "x"}); w.Code != http.StatusBadRequest {
+		t.Fatalf("bad Last-Event-ID: %d", w.Code)
+	}
+	if w := call(h, "GET", "/api/v1/runs/r_9/logs", "", nil); w.Code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", w.Code)
 	}
 }
