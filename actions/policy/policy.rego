@@ -15,13 +15,19 @@
 # "tenant_set": {tenant: true}} from paved's configuration. Rules look names up
 # in the indexes (a lookup, not a comprehension per decision).
 #
-# Every deny message says what is wrong and what to do about it: it is shown
-# to the developer as the reason their run was rejected.
+# A deny rule adds {"rule": name, "msg": message} to deny. The message says
+# what is wrong and what to do about it: it is shown to the developer as the
+# reason their run was rejected. The name is the rule's, fixed, kebab-case
+# (^[a-z0-9][a-z0-9-]{0,62}$), so that operators can count denials by rule
+# in a metric, which the message, holding user input, cannot label. Rules
+# that share a name (the two cap rules) are one rule to the operator. A bare
+# message string is still accepted, as a denial with no name.
 package paved.policy
 
 decision := {
 	"deny": deny,
 	"require_approval": require_approval,
+	"approvers": approvers,
 }
 
 environments := data.paved.environments_by_name
@@ -54,13 +60,13 @@ listed(names, empty) := concat(", ", sort(names)) if {
 	names != set()
 } else := empty
 
-deny contains msg if {
+deny contains {"rule": "unknown-tenant", "msg": msg} if {
 	not data.paved.tenant_set[input.tenant]
 	tenants := {t | some t in data.paved.tenants}
 	msg := sprintf("tenant %q is not one of: %s", [input.tenant, listed(tenants, "(none are configured)")])
 }
 
-deny contains msg if {
+deny contains {"rule": "unknown-environment", "msg": msg} if {
 	not environments[input.environment]
 	names := {n | some n, _ in environments}
 	msg := sprintf("environment %q is not one of: %s", [input.environment, listed(names, "(none are configured)")])
@@ -70,7 +76,7 @@ deny contains msg if {
 # the user's team identifiers, exactly. The owner is input.team, not
 # object.get(input, "team", ""): the same here (no team and "" both end the
 # rule), and partial evaluation would repeat the call at every use of owner.
-deny contains msg if {
+deny contains {"rule": "production-owning-team", "msg": msg} if {
 	production
 	owner := input.team
 	owner != ""
@@ -82,7 +88,7 @@ deny contains msg if {
 	)
 }
 
-deny contains msg if {
+deny contains {"rule": "production-needs-owner", "msg": msg} if {
 	production
 	object.get(input, "team", "") == ""
 	msg := sprintf(
@@ -98,7 +104,7 @@ deny contains msg if {
 # as most values are under their cap (is_number then keeps strings, which
 # Rego orders above numbers, out), and "not production", which cannot be
 # indexed, last.
-deny contains msg if {
+deny contains {"rule": "cap-exceeded", "msg": msg} if {
 	production
 	some name, limit in caps.production
 	value := input.inputs[name]
@@ -107,7 +113,7 @@ deny contains msg if {
 	msg := sprintf(cap_exceeded, [name, value, input.environment, limit, limit, "production"])
 }
 
-deny contains msg if {
+deny contains {"rule": "cap-exceeded", "msg": msg} if {
 	some name, limit in caps["non-production"]
 	value := input.inputs[name]
 	value > limit
@@ -120,7 +126,7 @@ cap_exceeded := "%s %v exceeds the %s limit of %v; ask for %v or less, or ask th
 
 # Defence in depth: no action offers public storage, and a hand-made request
 # must not sneak it in.
-deny contains msg if {
+deny contains {"rule": "public-storage", "msg": msg} if {
 	input.inputs.public == true
 	msg := "public access is not offered: storage is private; publish through the CDN instead"
 }
@@ -132,3 +138,18 @@ require_approval if {
 	production
 	input.operation == "DELETE"
 }
+
+# Who may approve (or deny) a run that waits for approval: team identifiers,
+# emails, and operator:* (any operator signed in to paved's operator page) or
+# operator:<name>. paved asks again at each decision, and never lets the
+# person who asked for the run decide on it.
+approvers contains "platform" if production
+
+# A delete is also the owning team's to approve.
+approvers contains owner if {
+	input.operation == "DELETE"
+	owner := input.team
+	owner != ""
+}
+
+approvers contains "operator:*"

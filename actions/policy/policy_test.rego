@@ -37,6 +37,12 @@ decide(req) := d if {
 		with data.paved.tenant_set as tenant_set
 }
 
+# messages are what the developer is shown of d's denials, and rules the
+# names they are counted by.
+messages(d) := {x.msg | some x in d.deny}
+
+rules(d) := {x.rule | some x in d.deny}
+
 test_allowed_in_dev if {
 	d := decide(base)
 	count(d.deny) == 0
@@ -45,18 +51,19 @@ test_allowed_in_dev if {
 
 test_unknown_tenant if {
 	d := decide(object.union(base, {"tenant": "initech"}))
-	d.deny == {`tenant "initech" is not one of: acme, globex`}
+	d.deny == {{"rule": "unknown-tenant", "msg": `tenant "initech" is not one of: acme, globex`}}
 }
 
 test_unknown_environment if {
 	d := decide(object.union(base, {"environment": "qa"}))
-	d.deny == {`environment "qa" is not one of: dev, prod, staging`}
+	messages(d) == {`environment "qa" is not one of: dev, prod, staging`}
+	rules(d) == {"unknown-environment"}
 }
 
 test_no_environments_configured if {
 	d := policy.decision with input as base with data.paved.environments as [] with data.paved.environments_by_name as {}
 		with data.paved.tenants as tenants with data.paved.tenant_set as tenant_set
-	d.deny == {`environment "dev" is not one of: (none are configured)`}
+	messages(d) == {`environment "dev" is not one of: (none are configured)`}
 }
 
 test_production_by_owner_allowed if {
@@ -66,7 +73,8 @@ test_production_by_owner_allowed if {
 
 test_production_by_other_team_denied if {
 	d := decide(object.union(base, {"environment": "prod", "user": {"email": "dev@x.io", "teams": ["web", "mobile"]}}))
-	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: mobile, web`}
+	messages(d) == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: mobile, web`}
+	rules(d) == {"production-owning-team"}
 }
 
 # A team's display name is not its identifier: a user whose teams are given
@@ -75,19 +83,20 @@ test_production_owner_compared_by_identifier if {
 	owner := object.union(base, {"environment": "prod", "team": "payments_eu"})
 	count(decide(object.union(owner, {"user": {"email": "dev@x.io", "teams": ["payments_eu", "web"]}})).deny) == 0
 	d := decide(object.union(owner, {"user": {"email": "dev@x.io", "teams": ["Payments EU", "payments"]}}))
-	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments_eu"; you (dev@x.io) are in: Payments EU, payments`}
+	messages(d) == {`production changes to service "checkout" may only be made by members of its owning team "payments_eu"; you (dev@x.io) are in: Payments EU, payments`}
 }
 
 test_production_by_teamless_user_denied if {
 	d := decide(object.union(base, {"environment": "prod", "user": {"email": "new@x.io", "teams": []}}))
-	d.deny == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (new@x.io) are in: no team`}
+	messages(d) == {`production changes to service "checkout" may only be made by members of its owning team "payments"; you (new@x.io) are in: no team`}
 }
 
 test_production_without_owner_denied if {
 	d := decide(object.union(base, {"environment": "prod", "team": ""}))
 	count(d.deny) == 1
-	some msg in d.deny
-	startswith(msg, `service "checkout" has no owning team`)
+	some x in d.deny
+	x.rule == "production-needs-owner"
+	startswith(x.msg, `service "checkout" has no owning team`)
 }
 
 test_non_production_other_team_allowed if {
@@ -97,7 +106,7 @@ test_non_production_other_team_allowed if {
 
 test_replicas_capped_in_dev if {
 	d := decide(object.union(base, {"inputs": {"replicas": 12}}))
-	d.deny == {"replicas 12 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}
+	messages(d) == {"replicas 12 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}
 }
 
 test_replicas_at_cap_allowed if {
@@ -109,12 +118,14 @@ test_production_caps_are_larger if {
 	d := decide(object.union(base, {"environment": "prod", "inputs": {"replicas": 12, "retentionDays": 365}}))
 	count(d.deny) == 0
 	d2 := decide(object.union(base, {"environment": "prod", "inputs": {"replicas": 13}}))
-	d2.deny == {"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}
+	messages(d2) == {"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}
+	rules(d2) == {"cap-exceeded"}
 }
 
 test_every_violation_reported if {
 	d := decide(object.union(base, {"tenant": "nope", "inputs": {"retentionDays": 365, "visibilityTimeoutSeconds": 7200, "maxReceiveCount": 11}}))
 	count(d.deny) == 4
+	rules(d) == {"unknown-tenant", "cap-exceeded"}
 }
 
 test_non_numbers_not_capped if {
@@ -124,7 +135,8 @@ test_non_numbers_not_capped if {
 
 test_public_refused if {
 	d := decide(object.union(base, {"inputs": {"public": true}}))
-	d.deny == {"public access is not offered: storage is private; publish through the CDN instead"}
+	messages(d) == {"public access is not offered: storage is private; publish through the CDN instead"}
+	rules(d) == {"public-storage"}
 }
 
 test_production_delete_requires_approval if {
@@ -141,4 +153,21 @@ test_non_production_delete_no_approval if {
 test_production_day2_no_approval if {
 	d := decide(object.union(base, {"environment": "prod"}))
 	not d.require_approval
+}
+
+# Who may approve: the platform team in production, the owning team for a
+# delete, and any operator of paved's operator page.
+test_production_delete_approvers if {
+	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE"}))
+	d.approvers == {"platform", "payments", "operator:*"}
+}
+
+test_dev_change_approvers_are_operators if {
+	d := decide(base)
+	d.approvers == {"operator:*"}
+}
+
+test_delete_without_owner_has_no_team_approver if {
+	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE", "team": ""}))
+	d.approvers == {"platform", "operator:*"}
 }

@@ -123,7 +123,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	st := finishCounter{Store: opened, m: metrics}
 	a := &App{cfg: cfg, log: log, store: st, Store: st, secrets: secrets, stopTracing: stopTracing}
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
-	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer}
+	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer,
+		ApprovalTTL: cfg.Approvals.TTL}
 	portals := map[string]report.Portal{}
 	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APIClients: apiClients, RunTokenKey: []byte(runKey),
 		Metrics: metrics, Tracer: tracer}

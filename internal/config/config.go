@@ -38,6 +38,7 @@ type Config struct {
 	Log          Log           `yaml:"log"`
 	Secrets      Secrets       `yaml:"secrets"`
 	Operator     Operator      `yaml:"operator"`
+	Approvals    Approvals     `yaml:"approvals"`
 	Tracing      Tracing       `yaml:"tracing"`
 }
 
@@ -48,6 +49,13 @@ type Operator struct {
 	Tokens map[string]string `yaml:"tokens"`
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL time.Duration `yaml:"sessionTTL"`
+}
+
+// Approvals tunes runs that wait for an approver.
+type Approvals struct {
+	// TTL is how long a run waits for a decision before it is rejected;
+	// 0 waits for ever.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Tracing exports OpenTelemetry traces over OTLP/HTTP; off without an
@@ -171,14 +179,15 @@ func Default() Config {
 		Server:     Server{Listen: "127.0.0.1:8080", ShutdownTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20},
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
 		ActionsDir: "actions", PolicyDir: "actions/policy",
-		Port:     Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
-		GitLab:   GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
-		Workers:  Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},
-		Limits:   Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
-		Log:      Log{Format: "json", Level: "info"},
-		Secrets:  Secrets{RefreshInterval: secret.DefaultRefreshInterval},
-		Operator: Operator{SessionTTL: 12 * time.Hour},
-		Tracing:  Tracing{ServiceName: "paved", SampleRatio: 1},
+		Port:      Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
+		GitLab:    GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
+		Workers:   Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},
+		Limits:    Limits{RunLogLines: 10000, RunOutputBytes: 256 << 10},
+		Log:       Log{Format: "json", Level: "info"},
+		Secrets:   Secrets{RefreshInterval: secret.DefaultRefreshInterval},
+		Operator:  Operator{SessionTTL: 12 * time.Hour},
+		Approvals: Approvals{TTL: 72 * time.Hour},
+		Tracing:   Tracing{ServiceName: "paved", SampleRatio: 1},
 	}
 }
 
@@ -379,6 +388,9 @@ func (c Config) Validate() error {
 			bad("operator.tokens", "operator name %q must be 1-64 letters, digits, '.', '_', '-' or '@'", name)
 		}
 		checkRef(bad, "operator.tokens."+name, ref)
+	}
+	if c.Approvals.TTL < 0 {
+		bad("approvals.ttl", "must not be negative (0 waits for ever)")
 	}
 	if c.Operator.SessionTTL <= 0 {
 		bad("operator.sessionTTL", "must be positive")

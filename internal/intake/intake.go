@@ -64,6 +64,9 @@ type Service struct {
 	Notify func()
 	// DefaultTimeout applies to actions that declare none.
 	DefaultTimeout time.Duration
+	// ApprovalTTL is how long a run waits for approval before it is
+	// rejected; 0 waits for ever.
+	ApprovalTTL time.Duration
 	// Metrics and Tracer watch intake (nil: nothing is recorded).
 	Metrics *telemetry.Metrics
 	Tracer  trace.Tracer
@@ -174,6 +177,9 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: evaluate policy: %w", r.ID, err)
 	}
+	for _, d := range decision.Denials {
+		s.Metrics.PolicyDenied(d.Rule)
+	}
 	if !decision.Allow {
 		reasons := decision.Reasons
 		if teamsErr != nil {
@@ -185,11 +191,9 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	ch.Add("policy allows the run")
 
 	if decision.RequireApproval || action.RequiredApproval {
-		if err := r.MoveTo(run.AwaitingApproval, now); err != nil {
+		if err := s.await(r, &ch, decision.Approvers, now); err != nil {
 			return nil, false, err
 		}
-		ch.Add("awaiting approval")
-		ch.Report(run.Report{StatusLabel: "Awaiting approval", Log: fmt.Sprintf("paved accepted run %s for %s; it waits for an approver (POST /api/v1/runs/%s/approve)", r.ID, stack.Key(), r.ID)})
 		return s.create(ctx, r, ch)
 	}
 	ahead, err := s.Store.StackDepth(ctx, stack.Key())
@@ -247,55 +251,6 @@ func (s *Service) create(ctx context.Context, r *run.Run, ch store.Change) (*run
 	s.Log.Info("run recorded", append(telemetry.RunFields(out),
 		zap.String("state", string(out.State)), zap.String("stack", out.Stack.Key()), zap.Strings("reasons", out.Reasons))...)
 	return out, created, nil
-}
-
-// Approve lets a run that awaits approval go ahead.
-func (s *Service) Approve(ctx context.Context, id, approver string) (*run.Run, error) {
-	before, err := s.Store.Run(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("approve run %s: %w", id, err)
-	}
-	ahead, err := s.Store.StackDepth(ctx, before.Stack.Key())
-	if err != nil {
-		return nil, fmt.Errorf("approve run %s: %w", id, err)
-	}
-	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
-		var ch store.Change
-		if r.State != run.AwaitingApproval {
-			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Queued}
-		}
-		ch.Add("approved by " + approver)
-		return ch, s.queue(r, &ch, ahead, s.now(), "approved by "+approver)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("approve run %s: %w", id, err)
-	}
-	if s.Notify != nil {
-		s.Notify()
-	}
-	return r, nil
-}
-
-// Deny refuses a run that awaits approval.
-func (s *Service) Deny(ctx context.Context, id, approver, reason string) (*run.Run, error) {
-	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
-		var ch store.Change
-		if err := r.MoveTo(run.Rejected, s.now()); err != nil {
-			return ch, err
-		}
-		msg := "denied by " + approver
-		if reason != "" {
-			msg += ": " + reason
-		}
-		r.Reasons = []string{msg}
-		ch.Add(msg)
-		ch.Report(run.Report{Final: run.Failure, StatusLabel: "Denied", Summary: msg})
-		return ch, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("deny run %s: %w", id, err)
-	}
-	return r, nil
 }
 
 // ConflictError refuses a request whose idempotency key (portal run id) was

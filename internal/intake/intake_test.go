@@ -134,37 +134,6 @@ func TestRefusalsAreStoredWithEveryReason(t *testing.T) {
 	}
 }
 
-func TestApproval(t *testing.T) {
-	s, st := setup(t)
-	ctx := context.Background()
-	req := run.Request{Portal: "port", PortalRunID: "d1", Action: "delete-service", User: run.User{Email: "dana@acme.example"},
-		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
-	r, _, err := s.Submit(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != run.AwaitingApproval {
-		t.Fatalf("production delete is %s (%v), want awaiting_approval", r.State, r.Reasons)
-	}
-	if n, _ := st.Pending(ctx, store.KindDispatch); n != 0 {
-		t.Fatal("dispatch before approval")
-	}
-	if _, err := s.Deny(ctx, "r_nope", "lead", ""); !errors.Is(err, run.ErrNotFound) {
-		t.Fatalf("deny unknown: %v", err)
-	}
-	got, err := s.Approve(ctx, r.ID, "lead@acme.example")
-	if err != nil || got.State != run.Queued {
-		t.Fatalf("approve: %v %v", got, err)
-	}
-	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {
-		t.Fatal("no dispatch after approval")
-	}
-	if _, err := s.Approve(ctx, r.ID, "lead@acme.example"); !errors.Is(err, run.ErrIllegalTransition) {
-		t.Fatalf("second approve: %v", err)
-	}
-}
-
 func TestCancel(t *testing.T) {
 	s, st := setup(t)
 	ctx := context.Background()

@@ -36,8 +36,8 @@ type Runs interface {
 
 // Control is what an operator may do to a run.
 type Control interface {
-	Approve(ctx context.Context, id, approver string) (*run.Run, error)
-	Deny(ctx context.Context, id, approver, reason string) (*run.Run, error)
+	Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
+	Deny(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
 	Cancel(ctx context.Context, id, by string) (*run.Run, error)
 }
 

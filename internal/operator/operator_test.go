@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/intake"
+	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
@@ -45,12 +46,24 @@ type world struct {
 	refusals []string
 }
 
+// testPolicy is the shipped policy, which names any operator (operator:*)
+// among a waiting run's approvers.
+func testPolicy(t *testing.T) *policy.Engine {
+	t.Helper()
+	pol, err := policy.New(context.Background(), "../../actions/policy", policy.Data{
+		Environments: []policy.Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod", Production: true}}, Tenants: []string{"acme", "globex"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
+}
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	st := sqlitetest.Open(t)
 	w := &world{t: t, st: st, clock: &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}, done: make(chan struct{})}
 	u, err := newUI(Config{Operators: map[string]string{"alice": aliceToken, "bob": bobToken}, SessionKey: []byte("0123456789abcdef0123456789abcdef"),
-		SessionTTL: time.Hour, Now: w.clock.Now, Done: w.done, OnAuthFailure: func(r string) { w.refusals = append(w.refusals, r) }}, st, &intake.Service{Store: st, Log: zap.NewNop()}, zap.NewNop())
+		SessionTTL: time.Hour, Now: w.clock.Now, Done: w.done, OnAuthFailure: func(r string) { w.refusals = append(w.refusals, r) }}, st, &intake.Service{Store: st, Log: zap.NewNop(), Policy: testPolicy(t)}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +440,7 @@ func TestButtonsActAsTheOperator(t *testing.T) {
 	if a := post("/ui/runs/r_d/deny", "reason", "not this week"); a.code != http.StatusSeeOther {
 		t.Fatalf("deny: %d", a.code)
 	}
-	if r, _ := w.st.Run(context.Background(), "r_d"); r.State != run.Rejected || !strings.Contains(eventsOf(t, w.st, "r_d"), "denied by operator:alice: not this week") {
+	if r, _ := w.st.Run(context.Background(), "r_d"); r.State != run.Rejected || !strings.Contains(eventsOf(t, w.st, "r_d"), "denied by operator:alice at ") || !strings.Contains(eventsOf(t, w.st, "r_d"), ": not this week") {
 		t.Fatalf("after deny: %s", r.State)
 	}
 	if a := post("/ui/runs/r_none/cancel"); a.code != http.StatusNotFound {

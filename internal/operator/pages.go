@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -137,9 +138,9 @@ func (u *ui) control(w http.ResponseWriter, r *http.Request, s session) {
 	case "cancel":
 		_, err = u.ctl.Cancel(ctx, id, by)
 	case "approve":
-		_, err = u.ctl.Approve(ctx, id, by)
+		_, err = u.ctl.Approve(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
 	case "deny":
-		_, err = u.ctl.Deny(ctx, id, by, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
+		_, err = u.ctl.Deny(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
 	default:
 		u.message(w, &s, http.StatusNotFound, "Not found", "There is no action "+clip.String(verb, 32)+".")
 		return
@@ -151,6 +152,9 @@ func (u *ui) control(w http.ResponseWriter, r *http.Request, s session) {
 		http.Redirect(w, r, "/ui/runs/"+url.PathEscape(id), http.StatusSeeOther)
 	case errors.Is(err, run.ErrNotFound):
 		u.message(w, &s, http.StatusNotFound, "No such run", "There is no run "+clip.String(id, 64)+".")
+	case errors.Is(err, intake.ErrNotApprover):
+		log.Info("operator action refused by policy", zap.Error(err))
+		u.message(w, &s, http.StatusForbidden, "Not yours to decide", err.Error()+".")
 	case errors.Is(err, run.ErrIllegalTransition):
 		log.Info("operator action refused", zap.Error(err))
 		u.message(w, &s, http.StatusConflict, "Not possible now", "The run could not be changed: "+err.Error()+".")

@@ -2,9 +2,16 @@
 // the Rego policy in actions/policy. The query is prepared once at start,
 // and partially evaluated for the configuration, so a decision costs one
 // evaluation of what depends on the request and no compilation.
+//
+// A deny rule names itself by denying {"rule": name, "msg": message}
+// rather than a bare message: the message carries user input, so only the
+// name, from a small fixed set, is fit to label metrics with (see Denial).
+// Bare messages are still accepted, with no name, so that platform teams'
+// own policies keep working.
 package policy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +28,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
-// Query is the rule paved evaluates; it yields {"deny": set of messages,
-// "require_approval": bool}.
+// Query is the rule paved evaluates; it yields {"deny": set of denials,
+// "require_approval": bool}. A denial is {"rule": name, "msg": message},
+// name matching RulePattern, or a bare message string (a denial with no
+// rule name).
 const Query = "data.paved.policy.decision"
 
 // Input is what the policy sees of a request (input in Rego).
@@ -56,10 +65,32 @@ type Entity struct {
 // Decision is the policy's verdict on one request.
 type Decision struct {
 	Allow bool
-	// Reasons are the deny messages, sorted; empty when allowed.
+	// Denials are what the deny rules said, sorted by message, then rule;
+	// empty when allowed.
+	Denials []Denial
+	// Reasons are the Denials' messages, in the same order, for callers
+	// that only show them.
 	Reasons         []string
 	RequireApproval bool
+	// Approvers are who may approve or deny the run when it waits for
+	// approval (the rule "approvers"): team identifiers, emails, and
+	// operator:<name> or operator:* for paved's operator page. Sorted.
+	Approvers []string
 }
+
+// Denial is one deny rule's refusal.
+type Denial struct {
+	// Rule is the rule's name, matching RulePattern, or "" when the rule
+	// denied a bare message. Names are few and fixed by the policy, unlike
+	// messages, so this is what metrics are labelled with.
+	Rule string
+	// Message is what the developer is shown.
+	Message string
+}
+
+// RulePattern is what a denial's rule name must match: short kebab-case,
+// so that a policy cannot blow up a metric's label values with free text.
+const RulePattern = `^[a-z0-9][a-z0-9-]{0,62}$`
 
 // Data is the platform's configuration the rules consult (data.paved).
 type Data struct {
@@ -349,8 +380,8 @@ func (b *termBuf) strs(ss []string) *ast.Term {
 }
 
 // decode reads the decision object as OPA left it, in AST. As before, when
-// OPA converted it to Go first: deny is a set (or array) of strings, and
-// either may be null or missing.
+// OPA converted it to Go first: deny is a set (or array) of denials (see
+// Query), and either may be null or missing.
 func decode(v any) (Decision, error) {
 	t, ok := v.(*ast.Term)
 	if !ok {
@@ -371,17 +402,26 @@ func decode(v any) (Decision, error) {
 		}
 	case nil, ast.Null:
 	default:
-		return Decision{}, fmt.Errorf("policy: %s.deny is %v, want a set of strings", Query, ast.ValueName(x))
+		return Decision{}, fmt.Errorf("policy: %s.deny is %v, want a set of denials", Query, ast.ValueName(x))
 	}
-	for _, r := range deny {
-		s, ok := r.Value.(ast.String)
-		if !ok {
-			return Decision{}, fmt.Errorf("policy: deny message %v is %v, want a string", r, ast.ValueName(r.Value))
+	if len(deny) > 0 {
+		d.Denials = make([]Denial, len(deny))
+		d.Reasons = make([]string, len(deny))
+	}
+	for i, t := range deny {
+		dn, err := decodeDenial(t)
+		if err != nil {
+			return Decision{}, fmt.Errorf("policy: %s.deny: %w", Query, err)
 		}
-		d.Reasons = append(d.Reasons, string(s))
+		d.Denials[i] = dn
 	}
-	slices.Sort(d.Reasons)
-	d.Allow = len(d.Reasons) == 0
+	slices.SortFunc(d.Denials, func(a, b Denial) int {
+		return cmp.Or(strings.Compare(a.Message, b.Message), strings.Compare(a.Rule, b.Rule))
+	})
+	for i, dn := range d.Denials {
+		d.Reasons[i] = dn.Message
+	}
+	d.Allow = len(d.Denials) == 0
 	switch ra := valueOf(m.Get(keyRequireApproval)).(type) {
 	case ast.Boolean:
 		d.RequireApproval = bool(ra)
@@ -389,7 +429,65 @@ func decode(v any) (Decision, error) {
 	default:
 		return Decision{}, errors.New("policy: require_approval must be a boolean")
 	}
+	switch ap := valueOf(m.Get(keyApprovers)).(type) {
+	case ast.Set:
+		for _, t := range ap.Slice() {
+			name, ok := t.Value.(ast.String)
+			if !ok || name == "" {
+				return Decision{}, fmt.Errorf("policy: %s.approvers holds %v, want non-empty strings", Query, t)
+			}
+			d.Approvers = append(d.Approvers, string(name))
+		}
+		slices.Sort(d.Approvers)
+	case nil, ast.Null:
+	default:
+		return Decision{}, fmt.Errorf("policy: %s.approvers is %v, want a set of strings", Query, ast.ValueName(ap))
+	}
 	return d, nil
+}
+
+// decodeDenial reads one element of deny: a bare message, or
+// {"rule": name, "msg": message} and nothing else, so that a misspelt key
+// fails loudly rather than losing the name or the message.
+func decodeDenial(t *ast.Term) (Denial, error) {
+	switch x := t.Value.(type) {
+	case ast.String:
+		return Denial{Message: string(x)}, nil
+	case ast.Object:
+		rt, mt := x.Get(keyRule), x.Get(keyMsg)
+		if rt == nil || mt == nil || x.Len() != 2 {
+			return Denial{}, fmt.Errorf("denial %v: want exactly the keys rule and msg", t)
+		}
+		rule, ok := rt.Value.(ast.String)
+		if !ok {
+			return Denial{}, fmt.Errorf("denial %v: rule is %v, want a string", t, ast.ValueName(rt.Value))
+		}
+		if !validRule(string(rule)) {
+			return Denial{}, fmt.Errorf("denial rule name %v does not match %s (lower-case letters, digits and dashes)", rt, RulePattern)
+		}
+		msg, ok := mt.Value.(ast.String)
+		if !ok {
+			return Denial{}, fmt.Errorf("denial of rule %v: msg is %v, want a string", rt, ast.ValueName(mt.Value))
+		}
+		return Denial{Rule: string(rule), Message: string(msg)}, nil
+	default:
+		return Denial{}, fmt.Errorf("denial %v is %v, want a string or an object {\"rule\": name, \"msg\": message}", t, ast.ValueName(t.Value))
+	}
+}
+
+// validRule reports whether s matches RulePattern, checked by hand: it runs
+// for every denial, and a regexp match costs some 40 times as much
+// (TestValidRuleMatchesPattern keeps the two in step).
+func validRule(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // valueOf is t's value, nil when t is.
@@ -403,4 +501,7 @@ func valueOf(t *ast.Term) ast.Value {
 var (
 	keyDeny            = ast.InternedTerm("deny")
 	keyRequireApproval = ast.InternedTerm("require_approval")
+	keyApprovers       = ast.InternedTerm("approvers")
+	keyRule            = ast.InternedTerm("rule")
+	keyMsg             = ast.InternedTerm("msg")
 )

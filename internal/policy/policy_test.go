@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,60 +103,73 @@ func base() Input {
 
 func TestDecide(t *testing.T) {
 	e := testEngine(t)
+	// rule is the name every denial of the case must carry.
 	tests := []struct {
 		name     string
 		edit     func(*Input)
+		rule     string
 		reasons  []string
 		approval bool
 	}{
-		{"dev allowed", func(*Input) {}, nil, false},
-		{"unknown tenant", func(in *Input) { in.Tenant = "initech" },
+		{"dev allowed", func(*Input) {}, "", nil, false},
+		{"unknown tenant", func(in *Input) { in.Tenant = "initech" }, "unknown-tenant",
 			[]string{`tenant "initech" is not one of: acme, globex`}, false},
-		{"unknown environment", func(in *Input) { in.Environment = "qa" },
+		{"unknown environment", func(in *Input) { in.Environment = "qa" }, "unknown-environment",
 			[]string{`environment "qa" is not one of: dev, prod, staging`}, false},
-		{"production by owning team", func(in *Input) { in.Environment = "prod" }, nil, false},
+		{"production by owning team", func(in *Input) { in.Environment = "prod" }, "", nil, false},
 		{"production by another team", func(in *Input) {
 			in.Environment = "prod"
 			in.User.Teams = []string{"web"}
-		}, []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: web`}, false},
+		}, "production-owning-team", []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: web`}, false},
 		{"production by user without teams", func(in *Input) {
 			in.Environment = "prod"
 			in.User.Teams = nil
-		}, []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: no team`}, false},
+		}, "production-owning-team", []string{`production changes to service "checkout" may only be made by members of its owning team "payments"; you (dev@x.io) are in: no team`}, false},
 		{"production without owner", func(in *Input) {
 			in.Environment = "prod"
 			in.Team = ""
-		}, []string{`service "checkout" has no owning team, and production changes need one; set the service's team in the portal, then run the action again`}, false},
+		}, "production-needs-owner", []string{`service "checkout" has no owning team, and production changes need one; set the service's team in the portal, then run the action again`}, false},
 		{"staging by another team", func(in *Input) {
 			in.Environment = "staging"
 			in.User.Teams = []string{"web"}
-		}, nil, false},
-		{"replicas over dev cap (float64)", func(in *Input) { in.Inputs["replicas"] = float64(12) },
+		}, "", nil, false},
+		{"replicas over dev cap (float64)", func(in *Input) { in.Inputs["replicas"] = float64(12) }, "cap-exceeded",
 			[]string{"replicas 12 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}, false},
-		{"replicas over dev cap (json.Number)", func(in *Input) { in.Inputs["replicas"] = json.Number("4") },
+		{"replicas over dev cap (json.Number)", func(in *Input) { in.Inputs["replicas"] = json.Number("4") }, "cap-exceeded",
 			[]string{"replicas 4 exceeds the dev limit of 3; ask for 3 or less, or ask the platform team to raise the non-production cap"}, false},
-		{"replicas at dev cap (int)", func(in *Input) { in.Inputs["replicas"] = 3 }, nil, false},
+		{"replicas at dev cap (int)", func(in *Input) { in.Inputs["replicas"] = 3 }, "", nil, false},
 		{"replicas over prod cap", func(in *Input) {
 			in.Environment = "prod"
 			in.Inputs["replicas"] = 13
-		}, []string{"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}, false},
+		}, "cap-exceeded", []string{"replicas 13 exceeds the prod limit of 12; ask for 12 or less, or ask the platform team to raise the production cap"}, false},
 		{"retention and queue caps, sorted", func(in *Input) {
 			in.Inputs["retentionDays"] = 365
 			in.Inputs["visibilityTimeoutSeconds"] = 7200
 			in.Inputs["maxReceiveCount"] = 11
-		}, []string{
+		}, "cap-exceeded", []string{
 			"maxReceiveCount 11 exceeds the dev limit of 10; ask for 10 or less, or ask the platform team to raise the non-production cap",
 			"retentionDays 365 exceeds the dev limit of 90; ask for 90 or less, or ask the platform team to raise the non-production cap",
 			"visibilityTimeoutSeconds 7200 exceeds the dev limit of 3600; ask for 3600 or less, or ask the platform team to raise the non-production cap",
 		}, false},
-		{"public bucket", func(in *Input) { in.Inputs["public"] = true },
+		{"public bucket", func(in *Input) { in.Inputs["public"] = true }, "public-storage",
 			[]string{"public access is not offered: storage is private; publish through the CDN instead"}, false},
 		{"production delete needs approval", func(in *Input) {
 			in.Environment = "prod"
 			in.Operation = "DELETE"
-		}, nil, true},
-		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, nil, false},
-		{"nil inputs", func(in *Input) { in.Inputs = nil; in.Entity = Entity{} }, nil, false},
+		}, "", nil, true},
+		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, "", nil, false},
+		{"nil inputs", func(in *Input) { in.Inputs = nil; in.Entity = Entity{} }, "", nil, false},
+	}
+	// Every named deny rule of the shipped policy is met by some case, so a
+	// new rule cannot go untested here.
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		if tt.rule != "" {
+			covered[tt.rule] = true
+		}
+	}
+	if names := shippedRuleNames(t); !reflect.DeepEqual(covered, names) {
+		t.Errorf("cases cover deny rules %v; the shipped policy has %v", slices.Sorted(maps.Keys(covered)), slices.Sorted(maps.Keys(names)))
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,11 +182,60 @@ func TestDecide(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(d.Reasons, tt.reasons) || d.Allow != (len(tt.reasons) == 0) || d.RequireApproval != tt.approval {
-				t.Errorf("got %+v\nwant reasons %q approval %v", d, tt.reasons, tt.approval)
+			var want []Denial
+			for _, r := range tt.reasons {
+				want = append(want, Denial{Rule: tt.rule, Message: r})
+			}
+			if !slices.Equal(d.Denials, want) || !slices.Equal(d.Reasons, tt.reasons) || d.Allow != (len(tt.reasons) == 0) || d.RequireApproval != tt.approval {
+				t.Errorf("got %+v\nwant rule %q reasons %q approval %v", d, tt.rule, tt.reasons, tt.approval)
 			}
 		})
 	}
+}
+
+// shippedRuleNames are the rule names of the shipped policy's deny rules,
+// read from the source; each rule must deny {"rule": <constant>, "msg": ...}
+// with a valid name, so that every shipped denial is counted by rule.
+func shippedRuleNames(t *testing.T) map[string]bool {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(policyDir, "*.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, p := range paths {
+		if strings.HasSuffix(p, "_test.rego") {
+			continue
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ast.ParseModule(p, string(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range m.Rules {
+			if !r.Head.Ref().Equal(ast.Ref{ast.VarTerm("deny")}) {
+				continue
+			}
+			obj, ok := r.Head.Key.Value.(ast.Object)
+			if !ok {
+				t.Errorf("%v: deny rule adds %v, want {\"rule\": name, \"msg\": message}", r.Location, r.Head.Key)
+				continue
+			}
+			name, ok := valueOf(obj.Get(keyRule)).(ast.String)
+			if !ok || !validRule(string(name)) {
+				t.Errorf("%v: deny rule's name %v is not a constant matching %s", r.Location, obj.Get(keyRule), RulePattern)
+				continue
+			}
+			names[string(name)] = true
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no named deny rules in the shipped policy")
+	}
+	return names
 }
 
 func TestNewErrors(t *testing.T) {
@@ -401,26 +465,64 @@ func generatedInputs(n int) []Input {
 
 // decode reads the decision in AST; it accepts what it accepted when OPA
 // handed it Go values: deny a set or array of strings, null or missing, and
-// require_approval a boolean, null or missing.
+// require_approval a boolean, null or missing; and, in deny, named denials
+// {"rule", "msg"}, alone or mixed with strings.
 func TestDecode(t *testing.T) {
+	long := strings.Repeat("a", 63)
 	for _, tt := range []struct {
 		decision string
 		want     Decision
-		err      bool
+		// err is part of the expected error, "" for none.
+		err string
 	}{
-		{`{"deny": {"b", "a"}, "require_approval": true}`, Decision{Reasons: []string{"a", "b"}, RequireApproval: true}, false},
-		{`{"deny": set(), "require_approval": false}`, Decision{Allow: true}, false},
-		{`{"deny": ["b", "a"]}`, Decision{Reasons: []string{"a", "b"}}, false},
-		{`{"deny": null, "require_approval": null}`, Decision{Allow: true}, false},
-		{`{}`, Decision{Allow: true}, false},
-		{`{"deny": "no"}`, Decision{}, true},
-		{`{"deny": {1}}`, Decision{}, true},
-		{`{"require_approval": "yes"}`, Decision{}, true},
-		{`["deny"]`, Decision{}, true},
+		{`{"deny": {"b", "a"}, "require_approval": true}`, Decision{Denials: []Denial{{"", "a"}, {"", "b"}}, Reasons: []string{"a", "b"}, RequireApproval: true}, ""},
+		{`{"deny": set(), "require_approval": false}`, Decision{Allow: true}, ""},
+		{`{"deny": ["b", "a"]}`, Decision{Denials: []Denial{{"", "a"}, {"", "b"}}, Reasons: []string{"a", "b"}}, ""},
+		{`{"deny": null, "require_approval": null}`, Decision{Allow: true}, ""},
+		{`{}`, Decision{Allow: true}, ""},
+		// Sorted by message, whatever the rules' order; then by rule.
+		{`{"deny": {{"rule": "a-rule", "msg": "z"}, {"rule": "z-rule", "msg": "a"}, {"rule": "b", "msg": "m"}, {"rule": "a", "msg": "m"}}}`,
+			Decision{Denials: []Denial{{"z-rule", "a"}, {"a", "m"}, {"b", "m"}, {"a-rule", "z"}}, Reasons: []string{"a", "m", "m", "z"}}, ""},
+		{`{"deny": ["plain", {"rule": "cap-exceeded", "msg": "capped"}]}`,
+			Decision{Denials: []Denial{{"cap-exceeded", "capped"}, {"", "plain"}}, Reasons: []string{"capped", "plain"}}, ""},
+		{`{"deny": [{"rule": "` + long + `", "msg": "m"}, {"rule": "0-9", "msg": "n"}]}`,
+			Decision{Denials: []Denial{{long, "m"}, {"0-9", "n"}}, Reasons: []string{"m", "n"}}, ""},
+		{`{"deny": "no"}`, Decision{}, "want a set of denials"},
+		{`{"approvers": {"platform", "operator:*", "a@x.io"}}`, Decision{Allow: true, Approvers: []string{"a@x.io", "operator:*", "platform"}}, ""},
+		{`{"approvers": ["platform"]}`, Decision{}, "approvers is array, want a set of strings"},
+		{`{"approvers": {1}}`, Decision{}, "approvers holds 1, want non-empty strings"},
+		{`{"deny": {1}}`, Decision{}, "denial 1 is number, want a string or an object"},
+		{`{"deny": {{"rule": "Cap", "msg": "m"}}}`, Decision{}, `rule name "Cap" does not match`},
+		{`{"deny": {{"rule": "-cap", "msg": "m"}}}`, Decision{}, `rule name "-cap" does not match`},
+		{`{"deny": {{"rule": "cap exceeded", "msg": "m"}}}`, Decision{}, `rule name "cap exceeded" does not match`},
+		{`{"deny": {{"rule": "", "msg": "m"}}}`, Decision{}, `rule name "" does not match`},
+		{`{"deny": {{"rule": "a` + long + `", "msg": "m"}}}`, Decision{}, `rule name "a` + long + `" does not match`},
+		{`{"deny": {{"rule": 1, "msg": "m"}}}`, Decision{}, "rule is number, want a string"},
+		{`{"deny": {{"rule": "cap", "msg": 5}}}`, Decision{}, `denial of rule "cap": msg is number, want a string`},
+		{`{"deny": {{"rule": "cap", "msg": null}}}`, Decision{}, `denial of rule "cap": msg is null, want a string`},
+		{`{"deny": {{"rule": "cap"}}}`, Decision{}, "want exactly the keys rule and msg"},
+		{`{"deny": {{"rule": "cap", "message": "m"}}}`, Decision{}, "want exactly the keys rule and msg"},
+		{`{"deny": {{"rule": "cap", "msg": "m", "extra": 1}}}`, Decision{}, "want exactly the keys rule and msg"},
+		{`{"require_approval": "yes"}`, Decision{}, "require_approval"},
+		{`["deny"]`, Decision{}, "want an object"},
 	} {
 		got, err := decode(ast.MustParseTerm(tt.decision))
-		if (err != nil) != tt.err || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("decode(%s) = %+v, %v; want %+v, error %v", tt.decision, got, err, tt.want, tt.err)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("decode(%s) = %+v, %v; want %+v, error with %q", tt.decision, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// validRule stands in for RulePattern, so the two must agree.
+func TestValidRuleMatchesPattern(t *testing.T) {
+	re := regexp.MustCompile(RulePattern)
+	cases := []string{"", "a", "0", "-", "a-", "-a", "cap-exceeded", "Cap", "cap_exceeded", "cap exceeded", "é", "a\n", strings.Repeat("a", 63), strings.Repeat("a", 64)}
+	for c := range 256 {
+		cases = append(cases, string(rune(c)), "a"+string(rune(c)))
+	}
+	for _, s := range cases {
+		if got, want := validRule(s), re.MatchString(s); got != want {
+			t.Errorf("validRule(%q) = %v, pattern says %v", s, got, want)
 		}
 	}
 }

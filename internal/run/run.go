@@ -159,6 +159,11 @@ type Run struct {
 	// RequestDigest fingerprints the request as submitted, so that a repeat
 	// of its idempotency key with a different request is refused.
 	RequestDigest string `json:"requestDigest,omitempty"`
+	// Approvers are who the policy said may approve the run, when it began
+	// to wait (asked again at the decision); ApprovalExpiresAt is when an
+	// undecided run is rejected (zero: never).
+	Approvers         []string  `json:"approvers,omitempty"`
+	ApprovalExpiresAt time.Time `json:"approvalExpiresAt,omitzero"`
 	// TraceParent is the W3C trace context of the run's intake: work done
 	// for the run later (dispatch, reports, the pipeline) joins its trace.
 	TraceParent string    `json:"traceParent,omitempty"`
@@ -183,6 +188,13 @@ func (r *Run) MoveTo(to State, now time.Time) error {
 	r.State = to
 	r.UpdatedAt = now
 	return nil
+}
+
+// Approver is who approves or denies a run: ID is an email, or
+// operator:<name> for an operator of paved's operator page.
+type Approver struct {
+	ID    string   `json:"id"`
+	Teams []string `json:"teams,omitempty"`
 }
 
 // Event is one line of a run's append-only audit trail.

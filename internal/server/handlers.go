@@ -284,26 +284,42 @@ func (s *Server) listRuns(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"runs": runs})
 }
 
+// decision is a person's call on a run. Approvals name the approver with
+// their teams (the caller, e.g. Backstage, vouches for them as it does for
+// a submission's user); "by" alone is an approver without teams.
 type decision struct {
-	By     string `json:"by"`
+	By       string `json:"by"`
+	Approver *struct {
+		Email string   `json:"email"`
+		Teams []string `json:"teams"`
+	} `json:"approver"`
 	Reason string `json:"reason"`
 }
 
+func (d decision) approver() run.Approver {
+	if d.Approver != nil && d.Approver.Email != "" {
+		return run.Approver{ID: d.Approver.Email, Teams: groupNames(d.Approver.Teams)}
+	}
+	return run.Approver{ID: d.By}
+}
+
+const approverUsage = `body must be {"approver": {"email": "...", "teams": ["..."]}, "reason": "..."} (or {"by": "<email>"})`
+
 func (s *Server) approve(c *gin.Context) {
-	s.control(c, `body must be {"by": "<approver>"}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Approve(ctx, id, d.By)
+	s.control(c, approverUsage, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+		return s.intake.Approve(ctx, id, d.approver(), d.Reason)
 	})
 }
 
 func (s *Server) deny(c *gin.Context) {
-	s.control(c, `body must be {"by": "<approver>", "reason": "..."}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Deny(ctx, id, d.By, d.Reason)
+	s.control(c, approverUsage, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+		return s.intake.Deny(ctx, id, d.approver(), d.Reason)
 	})
 }
 
 func (s *Server) cancel(c *gin.Context) {
 	s.control(c, `body must be {"by": "<who cancels>"}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Cancel(ctx, id, d.By)
+		return s.intake.Cancel(ctx, id, d.approver().ID)
 	})
 }
 
@@ -313,7 +329,7 @@ func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Cont
 	if !s.bindJSON(c, &d, usage) {
 		return
 	}
-	if d.By == "" {
+	if d.approver().ID == "" {
 		fail(c, http.StatusBadRequest, usage)
 		return
 	}
@@ -365,6 +381,8 @@ func (s *Server) runError(c *gin.Context, err error) bool {
 		return false
 	case errors.Is(err, run.ErrNotFound):
 		fail(c, http.StatusNotFound, "no run "+c.Param("id"))
+	case errors.Is(err, intake.ErrNotApprover):
+		fail(c, http.StatusForbidden, err.Error())
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
 		fail(c, http.StatusConflict, err.Error())
 	case errors.Is(err, track.ErrTooMany), errors.Is(err, track.ErrTooLarge):

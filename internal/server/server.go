@@ -36,8 +36,8 @@ import (
 // Intake records requests as runs.
 type Intake interface {
 	Submit(ctx context.Context, req run.Request) (*run.Run, bool, error)
-	Approve(ctx context.Context, id, approver string) (*run.Run, error)
-	Deny(ctx context.Context, id, approver, reason string) (*run.Run, error)
+	Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
+	Deny(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
 	Cancel(ctx context.Context, id, by string) (*run.Run, error)
 }
 

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -30,6 +31,7 @@ import (
 
 type fakeIntake struct {
 	submitted []run.Request
+	approvers []run.Approver
 	panicOn   string
 }
 
@@ -45,13 +47,17 @@ func (f *fakeIntake) Submit(_ context.Context, req run.Request) (*run.Run, bool,
 	}
 	return &run.Run{ID: "r_1", Request: req, State: st, Reasons: reasons}, true, nil
 }
-func (f *fakeIntake) Approve(context.Context, string, string) (*run.Run, error) {
+func (f *fakeIntake) Approve(_ context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
+	f.approvers = append(f.approvers, by)
+	if by.ID == "outsider@acme.example" {
+		return nil, fmt.Errorf("approve run %s: %w", id, &intake.ApproverError{RunID: id, Approver: by.ID, Allowed: []string{"platform"}})
+	}
 	return nil, run.ErrNotFound
 }
 func (f *fakeIntake) Cancel(context.Context, string, string) (*run.Run, error) {
 	return &run.Run{ID: "r_1", State: run.Canceled}, nil
 }
-func (f *fakeIntake) Deny(context.Context, string, string, string) (*run.Run, error) {
+func (f *fakeIntake) Deny(context.Context, string, run.Approver, string) (*run.Run, error) {
 	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
 }
 
@@ -389,5 +395,20 @@ func TestRunLogStream(t *testing.T) {
 	}
 	if w := call(h, "GET", "/api/v1/runs/r_9/logs", "", nil); w.Code != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", w.Code)
+	}
+}
+
+// An approval names the approver with their teams (group refs become team
+// identifiers); one the policy does not name is 403 with the rule.
+func TestApprovalNamesTheApprover(t *testing.T) {
+	h, in, _, _ := newTest(t, fakeRuns{})
+	bearer := map[string]string{"Authorization": "Bearer bs-token"}
+	call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"lead@acme.example","teams":["group:default/platform"]},"reason":"ok"}`, bearer)
+	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" || len(got.Teams) != 1 || got.Teams[0] != "platform" {
+		t.Fatalf("approver %+v", got)
+	}
+	w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"outsider@acme.example"}}`, bearer)
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "is not named by the policy's rule data.paved.policy.approvers") {
+		t.Fatalf("outsider: %d %s", w.Code, w.Body)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -16,7 +18,16 @@ func (t *Tracker) Expire(ctx context.Context) error {
 	now := t.now()
 	var errs pollErrors
 	expired := false
-	err := t.each(ctx, store.Query{States: []run.State{run.Dispatching, run.Running}}, func(r *run.Run) {
+	err := t.each(ctx, store.Query{States: []run.State{run.Dispatching, run.Running, run.AwaitingApproval}}, func(r *run.Run) {
+		if r.State == run.AwaitingApproval {
+			if !r.ApprovalExpiresAt.IsZero() && !now.Before(r.ApprovalExpiresAt) {
+				if err := t.expireApproval(ctx, r.ID, now); err != nil {
+					errs.add(err)
+				}
+				expired = true
+			}
+			return
+		}
 		if r.Deadline.IsZero() || now.Before(r.Deadline) {
 			return
 		}
@@ -48,4 +59,30 @@ func (t *Tracker) Expire(ctx context.Context) error {
 		return fmt.Errorf("expire runs: %w", err)
 	}
 	return errs.err()
+}
+
+// expireApproval rejects a run nobody approved or denied in time.
+func (t *Tracker) expireApproval(ctx context.Context, id string, now time.Time) error {
+	_, err := t.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if r.State != run.AwaitingApproval || r.ApprovalExpiresAt.IsZero() || now.Before(r.ApprovalExpiresAt) {
+			return ch, store.ErrNoChange // decided meanwhile
+		}
+		if err := r.MoveTo(run.Rejected, now); err != nil {
+			return ch, store.ErrNoChange
+		}
+		who := "nobody"
+		if len(r.Approvers) > 0 {
+			who = strings.Join(r.Approvers, ", ")
+		}
+		why := fmt.Sprintf("approval expired: no approver (%s) decided by %s; run the action again to ask anew", who, r.ApprovalExpiresAt.Format(time.RFC3339))
+		r.Reasons = []string{why}
+		ch.Add(why)
+		ch.Report(run.Report{Log: "✗ " + why}).Report(run.Report{Final: run.Failure, StatusLabel: "Approval expired", Summary: why})
+		return ch, nil
+	})
+	if err != nil && !errors.Is(err, run.ErrNotFound) {
+		return fmt.Errorf("expire approval of run %s: %w", id, err)
+	}
+	return nil
 }

@@ -471,3 +471,44 @@ func TestCallbackCaps(t *testing.T) {
 func notFound(project string, id int64) error {
 	return fmt.Errorf("gitlab: get pipeline %d in %s: %w", id, project, gl.ErrNotFound)
 }
+
+// An approval nobody gives in time ends the run rejected, saying so; a run
+// without an expiry waits on.
+func TestExpireRejectsUndecidedApprovals(t *testing.T) {
+	tr, st, _ := setup(t)
+	ctx := context.Background()
+	waiting := running(t, st, run.AwaitingApproval)
+	forever := storetest.NewRun("p-forever", "other", time.Now().UTC())
+	forever.State = run.AwaitingApproval
+	if _, _, err := st.CreateRun(ctx, forever, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().UTC().Add(time.Hour)
+	if _, err := st.Update(ctx, waiting.ID, func(r *run.Run) (store.Change, error) {
+		r.Approvers, r.ApprovalExpiresAt = []string{"platform"}, expires
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Run(ctx, waiting.ID); got.State != run.AwaitingApproval {
+		t.Fatalf("rejected before its expiry: %s", got.State)
+	}
+	tr.Now = func() time.Time { return expires.Add(time.Second) }
+	if err := tr.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Run(ctx, waiting.ID)
+	if got.State != run.Rejected || !strings.Contains(got.Reasons[0], "approval expired: no approver (platform) decided by ") {
+		t.Fatalf("run %s %v", got.State, got.Reasons)
+	}
+	reps := reports(t, st)
+	if last := reps[len(reps)-1]; last.Final != run.Failure || last.StatusLabel != "Approval expired" {
+		t.Fatalf("final report %+v", last)
+	}
+	if got, _ := st.Run(ctx, forever.ID); got.State != run.AwaitingApproval {
+		t.Fatalf("a run without an expiry ended: %s", got.State)
+	}
+}

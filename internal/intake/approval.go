@@ -1,0 +1,177 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
+)
+
+// Who may approve is the policy's rule "approvers": a set of team
+// identifiers, emails and operator:<name> (operator:* for any operator of
+// paved's operator page). It is asked again at each decision, so a policy
+// change applies to runs already waiting.
+const approversRule = "data.paved.policy.approvers"
+
+// ErrNotApprover refuses an approval or denial the policy does not allow.
+var ErrNotApprover = errors.New("not allowed to decide on this run")
+
+// ApproverError says why an approver was refused.
+type ApproverError struct {
+	RunID, Approver string
+	// Self is true when the approver asked for the run themselves.
+	Self bool
+	// Allowed is what the policy's approvers rule names.
+	Allowed []string
+}
+
+func (e *ApproverError) Error() string {
+	if e.Self {
+		return fmt.Sprintf("%s asked for run %s and may not approve or deny it; another approver must (%s: %s)", e.Approver, e.RunID, approversRule, listed(e.Allowed))
+	}
+	return fmt.Sprintf("%s is not named by the policy's rule %s for run %s; it names: %s", e.Approver, approversRule, e.RunID, listed(e.Allowed))
+}
+
+func (e *ApproverError) Unwrap() error { return ErrNotApprover }
+
+func listed(names []string) string {
+	if len(names) == 0 {
+		return "nobody"
+	}
+	return strings.Join(names, ", ")
+}
+
+// await moves a run to awaiting approval, telling the portal who must
+// approve and until when.
+func (s *Service) await(r *run.Run, ch *store.Change, approvers []string, now time.Time) error {
+	if err := r.MoveTo(run.AwaitingApproval, now); err != nil {
+		return err
+	}
+	r.Approvers = approvers
+	if s.ApprovalTTL > 0 {
+		r.ApprovalExpiresAt = now.Add(s.ApprovalTTL)
+	}
+	who := "approval by " + listed(approvers)
+	ch.Add("awaiting " + who)
+	log := fmt.Sprintf("paved accepted run %s for %s; it waits for %s (not by %s, who asked for it)", r.ID, r.Stack.Key(), who, userName(r.Request.User))
+	if !r.ApprovalExpiresAt.IsZero() {
+		log += fmt.Sprintf("; unless decided by %s it is rejected", r.ApprovalExpiresAt.Format(time.RFC3339))
+	}
+	ch.Report(run.Report{StatusLabel: clip.String("Awaiting "+who, 200), Log: log})
+	return nil
+}
+
+// mayDecide asks the policy whether by may approve or deny r: never the
+// person who asked for it, and only someone its approvers rule names.
+func (s *Service) mayDecide(ctx context.Context, r *run.Run, by run.Approver) error {
+	d, err := s.Policy.Decide(ctx, policyInput(r))
+	if err != nil {
+		return fmt.Errorf("ask the policy who may approve run %s: %w", r.ID, err)
+	}
+	if strings.EqualFold(by.ID, r.Request.User.Email) {
+		return &ApproverError{RunID: r.ID, Approver: by.ID, Self: true, Allowed: d.Approvers}
+	}
+	if !named(d.Approvers, by) {
+		return &ApproverError{RunID: r.ID, Approver: by.ID, Allowed: d.Approvers}
+	}
+	return nil
+}
+
+// named reports whether the approvers rule names by: its id (an email or
+// operator:<name>), any operator when it says operator:*, or one of its teams.
+func named(approvers []string, by run.Approver) bool {
+	for _, a := range approvers {
+		switch {
+		case strings.EqualFold(a, by.ID):
+			return true
+		case a == "operator:*" && strings.HasPrefix(by.ID, "operator:"):
+			return true
+		case !strings.Contains(a, "@") && !strings.HasPrefix(a, "operator:") && slices.Contains(by.Teams, a):
+			return true
+		}
+	}
+	return false
+}
+
+// decided is the audit line of a decision: who, when, why.
+func decided(verb string, by run.Approver, reason string, at time.Time) string {
+	msg := fmt.Sprintf("%s by %s at %s", verb, by.ID, at.Format(time.RFC3339))
+	if reason != "" {
+		msg += ": " + clip.String(reason, 500)
+	}
+	return msg
+}
+
+// Approve lets a run that awaits approval go ahead, if the policy names by.
+func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error) {
+	before, err := s.Store.Run(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	if before.State != run.AwaitingApproval {
+		return nil, fmt.Errorf("approve run %s: %w", id, &run.TransitionError{RunID: id, From: before.State, To: run.Queued})
+	}
+	if err := s.mayDecide(ctx, before, by); err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	ahead, err := s.Store.StackDepth(ctx, before.Stack.Key())
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if r.State != run.AwaitingApproval {
+			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Queued}
+		}
+		msg := decided("approved", by, reason, s.now())
+		ch.Add(msg)
+		return ch, s.queue(r, &ch, ahead, s.now(), msg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	s.Log.Info("run approved", append(telemetry.RunFields(r), zap.String("approver", by.ID))...)
+	if s.Notify != nil {
+		s.Notify()
+	}
+	return r, nil
+}
+
+// Deny refuses a run that awaits approval, if the policy names by.
+func (s *Service) Deny(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error) {
+	before, err := s.Store.Run(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("deny run %s: %w", id, err)
+	}
+	if before.State != run.AwaitingApproval {
+		return nil, fmt.Errorf("deny run %s: %w", id, &run.TransitionError{RunID: id, From: before.State, To: run.Rejected})
+	}
+	if err := s.mayDecide(ctx, before, by); err != nil {
+		return nil, fmt.Errorf("deny run %s: %w", id, err)
+	}
+	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if err := r.MoveTo(run.Rejected, s.now()); err != nil {
+			return ch, err
+		}
+		msg := decided("denied", by, reason, s.now())
+		r.Reasons = []string{msg}
+		ch.Add(msg)
+		ch.Report(run.Report{Log: "✗ " + msg}).Report(run.Report{Final: run.Failure, StatusLabel: "Denied", Summary: msg})
+		return ch, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deny run %s: %w", id, err)
+	}
+	s.Log.Info("run denied", append(telemetry.RunFields(r), zap.String("approver", by.ID))...)
+	return r, nil
+}

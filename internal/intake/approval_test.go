@@ -1,0 +1,136 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
+	"github.com/paved-idp/paved/internal/telemetry"
+)
+
+func deleteReq(id string) run.Request {
+	return run.Request{Portal: "port", PortalRunID: id, Action: "delete-service", User: run.User{Email: "dana@acme.example"},
+		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
+}
+
+// A production delete waits for approval; the policy's approvers rule says
+// who may decide, the asker may not, and the decision is audited.
+func TestApprovalsAreDecidedByPolicy(t *testing.T) {
+	s, st := setup(t)
+	s.ApprovalTTL = 72 * time.Hour
+	ctx := context.Background()
+	r, _, err := s.Submit(ctx, deleteReq("d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != run.AwaitingApproval {
+		t.Fatalf("production delete is %s (%v), want awaiting_approval", r.State, r.Reasons)
+	}
+	if got := strings.Join(r.Approvers, ","); got != "operator:*,payments,platform" {
+		t.Fatalf("approvers %q", got)
+	}
+	if want := r.CreatedAt.Add(72 * time.Hour); !r.ApprovalExpiresAt.Equal(want) {
+		t.Fatalf("expires %s, want %s", r.ApprovalExpiresAt, want)
+	}
+	reps := reports(t, st)
+	if last := reps[len(reps)-1]; !strings.Contains(last.StatusLabel, "Awaiting approval by operator:*, payments, platform") || !strings.Contains(last.Log, "not by Dana") && !strings.Contains(last.Log, "not by dana@acme.example") {
+		t.Fatalf("portal told %+v", last)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 0 {
+		t.Fatal("dispatch before approval")
+	}
+
+	var ae *ApproverError
+	_, err = s.Approve(ctx, r.ID, run.Approver{ID: "DANA@acme.example", Teams: []string{"platform"}}, "")
+	if !errors.As(err, &ae) || !ae.Self || !errors.Is(err, ErrNotApprover) {
+		t.Fatalf("self-approval: %v", err)
+	}
+	_, err = s.Approve(ctx, r.ID, run.Approver{ID: "sam@acme.example", Teams: []string{"web"}}, "")
+	if !errors.Is(err, ErrNotApprover) || !strings.Contains(err.Error(), "sam@acme.example is not named by the policy's rule data.paved.policy.approvers") ||
+		!strings.Contains(err.Error(), "operator:*, payments, platform") {
+		t.Fatalf("outsider: %v", err)
+	}
+	if _, err := s.Deny(ctx, "r_nope", run.Approver{ID: "lead@acme.example"}, ""); !errors.Is(err, run.ErrNotFound) {
+		t.Fatalf("deny unknown: %v", err)
+	}
+	got, err := s.Approve(ctx, r.ID, run.Approver{ID: "lead@acme.example", Teams: []string{"platform"}}, "change window CHG-42")
+	if err != nil || got.State != run.Queued {
+		t.Fatalf("approve: %v %v", got, err)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {
+		t.Fatal("no dispatch after approval")
+	}
+	evs, _ := st.Events(ctx, r.ID)
+	var trail []string
+	for _, e := range evs {
+		trail = append(trail, e.Message)
+	}
+	if !strings.Contains(strings.Join(trail, "\n"), "approved by lead@acme.example at ") || !strings.Contains(strings.Join(trail, "\n"), ": change window CHG-42") {
+		t.Fatalf("audit trail lacks the approval:\n%s", strings.Join(trail, "\n"))
+	}
+	if after := sqlitetest.Reports(t, st); len(after) == 0 || !strings.Contains(after[len(after)-1].Log, "approved by lead@acme.example") {
+		t.Fatal("the portal's log lacks the approval")
+	}
+	if _, err := s.Approve(ctx, r.ID, run.Approver{ID: "lead@acme.example", Teams: []string{"platform"}}, ""); !errors.Is(err, run.ErrIllegalTransition) {
+		t.Fatalf("second approve: %v", err)
+	}
+
+	// Any operator, as the policy says operator:*; a deny records its reason.
+	r2, _, _ := s.Submit(ctx, deleteReq("d2"))
+	denied, err := s.Deny(ctx, r2.ID, run.Approver{ID: "operator:olivia"}, "not during the freeze")
+	if err != nil || denied.State != run.Rejected || !strings.Contains(denied.Reasons[0], "denied by operator:olivia at ") || !strings.HasSuffix(denied.Reasons[0], ": not during the freeze") {
+		t.Fatalf("deny: %+v %v", denied, err)
+	}
+	// The owning team may approve a delete too.
+	r3, _, _ := s.Submit(ctx, deleteReq("d3"))
+	if _, err := s.Approve(ctx, r3.ID, run.Approver{ID: "pat@acme.example", Teams: []string{"payments"}}, ""); err != nil {
+		t.Fatalf("owning team: %v", err)
+	}
+}
+
+// Intake is measured by outcome, and a denial is counted under its rule.
+func TestIntakeMetrics(t *testing.T) {
+	s, _ := setup(t)
+	reg := prometheus.NewRegistry()
+	s.Metrics = telemetry.NewMetrics(reg)
+	ctx := context.Background()
+	if r, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil || r.State != run.Queued {
+		t.Fatal(r, err)
+	}
+	if r, _, err := s.Submit(ctx, bucketReq("m2", "sam@acme.example", "prod")); err != nil || r.State != run.Rejected {
+		t.Fatal(r, err) // sam is not in the owning team
+	}
+	if _, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP paved_policy_denials_total Policy denials by the rule that denied (unnamed: the policy gave a plain message); one run may count under several rules.
+# TYPE paved_policy_denials_total counter
+paved_policy_denials_total{rule="production-owning-team"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paved_policy_denials_total"); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "paved_intake_seconds" {
+			for _, m := range mf.GetMetric() {
+				// Labels come sorted by name: outcome, then portal.
+				counts[m.GetLabel()[1].GetValue()+"/"+m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if counts["port/queued"] != 1 || counts["port/rejected"] != 1 || counts["port/duplicate"] != 1 {
+		t.Fatalf("intake observations %v", counts)
+	}
+}
