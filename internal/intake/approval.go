@@ -175,3 +175,37 @@ func (s *Service) Deny(ctx context.Context, id string, by run.Approver, reason s
 	s.Log.Info("run denied", append(telemetry.RunFields(r), zap.String("approver", by.ID))...)
 	return r, nil
 }
+
+// ApproveRunAction is the portal action by which an approver decides on a
+// waiting run from the portal itself. `paved render port` renders it as a
+// synchronous webhook: Port marks the action's own run by paved's answer.
+const ApproveRunAction = "paved-approve-run"
+
+// ErrBadDecision refuses a decision action whose inputs are not a run id
+// and approve or deny.
+var ErrBadDecision = errors.New(`inputs must be {"runId": "r_…", "decision": "approve" or "deny", "reason": "…"}`)
+
+// Decide applies a decision sent as the portal action ApproveRunAction: the
+// approver is the portal's user, with their teams (looked up when the
+// portal sent none).
+func (s *Service) Decide(ctx context.Context, req run.Request) (*run.Run, error) {
+	id, _ := req.Inputs["runId"].(string)
+	verdict, _ := req.Inputs["decision"].(string)
+	reason, _ := req.Inputs["reason"].(string)
+	if id == "" || (verdict != "approve" && verdict != "deny") || req.User.Email == "" {
+		return nil, fmt.Errorf("%s: %w", ApproveRunAction, ErrBadDecision)
+	}
+	by := run.Approver{ID: req.User.Email, Teams: req.User.Teams}
+	if len(by.Teams) == 0 && s.Teams != nil {
+		teams, err := s.Teams.UserTeams(ctx, req.User.Email)
+		if err != nil {
+			// Without teams a team approver would be refused: say why.
+			return nil, fmt.Errorf("%s: look up the teams of %s: %w", ApproveRunAction, req.User.Email, err)
+		}
+		by.Teams = teams
+	}
+	if verdict == "approve" {
+		return s.Approve(ctx, id, by, reason)
+	}
+	return s.Deny(ctx, id, by, reason)
+}

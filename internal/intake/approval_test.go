@@ -134,3 +134,34 @@ paved_policy_denials_total{rule="production-owning-team"} 1
 		t.Fatalf("intake observations %v", counts)
 	}
 }
+
+// From Port's approve-run action: the approver is Port's user, their teams
+// looked up in Port; bad inputs are refused before anything is read.
+func TestDecideFromThePortal(t *testing.T) {
+	s, _ := setup(t)
+	ctx := context.Background()
+	r, _, err := s.Submit(ctx, deleteReq("p1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(email string, inputs map[string]any) (*run.Run, error) {
+		return s.Decide(ctx, run.Request{Portal: "port", PortalRunID: "x", Action: ApproveRunAction, User: run.User{Email: email}, Inputs: inputs})
+	}
+	if _, err := decide("lead@acme.example", map[string]any{"runId": r.ID, "decision": "maybe"}); !errors.Is(err, ErrBadDecision) {
+		t.Fatalf("bad decision: %v", err)
+	}
+	// sam's teams (web) are looked up: not an approver of this run.
+	if _, err := decide("sam@acme.example", map[string]any{"runId": r.ID, "decision": "approve"}); !errors.Is(err, ErrNotApprover) {
+		t.Fatalf("sam: %v", err)
+	}
+	// dana's teams (payments, the owning team) would do, but she asked.
+	var ae *ApproverError
+	if _, err := decide("dana@acme.example", map[string]any{"runId": r.ID, "decision": "approve"}); !errors.As(err, &ae) || !ae.Self {
+		t.Fatalf("dana: %v", err)
+	}
+	s.Teams = teams{"pat@acme.example": {"payments"}}
+	got, err := decide("pat@acme.example", map[string]any{"runId": r.ID, "decision": "deny", "reason": "wrong service"})
+	if err != nil || got.State != run.Rejected || !strings.HasSuffix(got.Reasons[0], ": wrong service") {
+		t.Fatalf("pat denies: %+v %v", got, err)
+	}
+}

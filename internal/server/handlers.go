@@ -62,6 +62,10 @@ func (s *Server) portWebhook(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
+	if inv.Request.Action == intake.ApproveRunAction {
+		s.portDecision(c, inv.Request)
+		return
+	}
 	r, created, err := s.intake.Submit(c.Request.Context(), inv.Request)
 	if s.submitError(c, "port", err) {
 		return
@@ -102,6 +106,22 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"applied": out.What})
+}
+
+// portDecision answers the approve-run action at once: Port invokes it as a
+// synchronous webhook and marks its run by the answer (2xx SUCCESS, else
+// FAILURE with the error), while the decided run's own Port log gets the
+// decision through the usual reports.
+func (s *Server) portDecision(c *gin.Context, req run.Request) {
+	r, err := s.intake.Decide(c.Request.Context(), req)
+	if errors.Is(err, intake.ErrBadDecision) {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.runError(c, err) {
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
 }
 
 // verifyReason names why Port's signature was refused, for the metrics.

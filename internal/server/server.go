@@ -39,6 +39,8 @@ type Intake interface {
 	Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
 	Deny(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)
 	Cancel(ctx context.Context, id, by string) (*run.Run, error)
+	// Decide applies a decision sent as a portal action.
+	Decide(ctx context.Context, req run.Request) (*run.Run, error)
 }
 
 // Runs reads runs.

@@ -57,6 +57,13 @@ func (f *fakeIntake) Approve(_ context.Context, id string, by run.Approver, _ st
 func (f *fakeIntake) Cancel(context.Context, string, string) (*run.Run, error) {
 	return &run.Run{ID: "r_1", State: run.Canceled}, nil
 }
+func (f *fakeIntake) Decide(_ context.Context, req run.Request) (*run.Run, error) {
+	f.submitted = append(f.submitted, req)
+	if req.Inputs["runId"] == nil {
+		return nil, intake.ErrBadDecision
+	}
+	return &run.Run{ID: req.Inputs["runId"].(string), State: run.Queued}, nil
+}
 func (f *fakeIntake) Deny(context.Context, string, run.Approver, string) (*run.Run, error) {
 	return nil, &run.TransitionError{RunID: "r_1", From: run.Succeeded, To: run.Rejected}
 }
@@ -410,5 +417,31 @@ func TestApprovalNamesTheApprover(t *testing.T) {
 	w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"outsider@acme.example"}}`, bearer)
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "is not named by the policy's rule data.paved.policy.approvers") {
 		t.Fatalf("outsider: %d %s", w.Code, w.Body)
+	}
+}
+
+// The approve-run action is answered at once (Port invokes it as a
+// synchronous webhook and marks its run by the status code).
+func TestPortApproveRunActionIsAnsweredSynchronously(t *testing.T) {
+	h, in, _, _ := newTest(t, fakeRuns{})
+	send := func(inputs map[string]any) *httptest.ResponseRecorder {
+		body, err := json.Marshal(map[string]any{"action": intake.ApproveRunAction, "resourceType": "run", "status": "TRIGGERED",
+			"trigger": map[string]any{"by": map[string]any{"user": map[string]any{"email": "lead@acme.example"}}},
+			"context": map[string]any{"runId": "r_port_approval"},
+			"payload": map[string]any{"entity": nil, "action": map[string]any{"trigger": "CREATE"}, "properties": inputs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := strconvI(time.Now().Unix())
+		return call(h, "POST", "/webhooks/port", string(body), map[string]string{"X-Port-Timestamp": ts, "X-Port-Signature": webhook.Sign([]byte("s"), ts, body)})
+	}
+	if w := send(map[string]any{"runId": "r_waiting", "decision": "approve"}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"message":"run r_waiting is now queued"`) {
+		t.Fatalf("approve: %d %s", w.Code, w.Body)
+	}
+	if got := in.submitted[len(in.submitted)-1]; got.User.Email != "lead@acme.example" || got.Inputs["decision"] != "approve" {
+		t.Fatalf("decided with %+v", got)
+	}
+	if w := send(map[string]any{"decision": "approve"}); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "runId") {
+		t.Fatalf("no run id: %d %s", w.Code, w.Body)
 	}
 }
