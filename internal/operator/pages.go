@@ -14,6 +14,7 @@ import (
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/store"
 )
 
@@ -133,19 +134,24 @@ func (u *ui) storeFailed(w http.ResponseWriter, s session, what string, err erro
 func (u *ui) control(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, id, verb := r.Context(), r.PathValue("id"), r.PathValue("verb")
 	by := "operator:" + s.name
+	var rn *run.Run
 	var err error
 	switch verb {
 	case "cancel":
-		_, err = u.ctl.Cancel(ctx, id, by)
+		rn, err = u.ctl.Cancel(ctx, id, by)
 	case "approve":
-		_, err = u.ctl.Approve(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
+		rn, err = u.ctl.Approve(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
 	case "deny":
-		_, err = u.ctl.Deny(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
+		rn, err = u.ctl.Deny(ctx, id, run.Approver{ID: by}, clip.String(strings.TrimSpace(r.PostFormValue("reason")), 500))
 	default:
 		u.message(w, &s, http.StatusNotFound, "Not found", "There is no action "+clip.String(verb, 32)+".")
 		return
 	}
-	log := u.log.With(zap.String("operator", s.name), zap.String("run", id), zap.String("action", verb))
+	fields := []zap.Field{zap.String("run_id", id)}
+	if rn != nil {
+		fields = telemetry.RunFields(rn)
+	}
+	log := u.log.With(append(fields, zap.String("operator", s.name), zap.String("operation", verb))...)
 	switch {
 	case err == nil:
 		log.Info("operator action")
