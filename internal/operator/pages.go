@@ -14,8 +14,8 @@ import (
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/run"
-	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 const (
