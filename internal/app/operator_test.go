@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -130,14 +129,7 @@ func TestShutdownEndsOpenLogStreams(t *testing.T) {
 		CreatedAt: now, UpdatedAt: now}, store.Change{}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serve(t, a)
 	session := signIn(t, base, "alice-secret-token")
 	req, _ := http.NewRequest("GET", base+"/ui/runs/r_live/log/stream", nil)
 	req.AddCookie(session)
@@ -146,8 +138,7 @@ func TestShutdownEndsOpenLogStreams(t *testing.T) {
 		t.Fatalf("stream: %v %v", resp, err)
 	}
 	defer resp.Body.Close()
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if n := logs.FilterMessage("http shutdown").Len(); n != 0 {

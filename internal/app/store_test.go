@@ -64,14 +64,8 @@ func TestRunsOnPostgres(t *testing.T) {
 	} else if _, ok := fc.Store.(*postgres.Store); !ok {
 		t.Fatalf("store is %T, want *postgres.Store", fc.Store)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+	base, stop := serve(t, a)
+	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +73,7 @@ func TestRunsOnPostgres(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("readyz on postgres: %d", resp.StatusCode)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	password := dsn[strings.Index(dsn, "password=")+len("password="):]
@@ -91,6 +84,19 @@ func TestRunsOnPostgres(t *testing.T) {
 			t.Fatalf("the log repeats the DSN: %s", e.Message)
 		}
 	}
+}
+
+// serve runs a on a loopback port; stop shuts it down and returns Run's error.
+func serve(t *testing.T, a *App) (base string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln) }()
+	return "http://" + ln.Addr().String(), func() error { cancel(); return <-done }
 }
 
 func TestStoreChoiceAndErrors(t *testing.T) {

@@ -102,6 +102,22 @@ func named(approvers []string, by run.Approver) bool {
 	return false
 }
 
+// waiting reads run id, which must await approval (to is where by's
+// decision would move it), and checks that by may decide on it.
+func (s *Service) waiting(ctx context.Context, id string, by run.Approver, to run.State) (*run.Run, error) {
+	r, err := s.Store.Run(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != run.AwaitingApproval {
+		return nil, &run.TransitionError{RunID: id, From: r.State, To: to}
+	}
+	if err := s.mayDecide(ctx, r, by); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // decided is the audit line of a decision: who, when, why.
 func decided(verb string, by run.Approver, reason string, at time.Time) string {
 	msg := fmt.Sprintf("%s by %s at %s", verb, by.ID, at.Format(time.RFC3339))
@@ -113,14 +129,8 @@ func decided(verb string, by run.Approver, reason string, at time.Time) string {
 
 // Approve lets a run that awaits approval go ahead, if the policy names by.
 func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error) {
-	before, err := s.Store.Run(ctx, id)
+	before, err := s.waiting(ctx, id, by, run.Queued)
 	if err != nil {
-		return nil, fmt.Errorf("approve run %s: %w", id, err)
-	}
-	if before.State != run.AwaitingApproval {
-		return nil, fmt.Errorf("approve run %s: %w", id, &run.TransitionError{RunID: id, From: before.State, To: run.Queued})
-	}
-	if err := s.mayDecide(ctx, before, by); err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)
 	}
 	ahead, err := s.Store.StackDepth(ctx, before.Stack.Key())
@@ -148,14 +158,7 @@ func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reaso
 
 // Deny refuses a run that awaits approval, if the policy names by.
 func (s *Service) Deny(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error) {
-	before, err := s.Store.Run(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("deny run %s: %w", id, err)
-	}
-	if before.State != run.AwaitingApproval {
-		return nil, fmt.Errorf("deny run %s: %w", id, &run.TransitionError{RunID: id, From: before.State, To: run.Rejected})
-	}
-	if err := s.mayDecide(ctx, before, by); err != nil {
+	if _, err := s.waiting(ctx, id, by, run.Rejected); err != nil {
 		return nil, fmt.Errorf("deny run %s: %w", id, err)
 	}
 	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {

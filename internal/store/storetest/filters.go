@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,9 +32,9 @@ func filters(t *testing.T, open func(t *testing.T) Backend) {
 			q    store.Query
 			want []string
 		}{
-			{store.Query{Action: "add-s3-bucket", ByID: true}, sorted(a, b)},
-			{store.Query{Tenant: "acme", ByID: true}, sorted(a, c)},
-			{store.Query{Environment: "dev", ByID: true}, sorted(b, c)},
+			{store.Query{Action: "add-s3-bucket", ByID: true}, slices.Sorted(slices.Values([]string{a, b}))},
+			{store.Query{Tenant: "acme", ByID: true}, slices.Sorted(slices.Values([]string{a, c}))},
+			{store.Query{Environment: "dev", ByID: true}, slices.Sorted(slices.Values([]string{b, c}))},
 			{store.Query{User: "dana@acme.example", Environment: "dev", ByID: true}, []string{c}},
 			{store.Query{Tenant: "initech", ByID: true}, nil},
 			// A value shaped like SQL is only a value.
@@ -43,7 +44,7 @@ func filters(t *testing.T, open func(t *testing.T) Backend) {
 			if err != nil {
 				t.Fatalf("%+v: %v", tc.q, err)
 			}
-			if ids := runIDsOf(got); !equal(ids, tc.want) {
+			if ids := runIDsOf(got); !slices.Equal(ids, tc.want) {
 				t.Errorf("%+v: got %v, want %v", tc.q, ids, tc.want)
 			}
 		}
@@ -75,27 +76,4 @@ func filters(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatalf("cancel backlog %+v %v: want empty", none, err)
 		}
 	})
-}
-
-func sorted(ids ...string) []string {
-	for i := range ids {
-		for j := i + 1; j < len(ids); j++ {
-			if ids[j] < ids[i] {
-				ids[i], ids[j] = ids[j], ids[i]
-			}
-		}
-	}
-	return ids
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
