@@ -17,6 +17,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/app"
 	"github.com/paved-idp/paved/internal/callback"
+	"github.com/paved-idp/paved/internal/catalogcmd"
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/demo"
 )
@@ -41,6 +42,7 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 	}
 	cmd.AddCommand(serveCmd(), demoCmd(), versionCmd(), callback.NewCommand())
+	cmd.AddCommand(catalogcmd.Commands()...)
 	return cmd
 }
 

@@ -1,7 +1,8 @@
 // Package catalog holds paved's action definitions, read from actions/*.yaml:
 // what each action asks the developer (a JSON Schema, compiled once at load),
 // which GitLab project runs it, which stack it changes and which portal entity
-// its results are written to. It also renders actions for the portals.
+// its results are written to. internal/render turns actions into what the
+// portals read.
 package catalog
 
 import (
@@ -188,9 +189,7 @@ func Parse(name string, data []byte) (a *Action, err error) {
 // problem so an author fixes the file in one go.
 func build(name string, f *actionFile) (*Action, []error) {
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	bad := func(field, format string, args ...any) { errs = append(errs, defErr(field, format, args...)) }
 	if !identifierRE.MatchString(f.Identifier) {
 		bad("identifier", "must match %s, got %q", identifierRE, f.Identifier)
 	}
@@ -228,10 +227,11 @@ func build(name string, f *actionFile) (*Action, []error) {
 			a.Timeout = d
 		}
 	}
-	schema, sh, err := compileInputs(name, f.Inputs.Schema)
 	var props map[string]map[string]any
 	var required []string
-	if err != nil {
+	if typeErrs := checkTypes(f.Inputs.Schema); len(typeErrs) > 0 {
+		errs = append(errs, typeErrs...) // the compiler would only repeat them, less precisely
+	} else if schema, sh, err := compileInputs(name, f.Inputs.Schema); err != nil {
 		bad("inputs.schema", "%v", err)
 	} else {
 		a.Inputs, a.schema, a.shape = f.Inputs.Schema, schema, sh
@@ -244,6 +244,67 @@ func build(name string, f *actionFile) (*Action, []error) {
 		errs = append(errs, checkOutput(a.Output, props, required)...)
 	}
 	return a, errs
+}
+
+// DefinitionError is one problem with an action definition, at the field it
+// is about ("inputs.schema.properties.tenant.type"), so that a tool can point
+// at the line that field is on (internal/validate does).
+type DefinitionError struct {
+	Field string
+	Msg   string
+}
+
+func (e *DefinitionError) Error() string { return e.Field + ": " + e.Msg }
+
+func defErr(field, format string, args ...any) error {
+	return &DefinitionError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// InputProperties is the schema of each input as written (numbers as
+// float64); callers must not change it.
+func (a *Action) InputProperties() map[string]map[string]any {
+	if a.shape == nil {
+		return nil
+	}
+	return a.shape.Properties
+}
+
+// RequiredInputs lists the inputs the schema requires.
+func (a *Action) RequiredInputs() []string {
+	if a.shape == nil {
+		return nil
+	}
+	return slices.Clone(a.shape.Required)
+}
+
+// jsonTypes are the type names JSON Schema knows.
+var jsonTypes = []string{"array", "boolean", "integer", "null", "number", "object", "string"}
+
+// checkTypes names each input whose type is not a JSON Schema type, at that
+// input's own field.
+func checkTypes(doc map[string]any) []error {
+	props, _ := doc["properties"].(map[string]any)
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(props)) {
+		p, _ := props[name].(map[string]any)
+		t, ok := p["type"]
+		if !ok {
+			continue
+		}
+		names, _ := t.([]any)
+		if s, isStr := t.(string); isStr {
+			names = []any{s}
+		}
+		for _, n := range names {
+			if s, _ := n.(string); !slices.Contains(jsonTypes, s) {
+				errs = append(errs, defErr("inputs.schema.properties."+name+".type", "unknown type %v; use one of %s", n, strings.Join(jsonTypes, ", ")))
+			}
+		}
+		if len(names) == 0 {
+			errs = append(errs, defErr("inputs.schema.properties."+name+".type", "must be a type name or a list of them, got %v", t))
+		}
+	}
+	return errs
 }
 
 // shape is the part of an input schema the platform's conventions inspect.
@@ -327,34 +388,34 @@ func checkInputs(props map[string]map[string]any, required, order []string) []er
 	for _, k := range []string{"tenant", "environment"} {
 		p, ok := props[k]
 		if !ok {
-			errs = append(errs, fmt.Errorf("inputs.schema.properties.%s: is required on every action", k))
+			errs = append(errs, defErr("inputs.schema.properties."+k, "is required on every action"))
 			continue
 		}
 		if p["type"] != "string" {
-			errs = append(errs, fmt.Errorf("inputs.schema.properties.%s.type: must be string", k))
+			errs = append(errs, defErr("inputs.schema.properties."+k+".type", "must be string"))
 		}
 		if !slices.Contains(required, k) {
-			errs = append(errs, fmt.Errorf("inputs.schema.required: must include %s", k))
+			errs = append(errs, defErr("inputs.schema.required", "must include %s", k))
 		}
 	}
 	for _, r := range required {
 		if _, ok := props[r]; !ok {
-			errs = append(errs, fmt.Errorf("inputs.schema.required: %q is not a declared property", r))
+			errs = append(errs, defErr("inputs.schema.required", "%q is not a declared property", r))
 		}
 	}
 	seen := map[string]bool{}
 	for _, o := range order {
 		switch {
 		case seen[o]:
-			errs = append(errs, fmt.Errorf("inputs.order: %q listed twice", o))
+			errs = append(errs, defErr("inputs.order", "%q listed twice", o))
 		case props[o] == nil:
-			errs = append(errs, fmt.Errorf("inputs.order: %q is not a declared property", o))
+			errs = append(errs, defErr("inputs.order", "%q is not a declared property", o))
 		}
 		seen[o] = true
 	}
 	missing := slices.DeleteFunc(slices.Sorted(maps.Keys(props)), func(k string) bool { return seen[k] })
 	if len(missing) > 0 {
-		errs = append(errs, fmt.Errorf("inputs.order: must list every input; missing %s", strings.Join(missing, ", ")))
+		errs = append(errs, defErr("inputs.order", "must list every input; missing %s", strings.Join(missing, ", ")))
 	}
 	return errs
 }
@@ -362,16 +423,16 @@ func checkInputs(props map[string]map[string]any, required, order []string) []er
 func checkServiceFrom(from string, op run.Operation, props map[string]map[string]any, required []string) []error {
 	if from == "entity.identifier" {
 		if op == run.Create {
-			return []error{errors.New("serviceFrom: a CREATE action has no entity yet; use inputs.<name>")}
+			return []error{defErr("serviceFrom", "a CREATE action has no entity yet; use inputs.<name>")}
 		}
 		return nil
 	}
 	in, ok := strings.CutPrefix(from, "inputs.")
 	if !ok {
-		return []error{fmt.Errorf("serviceFrom: must be inputs.<name> or entity.identifier, got %q", from)}
+		return []error{defErr("serviceFrom", "must be inputs.<name> or entity.identifier, got %q", from)}
 	}
 	if props != nil && (props[in] == nil || !slices.Contains(required, in)) {
-		return []error{fmt.Errorf("serviceFrom: input %q must be a declared, required input", in)}
+		return []error{defErr("serviceFrom", "input %q must be a declared, required input", in)}
 	}
 	return nil
 }
@@ -379,17 +440,17 @@ func checkServiceFrom(from string, op run.Operation, props map[string]map[string
 func checkOutput(o Output, props map[string]map[string]any, required []string) []error {
 	var errs []error
 	if !blueprintRE.MatchString(o.Blueprint) {
-		errs = append(errs, fmt.Errorf("output.blueprint: must be a blueprint identifier, got %q", o.Blueprint))
+		errs = append(errs, defErr("output.blueprint", "must be a blueprint identifier, got %q", o.Blueprint))
 	}
 	// The identifier must exist before the pipeline runs (so it cannot use
 	// outputs) and must never be empty (so it may only use required inputs).
 	if o.Identifier == "" {
-		errs = append(errs, errors.New("output.identifier: is required"))
+		errs = append(errs, defErr("output.identifier", "is required"))
 	}
 	check := func(field, tmpl string, allowOutputs bool) {
 		refs, err := placeholders(tmpl)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			errs = append(errs, defErr(field, "%v", err))
 			return
 		}
 		for _, r := range refs {
@@ -398,18 +459,18 @@ func checkOutput(o Output, props map[string]map[string]any, required []string) [
 			case strings.HasPrefix(r, "outputs.") && allowOutputs:
 				for _, seg := range outputPathRE.FindAllStringSubmatch(r, -1) {
 					if in := seg[2]; in != "" && props != nil && props[in] == nil {
-						errs = append(errs, fmt.Errorf("%s: ${%s} names [inputs.%s], which is not a declared input", field, r, in))
+						errs = append(errs, defErr(field, "${%s} names [inputs.%s], which is not a declared input", r, in))
 					}
 				}
 			case strings.HasPrefix(r, "inputs."):
 				in := strings.TrimPrefix(r, "inputs.")
 				if props != nil && props[in] == nil {
-					errs = append(errs, fmt.Errorf("%s: ${%s} is not a declared input", field, r))
+					errs = append(errs, defErr(field, "${%s} is not a declared input", r))
 				} else if !allowOutputs && props != nil && !slices.Contains(required, in) {
-					errs = append(errs, fmt.Errorf("%s: ${%s} must be a required input", field, r))
+					errs = append(errs, defErr(field, "${%s} must be a required input", r))
 				}
 			default:
-				errs = append(errs, fmt.Errorf("%s: unknown placeholder ${%s}; use tenant, environment, service, stack, inputs.<name> or outputs.<name>", field, r))
+				errs = append(errs, defErr(field, "unknown placeholder ${%s}; use tenant, environment, service, stack, inputs.<name> or outputs.<name>", r))
 			}
 		}
 	}

@@ -363,51 +363,6 @@ func TestEntityFor(t *testing.T) {
 	}
 }
 
-func TestPortAction(t *testing.T) {
-	a := mustGet(t, loadReal(t), "create-service")
-	pa := a.PortAction("https://paved.example.com/webhooks/port")
-	raw, err := json.Marshal(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Identifier string `json:"identifier"`
-		Trigger    struct {
-			Type, Operation, BlueprintIdentifier string
-			UserInputs                           struct {
-				Properties map[string]map[string]any `json:"properties"`
-				Required   []string                  `json:"required"`
-				Order      []string                  `json:"order"`
-			} `json:"userInputs"`
-		} `json:"trigger"`
-		InvocationMethod struct {
-			Type, URL, Method string
-			Synchronized      bool
-		} `json:"invocationMethod"`
-		RequiredApproval bool `json:"requiredApproval"`
-	}
-	if err := json.Unmarshal(raw, &got); err != nil {
-		t.Fatal(err)
-	}
-	tr := got.Trigger
-	if got.Identifier != "create-service" || tr.Type != "self-service" || tr.Operation != "CREATE" || tr.BlueprintIdentifier != "service" {
-		t.Errorf("trigger = %+v", tr)
-	}
-	im := got.InvocationMethod
-	if im.Type != "WEBHOOK" || im.URL != "https://paved.example.com/webhooks/port" || im.Method != "POST" || im.Synchronized {
-		t.Errorf("invocationMethod = %+v", im)
-	}
-	if !slices.Equal(tr.UserInputs.Order, a.Order) || !slices.Contains(tr.UserInputs.Required, "tenant") {
-		t.Errorf("order %v required %v", tr.UserInputs.Order, tr.UserInputs.Required)
-	}
-	if r := tr.UserInputs.Properties["replicas"]; r["type"] != "number" || r["maximum"] != float64(20) {
-		t.Errorf("replicas input = %v", r)
-	}
-	if n := tr.UserInputs.Properties["name"]; n["pattern"] == nil || n["title"] != "Service name" {
-		t.Errorf("name input = %v", n)
-	}
-}
-
 func TestOutputPaths(t *testing.T) {
 	r := &run.Run{Request: run.Request{Inputs: map[string]any{"q": "orders", "n": float64(3)}},
 		Outputs: map[string]any{"url": "u", "queues": map[string]any{"orders": map[string]any{"arn": "a"}, "3": "three"}}}
@@ -441,4 +396,68 @@ func mustRead(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDefinitionErrorFields: every problem Parse finds is a *DefinitionError
+// naming the field it is about, which is what lets internal/validate point
+// at its line.
+func TestDefinitionErrorFields(t *testing.T) {
+	src := mustRead(t, "create-service.yaml")
+	edit := func(pairs ...string) []byte {
+		s := src
+		for i := 0; i < len(pairs); i += 2 {
+			if !strings.Contains(s, pairs[i]) {
+				t.Fatalf("create-service.yaml lacks %q", pairs[i])
+			}
+			s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+		}
+		return []byte(s)
+	}
+	_, err := Parse("x.yaml", edit(
+		"title: Create a service\n", "",
+		"        type: integer\n", "        type: integr\n",
+		"order: [name, team,", "order: [name, team, team,",
+		"    url: ${outputs.url}", "    url: ${nope}",
+	))
+	if err == nil {
+		t.Fatal("Parse accepted a broken action")
+	}
+	var fields []string
+	var walk func(error)
+	walk = func(e error) {
+		if de, ok := e.(*DefinitionError); ok {
+			fields = append(fields, de.Field)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if u, ok := e.(interface{ Unwrap() error }); ok {
+			walk(u.Unwrap())
+			return
+		}
+		t.Errorf("not a *DefinitionError: %v", e)
+	}
+	walk(err)
+	slices.Sort(fields)
+	// An unknown type stops the input checks that need the schema (order);
+	// the rest go on.
+	want := []string{"inputs.schema.properties.replicas.type", "output.properties.url", "title"}
+	if !slices.Equal(fields, want) {
+		t.Fatalf("fields = %v, want %v", fields, want)
+	}
+	if !strings.Contains(err.Error(), "inputs.schema.properties.replicas.type: unknown type integr") {
+		t.Fatalf("error = %v", err)
+	}
+
+	// With the type fixed, the order and output problems are found too.
+	_, err = Parse("x.yaml", edit("order: [name, team,", "order: [name, team, team,", "    url: ${outputs.url}", "    url: ${nope}"))
+	for _, want := range []string{"inputs.order: \"team\" listed twice", "output.properties.url: unknown placeholder ${nope}"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %v, want it to contain %q", err, want)
+		}
+	}
 }

@@ -102,6 +102,8 @@ func FuzzLoadAction(f *testing.F) {
 		}
 		// A parsed action must be usable without panicking.
 		a.Validate(map[string]any{"tenant": "t", "environment": "e"})
-		a.PortAction("https://paved.example/webhooks/port")
+		if a.InputProperties() == nil {
+			t.Fatal("a parsed action has no inputs")
+		}
 	})
 }

@@ -40,6 +40,9 @@ type Config struct {
 	Operator     Operator      `yaml:"operator"`
 	Approvals    Approvals     `yaml:"approvals"`
 	Tracing      Tracing       `yaml:"tracing"`
+	// BlueprintsDir holds the Port blueprints actions write to; serve checks
+	// the actions against them when it exists (internal/validate).
+	BlueprintsDir string `yaml:"blueprintsDir"`
 }
 
 // Operator is paved's web page for the platform team, at /ui/.
@@ -178,7 +181,7 @@ func Default() Config {
 	return Config{
 		Server:     Server{Listen: "127.0.0.1:8080", ShutdownTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20},
 		Store:      Store{Driver: "sqlite", Path: "paved.db"},
-		ActionsDir: "actions", PolicyDir: "actions/policy",
+		ActionsDir: "actions", PolicyDir: "actions/policy", BlueprintsDir: "blueprints",
 		Port:      Port{Enabled: true, BaseURL: "https://api.getport.io", SignatureTolerance: 5 * time.Minute, UserCacheTTL: time.Minute, Timeout: 10 * time.Second},
 		GitLab:    GitLab{RequestsPerMinute: 600, Timeout: 30 * time.Second, PollInterval: 30 * time.Second, ReconcileAfter: 2 * time.Minute},
 		Workers:   Workers{Interval: time.Second, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: time.Minute, RunTimeout: time.Hour},

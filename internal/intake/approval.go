@@ -179,10 +179,9 @@ func (s *Service) Deny(ctx context.Context, id string, by run.Approver, reason s
 	return r, nil
 }
 
-// ApproveRunAction is the portal action by which an approver decides on a
-// waiting run from the portal itself. `paved render port` renders it as a
-// synchronous webhook: Port marks the action's own run by paved's answer.
-const ApproveRunAction = "paved-approve-run"
+// ApproveRunAction is run.ApproveRunAction. `paved render port` renders it
+// as a synchronous webhook: Port marks the action's own run by paved's answer.
+const ApproveRunAction = run.ApproveRunAction
 
 // ErrBadDecision refuses a decision action whose inputs are not a run id
 // and approve or deny.

@@ -190,6 +190,11 @@ func (r *Run) MoveTo(to State, now time.Time) error {
 	return nil
 }
 
+// ApproveRunAction is the portal action by which an approver decides on a
+// waiting run from the portal itself; its inputs are runId, decision
+// ("approve" or "deny") and reason.
+const ApproveRunAction = "paved-approve-run"
+
 // Approver is who approves or denies a run: ID is an email, or
 // operator:<name> for an operator of paved's operator page.
 type Approver struct {

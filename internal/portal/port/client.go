@@ -186,6 +186,15 @@ type call struct {
 	out    any        // JSON-decoded into when not nil
 }
 
+// Call sends one request to Port's API with the client's token, for routes
+// this package has no method for (internal/portsync's blueprints and
+// actions): path is escaped and starts with /v1/, body is sent as JSON when
+// not nil, the answer is decoded into out when not nil. A non-2xx answer is
+// an *APIError (*RateLimitError for a 429); op names the call in errors.
+func (c *Client) Call(ctx context.Context, op, method, path string, body, out any) error {
+	return c.do(ctx, call{op: op, method: method, path: path, body: body, out: out})
+}
+
 // do sends c with a bearer token. A 401 means the token was revoked or
 // expired early: the token is dropped and the request is sent once more
 // with a fresh one.

@@ -21,6 +21,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("POST /v1/actions/runs/{run_id}/logs", s.authed(s.addLog))
 	mux.Handle("POST /v1/blueprints/{blueprint}/entities", s.authed(s.upsertEntity))
 	mux.Handle("GET /v1/users/{email}", s.authed(s.getUser))
+	s.catalog.Routes(mux, s.authed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteErr(w, http.StatusNotFound, "not_found", "route "+r.Method+" "+r.URL.Path+" is not simulated")
 	})

@@ -1,6 +1,7 @@
 // Package portsim simulates, in process, the parts of Port (getport.io) that paved talks to:
-// Port's REST API (access tokens, action runs, run logs, entity upserts, users) and Port's
-// webhook sender for self-service actions. It follows Port's public documentation, not paved's
+// Port's REST API (access tokens, action runs, run logs, entity upserts, users, and the
+// blueprints and actions `paved sync port` writes) and Port's webhook sender for
+// self-service actions. It follows Port's public documentation, not paved's
 // client, so that end-to-end tests and `paved demo` exercise the same wire formats production
 // does. Everything a test may want to assert on (runs, logs, terminal-status attempts, entities,
 // every call) is recorded and handed out as deep copies.
@@ -25,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paved-idp/paved/internal/sim/portsim/internal/catalogapi"
 	"github.com/paved-idp/paved/internal/sim/portsim/internal/faults"
 	"github.com/paved-idp/paved/internal/sim/portsim/internal/model"
 )
@@ -103,6 +105,9 @@ type Sim struct {
 	blueprints map[string]bool
 	entities   map[string]map[string]*Entity // blueprint -> identifier -> entity
 	calls      []Call
+
+	// catalog holds the blueprints and actions created through the API.
+	catalog *catalogapi.Store
 }
 
 type runState struct {
@@ -145,8 +150,28 @@ func New(cfg Config) *Sim {
 	for _, b := range cfg.Blueprints {
 		s.blueprints[b] = true
 	}
+	s.catalog = catalogapi.New(catalogapi.Config{
+		Now: s.now,
+		KnownBlueprint: func(id string) bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.blueprints[id]
+		},
+		// A blueprint created through the API takes entities.
+		OnBlueprint: func(id string) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.blueprints[id] = true
+		},
+	})
 	return s
 }
+
+// Blueprint returns a blueprint created through the API, as Port answers it.
+func (s *Sim) Blueprint(id string) (map[string]any, bool) { return s.catalog.Blueprint(id) }
+
+// Action returns an action created through the API, as Port answers it.
+func (s *Sim) Action(id string) (map[string]any, bool) { return s.catalog.Action(id) }
 
 func (s *Sim) now() time.Time { return s.cfg.Now().UTC() }
 

@@ -30,10 +30,12 @@ type Invocation struct {
 	Blueprint string
 }
 
-// Decode reads Port's default WEBHOOK body into a run request. It fails
-// with ErrNotJSON for malformed JSON and with ErrNotARun, naming the field,
-// for JSON that is not a Port action run. Errors never quote more than a
-// clipped piece of the body.
+// Decode reads a Port action run into a run request: Port's default WEBHOOK
+// body, or the same shape from the explicit body paved renders for its
+// actions (internal/render), which builds it from trigger data as Port's
+// migration of old actions does. It fails with ErrNotJSON for malformed JSON
+// and with ErrNotARun, naming the field, for JSON that is not a Port action
+// run. Errors never quote more than a clipped piece of the body.
 //
 // Port's documented sample:
 //
@@ -498,6 +500,11 @@ func decodeEntity(payload, runCtx object, ctxBlueprint string) (run.Entity, erro
 		if *f.dst, err = e.str(f.key); err != nil {
 			return run.Entity{}, err
 		}
+	}
+	if out.Blueprint == "" {
+		// An entity from trigger data (a body template's {{ .entity }}) may
+		// leave its blueprint out; it is the action's.
+		out.Blueprint = ctxBlueprint
 	}
 	if out.Team, err = teams(e); err != nil {
 		return run.Entity{}, err

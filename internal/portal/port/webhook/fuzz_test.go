@@ -21,7 +21,7 @@ const maxErrorLen = 512
 // and otherwise returns a request the rest of paved can rely on.
 func FuzzVerifyDecode(f *testing.F) {
 	now := strconv.FormatInt(testNow.Unix(), 10)
-	for _, name := range []string{"day2_default.json", "create_no_entity.json", "v1_api_triggered.json"} {
+	for _, name := range []string{"day2_default.json", "create_no_entity.json", "v1_api_triggered.json", "day2_rendered.json", "create_rendered.json"} {
 		body := readSample(f, name)
 		f.Add(body, now, Sign(testSecret, now, body))
 		f.Add(body, now, "v1,AAAA v1,"+Sign(testSecret, now, body)[3:])

@@ -1,0 +1,92 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+// TestBuildRefusesBadDefinitions: paved serve does not start on a broken
+// action, blueprint or policy, and names the file and line, as paved
+// validate does (which also runs the policy's Rego tests).
+func TestBuildRefusesBadDefinitions(t *testing.T) {
+	copyTree := func(from string) string {
+		dir := t.TempDir()
+		entries, err := os.ReadDir(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(from, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	edit := func(path, old, new string) {
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(b), old) {
+			t.Fatalf("%s lacks %q (%v)", path, old, err)
+		}
+		if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("malformed action", func(t *testing.T) {
+		cfg, env := testConfig(t)
+		cfg.ActionsDir = copyTree("../../actions")
+		f := filepath.Join(cfg.ActionsDir, "delete-service.yaml")
+		edit(f, "operation: DELETE\n", "operation: DELETE\n  extra: indented\n")
+		_, err := build(t, cfg, env, zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), f+":9: YAML: mapping values are not allowed") {
+			t.Fatalf("Build error = %v, want the file and line of the malformed action", err)
+		}
+	})
+
+	t.Run("output not in the blueprint", func(t *testing.T) {
+		cfg, env := testConfig(t)
+		cfg.ActionsDir = copyTree("../../actions")
+		cfg.BlueprintsDir = "../../blueprints"
+		f := filepath.Join(cfg.ActionsDir, "add-s3-bucket.yaml")
+		edit(f, "    region: ${outputs.region}", "    awsRegion: ${outputs.region}")
+		_, err := build(t, cfg, env, zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), f+":20: output.properties.awsRegion: blueprint s3_bucket has no property") {
+			t.Fatalf("Build error = %v", err)
+		}
+		// Without a blueprints directory that check is skipped: paved
+		// does not need blueprints to serve.
+		cfg.BlueprintsDir = filepath.Join(t.TempDir(), "none")
+		a, err := build(t, cfg, env, zap.NewNop())
+		if err != nil {
+			t.Fatalf("Build without blueprints: %v", err)
+		}
+		a.store.Close()
+	})
+
+	t.Run("policy that does not compile", func(t *testing.T) {
+		cfg, env := testConfig(t)
+		cfg.PolicyDir = copyTree("../../actions/policy")
+		f := filepath.Join(cfg.PolicyDir, "policy.rego")
+		b, _ := os.ReadFile(f)
+		line := strings.Count(string(b), "\n") + 2
+		if err := os.WriteFile(f, append(b, []byte("\nbroken if {\n\tundefined_thing\n}\n")...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := build(t, cfg, env, zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), f+":"+strconv.Itoa(line+1)+":") {
+			t.Fatalf("Build error = %v, want %s:%d", err, f, line+1)
+		}
+	})
+}

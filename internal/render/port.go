@@ -1,0 +1,303 @@
+// Package render turns paved's catalog (actions/*.yaml and blueprints/*.json)
+// into what the portals read: Port's blueprint and action JSON, and one
+// Backstage scaffolder Template per action. Renderers are pure functions and
+// their output is deterministic (sorted keys, a stable order), so rendered
+// files can be committed and diffed, and a sync that changes nothing says so.
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/paved-idp/paved/internal/blueprint"
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/run"
+)
+
+// ApproveRunAction is the identifier of paved's built-in Port action that
+// approves or denies a run waiting for approval (run.ApproveRunAction).
+const ApproveRunAction = run.ApproveRunAction
+
+// PortOptions are the choices the catalog does not make.
+type PortOptions struct {
+	// WebhookURL is where Port sends runs: paved's public URL followed by
+	// /webhooks/port.
+	WebhookURL string
+}
+
+// Port is the catalog as Port's API takes it.
+type Port struct {
+	// Blueprints come in the order Port must receive them: a relation's
+	// target before the blueprint that relates to it.
+	Blueprints []map[string]any
+	// Actions are sorted by identifier; paved's built-in actions are among
+	// them.
+	Actions []map[string]any
+}
+
+// RenderPort renders the blueprints and the actions, paved's built-in ones
+// added.
+func RenderPort(actions []*catalog.Action, bps []*blueprint.Blueprint, opt PortOptions) (Port, error) {
+	if err := checkWebhookURL(opt.WebhookURL); err != nil {
+		return Port{}, err
+	}
+	entityBlueprints := map[string]bool{}
+	for _, b := range bps {
+		entityBlueprints[b.Identifier] = true
+	}
+	var out Port
+	for _, b := range blueprintOrder(bps) {
+		out.Blueprints = append(out.Blueprints, maps.Clone(b.Doc))
+	}
+	for _, a := range actions {
+		out.Actions = append(out.Actions, PortAction(a, entityBlueprints, opt))
+	}
+	out.Actions = append(out.Actions, approveRunAction(opt))
+	slices.SortFunc(out.Actions, func(a, b map[string]any) int {
+		return strings.Compare(a["identifier"].(string), b["identifier"].(string))
+	})
+	return out, nil
+}
+
+func checkWebhookURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("render: the webhook URL must be an absolute http(s) URL (paved's public URL + /webhooks/port), got %q", s)
+	}
+	return nil
+}
+
+// PortAction renders one action. Inputs named like a blueprint in
+// entityBlueprints become entity inputs of that blueprint, and the input
+// "team" a team input: the developer picks from what exists in Port instead
+// of typing a name.
+func PortAction(a *catalog.Action, entityBlueprints map[string]bool, opt PortOptions) map[string]any {
+	props := map[string]any{}
+	var entityInputs []string
+	for name, p := range a.InputProperties() {
+		in := portInput(p)
+		if in["type"] == "string" {
+			switch {
+			case name == "team":
+				textOnly(in)
+				in["format"] = "team"
+			case entityBlueprints[name]:
+				textOnly(in)
+				in["format"], in["blueprint"] = "entity", name
+				entityInputs = append(entityInputs, name)
+			}
+		}
+		props[name] = in
+	}
+	trigger := map[string]any{
+		"type":      "self-service",
+		"operation": string(a.Operation),
+		"userInputs": map[string]any{
+			"properties": props,
+			"required":   nonNil(a.RequiredInputs()),
+			"order":      nonNil(slices.Clone(a.Order)),
+		},
+	}
+	if a.Blueprint != "" {
+		trigger["blueprintIdentifier"] = a.Blueprint
+	}
+	out := map[string]any{
+		"identifier":       a.Identifier,
+		"title":            a.Title,
+		"description":      a.Description,
+		"trigger":          trigger,
+		"invocationMethod": invocation(opt.WebhookURL, entityInputs),
+		"requiredApproval": a.RequiredApproval,
+	}
+	if a.Icon != "" {
+		out["icon"] = a.Icon
+	}
+	return out
+}
+
+// approveRunAction is paved's built-in "approve a run" action. It is on no
+// blueprint (Port allows actions without one): the run is named by its id,
+// so it is a CREATE action, which needs no entity. It is synchronous: paved
+// decides at once, and Port marks the action's own run by the answer.
+func approveRunAction(opt PortOptions) map[string]any {
+	return map[string]any{
+		"identifier":  ApproveRunAction,
+		"title":       "Approve a paved run",
+		"description": "Approve or deny a paved run that waits for approval, such as a production delete. The decision and reason are recorded in the run's audit trail.",
+		"trigger": map[string]any{
+			"type":      "self-service",
+			"operation": "CREATE",
+			"userInputs": map[string]any{
+				"properties": map[string]any{
+					"runId":    map[string]any{"type": "string", "title": "Run id", "description": "The paved run id (r_…), as shown on the run and on paved's operator page.", "minLength": 1},
+					"decision": map[string]any{"type": "string", "title": "Decision", "enum": []any{"approve", "deny"}},
+					"reason":   map[string]any{"type": "string", "title": "Reason", "description": "Why; shown to the developer who asked."},
+				},
+				"required": []any{"runId", "decision"},
+				"order":    []any{"runId", "decision", "reason"},
+			},
+		},
+		"invocationMethod": synchronous(invocation(opt.WebhookURL, nil)),
+		"requiredApproval": false,
+	}
+}
+
+// synchronous makes a WEBHOOK invocation synchronous, in the method and in
+// the copy the body carries.
+func synchronous(m map[string]any) map[string]any {
+	m["synchronized"] = true
+	if body, ok := m["body"].(map[string]any); ok {
+		if p, ok := body["payload"].(map[string]any); ok {
+			if a, ok := p["action"].(map[string]any); ok {
+				if im, ok := a["invocationMethod"].(map[string]any); ok {
+					im["synchronized"] = true
+				}
+			}
+		}
+	}
+	return m
+}
+
+// invocation is the WEBHOOK invocation method, with an explicit body: Port's
+// docs do not promise what a WEBHOOK action sends without one. The body
+// reproduces the run shape Port sent by default before its current actions
+// format (and which webhook.Decode reads), written as Port's own migration
+// does: trigger data (documented under "Trigger data": inputs, trigger,
+// entity, action, run) through jq in {{ }}. A template that is a whole
+// string yields the JSON value itself, not its text.
+func invocation(webhookURL string, entityInputs []string) map[string]any {
+	method := map[string]any{"type": "WEBHOOK", "url": webhookURL, "agent": false, "synchronized": false, "method": "POST"}
+	body := map[string]any{
+		"action":       "{{ .action.identifier }}",
+		"resourceType": "run",
+		"status":       "TRIGGERED",
+		"trigger":      "{{ .trigger | {by, origin, at} }}",
+		"context": map[string]any{
+			"entity":    "{{ .entity.identifier }}",
+			"blueprint": "{{ .action.blueprint }}",
+			"runId":     "{{ .run.id }}",
+		},
+		"payload": map[string]any{
+			// A CREATE run has entity {}; the old body had null.
+			"entity":             "{{ if .entity == {} then null else .entity end }}",
+			"action":             map[string]any{"invocationMethod": maps.Clone(method), "trigger": "{{ .trigger.operation }}"},
+			"properties":         inputsTemplate(entityInputs),
+			"censoredProperties": "{{ .action.encryptedProperties }}",
+		},
+	}
+	method["body"] = body
+	return method
+}
+
+// inputsTemplate is the jq for payload.properties. An entity input's value
+// is the whole entity in trigger data, but was its identifier in the old
+// body (Port's migration maps it with .identifier too), and the identifier
+// is what the action's schema checks.
+func inputsTemplate(entityInputs []string) string {
+	slices.Sort(entityInputs)
+	var b strings.Builder
+	b.WriteString("{{ .inputs")
+	for _, in := range entityInputs {
+		q, _ := json.Marshal(in) // a JSON string is a jq string
+		fmt.Fprintf(&b, " | if has(%s) then .[%s] |= .identifier else . end", q, q)
+	}
+	b.WriteString(" }}")
+	return b.String()
+}
+
+// portKeys are the JSON Schema keywords Port's user inputs understand; the
+// rest (exclusive bounds, const, $comment, ...) stay with paved, which
+// validates every request anyway.
+var portKeys = []string{
+	"type", "title", "description", "default", "enum", "pattern", "format",
+	"minimum", "maximum", "minLength", "maxLength", "icon", "items", "minItems", "maxItems",
+}
+
+func portInput(p map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range portKeys {
+		if v, ok := p[k]; ok {
+			out[k] = v
+		}
+	}
+	// Port has no integer type; paved's own validation keeps integers whole.
+	if out["type"] == "integer" {
+		out["type"] = "number"
+	}
+	return out
+}
+
+// textOnly drops the text constraints of an input that becomes a picker:
+// Port offers what exists, and paved still checks the value it gets.
+func textOnly(in map[string]any) {
+	for _, k := range []string{"pattern", "minLength", "maxLength", "format", "enum"} {
+		delete(in, k)
+	}
+}
+
+// nonNil makes an empty list render as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// blueprintOrder sorts blueprints so that every relation's target comes
+// before the blueprint relating to it, by identifier among equals. A cycle
+// (Port accepts one only when built in steps) keeps identifier order.
+func blueprintOrder(bps []*blueprint.Blueprint) []*blueprint.Blueprint {
+	byID := map[string]*blueprint.Blueprint{}
+	for _, b := range bps {
+		byID[b.Identifier] = b
+	}
+	ids := slices.Sorted(maps.Keys(byID))
+	done := map[string]bool{}
+	var out []*blueprint.Blueprint
+	for len(out) < len(ids) {
+		progress := false
+		for _, id := range ids {
+			if done[id] || !targetsDone(byID[id], byID, done) {
+				continue
+			}
+			done[id], progress = true, true
+			out = append(out, byID[id])
+		}
+		if !progress {
+			for _, id := range ids {
+				if !done[id] {
+					done[id] = true
+					out = append(out, byID[id])
+				}
+			}
+		}
+	}
+	return out
+}
+
+func targetsDone(b *blueprint.Blueprint, byID map[string]*blueprint.Blueprint, done map[string]bool) bool {
+	for _, r := range b.Relations {
+		if r.Target != b.Identifier && byID[r.Target] != nil && !done[r.Target] {
+			return false
+		}
+	}
+	return true
+}
+
+// JSON encodes v as rendered files are written: indented, keys sorted, no
+// HTML escaping (a webhook URL's & stays &), a final newline.
+func JSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("render: encode JSON: %w", err)
+	}
+	return buf.Bytes(), nil
+}
