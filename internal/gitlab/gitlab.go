@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/paved-idp/paved/internal/gitlab/ratecap"
 	"golang.org/x/time/rate"
 )
 
@@ -116,7 +117,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	if waitMax <= 0 {
 		waitMax = 30 * time.Second
 	}
-	// The cap is enforced beneath client-go's retries, by capTransport, so
+	// The cap is enforced beneath client-go's retries, by ratecap, so
 	// that it counts every attempt. client-go consults its limiter once per
 	// call, so it gets an unlimited one: a limit there would count calls a
 	// second time, and without one client-go sizes its own from the first
@@ -146,8 +147,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		next = http.DefaultTransport
 	}
 	hc.Timeout = 0
-	hc.Transport = &capTransport{next: next, limiter: newWindow(opt.RequestsPerMinute),
-		timeout: timeout, maxPause: waitMax, onWait: opt.OnRateLimitWait}
+	hc.Transport = ratecap.New(next, ratecap.Options{PerMinute: opt.RequestsPerMinute, Timeout: timeout, MaxPause: waitMax, OnWait: opt.OnRateLimitWait})
 	opts = append(opts, gl.WithHTTPClient(hc))
 	c, err := gl.NewClient(token, opts...)
 	if err != nil {
@@ -161,7 +161,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 // otherwise backs off exponentially with jitter.
 func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-		if d, ok := retryAfter(resp.Header); ok {
+		if d, ok := ratecap.RetryAfter(resp.Header); ok {
 			return min(max(d, minWait), maxWait)
 		}
 	}
@@ -359,20 +359,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 	if code != http.StatusTooManyRequests || resp == nil {
 		return 0, false
 	}
-	return retryAfter(resp.Header)
-}
-
-func retryAfter(h http.Header) (time.Duration, bool) {
-	if s, err := strconv.ParseInt(h.Get("Retry-After"), 10, 64); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(h.Get("Retry-After")); err == nil {
-		return max(0, time.Until(t)), true
-	}
-	if u, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil && u > 0 {
-		return max(0, time.Until(time.Unix(u, 0))), true
-	}
-	return 0, false
+	return ratecap.RetryAfter(resp.Header)
 }
 
 var _ retryablehttp.CheckRetry = noRetry

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/paved-idp/paved/internal/gitlab/ratecap"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
@@ -87,7 +88,7 @@ func bubble(t *testing.T, cfg gitlabsim.Config, rec *arrivals, opt Options) (*gi
 // TestCapCountsRetries: issue #8. With a fifth of GitLab's answers 5xx and
 // every failed read retried, twenty callers reading as fast as the client
 // lets them for five minutes never put more than the cap's requests into
-// any window of a minute (of windowSpan, in fact). Before the fix the cap
+// any window of a minute (of ratecap.Span, in fact). Before the fix the cap
 // counted calls and the retries beneath them went uncounted.
 func TestCapCountsRetries(t *testing.T) {
 	const perMinute, callers, run = 600, 20, 5 * time.Minute
@@ -129,11 +130,11 @@ func TestCapCountsRetries(t *testing.T) {
 		}
 
 		times, _ := rec.snapshot()
-		// The busiest window of a minute (and of windowSpan, the margin
+		// The busiest window of a minute (and of ratecap.Span, the margin
 		// the limiter keeps) that ends at an arrival.
 		busiest := 0
 		for i, j := 0, 0; j < len(times); j++ {
-			for times[j].Sub(times[i]) >= windowSpan {
+			for times[j].Sub(times[i]) >= ratecap.Span {
 				i++
 			}
 			busiest = max(busiest, j-i+1)
@@ -230,36 +231,4 @@ func TestRateLimitPausesEveryCaller(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestWindow: a backlog gets the whole minute's allowance at once, the
-// request after it waits until the first slot is windowSpan old, and a
-// caller whose deadline comes before that fails at once.
-func TestWindow(t *testing.T) {
-	if newWindow(0) != nil || newWindow(-1) != nil {
-		t.Error("no cap should mean no limiter")
-	}
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		w := newWindow(5)
-		start := time.Now()
-		for i := range 5 {
-			if err := w.Wait(ctx); err != nil || time.Since(start) != 0 {
-				t.Fatalf("slot %d: %v after %v; want at once", i, err, time.Since(start))
-			}
-		}
-		short, cancel := context.WithTimeout(ctx, windowSpan/2)
-		defer cancel()
-		if err := w.Wait(short); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 0 {
-			t.Fatalf("sixth slot with a deadline before it frees: %v after %v; want DeadlineExceeded at once", err, time.Since(start))
-		}
-		time.Sleep(time.Second) // in the bubble: the clock moves, nothing else
-		if err := w.Wait(ctx); err != nil || time.Since(start) != windowSpan {
-			t.Fatalf("sixth slot: %v after %v; want it when the first is %v old", err, time.Since(start), windowSpan)
-		}
-		// The second slot was taken at the same instant as the first.
-		if err := w.Wait(ctx); err != nil || time.Since(start) != windowSpan {
-			t.Fatalf("seventh slot: %v after %v; want %v", err, time.Since(start), windowSpan)
-		}
-	})
 }

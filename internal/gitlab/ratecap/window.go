@@ -1,4 +1,8 @@
-package gitlab
+// Package ratecap keeps paved's GitLab requests under a cap: an
+// http.RoundTripper beneath client-go's retry loop, so that every attempt
+// counts, with a sliding window of requests a minute and a pause for all
+// callers after a 429.
+package ratecap
 
 import (
 	"context"
@@ -7,15 +11,15 @@ import (
 	"time"
 )
 
-// windowSpan is the span no more than the cap's requests may fall in: a
+// Span is the span no more than the cap's requests may fall in: a
 // minute, plus a margin for the time between taking a slot and the request
 // reaching GitLab (a slow connect must not let two requests a minute apart
 // at paved land 59.9 s apart at GitLab).
-const windowSpan = time.Minute + 2*time.Second
+const Span = time.Minute + 2*time.Second
 
-// window lets no windowSpan hold more than n requests. It remembers when
+// window lets no Span hold more than n requests. It remembers when
 // each of the last n slots was taken (a ring) and gives the next slot once
-// the oldest of them is windowSpan old.
+// the oldest of them is Span old.
 //
 // A token bucket refilling at n/60 a second would keep the cap too, but it
 // makes a backlog trickle: 1,000 queued triggers under a cap of 2,000 a
@@ -43,7 +47,7 @@ func (w *window) Wait(ctx context.Context) error {
 	for {
 		w.mu.Lock()
 		now := time.Now()
-		free := w.sent[w.next].Add(windowSpan)
+		free := w.sent[w.next].Add(Span)
 		if w.sent[w.next].IsZero() || !now.Before(free) {
 			w.sent[w.next] = now
 			w.next = (w.next + 1) % len(w.sent)

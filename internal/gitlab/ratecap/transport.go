@@ -1,13 +1,46 @@
-package gitlab
+package ratecap
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
+
+// Options tune a Transport.
+type Options struct {
+	// PerMinute caps the requests in any window (0: no cap).
+	PerMinute int
+	// Timeout bounds one attempt, from when it is sent.
+	Timeout time.Duration
+	// MaxPause is the longest one 429 pauses every caller.
+	MaxPause time.Duration
+	// OnWait, when set, hears of every wait for a slot or a 429's reset.
+	OnWait func(time.Duration)
+}
+
+// New is the capping RoundTripper in front of next.
+func New(next http.RoundTripper, opt Options) http.RoundTripper {
+	return &capTransport{next: next, limiter: newWindow(opt.PerMinute), timeout: opt.Timeout, maxPause: opt.MaxPause, onWait: opt.OnWait}
+}
+
+// RetryAfter is how long a 429's headers ask to wait: Retry-After (seconds
+// or a date), else RateLimit-Reset (Unix seconds).
+func RetryAfter(h http.Header) (time.Duration, bool) {
+	if s, err := strconv.ParseInt(h.Get("Retry-After"), 10, 64); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(h.Get("Retry-After")); err == nil {
+		return max(0, time.Until(t)), true
+	}
+	if u, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64); err == nil && u > 0 {
+		return max(0, time.Until(time.Unix(u, 0))), true
+	}
+	return 0, false
+}
 
 // capTransport is the http.RoundTripper beneath client-go's retry loop
 // (go-retryablehttp calls it once per attempt, retries included, and once
@@ -115,7 +148,7 @@ func (t *capTransport) waitPause(ctx context.Context) error {
 // maxPause, as the retrying caller's own backoff is; see backoff). A 429
 // without a reset pauses nobody but the caller, which backs off.
 func (t *capTransport) pause(h http.Header) {
-	d, ok := retryAfter(h)
+	d, ok := RetryAfter(h)
 	if !ok || d <= 0 {
 		return
 	}
