@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 5s
 PKGS      := ./...
 
-.PHONY: demo test lint unit e2e e2e-postgres fuzz-short fuzz chaos crash faults replicas build test-busy browser
+.PHONY: demo test lint unit e2e e2e-postgres fuzz-short fuzz chaos crash faults replicas build test-busy browser backstage
 
 ## demo: run paved end to end against simulated Port and GitLab (< 1 minute)
 demo:
@@ -72,6 +72,12 @@ build:
 ## chromium and playwright-core when missing; writes docs/operator*.png)
 browser:
 	.ci/browser.sh
+
+## backstage: the paved:run scaffolder action (deploy/backstage) type-checked
+## and its jest suite run against the real paved (installs node and the
+## npm packages when missing)
+backstage:
+	.ci/backstage.sh
 
 ## load: the load harness (test/load; BENCHMARKS.md), then the micro-benchmarks
 ## summarised by benchstat. Full mode takes tens of minutes;

@@ -197,6 +197,7 @@ func (s *Server) createRun(c *gin.Context) {
 		return
 	}
 	req.User.Teams = groupNames(req.User.Teams)
+	req.Entity.Team = groupNames(req.Entity.Team)
 	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
 		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, Caller: client.Name, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
@@ -345,6 +346,12 @@ func (s *Server) cancel(c *gin.Context) {
 
 // control runs a person's decision on a run (approve, deny, cancel).
 func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Context, id string, d decision) (*run.Run, error)) {
+	// A client limited to some actions submits them, and decides nothing:
+	// an approval names its approver on the client's word.
+	if client := c.MustGet(clientKey).(*APIClient); len(client.Actions) > 0 {
+		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may only submit runs of %s; it may not approve, deny or cancel", client.Name, strings.Join(client.Actions, ", ")))
+		return
+	}
 	var d decision
 	if !s.bindJSON(c, &d, usage) {
 		return

@@ -375,6 +375,13 @@ func TestAPIClientsAreNamedAndLimited(t *testing.T) {
 	if w := call(h, "POST", "/api/v1/runs", fmt.Sprintf(body, "add-s3-bucket"), map[string]string{"Authorization": "Bearer revoked", "Idempotency-Key": "x"}); w.Code != http.StatusUnauthorized {
 		t.Fatalf("unknown token: %d", w.Code)
 	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"bot@acme.example"}`, map[string]string{"Authorization": "Bearer bot-token"}); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "may not approve, deny or cancel") {
+		t.Fatalf("limited client approving: %d %s", w.Code, w.Body)
+	}
+	w = call(h, "POST", "/api/v1/runs", `{"action":"create-service","user":{"email":"d@x"},"entity":{"identifier":"checkout","team":["group:default/payments"]},"inputs":{}}`, map[string]string{"Authorization": "Bearer bs-token", "Idempotency-Key": "task-2"})
+	if got := in.submitted[len(in.submitted)-1]; w.Code != http.StatusCreated || len(got.Entity.Team) != 1 || got.Entity.Team[0] != "payments" {
+		t.Fatalf("entity team %q (%d)", got.Entity.Team, w.Code)
+	}
 }
 
 // GET /api/v1/runs/{id}/logs is a server-sent event stream that resumes

@@ -6,7 +6,6 @@
 package browser
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,16 +26,10 @@ import (
 
 var pavedBin string
 
-func wanted() bool { return os.Getenv("PAVED_BROWSER") == "1" || required() }
+// suite runs with PAVED_BROWSER=1 or PAVED_REQUIRE_BROWSER=1.
+var suite = h.OptIn{Name: "BROWSER", Setup: ".ci/browser.sh"}
 
-func required() bool { return os.Getenv("PAVED_REQUIRE_BROWSER") == "1" }
-
-func TestMain(m *testing.M) {
-	if !wanted() {
-		os.Exit(m.Run()) // the test skips; building paved would be wasted
-	}
-	h.Main(m, &pavedBin)
-}
+func TestMain(m *testing.M) { suite.Main(m, &pavedBin) }
 
 const (
 	operatorName  = "ops-olivia"
@@ -49,35 +42,21 @@ const (
 // one skips the test, or fails it under PAVED_REQUIRE_BROWSER=1.
 func tools(t *testing.T) (node, chromium, dir string) {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if required() {
-			t.Fatalf(format+" (PAVED_REQUIRE_BROWSER=1; .ci/browser.sh installs everything)", args...)
-		}
-		t.Skipf(format+"; .ci/browser.sh installs it", args...)
-	}
 	dir = filepath.Join(h.RepoRoot(), "test", "browser")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed: run npm ci in test/browser")
-	}
+	node = suite.Tool(t, "node")
+	suite.NodeModules(t, dir, "playwright-core")
 	chromium = os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(chromium); err != nil {
-		missing("Chromium is not at %s", chromium)
+		suite.Missing(t, "Chromium is not at %s", chromium)
 	}
 	return node, chromium, dir
 }
 
 func TestOperatorPageInChromium(t *testing.T) {
-	if !wanted() {
-		t.Skip("the browser test runs with PAVED_BROWSER=1 or PAVED_REQUIRE_BROWSER=1 (.ci/browser.sh, make browser)")
-	}
+	suite.SkipUnlessWanted(t)
 	node, chromium, dir := tools(t)
 	e := h.Start(t, pavedBin, h.Options{Outcome: h.LongPipeline,
 		Extra: "operator: {tokens: {" + operatorName + ": env:E2E_OPERATOR_TOKEN}, sessionTTL: 1h}",
@@ -112,37 +91,22 @@ func TestOperatorPageInChromium(t *testing.T) {
 	cmd.Env = append(os.Environ(), "PAVED_URL="+e.URL, "OPERATOR_TOKEN="+operatorToken, "OPERATOR_NAME="+operatorName,
 		"RUNNING_RUN="+runningRun, "QUEUED_RUN="+queuedRun, "OTHER_RUN="+otherRun, "LOG_LINE="+liveLine, "CHROMIUM="+chromium,
 		"SCREENSHOT="+filepath.Join(shots, "operator.png"), "SCREENSHOT_RUNS="+filepath.Join(shots, "operator-runs.png"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
 	var posted sync.WaitGroup
 	sawMarker := false
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		line := lines.Text()
-		out.WriteString(line + "\n")
-		t.Log("operator.mjs: " + line)
+	out, err := h.RunScript(t, "operator.mjs", cmd, func(line string) {
 		if line == readyMarker && !sawMarker {
 			// The page's EventSource is open: this line can only reach it live.
 			sawMarker = true
 			posted.Add(1)
 			go func() { defer posted.Done(); postLog(t, e, runningRun, liveLine) }()
 		}
-	}
-	err = cmd.Wait()
+	})
 	posted.Wait()
 	if err != nil {
-		t.Fatalf("operator.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), stderr.String())
+		t.Fatalf("operator.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, out.Stdout, out.Stderr)
 	}
-	if !sawMarker || !strings.Contains(out.String(), "OPERATOR_PAGE_OK") {
-		t.Fatalf("operator.mjs did not finish its steps:\n%s\nstderr:\n%s", out.String(), stderr.String())
+	if !sawMarker || !strings.Contains(out.Stdout, "OPERATOR_PAGE_OK") {
+		t.Fatalf("operator.mjs did not finish its steps:\n%s\nstderr:\n%s", out.Stdout, out.Stderr)
 	}
 
 	// What the page did is what paved recorded.

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +108,51 @@ type Options struct {
 	// Env is more environment for paved, as NAME=value. The values are
 	// secrets: paved's log must never hold one.
 	Env []string
+	// APIClients are paved's named API callers (api.clients), by name.
+	APIClients map[string]APIClient
+}
+
+// APIClient is one named caller of paved's API.
+type APIClient struct {
+	// Token reaches paved through its environment; it is a secret, which
+	// paved's log must never hold.
+	Token string
+	// Actions, when set, are all the client may submit.
+	Actions []string
+}
+
+// apiClients renders clients as the api block's clients entry and the
+// environment that carries their tokens.
+func apiClients(clients map[string]APIClient) (cfg string, env []string) {
+	if len(clients) == 0 {
+		return "", nil
+	}
+	names := make([]string, 0, len(clients))
+	for name := range clients {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(", clients: {")
+	for i, name := range names {
+		c := clients[name]
+		v := fmt.Sprintf("E2E_API_CLIENT_%d", i)
+		env = append(env, v+"="+c.Token)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q: {token: env:%s", name, v)
+		if len(c.Actions) > 0 {
+			quoted := make([]string, len(c.Actions))
+			for j, a := range c.Actions {
+				quoted[j] = strconv.Quote(a)
+			}
+			fmt.Fprintf(&b, ", actions: [%s]", strings.Join(quoted, ", "))
+		}
+		b.WriteString("}")
+	}
+	b.WriteString("}")
+	return b.String(), env
 }
 
 // Env is one paved process (restartable) between fresh simulators.
@@ -133,7 +180,8 @@ type Env struct {
 // Start starts the simulators and paved, and waits until paved is ready.
 func Start(t testing.TB, bin string, opt Options) *Env {
 	t.Helper()
-	e := &Env{t: t, bin: bin, env: opt.Env}
+	clientsCfg, clientsEnv := apiClients(opt.APIClients)
+	e := &Env{t: t, bin: bin, env: append(append([]string(nil), opt.Env...), clientsEnv...)}
 	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimit: opt.PortRateLimit, RateLimitPeriod: opt.PortRateLimitPeriod,
 		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}},
 			// A team whose name is not its identifier, as in most Port orgs.
@@ -185,14 +233,14 @@ actionsDir: %q
 policyDir: %q
 port: {enabled: true, baseURL: %q, clientID: env:E2E_PORT_ID, clientSecret: env:E2E_PORT_SECRET, signatureTolerance: 5m, timeout: %s}
 gitlab: {baseURL: %q, token: env:E2E_GITLAB_TOKEN, webhookToken: env:E2E_HOOK_TOKEN, requestsPerMinute: 6000, timeout: %s, pollInterval: %s, reconcileAfter: %s}
-api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY}
+api: {tokens: [env:E2E_API_TOKEN], runTokenKey: env:E2E_RUN_KEY%s}
 environments: [{name: dev}, {name: staging}, {name: prod, production: true}]
 tenants: [acme, globex]
 workers: %s
 limits: %s
 log: {format: json, level: info}
 %s
-`, addr, "http://"+addr, storeCfg, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, opt.Workers, opt.Limits, opt.Extra)
+`, addr, "http://"+addr, storeCfg, actions, filepath.Join(actions, "policy"), portSrv.URL, opt.PortTimeout, glSrv.URL, opt.GitLabTimeout, opt.PollInterval, opt.ReconcileAfter, clientsCfg, opt.Workers, opt.Limits, opt.Extra)
 	}
 	e.cfgPath = filepath.Join(dir, "paved.yaml")
 	if err := os.WriteFile(e.cfgPath, []byte(e.config(addr)), 0o600); err != nil {
