@@ -84,18 +84,16 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	// `paved validate`'s checks of the definitions, so a bad one stops paved
-	// here, named by file and line; the policy's own compile errors (file
-	// and line too) come from policy.New below. The Rego unit tests are
-	// left to `paved validate` in the platform team's CI: they cost start-up
-	// ~50 ms and test the tests, not what paved serves. Blueprints are
-	// checked when their directory exists; paved does not need them to
-	// serve, and the image ships none.
+	// The same checks as `paved validate`, Rego unit tests included, so a
+	// bad definition stops paved here, named by file and line. They cost
+	// start-up some tens of milliseconds, once. Blueprints are checked when
+	// their directory exists; paved does not need them to serve, and the
+	// image ships none.
 	bpDir := cfg.BlueprintsDir
 	if _, err := os.Stat(bpDir); err != nil {
 		bpDir = ""
 	}
-	if _, probs := validate.Load(cfg.ActionsDir, bpDir); len(probs) > 0 {
+	if probs := validate.Dirs(ctx, cfg.ActionsDir, bpDir, cfg.PolicyDir); len(probs) > 0 {
 		return nil, fmt.Errorf("refusing to start: %d problem(s) in the definitions:\n%s", len(probs), validate.Report(probs))
 	}
 	cat, err := catalog.Load(cfg.ActionsDir)

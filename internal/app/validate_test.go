@@ -11,8 +11,8 @@ import (
 )
 
 // TestBuildRefusesBadDefinitions: paved serve does not start on a broken
-// action, blueprint or policy, and names the file and line, as paved
-// validate does (which also runs the policy's Rego tests).
+// action, blueprint, policy or policy test, and names the file and line, as
+// paved validate does.
 func TestBuildRefusesBadDefinitions(t *testing.T) {
 	copyTree := func(from string) string {
 		dir := t.TempDir()
@@ -87,6 +87,22 @@ func TestBuildRefusesBadDefinitions(t *testing.T) {
 		_, err := build(t, cfg, env, zap.NewNop())
 		if err == nil || !strings.Contains(err.Error(), f+":"+strconv.Itoa(line+1)+":") {
 			t.Fatalf("Build error = %v, want %s:%d", err, f, line+1)
+		}
+	})
+
+	t.Run("failing Rego test", func(t *testing.T) {
+		cfg, env := testConfig(t)
+		cfg.PolicyDir = copyTree("../../actions/policy")
+		f := filepath.Join(cfg.PolicyDir, "policy_test.rego")
+		b, _ := os.ReadFile(f)
+		line := strings.Count(string(b), "\n") + 2
+		if err := os.WriteFile(f, append(b, []byte("\ntest_broken if {\n\tfalse\n}\n")...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := build(t, cfg, env, zap.NewNop())
+		want := f + ":" + strconv.Itoa(line) + ": rego test data.paved.policy_test.test_broken fails"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Build error = %v, want %s", err, want)
 		}
 	})
 }
