@@ -84,18 +84,7 @@ func TestGoldenPort(t *testing.T) {
 
 func TestGoldenBackstage(t *testing.T) {
 	actions, _ := shipped(t)
-	ts, err := RenderBackstage(actions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs := make([]any, len(ts))
-	for i := range ts {
-		docs[i] = ts[i]
-	}
-	b, err := YAML(docs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := backstageYAML(t, actions)
 	golden(t, "backstage.golden.yaml", b)
 }
 
@@ -366,18 +355,7 @@ func TestBackstageTemplates(t *testing.T) {
 	for _, a := range actions {
 		byID[a.Identifier] = a
 	}
-	ts, err := RenderBackstage(actions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs := make([]any, len(ts))
-	for i := range ts {
-		docs[i] = ts[i]
-	}
-	raw, err := YAML(docs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := backstageYAML(t, actions)
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	n := 0
@@ -605,4 +583,22 @@ func jqPath(in any, path string) any {
 		cur = m[k]
 	}
 	return cur
+}
+
+// backstageYAML renders the actions' templates as one YAML stream.
+func backstageYAML(t *testing.T, actions []*catalog.Action) []byte {
+	t.Helper()
+	ts, err := RenderBackstage(actions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := make([]any, len(ts))
+	for i := range ts {
+		docs[i] = ts[i]
+	}
+	b, err := YAML(docs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
