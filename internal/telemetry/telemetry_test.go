@@ -11,11 +11,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/telemetry/otlptest"
 )
 
 // The transport counts every request by status (no answer: "error"),
@@ -123,4 +127,39 @@ func TestNilMetrics(t *testing.T) {
 	m.PolicyDenied("x")
 	m.Upstream("port", "GET", 200, time.Millisecond)
 	m.RateLimitWait("gitlab", time.Second)
+}
+
+// The JSON exporter's requests decode with OTLP's own message types, ids,
+// kinds, statuses and attribute types intact.
+func TestJSONExporterSpeaksOTLP(t *testing.T) {
+	rec := otlptest.New()
+	defer rec.Close()
+	tp, shutdown, err := NewTracerProvider(context.Background(), TracingOptions{Endpoint: rec.URL, ServiceName: "paved-test", Version: "v9", SampleRatio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, parent := Tracer(tp).Start(context.Background(), "parent", trace.WithSpanKind(trace.SpanKindServer))
+	_, child := Tracer(tp).Start(ctx, "child", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("n", 42), attribute.Bool("ok", true), attribute.StringSlice("tags", []string{"a", "b"})))
+	child.AddEvent("retry")
+	child.SetStatus(codes.Error, "boom")
+	child.End()
+	parent.End()
+	if err := shutdown(context.Background()); err != nil { // flushes
+		t.Fatal(err)
+	}
+	spans := map[string]otlptest.Span{}
+	for _, s := range rec.Spans() {
+		spans[s.Name] = s
+	}
+	p, c := spans["parent"], spans["child"]
+	if p.TraceID != parent.SpanContext().TraceID().String() || p.SpanID != parent.SpanContext().SpanID().String() || p.Service != "paved-test" {
+		t.Fatalf("parent %+v", p)
+	}
+	if c.TraceID != p.TraceID || c.ParentID != p.SpanID || c.Attrs["n"] != "42" || c.Attrs["ok"] != "true" {
+		t.Fatalf("child %+v", c)
+	}
+	if c.Kind != 3 || p.Kind != 2 || c.StatusCode != 2 || c.StatusMessage != "boom" || c.Events != 1 {
+		t.Fatalf("child kind %d, parent kind %d, status %d %q, events %d", c.Kind, p.Kind, c.StatusCode, c.StatusMessage, c.Events)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -40,10 +39,7 @@ func NewTracerProvider(ctx context.Context, opt TracingOptions) (tp trace.Tracer
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracing endpoint: %w", err)
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u.String()))
-	if err != nil {
-		return nil, nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", u.Redacted(), err)
-	}
+	exp := newJSONExporter(u.String())
 	res := resource.NewSchemaless(attribute.String("service.name", opt.ServiceName), attribute.String("service.version", opt.Version))
 	sdk := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
