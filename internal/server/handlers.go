@@ -356,6 +356,11 @@ func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Cont
 	if !s.bindJSON(c, &d, usage) {
 		return
 	}
+	// A person's own API client (api.clients.<their email>) names them: the
+	// token is the approver, and the body need not say who.
+	if client := c.MustGet(clientKey).(*APIClient); d.approver().ID == "" && strings.Contains(client.Name, "@") {
+		d.By = client.Name
+	}
 	if d.approver().ID == "" {
 		fail(c, http.StatusBadRequest, usage)
 		return

@@ -127,7 +127,7 @@ func (f *fakeTracker) AppendLogs(_ context.Context, _ string, lines []string) er
 func newTest(t *testing.T, runs fakeRuns) (http.Handler, *fakeIntake, *fakeTracker, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	in, tr := &fakeIntake{panicOn: "panic"}, &fakeTracker{}
-	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"})}, RunTokenKey: []byte("k")}
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"}), NewAPIClient("lead@acme.example", "lead-token", nil)}, RunTokenKey: []byte("k")}
 	return New(cfg, in, runs, tr, zap.New(core), prometheus.NewRegistry()), in, tr, logs
 }
 
@@ -320,7 +320,7 @@ func TestCallbackLimits(t *testing.T) {
 func TestAuthFailuresCountedAndRequestsTraced(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	spans := tracetest.NewSpanRecorder()
-	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"})},
+	cfg := Config{MaxBodyBytes: 1 << 10, PortVerifier: &webhook.Verifier{Secret: []byte("s")}, GitLabWebhookToken: "h", APIClients: []APIClient{NewAPIClient("api", "api", nil), NewAPIClient("backstage", "bs-token", nil), NewAPIClient("ci-bot", "bot-token", []string{"add-s3-bucket"}), NewAPIClient("lead@acme.example", "lead-token", nil)},
 		RunTokenKey: []byte("k"), Metrics: telemetry.NewMetrics(reg), Tracer: telemetry.Tracer(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))}
 	h := New(cfg, &fakeIntake{}, fakeRuns{}, &fakeTracker{}, zap.NewNop(), prometheus.NewRegistry())
 	call(h, "POST", "/webhooks/port", `{}`, nil)
@@ -420,6 +420,11 @@ func TestApprovalNamesTheApprover(t *testing.T) {
 	call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"lead@acme.example","teams":["group:default/platform"]},"reason":"ok"}`, bearer)
 	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" || len(got.Teams) != 1 || got.Teams[0] != "platform" {
 		t.Fatalf("approver %+v", got)
+	}
+	// A person's own token names the approver.
+	call(h, "POST", "/api/v1/runs/r_1/approve", `{"reason":"ok"}`, map[string]string{"Authorization": "Bearer lead-token"})
+	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" {
+		t.Fatalf("approver by token %+v", got)
 	}
 	w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"outsider@acme.example"}}`, bearer)
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "is not named by the policy's rule data.paved.policy.approvers") {
