@@ -195,32 +195,25 @@ func anyValue(v attribute.Value) otlpAnyValue {
 		f := v.AsFloat64()
 		return otlpAnyValue{DoubleValue: &f}
 	case attribute.STRINGSLICE:
-		var vals []otlpAnyValue
-		for _, s := range v.AsStringSlice() {
-			vals = append(vals, anyValue(attribute.StringValue(s)))
-		}
-		return otlpAnyValue{ArrayValue: &otlpArrayValues{Values: vals}}
+		return arrayOf(v.AsStringSlice(), attribute.StringValue)
 	case attribute.INT64SLICE:
-		var vals []otlpAnyValue
-		for _, i := range v.AsInt64Slice() {
-			vals = append(vals, anyValue(attribute.Int64Value(i)))
-		}
-		return otlpAnyValue{ArrayValue: &otlpArrayValues{Values: vals}}
+		return arrayOf(v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.BOOLSLICE:
-		var vals []otlpAnyValue
-		for _, b := range v.AsBoolSlice() {
-			vals = append(vals, anyValue(attribute.BoolValue(b)))
-		}
-		return otlpAnyValue{ArrayValue: &otlpArrayValues{Values: vals}}
+		return arrayOf(v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.FLOAT64SLICE:
-		var vals []otlpAnyValue
-		for _, f := range v.AsFloat64Slice() {
-			vals = append(vals, anyValue(attribute.Float64Value(f)))
-		}
-		return otlpAnyValue{ArrayValue: &otlpArrayValues{Values: vals}}
+		return arrayOf(v.AsFloat64Slice(), attribute.Float64Value)
 	}
 	s := v.Emit()
 	return otlpAnyValue{StringValue: &s}
+}
+
+// arrayOf is a slice attribute as OTLP's arrayValue.
+func arrayOf[T any](xs []T, value func(T) attribute.Value) otlpAnyValue {
+	vals := make([]otlpAnyValue, len(xs))
+	for i, x := range xs {
+		vals[i] = anyValue(value(x))
+	}
+	return otlpAnyValue{ArrayValue: &otlpArrayValues{Values: vals}}
 }
 
 var _ sdktrace.SpanExporter = (*jsonExporter)(nil)
