@@ -203,7 +203,7 @@ func anyValue(v attribute.Value) otlpAnyValue {
 	case attribute.FLOAT64SLICE:
 		return arrayOf(v.AsFloat64Slice(), attribute.Float64Value)
 	}
-	s := v.Emit()
+	s := v.String()
 	return otlpAnyValue{StringValue: &s}
 }
 
