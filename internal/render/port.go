@@ -57,7 +57,7 @@ func RenderPort(actions []*catalog.Action, bps []*blueprint.Blueprint, opt PortO
 	for _, a := range actions {
 		out.Actions = append(out.Actions, PortAction(a, entityBlueprints, opt))
 	}
-	out.Actions = append(out.Actions, approveRunAction(opt))
+	out.Actions = append(out.Actions, approveRunAction(opt, approvalBlueprint(actions, entityBlueprints)))
 	slices.SortFunc(out.Actions, func(a, b map[string]any) int {
 		return strings.Compare(a["identifier"].(string), b["identifier"].(string))
 	})
@@ -120,28 +120,43 @@ func PortAction(a *catalog.Action, entityBlueprints map[string]bool, opt PortOpt
 	return out
 }
 
-// approveRunAction is paved's built-in "approve a run" action. It is on no
-// blueprint (Port allows actions without one): the run is named by its id,
-// so it is a CREATE action, which needs no entity. It is synchronous: paved
-// decides at once, and Port marks the action's own run by the answer.
-func approveRunAction(opt PortOptions) map[string]any {
-	return map[string]any{
-		"identifier":  ApproveRunAction,
-		"title":       "Approve a paved run",
-		"description": "Approve or deny a paved run that waits for approval, such as a production delete. The decision and reason are recorded in the run's audit trail.",
-		"trigger": map[string]any{
-			"type":      "self-service",
-			"operation": "CREATE",
-			"userInputs": map[string]any{
-				"properties": map[string]any{
-					"runId":    map[string]any{"type": "string", "title": "Run id", "description": "The paved run id (r_…), as shown on the run and on paved's operator page.", "minLength": 1},
-					"decision": map[string]any{"type": "string", "title": "Decision", "enum": []any{"approve", "deny"}},
-					"reason":   map[string]any{"type": "string", "title": "Reason", "description": "Why; shown to the developer who asked."},
-				},
-				"required": []any{"runId", "decision"},
-				"order":    []any{"runId", "decision", "reason"},
+// approvalBlueprint is where the approve action goes: the blueprint the
+// first DAY-2 or DELETE action (by identifier) runs on, so that an approver
+// finds it on the page of the service whose run waits; "" when no such
+// action's blueprint is rendered.
+func approvalBlueprint(actions []*catalog.Action, rendered map[string]bool) string {
+	for _, a := range slices.SortedFunc(slices.Values(actions), func(a, b *catalog.Action) int { return strings.Compare(a.Identifier, b.Identifier) }) {
+		if a.Operation != run.Create && rendered[a.Blueprint] {
+			return a.Blueprint
+		}
+	}
+	return ""
+}
+
+// approveRunAction is paved's built-in "approve a run" action: DAY-2 on
+// blueprint (the run is named by its id), or, with no blueprint, CREATE,
+// which needs no entity. It is synchronous: paved decides at once, and Port
+// marks the action's own run by the answer.
+func approveRunAction(opt PortOptions, blueprint string) map[string]any {
+	trigger := map[string]any{"type": "self-service", "operation": "CREATE",
+		"userInputs": map[string]any{
+			"properties": map[string]any{
+				"runId":    map[string]any{"type": "string", "title": "Run id", "description": "The paved run id (r_…), as shown on the run and on paved's operator page.", "minLength": 1},
+				"decision": map[string]any{"type": "string", "title": "Decision", "enum": []any{"approve", "deny"}},
+				"reason":   map[string]any{"type": "string", "title": "Reason", "description": "Why; shown to the developer who asked."},
 			},
+			"required": []any{"runId", "decision"},
+			"order":    []any{"runId", "decision", "reason"},
 		},
+	}
+	if blueprint != "" {
+		trigger["operation"], trigger["blueprintIdentifier"] = "DAY-2", blueprint
+	}
+	return map[string]any{
+		"identifier":       ApproveRunAction,
+		"title":            "Approve a paved run",
+		"description":      "Approve or deny a paved run that waits for approval, such as a production delete. The decision and reason are recorded in the run's audit trail.",
+		"trigger":          trigger,
 		"invocationMethod": synchronous(invocation(opt.WebhookURL, nil)),
 		"requiredApproval": false,
 	}

@@ -232,7 +232,7 @@ func TestPickerInputs(t *testing.T) {
 func TestApproveRunAction(t *testing.T) {
 	p := renderShipped(t)
 	a := p.Actions[len(p.Actions)-1]
-	if a["identifier"] != ApproveRunAction || at(a, "trigger.operation") != "CREATE" || at(a, "trigger.blueprintIdentifier") != nil ||
+	if a["identifier"] != ApproveRunAction || at(a, "trigger.operation") != "DAY-2" || at(a, "trigger.blueprintIdentifier") != "service" ||
 		at(a, "invocationMethod.synchronized") != true {
 		t.Fatalf("approve action = %v", a)
 	}
@@ -601,4 +601,19 @@ func backstageYAML(t *testing.T, actions []*catalog.Action) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Without the blueprints of the DAY-2 actions, the approve action is a
+// CREATE on no blueprint: Port needs no entity for it.
+func TestApproveRunActionWithoutBlueprints(t *testing.T) {
+	actions, _ := shipped(t)
+	p, err := RenderPort(actions, nil, PortOptions{WebhookURL: "https://paved.example.com/webhooks/port"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range p.Actions {
+		if a["identifier"] == ApproveRunAction && (at(a, "trigger.operation") != "CREATE" || at(a, "trigger.blueprintIdentifier") != nil) {
+			t.Fatalf("approve action without blueprints: %v", a["trigger"])
+		}
+	}
 }

@@ -440,7 +440,7 @@ func TestPortApproveRunActionIsAnsweredSynchronously(t *testing.T) {
 		body, err := json.Marshal(map[string]any{"action": intake.ApproveRunAction, "resourceType": "run", "status": "TRIGGERED",
 			"trigger": map[string]any{"by": map[string]any{"user": map[string]any{"email": "lead@acme.example"}}},
 			"context": map[string]any{"runId": "r_port_approval"},
-			"payload": map[string]any{"entity": nil, "action": map[string]any{"trigger": "CREATE"}, "properties": inputs}})
+			"payload": map[string]any{"entity": map[string]any{"identifier": "checkout", "blueprint": "service"}, "action": map[string]any{"trigger": "DAY-2"}, "properties": inputs}})
 		if err != nil {
 			t.Fatal(err)
 		}
