@@ -1,17 +1,14 @@
 // Package operator is paved's web page for the platform team, under /ui/:
 // runs with filters, a run's timeline and live log, the queue per stack, and
-// cancel, approve and deny buttons. Pages are rendered on the server
-// (html/template) from embedded assets; the one script only follows the live
-// log. Operators sign in with a token; every POST is checked against CSRF.
+// cancel, approve and deny buttons. Pages are rendered on the server (see
+// markup) with embedded assets; the one script only follows the live log. Operators sign in with a token; every POST is checked against CSRF.
 package operator
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -66,7 +63,7 @@ type Config struct {
 	OnAuthFailure func(reason string)
 }
 
-//go:embed assets templates
+//go:embed assets
 var files embed.FS
 
 // contentPolicy admits nothing but paved's own assets: no inline script or
@@ -80,7 +77,6 @@ type ui struct {
 	runs  Runs
 	ctl   Control
 	log   *zap.Logger
-	pages map[string]*template.Template
 	// assets are the embedded CSS, script and icon.
 	assets fs.FS
 	// poll and heartbeat pace the live log stream; tests shorten them.
@@ -115,15 +111,11 @@ func newUI(cfg Config, runs Runs, ctl Control, log *zap.Logger) (*ui, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	pages, err := parsePages()
-	if err != nil {
-		return nil, err
-	}
 	assets, err := fs.Sub(files, "assets")
 	if err != nil {
 		return nil, fmt.Errorf("operator page: assets: %w", err)
 	}
-	return &ui{cfg: cfg, runs: runs, ctl: ctl, log: log, pages: pages, assets: assets, poll: 500 * time.Millisecond, heartbeat: 15 * time.Second}, nil
+	return &ui{cfg: cfg, runs: runs, ctl: ctl, log: log, assets: assets, poll: 500 * time.Millisecond, heartbeat: 15 * time.Second}, nil
 }
 
 func (u *ui) routes() http.Handler {
@@ -169,49 +161,27 @@ type page struct {
 	Data     any
 }
 
-func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{
-		"ts":         timestamp,
-		"href":       webURL,
-		"stateLabel": func(s run.State) string { return strings.ReplaceAll(string(s), "_", " ") },
-	}
-	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "runs", "run", "queue", "message"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("operator page: parse template %s: %w", name, err)
-		}
-		pages[name] = t
-	}
-	return pages, nil
-}
-
-// render writes a page; it renders into a buffer first so that a template
-// error becomes a clean 500 rather than half a page.
-func (u *ui) render(w http.ResponseWriter, status int, name string, p page) {
-	var buf bytes.Buffer
-	if err := u.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
-		u.log.Error("render operator page", zap.String("page", name), zap.Error(err))
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
+// render writes a page (built whole first: an answer is never half a page).
+func (u *ui) render(w http.ResponseWriter, status int, p page) {
+	var m markup
+	view(&m, p)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	_, _ = m.b.WriteTo(w)
 }
 
 // authedPage renders a page for a signed-in operator.
-func (u *ui) authedPage(w http.ResponseWriter, s session, name, title, nav string, data any) {
-	u.render(w, http.StatusOK, name, page{Title: title, Nav: nav, Operator: s.name, CSRF: u.csrf(s), Data: data})
+func (u *ui) authedPage(w http.ResponseWriter, s session, title, nav string, data any) {
+	u.render(w, http.StatusOK, page{Title: title, Nav: nav, Operator: s.name, CSRF: u.csrf(s), Data: data})
 }
 
 // message renders an error or notice page; s is nil when nobody is signed in.
 func (u *ui) message(w http.ResponseWriter, s *session, status int, title, text string) {
-	p := page{Title: title, Data: struct{ Title, Text string }{title, text}}
+	p := page{Title: title, Data: messageData{title, text}}
 	if s != nil {
 		p.Operator, p.CSRF = s.name, u.csrf(*s)
 	}
-	u.render(w, status, "message", p)
+	u.render(w, status, p)
 }
 
 func timestamp(t time.Time) string {

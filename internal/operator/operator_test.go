@@ -144,11 +144,11 @@ func (w *world) do(method, path string, form url.Values, cookies []*http.Cookie,
 	return answer{resp.StatusCode, string(b), resp}
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var csrfFieldRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func csrfOf(t *testing.T, body string) string {
 	t.Helper()
-	m := csrfField.FindStringSubmatch(body)
+	m := csrfFieldRE.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no CSRF field in:\n%s", body)
 	}

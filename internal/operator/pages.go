@@ -51,13 +51,7 @@ func (u *ui) runsList(w http.ResponseWriter, r *http.Request, s session) {
 		u.storeFailed(w, s, "list runs", err)
 		return
 	}
-	u.authedPage(w, s, "runs", "Runs", "runs", struct {
-		Filters  filters
-		States   []run.State
-		Runs     []*run.Run
-		Limit    int
-		Filtered bool
-	}{f, states(), runs, listLimit, f != filters{}})
+	u.authedPage(w, s, "Runs", "runs", runsData{f, states(), runs, listLimit, f != filters{}})
 }
 
 // input is one of a run's inputs, its value as text.
@@ -98,14 +92,7 @@ func (u *ui) runPage(w http.ResponseWriter, r *http.Request, s session) {
 		after = lines[len(lines)-1].Seq
 	}
 	st := rn.State
-	u.authedPage(w, s, "run", "Run "+rn.ID, "runs", struct {
-		Run                         *run.Run
-		Inputs                      []input
-		Events                      []run.Event
-		Lines                       []store.LogLine
-		After                       int64
-		CanCancel, CanDecide, Ended bool
-	}{rn, inputsOf(rn), events, lines, after,
+	u.authedPage(w, s, "Run "+rn.ID, "runs", runData{rn, inputsOf(rn), events, lines, after,
 		st == run.AwaitingApproval || st == run.Queued || st == run.Dispatching || st == run.Running,
 		st == run.AwaitingApproval, st.Terminal()})
 }
@@ -224,5 +211,5 @@ func (u *ui) queue(w http.ResponseWriter, r *http.Request, s session) {
 		lines = append(lines, l)
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].Key < lines[j].Key })
-	u.authedPage(w, s, "queue", "Queue", "queue", struct{ Stacks []stackLine }{lines})
+	u.authedPage(w, s, "Queue", "queue", queueData{lines})
 }

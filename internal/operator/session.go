@@ -163,7 +163,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, probl
 		secret = base64.RawURLEncoding.EncodeToString(b[:])
 		u.setCookie(w, loginCookie, secret, 0)
 	}
-	u.render(w, status, "login", page{Title: "Sign in", CSRF: u.mac("login", secret), Data: struct{ Problem string }{problem}})
+	u.render(w, status, page{Title: "Sign in", CSRF: u.mac("login", secret), Data: loginData{problem}})
 }
 
 func validLoginSecret(v string) bool {
