@@ -73,10 +73,10 @@ const contentPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 // ui serves the page.
 type ui struct {
-	cfg   Config
-	runs  Runs
-	ctl   Control
-	log   *zap.Logger
+	cfg  Config
+	runs Runs
+	ctl  Control
+	log  *zap.Logger
 	// assets are the embedded CSS, script and icon.
 	assets fs.FS
 	// poll and heartbeat pace the live log stream; tests shorten them.

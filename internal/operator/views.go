@@ -40,7 +40,7 @@ func view(m *markup, p page) {
 		"<script src=\"/ui/assets/operator.js\" defer></script>\n</head>\n<body>\n<header class=\"top\">\n" +
 		"  <a class=\"brand\" href=\"/ui/\">paved <span>operator</span></a>")
 	if p.Operator != "" {
-		m.raw("\n  <nav>\n    <a href=\"/ui/\" class=\"").when(p.Nav == "runs", "on").raw("\">Runs</a>\n" +
+		m.raw("\n  <nav>\n    <a href=\"/ui/\" class=\"").when(p.Nav == "runs", "on").raw("\">Runs</a>\n"+
 			"    <a href=\"/ui/queue\" class=\"").when(p.Nav == "queue", "on").raw("\">Queue</a>\n  </nav>\n" +
 			"  <form class=\"who\" method=\"post\" action=\"/ui/logout\">\n")
 		csrfField(m, p.CSRF)
@@ -239,7 +239,7 @@ func viewRun(m *markup, p page, d runData) {
 	if len(d.Events) == 0 {
 		m.raw("<li class=\"empty\">No events.</li>")
 	}
-	m.raw("\n  </ol>\n</section>\n<section class=\"card\">\n  <h2>Log <span class=\"live\" id=\"live\"></span></h2>\n" +
+	m.raw("\n  </ol>\n</section>\n<section class=\"card\">\n  <h2>Log <span class=\"live\" id=\"live\"></span></h2>\n"+
 		"  <div class=\"log\" id=\"log\"").attr("data-stream", runHref(r.ID)+"/log/stream?after="+strconv.FormatInt(d.After, 10)).raw(" data-live=\"off\">\n    ")
 	for _, l := range d.Lines {
 		m.raw("<div class=\"line\"><span class=\"seq\">").int(l.Seq).raw("</span><time>").text(timestamp(l.At)).
