@@ -185,7 +185,9 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 	e.Port = portsim.New(portsim.Config{ClientID: PortID, ClientSecret: PortSecret, AnyBlueprint: true, Faults: opt.PortFaults, RateLimit: opt.PortRateLimit, RateLimitPeriod: opt.PortRateLimitPeriod,
 		Users: map[string]portsim.User{"dana@acme.example": {Teams: []string{"payments"}}, "sam@acme.example": {Teams: []string{"web"}},
 			// A team whose name is not its identifier, as in most Port orgs.
-			"eve@acme.example": {Teams: []string{"Payments EU"}, TeamIdentifiers: []string{"payments_eu"}}}})
+			"eve@acme.example": {Teams: []string{"Payments EU"}, TeamIdentifiers: []string{"payments_eu"}},
+			// The platform team, which the shipped policy names among production approvers.
+			"lee@acme.example": {Teams: []string{"platform"}}}})
 	portSrv := httptest.NewServer(e.Port.Handler())
 	t.Cleanup(portSrv.Close)
 
@@ -646,6 +648,7 @@ var (
 	Dana     = portsim.Invoker{Email: "dana@acme.example", FirstName: "Dana", LastName: "Ruiz"}
 	Sam      = portsim.Invoker{Email: "sam@acme.example", FirstName: "Sam", LastName: "Okafor"}
 	Eve      = portsim.Invoker{Email: "eve@acme.example", FirstName: "Eve", LastName: "Lund"}
+	Lee      = portsim.Invoker{Email: "lee@acme.example", FirstName: "Lee", LastName: "Park"}
 	Checkout = &portsim.Entity{Identifier: "checkout", Title: "Checkout", Blueprint: "service", Team: []string{"payments"}}
 )
 

@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/portsim"
+	h "github.com/paved-idp/paved/test/harness"
+)
+
+// A production delete waits for approval, Port shows who must approve, and
+// the approvers decide from Port itself with paved-approve-run (a
+// synchronous webhook: paved's answer is the verdict): someone the policy
+// does not name and the asker are refused, a platform member approves, and
+// the run then goes through to SUCCESS with the approval in its Port log.
+func TestApprovalFromPort(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+	del := portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
+	portRun, ans := e.Press(del)
+	if ans.State != string(run.AwaitingApproval) {
+		t.Fatalf("production delete is %s (%v)", ans.State, ans.Reasons)
+	}
+	waitFor(t, func() bool {
+		r, _ := e.Port.Run(portRun)
+		return strings.Contains(r.StatusLabel, "Awaiting approval by operator:*, payments, platform")
+	}, "Port's status label to name the approvers")
+
+	decide := func(who portsim.Invoker, decision string) h.Answer {
+		_, a := e.Press(portsim.Invocation{Action: run.ApproveRunAction, Blueprint: "service", Operation: "DAY-2", User: who, Entity: h.Checkout,
+			Inputs: map[string]any{"runId": ans.RunID, "decision": decision, "reason": "change window CHG-7"}})
+		return a
+	}
+	if a := decide(h.Sam, "approve"); a.Code != http.StatusForbidden {
+		t.Fatalf("sam (team web) approving: %d", a.Code)
+	}
+	if a := decide(h.Dana, "approve"); a.Code != http.StatusForbidden {
+		t.Fatalf("dana approving her own run: %d", a.Code)
+	}
+	if st := e.RunState(ans.RunID); st != string(run.AwaitingApproval) {
+		t.Fatalf("after two refusals the run is %s", st)
+	}
+	if a := decide(h.Lee, "approve"); a.Code != http.StatusOK {
+		t.Fatalf("lee (platform) approving: %d", a.Code)
+	}
+	r := e.WaitPort(portRun)
+	if r.Status != "SUCCESS" || !strings.Contains(h.LogText(r), "approved by lee@acme.example at ") || !strings.Contains(h.LogText(r), ": change window CHG-7") {
+		t.Fatalf("Port run %s, log:\n%s", r.Status, h.LogText(r))
+	}
+	if a := decide(h.Lee, "deny"); a.Code != http.StatusConflict {
+		t.Fatalf("deciding again: %d", a.Code)
+	}
+}
+
+// waitFor polls cond (the paved under test works on its own clock) for up
+// to 20 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
