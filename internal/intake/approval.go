@@ -112,10 +112,22 @@ func (s *Service) waiting(ctx context.Context, id string, by run.Approver, to ru
 	if r.State != run.AwaitingApproval {
 		return nil, &run.TransitionError{RunID: id, From: r.State, To: to}
 	}
+	if err := s.expired(r); err != nil {
+		return nil, err
+	}
 	if err := s.mayDecide(ctx, r, by); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// expired refuses a decision on a run whose approval time is over (the
+// sweep that rejects it may not have come by yet).
+func (s *Service) expired(r *run.Run) error {
+	if r.ApprovalExpiresAt.IsZero() || s.now().Before(r.ApprovalExpiresAt) {
+		return nil
+	}
+	return fmt.Errorf("the approval of run %s expired at %s: %w", r.ID, r.ApprovalExpiresAt.Format(time.RFC3339), run.ErrIllegalTransition)
 }
 
 // decided is the audit line of a decision: who, when, why.
@@ -141,6 +153,9 @@ func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reaso
 		var ch store.Change
 		if r.State != run.AwaitingApproval {
 			return ch, &run.TransitionError{RunID: r.ID, From: r.State, To: run.Queued}
+		}
+		if err := s.expired(r); err != nil {
+			return ch, err
 		}
 		msg := decided("approved", by, reason, s.now())
 		ch.Add(msg)
@@ -194,7 +209,7 @@ func (s *Service) Decide(ctx context.Context, req run.Request) (*run.Run, error)
 	id, _ := req.Inputs["runId"].(string)
 	verdict, _ := req.Inputs["decision"].(string)
 	reason, _ := req.Inputs["reason"].(string)
-	if id == "" || (verdict != "approve" && verdict != "deny") || req.User.Email == "" {
+	if id == "" || (verdict != "approve" && verdict != "deny") || !strings.Contains(req.User.Email, "@") || strings.HasPrefix(req.User.Email, "operator:") {
 		return nil, fmt.Errorf("%s: %w", ApproveRunAction, ErrBadDecision)
 	}
 	by := run.Approver{ID: req.User.Email, Teams: req.User.Teams}

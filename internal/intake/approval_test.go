@@ -165,3 +165,22 @@ func TestDecideFromThePortal(t *testing.T) {
 		t.Fatalf("pat denies: %+v %v", got, err)
 	}
 }
+
+// A decision after the approval expired is refused, even before the sweep
+// has rejected the run.
+func TestNoDecisionAfterTheApprovalExpired(t *testing.T) {
+	s, _ := setup(t)
+	s.ApprovalTTL = time.Hour
+	ctx := context.Background()
+	start := time.Now()
+	s.Now = func() time.Time { return start }
+	r, _, err := s.Submit(ctx, deleteReq("e1"))
+	if err != nil || r.State != run.AwaitingApproval {
+		t.Fatal(r, err)
+	}
+	s.Now = func() time.Time { return start.Add(time.Hour) }
+	_, err = s.Approve(ctx, r.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, "")
+	if !errors.Is(err, run.ErrIllegalTransition) || !strings.Contains(err.Error(), "expired at") {
+		t.Fatalf("late approval: %v", err)
+	}
+}

@@ -271,6 +271,12 @@ func TestTamperedExpiredOrRevokedSessionsAreRefused(t *testing.T) {
 	if _, ok := revoked.session(&http.Request{Header: http.Header{"Cookie": {good.String()}}}); ok {
 		t.Error("a removed operator's session still counts")
 	}
+	// And one whose token was replaced (leaked, rotated): the old sign-in ends.
+	rotated := *w.ui
+	rotated.cfg.Operators = map[string]string{"alice": "a-brand-new-token-for-alice", "bob": bobToken}
+	if _, ok := rotated.session(&http.Request{Header: http.Header{"Cookie": {good.String()}}}); ok {
+		t.Error("a session outlived its operator's token")
+	}
 
 	if a := w.do("GET", "/ui/", nil, []*http.Cookie{good}); a.code != 200 {
 		t.Fatalf("the genuine cookie: %d", a.code)

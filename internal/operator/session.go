@@ -41,7 +41,14 @@ func (u *ui) csrf(s session) string { return u.mac("csrf", s.value) }
 // hint to the browser.
 func (u *ui) newSession(name string) string {
 	payload := name + "|" + strconv.FormatInt(u.cfg.Now().Add(u.cfg.SessionTTL).Unix(), 10)
-	return payload + "|" + u.mac("session", payload)
+	return payload + "|" + u.mac(u.sessionPurpose(name), payload)
+}
+
+// sessionPurpose binds a session to its operator's current token, so that
+// a new token (one leaked, one rotated) ends the sessions of the old one.
+func (u *ui) sessionPurpose(name string) string {
+	sum := sha256.Sum256([]byte(u.cfg.Operators[name]))
+	return "session|" + base64.RawURLEncoding.EncodeToString(sum[:8])
 }
 
 // session returns the request's operator if its cookie is genuine, unexpired
@@ -56,12 +63,12 @@ func (u *ui) session(r *http.Request) (session, bool) {
 		return session{}, false
 	}
 	payload, sig := c.Value[:i], c.Value[i+1:]
-	if !hmac.Equal([]byte(sig), []byte(u.mac("session", payload))) {
+	name, expText, ok := strings.Cut(payload, "|")
+	if !ok || !hmac.Equal([]byte(sig), []byte(u.mac(u.sessionPurpose(name), payload))) {
 		return session{}, false
 	}
-	name, expText, ok := strings.Cut(payload, "|")
 	exp, err := strconv.ParseInt(expText, 10, 64)
-	if !ok || err != nil || !u.cfg.Now().Before(time.Unix(exp, 0)) {
+	if err != nil || !u.cfg.Now().Before(time.Unix(exp, 0)) {
 		return session{}, false
 	}
 	if _, known := u.cfg.Operators[name]; !known {
@@ -207,9 +214,13 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 // operatorOf finds whose token this is. Every token is compared, in constant
 // time, so timing tells nothing about how close a guess was or whose it hit.
 func (u *ui) operatorOf(token string) (string, bool) {
+	// Digests of equal length: the comparison's time tells nothing of the
+	// tokens' lengths either.
+	got := sha256.Sum256([]byte(token))
 	found := ""
 	for name, want := range u.cfg.Operators {
-		if subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1 {
+		sum := sha256.Sum256([]byte(want))
+		if subtle.ConstantTimeCompare(got[:], sum[:]) == 1 {
 			found = name
 		}
 	}

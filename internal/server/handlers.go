@@ -192,6 +192,10 @@ func (s *Server) createRun(c *gin.Context) {
 		return
 	}
 	client := c.MustGet(clientKey).(*APIClient)
+	if strings.Contains(client.Name, "@") && !strings.EqualFold(req.User.Email, client.Name) {
+		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q submits only as itself, not as %q", client.Name, clip.String(req.User.Email, 128)))
+		return
+	}
 	if len(client.Actions) > 0 && !slices.Contains(client.Actions, req.Action) {
 		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may not run action %q; it may run: %s", client.Name, clip.String(req.Action, 128), strings.Join(client.Actions, ", ")))
 		return
@@ -324,28 +328,51 @@ func (d decision) approver() run.Approver {
 	return run.Approver{ID: d.By}
 }
 
+// approverOf is who decides through client. A person's own client (named
+// by their email) is that person and nobody else, without teams it cannot
+// prove; a trusted backend (Backstage) names the approver, who must be an
+// email (email: approvals; a cancel may name a system): operator:<name>
+// identities come only from the operator page. A non-zero code refuses,
+// with msg ("" for the usage).
+func approverOf(client *APIClient, d decision, email bool) (by run.Approver, code int, msg string) {
+	named := d.approver()
+	if strings.Contains(client.Name, "@") {
+		if named.ID != "" && !strings.EqualFold(named.ID, client.Name) {
+			return by, http.StatusForbidden, fmt.Sprintf("API client %q acts only as itself, not as %q", client.Name, clip.String(named.ID, 128))
+		}
+		return run.Approver{ID: client.Name}, 0, ""
+	}
+	switch {
+	case named.ID == "":
+		return by, http.StatusBadRequest, ""
+	case strings.HasPrefix(named.ID, "operator:") || (email && !strings.Contains(named.ID, "@")):
+		return by, http.StatusBadRequest, fmt.Sprintf("the approver must be a person's email, not %q (operator:<name> is the operator page's)", clip.String(named.ID, 128))
+	}
+	return named, 0, ""
+}
+
 const approverUsage = `body must be {"approver": {"email": "...", "teams": ["..."]}, "reason": "..."} (or {"by": "<email>"})`
 
 func (s *Server) approve(c *gin.Context) {
-	s.control(c, approverUsage, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+	s.control(c, approverUsage, true, func(ctx context.Context, id string, d decision) (*run.Run, error) {
 		return s.intake.Approve(ctx, id, d.approver(), d.Reason)
 	})
 }
 
 func (s *Server) deny(c *gin.Context) {
-	s.control(c, approverUsage, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+	s.control(c, approverUsage, true, func(ctx context.Context, id string, d decision) (*run.Run, error) {
 		return s.intake.Deny(ctx, id, d.approver(), d.Reason)
 	})
 }
 
 func (s *Server) cancel(c *gin.Context) {
-	s.control(c, `body must be {"by": "<who cancels>"}`, func(ctx context.Context, id string, d decision) (*run.Run, error) {
+	s.control(c, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, d decision) (*run.Run, error) {
 		return s.intake.Cancel(ctx, id, d.approver().ID)
 	})
 }
 
 // control runs a person's decision on a run (approve, deny, cancel).
-func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Context, id string, d decision) (*run.Run, error)) {
+func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx context.Context, id string, d decision) (*run.Run, error)) {
 	// A client limited to some actions submits them, and decides nothing:
 	// an approval names its approver on the client's word.
 	if client := c.MustGet(clientKey).(*APIClient); len(client.Actions) > 0 {
@@ -356,14 +383,20 @@ func (s *Server) control(c *gin.Context, usage string, act func(ctx context.Cont
 	if !s.bindJSON(c, &d, usage) {
 		return
 	}
-	// A person's own API client (api.clients.<their email>) names them: the
-	// token is the approver, and the body need not say who.
-	if client := c.MustGet(clientKey).(*APIClient); d.approver().ID == "" && strings.Contains(client.Name, "@") {
-		d.By = client.Name
-	}
-	if d.approver().ID == "" {
-		fail(c, http.StatusBadRequest, usage)
+	by, code, msg := approverOf(c.MustGet(clientKey).(*APIClient), d, email)
+	if code != 0 {
+		if msg == "" {
+			msg = usage
+		}
+		fail(c, code, msg)
 		return
+	}
+	d.By, d.Approver = by.ID, nil
+	if len(by.Teams) > 0 {
+		d.Approver = &struct {
+			Email string   `json:"email"`
+			Teams []string `json:"teams"`
+		}{by.ID, by.Teams}
 	}
 	r, err := act(c.Request.Context(), c.Param("id"), d)
 	if s.runError(c, err) {

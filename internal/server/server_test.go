@@ -225,10 +225,10 @@ func TestAPIAuthAndAnswers(t *testing.T) {
 	if w := call(h, "POST", "/api/v1/runs", `{"idempotencyKey":"other","action":"add-s3-bucket","user":{"email":"a@b"}}`, withKey); w.Code != 400 || !strings.Contains(w.Body.String(), "differ") {
 		t.Fatalf("header and body keys differ: %d %s", w.Code, w.Body)
 	}
-	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"lead"}`, bearer); w.Code != 404 {
+	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"lead@acme.example"}`, bearer); w.Code != 404 {
 		t.Fatalf("approve unknown: %d", w.Code)
 	}
-	if w := call(h, "POST", "/api/v1/runs/r_1/deny", `{"by":"lead"}`, bearer); w.Code != 409 {
+	if w := call(h, "POST", "/api/v1/runs/r_1/deny", `{"by":"lead@acme.example"}`, bearer); w.Code != 409 {
 		t.Fatalf("deny finished: %d", w.Code)
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/cancel", `{"by":"dana"}`, bearer); w.Code != 200 || !strings.Contains(w.Body.String(), "canceled") {
@@ -421,10 +421,22 @@ func TestApprovalNamesTheApprover(t *testing.T) {
 	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" || len(got.Teams) != 1 || got.Teams[0] != "platform" {
 		t.Fatalf("approver %+v", got)
 	}
-	// A person's own token names the approver.
-	call(h, "POST", "/api/v1/runs/r_1/approve", `{"reason":"ok"}`, map[string]string{"Authorization": "Bearer lead-token"})
-	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" {
+	// A person's own token names the approver, and nobody else, without teams.
+	call(h, "POST", "/api/v1/runs/r_1/approve", `{"reason":"ok","approver":{"email":"LEAD@acme.example","teams":["platform"]}}`, map[string]string{"Authorization": "Bearer lead-token"})
+	if got := in.approvers[len(in.approvers)-1]; got.ID != "lead@acme.example" || len(got.Teams) != 0 {
 		t.Fatalf("approver by token %+v", got)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"by":"boss@acme.example"}`, map[string]string{"Authorization": "Bearer lead-token"}); w.Code != http.StatusForbidden {
+		t.Fatalf("a personal token approving as another: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "POST", "/api/v1/runs", `{"action":"create-service","user":{"email":"boss@acme.example"},"inputs":{}}`, map[string]string{"Authorization": "Bearer lead-token", "Idempotency-Key": "k"}); w.Code != http.StatusForbidden {
+		t.Fatalf("a personal token submitting as another: %d %s", w.Code, w.Body)
+	}
+	// Only the operator page makes operator identities; approvers are emails.
+	for _, body := range []string{`{"by":"operator:alice"}`, `{"approver":{"email":"operator:alice"}}`, `{"by":"lead"}`} {
+		if w := call(h, "POST", "/api/v1/runs/r_1/approve", body, bearer); w.Code != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
 	}
 	w := call(h, "POST", "/api/v1/runs/r_1/approve", `{"approver":{"email":"outsider@acme.example"}}`, bearer)
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "is not named by the policy's rule data.paved.policy.approvers") {

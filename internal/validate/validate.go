@@ -269,7 +269,7 @@ func Policy(ctx context.Context, dir string) []Problem {
 		return append(ps, regoProblems(dir, err)...)
 	}
 	for _, r := range results {
-		if r.Pass() {
+		if r.Pass() || r.Skip { // todo_test_ rules are skipped, as opa test does
 			continue
 		}
 		p := Problem{File: dir, Msg: fmt.Sprintf("rego test %s.%s fails", r.Package, r.Name)}
