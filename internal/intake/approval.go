@@ -221,8 +221,34 @@ func (s *Service) Decide(ctx context.Context, req run.Request) (*run.Run, error)
 		}
 		by.Teams = teams
 	}
+	var r *run.Run
+	var err error
 	if verdict == "approve" {
-		return s.Approve(ctx, id, by, reason)
+		r, err = s.Approve(ctx, id, by, reason)
+	} else {
+		r, err = s.Deny(ctx, id, by, reason)
 	}
-	return s.Deny(ctx, id, by, reason)
+	if errors.Is(err, run.ErrIllegalTransition) {
+		// Port may send a synchronous invocation again (a timeout, a retry):
+		// the same person's same decision, already applied, is a success.
+		if done, derr := s.alreadyDecided(ctx, id, by.ID, verdict); derr == nil && done != nil {
+			return done, nil
+		}
+	}
+	return r, err
+}
+
+// alreadyDecided is run id if its trail shows who deciding verdict on it.
+func (s *Service) alreadyDecided(ctx context.Context, id, who, verdict string) (*run.Run, error) {
+	evs, err := s.Store.Events(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	prefix := map[string]string{"approve": "approved by ", "deny": "denied by "}[verdict] + who + " at "
+	for _, e := range evs {
+		if strings.HasPrefix(strings.ToLower(e.Message), strings.ToLower(prefix)) {
+			return s.Store.Run(ctx, id)
+		}
+	}
+	return nil, nil
 }

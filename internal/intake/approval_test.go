@@ -164,6 +164,14 @@ func TestDecideFromThePortal(t *testing.T) {
 	if err != nil || got.State != run.Rejected || !strings.HasSuffix(got.Reasons[0], ": wrong service") {
 		t.Fatalf("pat denies: %+v %v", got, err)
 	}
+	// Port sending the same decision again gets the same answer; another
+	// decision on a decided run is refused.
+	if again, err := decide("pat@acme.example", map[string]any{"runId": r.ID, "decision": "deny"}); err != nil || again.State != run.Rejected {
+		t.Fatalf("the same deny again: %+v %v", again, err)
+	}
+	if _, err := decide("pat@acme.example", map[string]any{"runId": r.ID, "decision": "approve"}); !errors.Is(err, run.ErrIllegalTransition) {
+		t.Fatalf("approve after deny: %v", err)
+	}
 }
 
 // A decision after the approval expired is refused, even before the sweep

@@ -33,6 +33,7 @@ type Store interface {
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 	StackDepth(ctx context.Context, stackKey string) (int, error)
 	Run(ctx context.Context, id string) (*run.Run, error)
+	Events(ctx context.Context, id string) ([]run.Event, error)
 }
 
 // Catalog finds action definitions.

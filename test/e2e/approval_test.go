@@ -50,8 +50,11 @@ func TestApprovalFromPort(t *testing.T) {
 	if r.Status != "SUCCESS" || !strings.Contains(h.LogText(r), "approved by lee@acme.example at ") || !strings.Contains(h.LogText(r), ": change window CHG-7") {
 		t.Fatalf("Port run %s, log:\n%s", r.Status, h.LogText(r))
 	}
+	if a := decide(h.Lee, "approve"); a.Code != http.StatusOK {
+		t.Fatalf("Port sending the same approval again: %d", a.Code)
+	}
 	if a := decide(h.Lee, "deny"); a.Code != http.StatusConflict {
-		t.Fatalf("deciding again: %d", a.Code)
+		t.Fatalf("deciding otherwise afterwards: %d", a.Code)
 	}
 }
 
