@@ -4,10 +4,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -24,10 +24,10 @@ func TestApprovalFromPort(t *testing.T) {
 	if ans.State != string(run.AwaitingApproval) {
 		t.Fatalf("production delete is %s (%v)", ans.State, ans.Reasons)
 	}
-	waitFor(t, func() bool {
+	waitfor.Until(t, "Port's status label to name the approvers", func() bool {
 		r, _ := e.Port.Run(portRun)
 		return strings.Contains(r.StatusLabel, "Awaiting approval by operator:*, payments, platform")
-	}, "Port's status label to name the approvers")
+	})
 
 	decide := func(who portsim.Invoker, decision string) h.Answer {
 		_, a := e.Press(portsim.Invocation{Action: run.ApproveRunAction, Blueprint: "service", Operation: "DAY-2", User: who, Entity: h.Checkout,
@@ -55,18 +55,5 @@ func TestApprovalFromPort(t *testing.T) {
 	}
 	if a := decide(h.Lee, "deny"); a.Code != http.StatusConflict {
 		t.Fatalf("deciding otherwise afterwards: %d", a.Code)
-	}
-}
-
-// waitFor polls cond (the paved under test works on its own clock) for up
-// to 20 s.
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
