@@ -85,18 +85,20 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	// The same checks as `paved validate`, Rego unit tests included, so a
-	// bad definition stops paved here, named by file and line. They cost
-	// start-up some tens of milliseconds, once. Blueprints are checked when
-	// their directory exists; paved does not need them to serve, and the
-	// image ships none.
+	// bad definition stops paved here, named by file and line; the actions
+	// they parse are the catalog paved serves, and the policy is compiled
+	// once, below (its errors name file and line too). Blueprints are
+	// checked when their directory exists; paved does not need them to
+	// serve, and the image ships none.
 	bpDir := cfg.BlueprintsDir
 	if _, err := os.Stat(bpDir); err != nil {
 		bpDir = ""
 	}
-	if probs := validate.Dirs(ctx, cfg.ActionsDir, bpDir, cfg.PolicyDir); len(probs) > 0 {
+	defs, probs := validate.Load(cfg.ActionsDir, bpDir)
+	if probs = append(probs, validate.RegoTests(ctx, cfg.PolicyDir)...); len(probs) > 0 {
 		return nil, fmt.Errorf("refusing to start: %d problem(s) in the definitions:\n%s", len(probs), validate.Report(probs))
 	}
-	cat, err := catalog.Load(cfg.ActionsDir)
+	cat, err := catalog.New(defs.Actions)
 	if err != nil {
 		return nil, fmt.Errorf("load actions: %w", err)
 	}

@@ -115,7 +115,7 @@ func Load(dir string) (*Catalog, error) {
 		return nil, fmt.Errorf("load actions from %s: no *.yaml files", dir)
 	}
 	sort.Strings(paths)
-	c := &Catalog{actions: make(map[string]*Action, len(paths))}
+	var actions []*Action
 	var errs []error
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
@@ -128,16 +128,28 @@ func Load(dir string) (*Catalog, error) {
 			errs = append(errs, err)
 			continue
 		}
+		actions = append(actions, a)
+	}
+	c, err := New(actions)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return nil, fmt.Errorf("load actions from %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// New is the catalog of actions already parsed (paved serve has them from
+// its validation); two actions with one identifier are an error.
+func New(actions []*Action) (*Catalog, error) {
+	c := &Catalog{actions: make(map[string]*Action, len(actions))}
+	var errs []error
+	for _, a := range actions {
 		if prev, dup := c.actions[a.Identifier]; dup {
-			errs = append(errs, fmt.Errorf("%s: identifier %q is already defined in %s", p, a.Identifier, prev.File))
+			errs = append(errs, fmt.Errorf("%s: identifier %q is already defined in %s", a.File, a.Identifier, prev.File))
 			continue
 		}
 		c.actions[a.Identifier] = a
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("load actions from %s: %w", dir, err)
-	}
-	return c, nil
+	return c, errors.Join(errs...)
 }
 
 // Get returns the action with the identifier.

@@ -264,6 +264,14 @@ func Policy(ctx context.Context, dir string) []Problem {
 	if _, err := policy.New(ctx, dir, policy.Data{}); err != nil {
 		ps = append(ps, regoProblems(dir, err)...)
 	}
+	return append(ps, RegoTests(ctx, dir)...)
+}
+
+// RegoTests runs the Rego unit tests (*_test.rego) in dir with OPA's test
+// runner. paved serve asks only this of Policy: it compiles the policy
+// itself, and policy.New's errors name file and line too.
+func RegoTests(ctx context.Context, dir string) []Problem {
+	var ps []Problem
 	results, err := tester.Run(ctx, dir)
 	if err != nil {
 		return append(ps, regoProblems(dir, err)...)
