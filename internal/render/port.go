@@ -111,7 +111,7 @@ func PortAction(a *catalog.Action, entityBlueprints map[string]bool, opt PortOpt
 		"title":            a.Title,
 		"description":      a.Description,
 		"trigger":          trigger,
-		"invocationMethod": invocation(opt.WebhookURL, entityInputs),
+		"invocationMethod": invocation(opt.WebhookURL, entityInputs, false),
 		"requiredApproval": a.RequiredApproval,
 	}
 	if a.Icon != "" {
@@ -157,25 +157,9 @@ func approveRunAction(opt PortOptions, blueprint string) map[string]any {
 		"title":            "Approve a paved run",
 		"description":      "Approve or deny a paved run that waits for approval, such as a production delete. The decision and reason are recorded in the run's audit trail.",
 		"trigger":          trigger,
-		"invocationMethod": synchronous(invocation(opt.WebhookURL, nil)),
+		"invocationMethod": invocation(opt.WebhookURL, nil, true),
 		"requiredApproval": false,
 	}
-}
-
-// synchronous makes a WEBHOOK invocation synchronous, in the method and in
-// the copy the body carries.
-func synchronous(m map[string]any) map[string]any {
-	m["synchronized"] = true
-	if body, ok := m["body"].(map[string]any); ok {
-		if p, ok := body["payload"].(map[string]any); ok {
-			if a, ok := p["action"].(map[string]any); ok {
-				if im, ok := a["invocationMethod"].(map[string]any); ok {
-					im["synchronized"] = true
-				}
-			}
-		}
-	}
-	return m
 }
 
 // invocation is the WEBHOOK invocation method, with an explicit body: Port's
@@ -184,9 +168,10 @@ func synchronous(m map[string]any) map[string]any {
 // format (and which webhook.Decode reads), written as Port's own migration
 // does: trigger data (documented under "Trigger data": inputs, trigger,
 // entity, action, run) through jq in {{ }}. A template that is a whole
-// string yields the JSON value itself, not its text.
-func invocation(webhookURL string, entityInputs []string) map[string]any {
-	method := map[string]any{"type": "WEBHOOK", "url": webhookURL, "agent": false, "synchronized": false, "method": "POST"}
+// string yields the JSON value itself, not its text. synchronized: Port
+// waits for paved's answer and marks the action's run by it.
+func invocation(webhookURL string, entityInputs []string, synchronized bool) map[string]any {
+	method := map[string]any{"type": "WEBHOOK", "url": webhookURL, "agent": false, "synchronized": synchronized, "method": "POST"}
 	body := map[string]any{
 		"action":       "{{ .action.identifier }}",
 		"resourceType": "run",

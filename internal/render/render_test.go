@@ -257,7 +257,7 @@ func TestRenderedBodyIsTheRunShape(t *testing.T) {
 		{"trigger_create.json", "create_rendered.json", "create_no_entity.json"},
 	} {
 		t.Run(tt.body, func(t *testing.T) {
-			got := evalBody(t, invocation(webhookURL, nil)["body"], readJSON(t, filepath.Join("testdata", tt.trigger)))
+			got := evalBody(t, invocation(webhookURL, nil, false)["body"], readJSON(t, filepath.Join("testdata", tt.trigger)))
 			fixture := filepath.Join("..", "portal", "port", "webhook", "testdata", tt.body)
 			if want := readJSON(t, fixture); !reflect.DeepEqual(got, want) {
 				g, _ := JSON(got)

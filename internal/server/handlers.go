@@ -354,28 +354,25 @@ func approverOf(client *APIClient, d decision, email bool) (by run.Approver, cod
 const approverUsage = `body must be {"approver": {"email": "...", "teams": ["..."]}, "reason": "..."} (or {"by": "<email>"})`
 
 func (s *Server) approve(c *gin.Context) {
-	s.control(c, approverUsage, true, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Approve(ctx, id, d.approver(), d.Reason)
-	})
+	s.control(c, approverUsage, true, s.intake.Approve)
 }
 
 func (s *Server) deny(c *gin.Context) {
-	s.control(c, approverUsage, true, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Deny(ctx, id, d.approver(), d.Reason)
-	})
+	s.control(c, approverUsage, true, s.intake.Deny)
 }
 
 func (s *Server) cancel(c *gin.Context) {
-	s.control(c, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, d decision) (*run.Run, error) {
-		return s.intake.Cancel(ctx, id, d.approver().ID)
+	s.control(c, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
+		return s.intake.Cancel(ctx, id, by.ID)
 	})
 }
 
 // control runs a person's decision on a run (approve, deny, cancel).
-func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx context.Context, id string, d decision) (*run.Run, error)) {
+func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)) {
+	client := c.MustGet(clientKey).(*APIClient)
 	// A client limited to some actions submits them, and decides nothing:
 	// an approval names its approver on the client's word.
-	if client := c.MustGet(clientKey).(*APIClient); len(client.Actions) > 0 {
+	if len(client.Actions) > 0 {
 		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may only submit runs of %s; it may not approve, deny or cancel", client.Name, strings.Join(client.Actions, ", ")))
 		return
 	}
@@ -383,7 +380,7 @@ func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx 
 	if !s.bindJSON(c, &d, usage) {
 		return
 	}
-	by, code, msg := approverOf(c.MustGet(clientKey).(*APIClient), d, email)
+	by, code, msg := approverOf(client, d, email)
 	if code != 0 {
 		if msg == "" {
 			msg = usage
@@ -391,14 +388,7 @@ func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx 
 		fail(c, code, msg)
 		return
 	}
-	d.By, d.Approver = by.ID, nil
-	if len(by.Teams) > 0 {
-		d.Approver = &struct {
-			Email string   `json:"email"`
-			Teams []string `json:"teams"`
-		}{by.ID, by.Teams}
-	}
-	r, err := act(c.Request.Context(), c.Param("id"), d)
+	r, err := act(c.Request.Context(), c.Param("id"), by, d.Reason)
 	if s.runError(c, err) {
 		return
 	}
