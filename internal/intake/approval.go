@@ -132,12 +132,16 @@ func (s *Service) expired(r *run.Run) error {
 
 // decided is the audit line of a decision: who, when, why.
 func decided(verb string, by run.Approver, reason string, at time.Time) string {
-	msg := fmt.Sprintf("%s by %s at %s", verb, by.ID, at.Format(time.RFC3339))
+	msg := decidedBy(verb, by.ID) + at.Format(time.RFC3339)
 	if reason != "" {
 		msg += ": " + clip.String(reason, 500)
 	}
 	return msg
 }
+
+// decidedBy is how a decision's audit line begins; alreadyDecided looks
+// for it.
+func decidedBy(verb, who string) string { return verb + " by " + who + " at " }
 
 // Approve lets a run that awaits approval go ahead, if the policy names by.
 func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error) {
@@ -244,7 +248,7 @@ func (s *Service) alreadyDecided(ctx context.Context, id, who, verdict string) (
 	if err != nil {
 		return nil, err
 	}
-	prefix := map[string]string{"approve": "approved by ", "deny": "denied by "}[verdict] + who + " at "
+	prefix := decidedBy(map[string]string{"approve": "approved", "deny": "denied"}[verdict], who)
 	for _, e := range evs {
 		if strings.HasPrefix(strings.ToLower(e.Message), strings.ToLower(prefix)) {
 			return s.Store.Run(ctx, id)
