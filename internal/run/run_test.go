@@ -1,7 +1,9 @@
 package run
 
 import (
+	"encoding/hex"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -38,7 +40,34 @@ func TestToken(t *testing.T) {
 	if !ValidToken(key, "r_1", tok) || ValidToken(key, "r_2", tok) || ValidToken([]byte("other"), "r_1", tok) || ValidToken(key, "r_1", "") {
 		t.Fatal("token checks wrong")
 	}
-	if a, b := NewID(), NewID(); a == b || len(a) != 22 {
+	if a, b := NewID(), NewID(); a == b || len(a) != 34 {
 		t.Fatal("ids not unique or wrong length")
+	}
+}
+
+func TestNewIDSortsByCreationTime(t *testing.T) {
+	first := NewID()
+	if len(first) != 34 || first[:2] != "r_" {
+		t.Fatalf("id %q: want r_ and 32 hex digits", first)
+	}
+	if _, err := hex.DecodeString(first[2:]); err != nil {
+		t.Fatalf("id %q: %v", first, err)
+	}
+	// A millisecond later (or more), every id sorts after the first; ids of
+	// the same millisecond differ in their random part.
+	start := time.Now()
+	for time.Now().UnixMilli() == start.UnixMilli() {
+		runtime.Gosched()
+	}
+	seen := map[string]bool{first: true}
+	for range 1000 {
+		id := NewID()
+		if id <= first {
+			t.Fatalf("%q made after %q sorts before it", id, first)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
 	}
 }

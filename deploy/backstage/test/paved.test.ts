@@ -115,7 +115,7 @@ suite('paved:run against paved', () => {
     expect([...order].sort((a, b) => a - b)).toEqual(order);
 
     const runId = outputs.runId as string;
-    expect(runId).toMatch(/^r_[0-9a-f]{20}$/);
+    expect(runId).toMatch(/^r_[0-9a-f]{32}$/);
     expect(outputs.runUrl).toBe(`${publicUrl}/ui/runs/${runId}`);
     expect(outputs.pipelineUrl).toMatch(/\/-\/pipelines\/\d+$/);
     expect(outputs.outputs).toMatchObject({

@@ -3,11 +3,14 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite"
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
@@ -95,5 +98,45 @@ func fill(b *testing.B, st interface {
 		if err := <-errs; err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCreateRun measures what the single writer pays for a new run:
+// the run alone, with four events, with two tasks, and with both (the
+// intake's shape), from 32 callers so that group commit batches them.
+func BenchmarkCreateRun(b *testing.B) {
+	for _, shape := range []struct {
+		name          string
+		events, tasks int
+	}{{"run", 0, 0}, {"run+4ev", 4, 0}, {"run+2task", 0, 2}, {"intake", 4, 2}} {
+		b.Run(shape.name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "p.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var n atomic.Int64
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					var ch store.Change
+					for j := range shape.events {
+						ch.Add(fmt.Sprintf("event number %d of the intake, about this long", j))
+					}
+					if shape.tasks > 0 {
+						ch.Report(run.Report{StatusLabel: "Queued: 3 runs ahead on acme/dev/svc", Log: "paved accepted run r_x: add-s3-bucket on stack acme/dev/svc"})
+						ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
+					}
+					r := storetest.NewRun(fmt.Sprint("p-", i), fmt.Sprint("svc-", i%256), time.Now().UTC())
+					if _, _, err := s.CreateRun(ctx, r, ch); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -45,7 +45,11 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max i
 			}
 		}
 		ch.ReportLines(lines)
-		return s.writeChange(ctx, tx, r, ch, false)
+		enc, err := encodeChange(ch)
+		if err != nil {
+			return err
+		}
+		return s.writeChange(ctx, tx, r, enc, false)
 	})
 	if err != nil {
 		return fmt.Errorf("append %d log line(s) to run %s: %w", len(lines), id, err)

@@ -43,6 +43,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 	}
 	var out []store.Task
 	err := s.w.Tx(ctx, func(tx batch.Tx) error {
+		out = nil // a batch may run its writes twice (see batch.Writer)
 		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts, `+free+` FROM outbox o INDEXED BY outbox_heads WHERE `+claimable+` ORDER BY o.next_at LIMIT ?`,
 			kind, now.UnixMilli(), scan)
 		if err != nil {

@@ -143,12 +143,19 @@ func (s *Store) migrate(ctx context.Context) error {
 // (portal, portal run id) exists, it returns that one and created=false and
 // writes nothing: a repeated delivery never makes a second run.
 func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error) {
+	// Encode before queueing: the writer is one goroutine, so whatever can
+	// be done in the caller's is taken off every other write's wait.
+	data, err := json.Marshal(r)
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	enc, err := encodeChange(ch)
+	if err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
+	}
 	var existing *run.Run
-	err := s.w.Tx(ctx, func(tx batch.Tx) error {
-		data, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
+	err = s.w.Tx(ctx, func(tx batch.Tx) error {
+		existing = nil
 		// The unique (portal, portal_run_id) decides a repeat: one statement
 		// instead of a read before every insert.
 		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at)
@@ -164,7 +171,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 			existing, err = getRun(ctx, tx, `portal = ? AND portal_run_id = ?`, r.Request.Portal, r.Request.PortalRunID)
 			return err
 		}
-		return s.writeChange(ctx, tx, r, ch, true)
+		return s.writeChange(ctx, tx, r, enc, true)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
@@ -211,7 +218,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 				return err
 			}
 		}
-		return s.writeChange(ctx, tx, r, ch, false)
+		enc, err := encodeChange(ch)
+		if err != nil {
+			return err
+		}
+		return s.writeChange(ctx, tx, r, enc, false)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update run %s: %w", id, err)
@@ -219,11 +230,29 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 	return out, nil
 }
 
+// encoded is a change with its tasks' payloads already in JSON.
+type encoded struct {
+	store.Change
+	payloads []string
+}
+
+func encodeChange(ch store.Change) (encoded, error) {
+	e := encoded{Change: ch, payloads: make([]string, len(ch.Tasks))}
+	for i, t := range ch.Tasks {
+		payload, err := json.Marshal(t.Payload)
+		if err != nil {
+			return e, fmt.Errorf("encode %s task: %w", t.Kind, err)
+		}
+		e.payloads[i] = string(payload)
+	}
+	return e, nil
+}
+
 // writeChange appends ch's events and tasks to r, one multi-row INSERT
 // each: statements, not rows, are what the single writer pays for. fresh
 // says r was created in this transaction, so it has no events and no open
 // tasks yet and nothing need be read.
-func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch store.Change, fresh bool) error {
+func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch encoded, fresh bool) error {
 	now := s.now().UnixMilli()
 	if len(ch.Events) > 0 {
 		var seq int64
@@ -253,10 +282,6 @@ func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch sto
 	}
 	rows := make([][]any, len(ch.Tasks))
 	for i, t := range ch.Tasks {
-		payload, err := json.Marshal(t.Payload)
-		if err != nil {
-			return fmt.Errorf("encode %s task: %w", t.Kind, err)
-		}
 		at := now
 		if !t.NotBefore.IsZero() {
 			at = t.NotBefore.UnixMilli()
@@ -265,10 +290,35 @@ func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch sto
 		if open[t.Kind] {
 			head = 0
 		}
-		rows[i] = []any{r.ID, t.Kind, string(payload), at, now, head}
+		if head == 1 && t.Kind == store.KindDispatch && r.State == run.Queued && t.NotBefore.IsZero() {
+			busy, err := stackBusy(ctx, tx, r.Stack.Key())
+			if err != nil {
+				return err
+			}
+			if busy {
+				// Park it now rather than have the next claim find the
+				// stack busy and park it then: a burst on busy stacks would
+				// otherwise cost a claim and an update per run. The run
+				// leaving the stack ahead of it wakes it (wakeStack).
+				at = now + parkFor.Milliseconds()
+			}
+		}
+		rows[i] = []any{r.ID, t.Kind, ch.payloads[i], at, now, head}
 		open[t.Kind] = true
 	}
 	return insertRows(ctx, tx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at, head) VALUES `, rows)
+}
+
+// stackBusy reports whether another run than the one being written holds
+// or waits for the stack (stack_lines counts the run itself, its row being
+// written first).
+func stackBusy(ctx context.Context, tx batch.Tx, stackKey string) (bool, error) {
+	var depth int
+	err := tx.QueryRowContext(ctx, `SELECT depth FROM stack_lines WHERE stack_key = ?`, stackKey).Scan(&depth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return depth > 1, err
 }
 
 // openKinds lists the kinds of r's open tasks.

@@ -1,6 +1,6 @@
 // Package batch is the SQLite store's write path: one writer goroutine that
 // commits every write queued while the last transaction committed in one
-// transaction, a savepoint each (group commit), and a cache of prepared
+// transaction (group commit), and a cache of prepared
 // statements. It knows nothing of runs.
 package batch
 
@@ -17,8 +17,8 @@ import (
 const maxBatch = 128
 
 // writer is the store's only writer: a goroutine that takes the writes
-// queued while the last transaction committed and commits them together,
-// each in a savepoint of its own (group commit). SQLite allows one writer
+// queued while the last transaction committed and commits them together
+// (group commit), a failing one rolling back only itself. SQLite allows one writer
 // anyway; queueing here, in arrival order, instead of in SQLite's busy
 // handler (which polls, favours no one and gives up after busy_timeout)
 // means a request waits its turn behind the workers instead of failing,
@@ -37,8 +37,7 @@ type Writer struct {
 	busyWait time.Duration // how long a batch retries another process's lock
 }
 
-// op is one write: fn runs inside its own savepoint; a failing fn rolls
-// back only itself. fn may run again if the batch has to be retried, so it
+// op is one write: a failing fn rolls back only itself (see try). fn may run again if the batch has to be retried, so it
 // must not keep state from an earlier call.
 type op struct {
 	ctx  context.Context
@@ -140,8 +139,13 @@ func (w *Writer) drain() {
 // A batch that meets another process's lock is retried, for up to busyWait.
 func (w *Writer) commit(batch []*op) {
 	deadline := time.Now().Add(w.busyWait)
+	isolate := false
 	for attempt := 1; ; attempt++ {
-		results, err := w.try(batch)
+		results, err := w.try(batch, isolate)
+		if errors.Is(err, errIsolate) {
+			isolate = true
+			continue
+		}
 		if err == nil {
 			w.committed()
 			for i, o := range batch {
@@ -166,10 +170,17 @@ func (w *Writer) commit(batch []*op) {
 	}
 }
 
-// try runs each write of the batch in a savepoint of one transaction. The
-// error is the transaction's own (begin, savepoint, commit); each write's
-// own error is in results.
-func (w *Writer) try(batch []*op) ([]error, error) {
+// errIsolate asks for a batch to be run again, each write in a savepoint.
+var errIsolate = errors.New("a write of the batch failed: run it again, each write isolated")
+
+// try runs the batch's writes in one transaction. The error is the
+// transaction's own (begin, savepoint, commit); each write's own error is
+// in results. Writes rarely fail, so a first try runs them back to back;
+// should one fail (with others beside it), the transaction is rolled back
+// and try is asked again with isolate, each write in a savepoint, so a
+// failing write rolls back only itself. Two statements a write saved in
+// the common case, at the price of running a failing batch twice.
+func (w *Writer) try(batch []*op, isolate bool) ([]error, error) {
 	ctx := context.Background()
 	// One connection for every write keeps its page cache and prepared
 	// statements warm; in WAL mode a write through another connection
@@ -195,6 +206,16 @@ func (w *Writer) try(batch []*op) ([]error, error) {
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			results[i] = fmt.Errorf("wait for the store's write turn: %w", err)
+			continue
+		}
+		if !isolate {
+			if results[i] = o.fn(tx); results[i] != nil {
+				_ = sqlTx.Rollback()
+				if len(batch) == 1 {
+					return results, nil // the only write: nothing else to keep
+				}
+				return nil, errIsolate
+			}
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
