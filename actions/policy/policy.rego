@@ -3,7 +3,11 @@
 #
 # input: see internal/policy.Input (action, operation, inputs, user{email,
 # teams}, entity{identifier, blueprint, team, properties}, tenant,
-# environment, service, team = the service's owning team).
+# environment, service, team = the service's owning team), and preview once
+# the run's pipeline has previewed the change (absent at intake: rules on it
+# do not apply then): {create, update, replace, delete: counts, destroy,
+# digest, resources: [{op, type, name}]}, op one of create, update,
+# replace, delete, type a Pulumi type token.
 #
 # Teams are compared by IDENTIFIER, never by display name: Port's entity
 # "team" holds team identifiers, so input.team and entity.team are
@@ -131,7 +135,31 @@ deny contains {"rule": "public-storage", "msg": msg} if {
 	msg := "public access is not offered: storage is private; publish through the CDN instead"
 }
 
+# Resources whose deletion or replacement loses data.
+holds_data := {"aws:rds/cluster:Cluster", "aws:dynamodb/table:Table", "aws:s3/bucketV2:BucketV2", "aws:s3/bucket:Bucket"}
+
+# A change that would delete or replace a database, table or bucket in
+# production is refused, whatever else it does; only the explicit DELETE
+# action (approved, with its typed confirmation) may remove one.
+deny contains {"rule": "production-data-loss", "msg": msg} if {
+	production
+	input.operation != "DELETE"
+	some res in input.preview.resources
+	res.op in {"delete", "replace"}
+	holds_data[res.type]
+	msg := sprintf(
+		"this change would %s %s %s in production, losing its data; nothing was applied. Change the inputs so the resource is kept, or ask the platform team to migrate it",
+		[res.op, res.type, res.name],
+	)
+}
+
 default require_approval := false
+
+# Any replace or delete in production waits for an approval of its preview.
+require_approval if {
+	production
+	input.preview.replace + input.preview.delete > 0
+}
 
 # Deleting anything in production waits for a second person's approval.
 require_approval if {

@@ -171,3 +171,45 @@ test_delete_without_owner_has_no_team_approver if {
 	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE", "team": ""}))
 	d.approvers == {"platform", "operator:*"}
 }
+
+# A production change as the owning team makes it, with its preview.
+prod_preview(op, res) := object.union(base, {
+	"operation": op,
+	"inputs": {"tenant": "acme", "environment": "prod"},
+	"environment": "prod",
+	"preview": {
+		"create": count([r | some r in res; r.op == "create"]),
+		"update": count([r | some r in res; r.op == "update"]),
+		"replace": count([r | some r in res; r.op == "replace"]),
+		"delete": count([r | some r in res; r.op == "delete"]),
+		"destroy": op == "DELETE", "digest": "sha256:x", "resources": res,
+	},
+})
+
+test_production_data_loss_refused if {
+	d := decide(prod_preview("DAY-2", [{"op": "replace", "type": "aws:rds/cluster:Cluster", "name": "acme-prod-checkout-db"}]))
+	rules(d) == {"production-data-loss"}
+	some m in messages(d)
+	contains(m, "replace aws:rds/cluster:Cluster acme-prod-checkout-db in production")
+}
+
+test_production_delete_action_may_remove_data if {
+	d := decide(prod_preview("DELETE", [{"op": "delete", "type": "aws:s3/bucketV2:BucketV2", "name": "acme-prod-checkout-assets"}]))
+	count(d.deny) == 0
+	d.require_approval
+}
+
+test_production_replace_requires_approval if {
+	d := decide(prod_preview("DAY-2", [{"op": "replace", "type": "aws:sns/topic:Topic", "name": "acme-prod-checkout-events"}]))
+	count(d.deny) == 0
+	d.require_approval
+}
+
+test_production_create_and_update_no_approval if {
+	d := decide(prod_preview("DAY-2", [
+		{"op": "create", "type": "aws:s3/bucketV2:BucketV2", "name": "acme-prod-checkout-logs"},
+		{"op": "update", "type": "aws:sqs/queue:Queue", "name": "acme-prod-checkout-orders"},
+	]))
+	count(d.deny) == 0
+	not d.require_approval
+}

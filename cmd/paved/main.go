@@ -41,7 +41,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), demoCmd(), versionCmd(), callback.NewCommand())
+	cmd.AddCommand(serveCmd(), demoCmd(), versionCmd(), callback.NewCommand(), callback.NewPreviewCommand())
 	cmd.AddCommand(catalogcmd.Commands()...)
 	return cmd
 }

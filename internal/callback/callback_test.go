@@ -27,12 +27,14 @@ type fakePaved struct {
 	failFirst    int
 	logs         map[string][]string
 	outputs      map[string]map[string]any
+	previews     map[string]map[string]any
+	verdict      string // the answer to a preview
 	auths        []string
 }
 
 func newFake() *fakePaved {
 	return &fakePaved{token: "s3cret-token", runs: map[string]bool{"r_1": false, "r_done": true},
-		logs: map[string][]string{}, outputs: map[string]map[string]any{}}
+		logs: map[string][]string{}, outputs: map[string]map[string]any{}, previews: map[string]map[string]any{}, verdict: "apply"}
 }
 
 func (f *fakePaved) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +80,16 @@ func (f *fakePaved) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.outputs[parts[0]] = b.Outputs
+	case "preview":
+		var b map[string]any
+		if json.NewDecoder(r.Body).Decode(&b) != nil || b["digest"] == nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		f.previews[parts[0]] = b
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"verdict": f.verdict, "summary": "+1 ~1 -1 (1 replace)", "reasons": []string{"because"}})
+		return
 	default:
 		http.NotFound(w, r)
 		return
@@ -225,5 +237,42 @@ func TestReportCommandNeedsToken(t *testing.T) {
 	cmd.SetArgs([]string{"--message", "x"})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "PAVED_RUN_TOKEN") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// paved preview reads Pulumi's preview, posts its summary and digest, and
+// hands paved's verdict to the apply job; a refusal fails the job.
+func TestPreviewCommand(t *testing.T) {
+	f := newFake()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("PAVED_URL", srv.URL)
+	t.Setenv("PAVED_RUN_ID", "r_1")
+	t.Setenv("PAVED_RUN_TOKEN", f.token)
+	verdictFile := filepath.Join(t.TempDir(), "verdict")
+	run := func(verdict string) (string, error) {
+		f.mu.Lock()
+		f.verdict = verdict
+		f.mu.Unlock()
+		cmd := NewPreviewCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{"--file", "../preview/testdata/preview.json", "--verdict-file", verdictFile})
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := run("await_approval")
+	if err != nil || !strings.Contains(out, "await_approval") {
+		t.Fatalf("await: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(verdictFile); string(b) != "await_approval\n" {
+		t.Fatalf("verdict file %q", b)
+	}
+	got := f.previews["r_1"]
+	if res, _ := got["resources"].([]any); len(res) != 4 || !strings.HasPrefix(got["digest"].(string), "sha256:") {
+		t.Fatalf("posted %v", got)
+	}
+	if _, err := run("refused"); !errors.Is(err, ErrNotApplied) || !strings.Contains(err.Error(), "because") {
+		t.Fatalf("refused: %v", err)
 	}
 }

@@ -61,7 +61,7 @@ func (c *Client) Logs(ctx context.Context, lines []string) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	return c.post(ctx, "logs", map[string]any{"lines": lines})
+	return c.post(ctx, "logs", map[string]any{"lines": lines}, nil)
 }
 
 // Outputs posts the stack outputs (the object `pulumi stack output --json`
@@ -70,10 +70,25 @@ func (c *Client) Outputs(ctx context.Context, outputs map[string]any) error {
 	if outputs == nil {
 		outputs = map[string]any{}
 	}
-	return c.post(ctx, "outputs", map[string]any{"outputs": outputs})
+	return c.post(ctx, "outputs", map[string]any{"outputs": outputs}, nil)
 }
 
-func (c *Client) post(ctx context.Context, what string, body any) error {
+// Verdict is paved's answer to a preview: what the pipeline does next.
+type Verdict struct {
+	Verdict string   `json:"verdict"` // run.Verdict*
+	Summary string   `json:"summary"` // "+3 ~1 -0 (1 replace)"
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Preview posts the run's preview summary (resources and digest, see
+// internal/preview) and returns paved's verdict.
+func (c *Client) Preview(ctx context.Context, p any) (Verdict, error) {
+	var v Verdict
+	err := c.post(ctx, "preview", p, &v)
+	return v, err
+}
+
+func (c *Client) post(ctx context.Context, what string, body, answer any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", what, err)
@@ -82,7 +97,7 @@ func (c *Client) post(ctx context.Context, what string, body any) error {
 	wait := c.Backoff
 	var last error
 	for attempt := 1; attempt <= max(c.Attempts, 1); attempt++ {
-		retry, err := c.once(ctx, endpoint, b)
+		retry, err := c.once(ctx, endpoint, b, answer)
 		if err == nil {
 			return nil
 		}
@@ -101,7 +116,7 @@ func (c *Client) post(ctx context.Context, what string, body any) error {
 }
 
 // once makes one request and says whether a failure is worth retrying.
-func (c *Client) once(ctx context.Context, endpoint string, body []byte) (retry bool, err error) {
+func (c *Client) once(ctx context.Context, endpoint string, body []byte, answer any) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return false, err
@@ -117,9 +132,14 @@ func (c *Client) once(ctx context.Context, endpoint string, body []byte) (retry 
 		return true, err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if answer != nil {
+			if err := json.Unmarshal(msg, answer); err != nil {
+				return false, fmt.Errorf("paved's answer is not the JSON expected: %w", err)
+			}
+		}
 		return false, nil
 	case resp.StatusCode == http.StatusUnauthorized:
 		return false, ErrUnauthorized
@@ -128,8 +148,16 @@ func (c *Client) once(ctx context.Context, endpoint string, body []byte) (retry 
 	case resp.StatusCode == http.StatusConflict:
 		return false, ErrRunFinished
 	case resp.StatusCode >= 500:
-		return true, fmt.Errorf("paved answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+		return true, fmt.Errorf("paved answered %s: %s", resp.Status, clipped(msg))
 	default:
-		return false, fmt.Errorf("paved answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+		return false, fmt.Errorf("paved answered %s: %s", resp.Status, clipped(msg))
 	}
+}
+
+func clipped(msg []byte) []byte {
+	msg = bytes.TrimSpace(msg)
+	if len(msg) > 512 {
+		msg = append(msg[:512:512], "…"...)
+	}
+	return msg
 }

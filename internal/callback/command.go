@@ -35,14 +35,9 @@ func NewCommand() *cobra.Command {
 			if outputsPath == "-" && logPath == "-" {
 				return errors.New("only one of --outputs and --log can read stdin")
 			}
-			c, err := NewClient(orEnv(baseURL, "PAVED_URL"), orEnv(runID, "PAVED_RUN_ID"), os.Getenv("PAVED_RUN_TOKEN"), nil)
+			c, err := clientFromEnv("report", baseURL, runID)
 			if err != nil {
-				return fmt.Errorf("report: %w (set --url/PAVED_URL, --run/PAVED_RUN_ID and PAVED_RUN_TOKEN)", err)
-			}
-			// A malformed one is left out rather than sent: tracing must
-			// never fail a pipeline.
-			if tp := os.Getenv("TRACEPARENT"); telemetry.ValidTraceparent(tp) {
-				c.Traceparent = tp
+				return err
 			}
 			return report(cmd, c, outputsPath, logPath, messages)
 		},
@@ -54,6 +49,21 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&logPath, "log", "", "file of log lines, or - for stdin")
 	f.StringArrayVar(&messages, "message", nil, "a log line (repeatable)")
 	return cmd
+}
+
+// clientFromEnv makes the client of a pipeline command: flags, else the
+// variables paved gives the pipeline; the token only from PAVED_RUN_TOKEN.
+func clientFromEnv(command, baseURL, runID string) (*Client, error) {
+	c, err := NewClient(orEnv(baseURL, "PAVED_URL"), orEnv(runID, "PAVED_RUN_ID"), os.Getenv("PAVED_RUN_TOKEN"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (set --url/PAVED_URL, --run/PAVED_RUN_ID and PAVED_RUN_TOKEN)", command, err)
+	}
+	// A malformed one is left out rather than sent: tracing must never
+	// fail a pipeline.
+	if tp := os.Getenv("TRACEPARENT"); telemetry.ValidTraceparent(tp) {
+		c.Traceparent = tp
+	}
+	return c, nil
 }
 
 func report(cmd *cobra.Command, c *Client, outputsPath, logPath string, messages []string) error {

@@ -197,6 +197,34 @@ func Parse(name string, data []byte) (a *Action, err error) {
 	return a, nil
 }
 
+// DryRunInput is the input every action has: true previews the change and
+// applies nothing (the run ends with the preview).
+const DryRunInput = "dryRun"
+
+// withDryRun adds DryRunInput to an action's input schema (last in the
+// form), so every portal form offers it and the schema accepts it. An
+// action that declares it itself must declare a boolean.
+func withDryRun(schema map[string]any, order *[]string) error {
+	props, ok := schema["properties"].(map[string]any)
+	if !ok {
+		return nil // compileInputs says what is wrong with the schema
+	}
+	if own, ok := props[DryRunInput]; ok {
+		if m, ok := own.(map[string]any); !ok || m["type"] != "boolean" {
+			return defErr("inputs.schema.properties."+DryRunInput, "is paved's own input (preview only, apply nothing) and must be a boolean")
+		}
+		return nil
+	}
+	props[DryRunInput] = map[string]any{
+		"type": "boolean", "title": "Dry run", "default": false,
+		"description": "Only preview the change: nothing is applied, and the run ends with what would change.",
+	}
+	if len(*order) > 0 {
+		*order = append(*order, DryRunInput)
+	}
+	return nil
+}
+
 // build checks a decoded file and turns it into an Action, collecting every
 // problem so an author fixes the file in one go.
 func build(name string, f *actionFile) (*Action, []error) {
@@ -241,6 +269,10 @@ func build(name string, f *actionFile) (*Action, []error) {
 	}
 	var props map[string]map[string]any
 	var required []string
+	if err := withDryRun(f.Inputs.Schema, &f.Inputs.Order); err != nil {
+		errs = append(errs, err)
+	}
+	a.Order = f.Inputs.Order
 	if typeErrs := checkTypes(f.Inputs.Schema); len(typeErrs) > 0 {
 		errs = append(errs, typeErrs...) // the compiler would only repeat them, less precisely
 	} else if schema, sh, err := compileInputs(name, f.Inputs.Schema); err != nil {

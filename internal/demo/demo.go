@@ -74,6 +74,9 @@ func scenarios() []*scenario {
 		{name: "SQS queue whose pipeline fails", want: run.Failure, inv: portsim.Invocation{
 			Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: dana, Entity: checkout,
 			Inputs: map[string]any{"tenant": "acme", "environment": "staging", "queueName": "payment-events"}}},
+		{name: "SQS queue in dev as a dry run (previewed, nothing applied)", want: run.Success, inv: portsim.Invocation{
+			Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: dana, Entity: checkout,
+			Inputs: map[string]any{"tenant": "acme", "environment": "dev", "queueName": "orders", "dryRun": true}}},
 	}
 }
 
@@ -106,7 +109,7 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 		Decide: func(gitlabsim.Pipeline) gitlabsim.Outcome {
 			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 150 * time.Millisecond, Pending: 300 * time.Millisecond, Running: 800 * time.Millisecond}
 		},
-		Job: ProvisionJob(&http.Client{Timeout: 10 * time.Second}),
+		Job: ProvisionJob(&http.Client{Timeout: 10 * time.Second}, NewCloud()),
 	})
 	defer gl.Close()
 	glURL, stopGL, err := serve(gl)

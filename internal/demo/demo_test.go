@@ -15,9 +15,15 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
+	if _, entities, _ := strings.Cut(out.String(), "Entities written back:"); strings.Contains(entities, "acme-dev-checkout-orders") {
+		t.Errorf("the dry run wrote its entity back:\n%s", out.String())
+	}
 	for _, want := range []string{
 		"SUCCESS (Done)", "FAILURE (Refused by policy)", "FAILURE (Invalid inputs)", "FAILURE (Pipeline failed)",
-		`"duplicate":true`, "s3_bucket/acme-dev-checkout-receipts", "2 pipeline(s) created for 2 distinct paved run(s)",
+		`"duplicate":true`, "s3_bucket/acme-dev-checkout-receipts", "3 pipeline(s) created for 3 distinct paved run(s)",
+		// Every pipeline previews first; the dry run ends with its preview.
+		"Preview: +2 ~0 -0 (digest sha256:", "+ aws:s3/bucketV2:BucketV2 acme-dev-checkout-receipts (create)",
+		"SUCCESS (Dry run: +2 ~0 -0)", "Dry run: the change would be +2 ~0 -0; nothing was applied",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())

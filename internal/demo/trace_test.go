@@ -65,7 +65,7 @@ func TestDemoTraces(t *testing.T) {
 			}
 		}
 	}
-	if len(traces) != 4 || queued != 2 {
-		t.Fatalf("traced %d runs (%d queued), want the demo's 4 (2 queued); %d spans", len(traces), queued, len(spans))
+	if len(traces) != 5 || queued != 3 {
+		t.Fatalf("traced %d runs (%d queued), want the demo's 5 (3 queued); %d spans", len(traces), queued, len(spans))
 	}
 }

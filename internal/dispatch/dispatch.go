@@ -325,6 +325,14 @@ func (w *Worker) variables(ctx context.Context, r *run.Run) ([]gitlab.Variable, 
 		{Key: "PAVED_RUN_TOKEN", Value: run.Token(w.RunTokenKey, r.ID)},
 		{Key: "PAVED_REQUEST", Value: string(req), File: true},
 	}
+	// The pipeline may skip its apply jobs at once for a dry run; paved's
+	// verdict on the preview (paved preview) is what decides either way.
+	if r.DryRun {
+		vars = append(vars, gitlab.Variable{Key: "PAVED_DRY_RUN", Value: "true"})
+	}
+	if r.ApprovedDigest != "" {
+		vars = append(vars, gitlab.Variable{Key: "PAVED_APPROVED_DIGEST", Value: r.ApprovedDigest})
+	}
 	// The pipeline's work joins the run's trace: `paved report` sends it
 	// back with each callback (W3C's name for it in an environment).
 	if tp := telemetry.Traceparent(ctx); tp != "" {

@@ -50,26 +50,6 @@ func listed(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// await moves a run to awaiting approval, telling the portal who must
-// approve and until when.
-func (s *Service) await(r *run.Run, ch *store.Change, approvers []string, now time.Time) error {
-	if err := r.MoveTo(run.AwaitingApproval, now); err != nil {
-		return err
-	}
-	r.Approvers = approvers
-	if s.ApprovalTTL > 0 {
-		r.ApprovalExpiresAt = now.Add(s.ApprovalTTL)
-	}
-	who := "approval by " + listed(approvers)
-	ch.Add("awaiting " + who)
-	log := fmt.Sprintf("paved accepted run %s for %s; it waits for %s (not by %s, who asked for it)", r.ID, r.Stack.Key(), who, userName(r.Request.User))
-	if !r.ApprovalExpiresAt.IsZero() {
-		log += fmt.Sprintf("; unless decided by %s it is rejected", r.ApprovalExpiresAt.Format(time.RFC3339))
-	}
-	ch.Report(run.Report{StatusLabel: clip.String("Awaiting "+who, 200), Log: log})
-	return nil
-}
-
 // mayDecide asks the policy whether by may approve or deny r: never the
 // person who asked for it, and only someone its approvers rule names.
 func (s *Service) mayDecide(ctx context.Context, r *run.Run, by run.Approver) error {
@@ -162,6 +142,14 @@ func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reaso
 			return ch, err
 		}
 		msg := decided("approved", by, reason, s.now())
+		if r.Preview != nil {
+			// Bound to what the approver saw: the apply pipeline must
+			// preview the same change, or it applies nothing.
+			r.ApprovedDigest = r.Preview.Digest
+			msg += fmt.Sprintf(" (preview %s, %s)", r.Preview.Label(), r.Preview.Digest)
+			// The preview's pipeline has ended its part; the apply gets its own.
+			r.PipelineID, r.PipelineStatus = 0, ""
+		}
 		ch.Add(msg)
 		return ch, s.queue(r, &ch, ahead, s.now(), msg)
 	})

@@ -28,21 +28,15 @@ func TestApprovalsAreDecidedByPolicy(t *testing.T) {
 	s, st := setup(t)
 	s.ApprovalTTL = 72 * time.Hour
 	ctx := context.Background()
-	r, _, err := s.Submit(ctx, deleteReq("d1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != run.AwaitingApproval {
-		t.Fatalf("production delete is %s (%v), want awaiting_approval", r.State, r.Reasons)
-	}
+	r := awaiting(t, s, st, deleteReq("d1"))
 	if got := strings.Join(r.Approvers, ","); got != "operator:*,payments,platform" {
 		t.Fatalf("approvers %q", got)
 	}
-	if want := r.CreatedAt.Add(72 * time.Hour); !r.ApprovalExpiresAt.Equal(want) {
+	if want := r.Preview.At.Add(72 * time.Hour); !r.ApprovalExpiresAt.Equal(want) {
 		t.Fatalf("expires %s, want %s", r.ApprovalExpiresAt, want)
 	}
 	reps := reports(t, st)
-	if last := reps[len(reps)-1]; !strings.Contains(last.StatusLabel, "Awaiting approval by operator:*, payments, platform") || !strings.Contains(last.Log, "not by Dana") && !strings.Contains(last.Log, "not by dana@acme.example") {
+	if last := reps[len(reps)-1]; !strings.Contains(last.StatusLabel, "Awaiting approval by operator:*, payments, platform of +0 ~0 -1") || !strings.Contains(last.Log, "not by Dana") && !strings.Contains(last.Log, "not by dana@acme.example") {
 		t.Fatalf("portal told %+v", last)
 	}
 	if n, _ := st.Pending(ctx, store.KindDispatch); n != 0 {
@@ -50,7 +44,7 @@ func TestApprovalsAreDecidedByPolicy(t *testing.T) {
 	}
 
 	var ae *ApproverError
-	_, err = s.Approve(ctx, r.ID, run.Approver{ID: "DANA@acme.example", Teams: []string{"platform"}}, "")
+	_, err := s.Approve(ctx, r.ID, run.Approver{ID: "DANA@acme.example", Teams: []string{"platform"}}, "")
 	if !errors.As(err, &ae) || !ae.Self || !errors.Is(err, ErrNotApprover) {
 		t.Fatalf("self-approval: %v", err)
 	}
@@ -85,13 +79,13 @@ func TestApprovalsAreDecidedByPolicy(t *testing.T) {
 	}
 
 	// Any operator, as the policy says operator:*; a deny records its reason.
-	r2, _, _ := s.Submit(ctx, deleteReq("d2"))
+	r2 := awaiting(t, s, st, deleteReq("d2"))
 	denied, err := s.Deny(ctx, r2.ID, run.Approver{ID: "operator:olivia"}, "not during the freeze")
 	if err != nil || denied.State != run.Rejected || !strings.Contains(denied.Reasons[0], "denied by operator:olivia at ") || !strings.HasSuffix(denied.Reasons[0], ": not during the freeze") {
 		t.Fatalf("deny: %+v %v", denied, err)
 	}
 	// The owning team may approve a delete too.
-	r3, _, _ := s.Submit(ctx, deleteReq("d3"))
+	r3 := awaiting(t, s, st, deleteReq("d3"))
 	if _, err := s.Approve(ctx, r3.ID, run.Approver{ID: "pat@acme.example", Teams: []string{"payments"}}, ""); err != nil {
 		t.Fatalf("owning team: %v", err)
 	}
@@ -138,12 +132,9 @@ paved_policy_denials_total{rule="production-owning-team"} 1
 // From Port's approve-run action: the approver is Port's user, their teams
 // looked up in Port; bad inputs are refused before anything is read.
 func TestDecideFromThePortal(t *testing.T) {
-	s, _ := setup(t)
+	s, st := setup(t)
 	ctx := context.Background()
-	r, _, err := s.Submit(ctx, deleteReq("p1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := awaiting(t, s, st, deleteReq("p1"))
 	decide := func(email string, inputs map[string]any) (*run.Run, error) {
 		return s.Decide(ctx, run.Request{Portal: "port", PortalRunID: "x", Action: ApproveRunAction, User: run.User{Email: email}, Inputs: inputs})
 	}
@@ -177,17 +168,14 @@ func TestDecideFromThePortal(t *testing.T) {
 // A decision after the approval expired is refused, even before the sweep
 // has rejected the run.
 func TestNoDecisionAfterTheApprovalExpired(t *testing.T) {
-	s, _ := setup(t)
+	s, st := setup(t)
 	s.ApprovalTTL = time.Hour
 	ctx := context.Background()
 	start := time.Now()
 	s.Now = func() time.Time { return start }
-	r, _, err := s.Submit(ctx, deleteReq("e1"))
-	if err != nil || r.State != run.AwaitingApproval {
-		t.Fatal(r, err)
-	}
+	r := awaiting(t, s, st, deleteReq("e1"))
 	s.Now = func() time.Time { return start.Add(time.Hour) }
-	_, err = s.Approve(ctx, r.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, "")
+	_, err := s.Approve(ctx, r.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, "")
 	if !errors.Is(err, run.ErrIllegalTransition) || !strings.Contains(err.Error(), "expired at") {
 		t.Fatalf("late approval: %v", err)
 	}

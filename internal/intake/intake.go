@@ -191,17 +191,24 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	}
 	ch.Add("policy allows the run")
 
-	if decision.RequireApproval || action.RequiredApproval {
-		if err := s.await(r, &ch, decision.Approvers, now); err != nil {
-			return nil, false, err
-		}
-		return s.create(ctx, r, ch)
+	accepted := fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())
+	r.DryRun = req.Inputs[catalog.DryRunInput] == true
+	switch {
+	case r.DryRun:
+		ch.Add("dry run: the pipeline previews the change and applies nothing")
+		accepted += "; a dry run: it previews the change and applies nothing"
+	case decision.RequireApproval || action.RequiredApproval:
+		// The approval comes after the preview, so that the approver sees
+		// what will change and approves exactly that.
+		r.Guarded, r.Approvers = true, decision.Approvers
+		ch.Add("guarded: the pipeline previews the change; it is applied only once that preview is approved by " + listed(decision.Approvers))
+		accepted += "; it is previewed first, and applied only once " + listed(decision.Approvers) + " approve that preview"
 	}
 	ahead, err := s.Store.StackDepth(ctx, stack.Key())
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
 	}
-	if err := s.queue(r, &ch, ahead, now, fmt.Sprintf("paved accepted run %s: %s on stack %s", r.ID, action.Identifier, stack.Key())); err != nil {
+	if err := s.queue(r, &ch, ahead, now, accepted); err != nil {
 		return nil, false, err
 	}
 	out, created, err := s.create(ctx, r, ch)

@@ -46,6 +46,11 @@ type Input struct {
 	Service     string         `json:"service"`
 	// Team is the service's owning team.
 	Team string `json:"team"`
+	// Preview is what the run's `pulumi preview` would change, once the
+	// pipeline has previewed it (absent at intake): create, update,
+	// replace, delete (counts), destroy, digest, and resources [{op, type,
+	// name}].
+	Preview map[string]any `json:"preview,omitempty"`
 }
 
 // User is the person who asked, with their portal teams.
@@ -300,6 +305,7 @@ var (
 	keyTenant      = ast.InternedTerm("tenant")
 	keyEnvironment = ast.InternedTerm("environment")
 	keyService     = ast.InternedTerm("service")
+	keyPreview     = ast.InternedTerm("preview")
 )
 
 // value is the input as Rego sees it, built as AST directly: going through
@@ -321,7 +327,7 @@ func (in Input) value() (ast.Value, error) {
 	// of the cost here.
 	nt := 15 + len(in.User.Teams) + len(in.Entity.Team)
 	b := termBuf{ts: make([]ast.Term, 0, nt)}
-	return ast.NewObject(
+	obj := ast.NewObject(
 		ast.Item(keyAction, b.str(in.Action)),
 		ast.Item(keyOperation, b.str(in.Operation)),
 		ast.Item(keyInputs, b.term(inputs)),
@@ -339,7 +345,15 @@ func (in Input) value() (ast.Value, error) {
 		ast.Item(keyEnvironment, b.str(in.Environment)),
 		ast.Item(keyService, b.str(in.Service)),
 		ast.Item(keyTeam, b.str(in.Team)),
-	), nil
+	)
+	if in.Preview != nil {
+		preview, err := ast.InterfaceToValue(in.Preview)
+		if err != nil {
+			return nil, fmt.Errorf("preview: %w", err)
+		}
+		obj.Insert(keyPreview, ast.NewTerm(preview))
+	}
+	return obj, nil
 }
 
 // object is a JSON-shaped map as a Rego object ({} when nil or empty).

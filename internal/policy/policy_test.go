@@ -158,6 +158,20 @@ func TestDecide(t *testing.T) {
 			in.Operation = "DELETE"
 		}, "", nil, true},
 		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, "", nil, false},
+		{"production replace of a database refused", func(in *Input) {
+			in.Environment = "prod"
+			in.Preview = map[string]any{"create": 0, "update": 0, "replace": 1, "delete": 0, "destroy": false, "digest": "sha256:x",
+				"resources": []any{map[string]any{"op": "replace", "type": "aws:rds/cluster:Cluster", "name": "acme-prod-checkout-db"}}}
+		}, "production-data-loss", []string{"this change would replace aws:rds/cluster:Cluster acme-prod-checkout-db in production, losing its data; nothing was applied. Change the inputs so the resource is kept, or ask the platform team to migrate it"}, true},
+		{"production replace of a topic needs approval", func(in *Input) {
+			in.Environment = "prod"
+			in.Preview = map[string]any{"create": 0, "update": 0, "replace": 1, "delete": 0, "destroy": false, "digest": "sha256:x",
+				"resources": []any{map[string]any{"op": "replace", "type": "aws:sns/topic:Topic", "name": "acme-prod-checkout-events"}}}
+		}, "", nil, true},
+		{"dev replace of a database allowed", func(in *Input) {
+			in.Preview = map[string]any{"create": 0, "update": 0, "replace": 1, "delete": 0, "destroy": false, "digest": "sha256:x",
+				"resources": []any{map[string]any{"op": "replace", "type": "aws:rds/cluster:Cluster", "name": "acme-dev-checkout-db"}}}
+		}, "", nil, false},
 		{"nil inputs", func(in *Input) { in.Inputs = nil; in.Entity = Entity{} }, "", nil, false},
 	}
 	// Every named deny rule of the shipped policy is met by some case, so a

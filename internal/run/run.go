@@ -42,7 +42,9 @@ var transitions = map[State][]State{
 	AwaitingApproval: {Queued, Rejected, Canceled},
 	Queued:           {Dispatching, Canceled, TimedOut},
 	Dispatching:      {Running, Failed, Canceled, TimedOut},
-	Running:          {Succeeded, Failed, Canceled, TimedOut},
+	// A guarded run's preview pipeline ends without applying; the run then
+	// waits for an approval of exactly that preview.
+	Running: {Succeeded, Failed, Canceled, TimedOut, AwaitingApproval},
 }
 
 // CanTransition reports whether a run may move from one state to another.
@@ -167,9 +169,19 @@ type Run struct {
 	ApprovalExpiresAt time.Time `json:"approvalExpiresAt,omitzero"`
 	// TraceParent is the W3C trace context of the run's intake: work done
 	// for the run later (dispatch, reports, the pipeline) joins its trace.
-	TraceParent string    `json:"traceParent,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	TraceParent string `json:"traceParent,omitempty"`
+	// DryRun runs stop after the preview: nothing is applied.
+	DryRun bool `json:"dryRun,omitempty"`
+	// Guarded runs apply only after an approval of their preview (the
+	// policy's approval at intake, or the preview's judgement).
+	Guarded bool `json:"guarded,omitempty"`
+	// Preview is what the pipeline's latest preview said the run changes.
+	Preview *Preview `json:"preview,omitempty"`
+	// ApprovedDigest is the digest of the preview an approver approved:
+	// the apply pipeline must preview the same, or it applies nothing.
+	ApprovedDigest string    `json:"approvedDigest,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 32 hex digits, the first 12 the

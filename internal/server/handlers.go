@@ -429,6 +429,32 @@ func (s *Server) pipelineOutputs(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"recorded": len(body.Outputs)})
 }
 
+func (s *Server) pipelinePreview(c *gin.Context) {
+	const usage = `body must be {"resources": [{"op": "create|update|replace|delete", "type": "...", "name": "..."}], "digest": "sha256:...", "destroy": false}, as paved preview posts it`
+	var body struct {
+		Resources []run.PreviewResource `json:"resources"`
+		Digest    string                `json:"digest"`
+		Destroy   bool                  `json:"destroy"`
+	}
+	if !s.bindJSON(c, &body, usage) {
+		return
+	}
+	r, err := s.intake.Preview(c.Request.Context(), c.Param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy})
+	switch {
+	case errors.Is(err, intake.ErrBadPreview):
+		fail(c, http.StatusBadRequest, err.Error()+"; "+usage)
+		return
+	case errors.Is(err, intake.ErrNotYet):
+		// The trigger's answer is still being recorded: the job retries.
+		c.Header("Retry-After", "1")
+		fail(c, http.StatusServiceUnavailable, err.Error())
+		return
+	case s.runError(c, err):
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"verdict": r.Preview.Verdict, "summary": r.Preview.Label(), "reasons": r.Preview.Reasons})
+}
+
 // runError answers for a failed run operation; it returns false on no error.
 func (s *Server) runError(c *gin.Context, err error) bool {
 	switch {

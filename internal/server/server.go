@@ -41,6 +41,8 @@ type Intake interface {
 	Cancel(ctx context.Context, id, by string) (*run.Run, error)
 	// Decide applies a decision sent as a portal action.
 	Decide(ctx context.Context, req run.Request) (*run.Run, error)
+	// Preview judges the preview a run's pipeline posted.
+	Preview(ctx context.Context, id string, p run.Preview) (*run.Run, error)
 }
 
 // Runs reads runs.
@@ -105,6 +107,7 @@ func New(cfg Config, in Intake, runs Runs, tr Tracker, log *zap.Logger, reg *pro
 	api := r.Group("/api/v1")
 	api.POST("/runs/:id/logs", s.runToken, s.pipelineLogs)
 	api.POST("/runs/:id/outputs", s.runToken, s.pipelineOutputs)
+	api.POST("/runs/:id/preview", s.runToken, s.pipelinePreview)
 	authed := api.Group("", s.bearer)
 	authed.GET("/runs", s.listRuns)
 	authed.POST("/runs", s.createRun)

@@ -57,6 +57,20 @@ func (f *fakeIntake) Approve(_ context.Context, id string, by run.Approver, _ st
 func (f *fakeIntake) Cancel(context.Context, string, string) (*run.Run, error) {
 	return &run.Run{ID: "r_1", State: run.Canceled}, nil
 }
+
+// Preview answers like the intake: a run still dispatching is not ready,
+// a bad preview is refused, and otherwise the verdict comes back.
+func (f *fakeIntake) Preview(_ context.Context, id string, p run.Preview) (*run.Run, error) {
+	switch {
+	case id == "r_early":
+		return nil, intake.ErrNotYet
+	case p.Digest == "":
+		return nil, intake.ErrBadPreview
+	}
+	p.Verdict = run.VerdictAwaitApproval
+	return &run.Run{ID: id, State: run.AwaitingApproval, Preview: &p}, nil
+}
+
 func (f *fakeIntake) Decide(_ context.Context, req run.Request) (*run.Run, error) {
 	f.submitted = append(f.submitted, req)
 	if req.Inputs["runId"] == nil {
@@ -254,6 +268,21 @@ func TestPipelineCallbacksNeedTheRunsToken(t *testing.T) {
 	}
 	if w := call(h, "POST", "/api/v1/runs/r_1/outputs", `{"nope":1}`, auth); w.Code != 400 {
 		t.Fatalf("bad outputs: %d", w.Code)
+	}
+	preview := `{"resources":[{"op":"replace","type":"aws:sns/topic:Topic","name":"events"}],"digest":"sha256:` + strings.Repeat("a", 64) + `"}`
+	if w := call(h, "POST", "/api/v1/runs/r_1/preview", preview, nil); w.Code != 401 {
+		t.Fatalf("preview without the run's token: %d", w.Code)
+	}
+	w := call(h, "POST", "/api/v1/runs/r_1/preview", preview, auth)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"verdict":"await_approval"`) || !strings.Contains(w.Body.String(), `"summary":"+0 ~0 -0 (1 replace)"`) {
+		t.Fatalf("preview: %d %s", w.Code, w.Body)
+	}
+	if w := call(h, "POST", "/api/v1/runs/r_1/preview", `{"resources":[]}`, auth); w.Code != 400 || !strings.Contains(w.Body.String(), "sha256:") {
+		t.Fatalf("preview without a digest: %d %s", w.Code, w.Body)
+	}
+	early := map[string]string{"Authorization": "Bearer " + run.Token([]byte("k"), "r_early")}
+	if w := call(h, "POST", "/api/v1/runs/r_early/preview", preview, early); w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("preview of a run still dispatching: %d %v", w.Code, w.Header())
 	}
 }
 

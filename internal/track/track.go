@@ -169,11 +169,31 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 			summary += " in job(s) " + strings.Join(o.FailedJobs, ", ")
 		}
 		summary += "; see " + r.PipelineURL
+		label := "Pipeline " + o.Status
+		if p := r.Preview; p != nil && (p.Verdict == run.VerdictRefused || p.Verdict == run.VerdictChanged) {
+			// Why the pipeline stopped is paved's own word on its preview.
+			summary = strings.Join(p.Reasons, "; ") + " (" + summary + ")"
+			label = map[string]string{run.VerdictRefused: "Refused by policy at preview", run.VerdictChanged: "Preview changed since approval"}[p.Verdict]
+		}
 		r.Reasons = []string{summary}
-		ch.Report(run.Report{Final: run.Failure, StatusLabel: "Pipeline " + o.Status, Summary: summary, Link: r.PipelineURL})
+		ch.Report(run.Report{Final: run.Failure, StatusLabel: label, Summary: summary, Link: r.PipelineURL})
+		return ch, nil
+	}
+	if r.DryRun {
+		// Nothing was applied: the entity stays as it is.
+		summary := fmt.Sprintf("Dry run: nothing was applied. Pipeline #%d succeeded", r.PipelineID)
+		label := "Dry run"
+		if r.Preview != nil {
+			summary = fmt.Sprintf("Dry run: the change would be %s; nothing was applied (pipeline #%d)", r.Preview.Label(), r.PipelineID)
+			label += ": " + r.Preview.Label()
+		}
+		ch.Report(run.Report{Final: run.Success, StatusLabel: label, Summary: summary, Link: r.PipelineURL})
 		return ch, nil
 	}
 	summary := fmt.Sprintf("Pipeline #%d succeeded", r.PipelineID)
+	if r.Preview != nil {
+		summary += ": applied " + r.Preview.Label()
+	}
 	if a, ok := t.Catalog.Get(r.Request.Action); ok {
 		if e := a.EntityFor(r); e != nil {
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})

@@ -5,11 +5,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paved-idp/paved/internal/demo"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
+
+// prodDelete is Dana deleting checkout's production deployment: guarded by
+// the shipped policy (a production DELETE).
+var prodDelete = portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
+	Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
 
 // A production delete waits for approval, Port shows who must approve, and
 // the approvers decide from Port itself with paved-approve-run (a
@@ -18,16 +24,19 @@ import (
 // the run then goes through to SUCCESS with the approval in its Port log.
 func TestApprovalFromPort(t *testing.T) {
 	e := h.Start(t, pavedBin, h.Options{})
-	del := portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
-	portRun, ans := e.Press(del)
-	if ans.State != string(run.AwaitingApproval) {
-		t.Fatalf("production delete is %s (%v)", ans.State, ans.Reasons)
+	e.Cloud.Set("acme-prod-checkout", demo.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-assets", Inputs: map[string]any{"bucket": "acme-prod-checkout-assets"}})
+	portRun, ans := e.Press(prodDelete)
+	if ans.State != string(run.Queued) {
+		t.Fatalf("production delete is %s (%v), want queued: previewed before anyone approves", ans.State, ans.Reasons)
 	}
-	waitfor.Until(t, "Port's status label to name the approvers", func() bool {
+	e.WaitState(ans.RunID, string(run.AwaitingApproval))
+	waitfor.Until(t, "Port's status label to name the approvers and the preview", func() bool {
 		r, _ := e.Port.Run(portRun)
-		return strings.Contains(r.StatusLabel, "Awaiting approval by operator:*, payments, platform")
+		return strings.Contains(r.StatusLabel, "Awaiting approval by operator:*, payments, platform of +0 ~0 -1")
 	})
+	if len(e.Cloud.Resources("acme-prod-checkout")) != 1 {
+		t.Fatal("the stack changed before the approval")
+	}
 
 	decide := func(who portsim.Invoker, decision string) h.Answer {
 		_, a := e.Press(portsim.Invocation{Action: run.ApproveRunAction, Blueprint: "service", Operation: "DAY-2", User: who, Entity: h.Checkout,
@@ -49,6 +58,12 @@ func TestApprovalFromPort(t *testing.T) {
 	r := e.WaitPort(portRun)
 	if r.Status != "SUCCESS" || !strings.Contains(h.LogText(r), "approved by lee@acme.example at ") || !strings.Contains(h.LogText(r), ": change window CHG-7") {
 		t.Fatalf("Port run %s, log:\n%s", r.Status, h.LogText(r))
+	}
+	if left := e.Cloud.Resources("acme-prod-checkout"); len(left) != 0 {
+		t.Fatalf("after the approved delete the stack holds %v", left)
+	}
+	if n := e.GitLab.RunIDCounts()[ans.RunID]; n != 2 {
+		t.Fatalf("pipelines of the run: %d, want 2 (the preview's, then the apply's)", n)
 	}
 	if a := decide(h.Lee, "approve"); a.Code != http.StatusOK {
 		t.Fatalf("Port sending the same approval again: %d", a.Code)

@@ -43,7 +43,7 @@ func TestActionSucceedsAndReportsBack(t *testing.T) {
 		}
 	}
 	logs := h.LogText(r)
-	for _, want := range []string{"paved accepted run " + ans.RunID, "Pipeline #", "pulumi up --stack acme-dev-checkout", "finished: success"} {
+	for _, want := range []string{"paved accepted run " + ans.RunID, "Pipeline #", "pulumi up --yes --stack acme-dev-checkout", "finished: success"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("Port log lacks %q:\n%s", want, logs)
 		}

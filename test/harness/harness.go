@@ -162,6 +162,9 @@ type Env struct {
 	URL    string
 	Port   *portsim.Sim
 	GitLab *gitlabsim.Sim
+	// Cloud is what the pipeline jobs provision into; a test may change it
+	// behind paved's back (drift, another tool).
+	Cloud  *demo.Cloud
 	DBPath string
 
 	cfgPath string
@@ -199,8 +202,9 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 20 * time.Millisecond, Pending: 30 * time.Millisecond, Running: 100 * time.Millisecond}
 		}
 	}
+	e.Cloud = demo.NewCloud()
 	e.GitLab = gitlabsim.New(gitlabsim.Config{Token: GitLabToken, HookURL: e.URL + "/webhooks/gitlab", HookToken: HookToken,
-		Decide: opt.Outcome, Job: demo.ProvisionJob(&http.Client{Timeout: 5 * time.Second}), Faults: opt.GitLabFaults})
+		Decide: opt.Outcome, Job: demo.ProvisionJob(&http.Client{Timeout: 5 * time.Second}, e.Cloud), Faults: opt.GitLabFaults})
 	glSrv := httptest.NewServer(e.GitLab)
 	t.Cleanup(func() { e.GitLab.Close(); glSrv.Close() })
 

@@ -1,0 +1,187 @@
+package demo
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+)
+
+// Cloud is the simulated cloud the demo's pipeline job provisions into: the
+// resources of each stack, as a Pulumi stack's state would hold them. Its
+// previews are printed the way `pulumi preview --json` prints them (a
+// PreviewDigest: "steps" with op, urn, oldState and newState, detailedDiff,
+// and a "changeSummary"), so paved's pipeline side reads them as it reads
+// Pulumi's. Tests change a stack's resources behind paved's back with Set
+// and Remove, as drift or another tool would.
+type Cloud struct {
+	mu     sync.Mutex
+	stacks map[string]map[string]Resource // stack → URN → resource
+}
+
+// Resource is one cloud resource of a stack.
+type Resource struct {
+	Type   string         // Pulumi type token
+	Name   string         // Pulumi resource name
+	Inputs map[string]any // its inputs, as Pulumi records them
+}
+
+// NewCloud returns an empty cloud.
+func NewCloud() *Cloud { return &Cloud{stacks: map[string]map[string]Resource{}} }
+
+func urn(stack string, r Resource) string {
+	return "urn:pulumi:" + stack + "::paved::" + r.Type + "::" + r.Name
+}
+
+// Resources lists a stack's resources, by URN.
+func (c *Cloud) Resources(stack string) []Resource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(c.stacks[stack]))
+	out := make([]Resource, len(keys))
+	for i, k := range keys {
+		out[i] = c.stacks[stack][k]
+	}
+	return out
+}
+
+// Set puts a resource into a stack as it is, replacing one of the same
+// type and name.
+func (c *Cloud) Set(stack string, r Resource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stacks[stack] == nil {
+		c.stacks[stack] = map[string]Resource{}
+	}
+	r.Inputs = maps.Clone(r.Inputs)
+	c.stacks[stack][urn(stack, r)] = r
+}
+
+// Remove takes a resource out of a stack.
+func (c *Cloud) Remove(stack, typ, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.stacks[stack], urn(stack, Resource{Type: typ, Name: name}))
+}
+
+type state struct {
+	URN    string         `json:"urn"`
+	Custom bool           `json:"custom"`
+	Type   string         `json:"type"`
+	Inputs map[string]any `json:"inputs,omitempty"`
+}
+
+type propertyDiff struct {
+	Kind      string `json:"kind"`
+	InputDiff bool   `json:"inputDiff"`
+}
+
+type step struct {
+	Op             string                  `json:"op"`
+	URN            string                  `json:"urn"`
+	OldState       *state                  `json:"oldState,omitempty"`
+	NewState       *state                  `json:"newState,omitempty"`
+	DiffReasons    []string                `json:"diffReasons,omitempty"`
+	ReplaceReasons []string                `json:"replaceReasons,omitempty"`
+	DetailedDiff   map[string]propertyDiff `json:"detailedDiff,omitempty"`
+}
+
+// replaceOn are the inputs the providers cannot change in place (a
+// bucket's or queue's name, a database's engine): a change replaces the
+// resource.
+var replaceOn = map[string]bool{"bucket": true, "name": true, "engine": true}
+
+// previewJSON is `pulumi preview --json` of a stack whose program declares
+// want, next to what the stack holds (which want adds to: the golden path
+// keeps every resource earlier runs added). destroy previews the stack's
+// destruction instead.
+func (c *Cloud) previewJSON(stack string, want []Resource, destroy bool) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	have := c.stacks[stack]
+	var steps []step
+	summary := map[string]int{}
+	add := func(s step) {
+		steps = append(steps, s)
+		summary[s.Op]++
+	}
+	stateOf := func(r Resource) *state {
+		return &state{URN: urn(stack, r), Custom: true, Type: r.Type, Inputs: r.Inputs}
+	}
+	if destroy {
+		for _, k := range slices.Sorted(maps.Keys(have)) {
+			add(step{Op: "delete", URN: k, OldState: stateOf(have[k])})
+		}
+	} else {
+		wanted := map[string]bool{}
+		for _, r := range want {
+			k := urn(stack, r)
+			wanted[k] = true
+			old, ok := have[k]
+			switch {
+			case !ok:
+				add(step{Op: "create", URN: k, NewState: stateOf(r)})
+			case reflect.DeepEqual(old.Inputs, r.Inputs):
+				add(step{Op: "same", URN: k, OldState: stateOf(old), NewState: stateOf(r)})
+			default:
+				s := step{Op: "update", URN: k, OldState: stateOf(old), NewState: stateOf(r), DetailedDiff: map[string]propertyDiff{}}
+				for _, key := range slices.Sorted(maps.Keys(union(old.Inputs, r.Inputs))) {
+					if reflect.DeepEqual(old.Inputs[key], r.Inputs[key]) {
+						continue
+					}
+					s.DiffReasons = append(s.DiffReasons, key)
+					kind := "update"
+					if replaceOn[key] {
+						kind = "update-replace"
+						s.Op, s.ReplaceReasons = "replace", append(s.ReplaceReasons, key)
+					}
+					s.DetailedDiff[key] = propertyDiff{Kind: kind, InputDiff: true}
+				}
+				add(s)
+				if s.Op == "replace" {
+					// Pulumi shows a replacement as three steps: replace, then
+					// the new one's creation and the old one's deletion.
+					add(step{Op: "create-replacement", URN: k, NewState: stateOf(r), ReplaceReasons: s.ReplaceReasons})
+					add(step{Op: "delete-replaced", URN: k, OldState: stateOf(old)})
+				}
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(have)) {
+			if !wanted[k] {
+				add(step{Op: "same", URN: k, OldState: stateOf(have[k]), NewState: stateOf(have[k])})
+			}
+		}
+	}
+	b, err := json.MarshalIndent(map[string]any{"steps": steps, "changeSummary": summary, "duration": 1200000000}, "", "    ")
+	if err != nil {
+		panic(err) // maps of strings and numbers always encode
+	}
+	return b
+}
+
+// apply makes the stack hold want (or nothing, for destroy).
+func (c *Cloud) apply(stack string, want []Resource, destroy bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if destroy {
+		delete(c.stacks, stack)
+		return
+	}
+	if c.stacks[stack] == nil {
+		c.stacks[stack] = map[string]Resource{}
+	}
+	for _, r := range want {
+		r.Inputs = maps.Clone(r.Inputs)
+		c.stacks[stack][urn(stack, r)] = r
+	}
+}
+
+func union(a, b map[string]any) map[string]any {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]any{}
+	}
+	maps.Copy(out, b)
+	return out
+}

@@ -1,0 +1,178 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/telemetry"
+)
+
+// ErrBadPreview refuses a preview that does not say what it changes.
+var ErrBadPreview = errors.New("a preview must list its resources, each with op create, update, replace or delete, a type and a name, and carry a sha256: digest")
+
+// ErrNotYet is a preview for a run whose dispatch is still recording its
+// pipeline: the pipeline should send it again in a moment.
+var ErrNotYet = errors.New("the run's pipeline is still being recorded; send the preview again")
+
+// maxPreviewResources bounds what one preview may list (the log and the
+// run record carry every one).
+const maxPreviewResources = 2000
+
+// Preview judges the preview the run's pipeline posted before applying
+// anything, and records it with the verdict, which tells the pipeline what
+// to do next (run.Verdict*): the policy sees the preview (input.preview)
+// and may refuse it or ask for an approval; a dry run stops; a guarded run
+// waits for an approval of exactly this preview (by its digest), after
+// which its apply pipeline must preview the same, or it applies nothing.
+func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.Run, error) {
+	if err := checkPreview(p); err != nil {
+		return nil, fmt.Errorf("preview of run %s: %w", id, err)
+	}
+	before, err := s.Store.Run(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("preview of run %s: %w", id, err)
+	}
+	switch before.State {
+	case run.Running:
+	case run.Dispatching:
+		return nil, fmt.Errorf("preview of run %s: %w", id, ErrNotYet)
+	default:
+		return nil, fmt.Errorf("preview of run %s (%s): %w", id, before.State, store.ErrFinished)
+	}
+	if prev := before.Preview; prev != nil && prev.Digest == p.Digest && !prev.At.Before(before.DispatchedAt) {
+		return before, nil // the pipeline sent this run's preview again: same verdict
+	}
+	in := policyInput(before)
+	in.Preview = previewInput(p)
+	decision, err := s.Policy.Decide(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("preview of run %s: evaluate policy: %w", id, err)
+	}
+	for _, d := range decision.Denials {
+		s.Metrics.PolicyDenied(d.Rule)
+	}
+	now := s.now()
+	p.At = now
+	switch {
+	case !decision.Allow:
+		p.Verdict, p.Reasons = run.VerdictRefused, decision.Reasons
+	case before.ApprovedDigest != "" && p.Digest != before.ApprovedDigest:
+		p.Verdict, p.Reasons = run.VerdictChanged, []string{fmt.Sprintf(
+			"the preview changed since it was approved (approved %s, now %s): nothing was applied; run the action again for a new approval", before.ApprovedDigest, p.Digest)}
+	case before.ApprovedDigest != "":
+		p.Verdict = run.VerdictApply
+	case before.DryRun:
+		p.Verdict = run.VerdictDryRun
+	case before.Guarded || decision.RequireApproval:
+		p.Verdict = run.VerdictAwaitApproval
+	default:
+		p.Verdict = run.VerdictApply
+	}
+	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if r.State != before.State || r.ApprovedDigest != before.ApprovedDigest {
+			return ch, fmt.Errorf("the run moved (%s) while its preview was judged: %w", r.State, run.ErrIllegalTransition)
+		}
+		r.Preview = &p
+		ch.Add(fmt.Sprintf("preview %s (%s): %s", p.Label(), clip.String(p.Digest, 80), p.Verdict))
+		lines := p.Lines()
+		for _, l := range lines[:len(lines)-1] {
+			ch.Report(run.Report{Log: l})
+		}
+		last := run.Report{Log: lines[len(lines)-1]}
+		switch p.Verdict {
+		case run.VerdictApply:
+			last.StatusLabel = "Applying " + p.Label()
+			if r.ApprovedDigest != "" {
+				last.StatusLabel += " (as approved)"
+			}
+			ch.Report(last)
+		case run.VerdictDryRun:
+			last.StatusLabel = "Dry run: " + p.Label()
+			ch.Report(last)
+		case run.VerdictRefused, run.VerdictChanged:
+			r.Reasons = p.Reasons
+			label := "Refused by policy at preview"
+			if p.Verdict == run.VerdictChanged {
+				label = "Preview changed since approval"
+			}
+			last.StatusLabel = label
+			ch.Report(last)
+			for _, reason := range p.Reasons {
+				ch.Report(run.Report{Log: "✗ " + reason})
+			}
+			ch.Add(label + ": " + strings.Join(p.Reasons, "; "))
+		case run.VerdictAwaitApproval:
+			ch.Report(last)
+			if err := s.awaitPreview(r, &ch, decision.Approvers, now); err != nil {
+				return ch, err
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("preview of run %s: %w", id, err)
+	}
+	s.Log.Info("run previewed", append(telemetry.RunFields(r), zap.String("preview", p.Label()), zap.String("verdict", p.Verdict))...)
+	return r, nil
+}
+
+// awaitPreview moves a previewed run to awaiting approval: its pipeline
+// ends without applying, and an approval sends it again, bound to the
+// preview's digest.
+func (s *Service) awaitPreview(r *run.Run, ch *store.Change, approvers []string, now time.Time) error {
+	if err := r.MoveTo(run.AwaitingApproval, now); err != nil {
+		return err
+	}
+	r.Approvers = approvers
+	if s.ApprovalTTL > 0 {
+		r.ApprovalExpiresAt = now.Add(s.ApprovalTTL)
+	}
+	who := "approval by " + listed(approvers)
+	ch.Add(fmt.Sprintf("awaiting %s of preview %s", who, r.Preview.Digest))
+	log := fmt.Sprintf("Nothing is applied until this preview (%s) is approved by %s (not by %s, who asked for it)", r.Preview.Label(), listed(approvers), userName(r.Request.User))
+	if !r.ApprovalExpiresAt.IsZero() {
+		log += fmt.Sprintf("; unless decided by %s the run is rejected", r.ApprovalExpiresAt.Format(time.RFC3339))
+	}
+	ch.Report(run.Report{StatusLabel: clip.String("Awaiting "+who+" of "+r.Preview.Label(), 200), Log: log})
+	return nil
+}
+
+func checkPreview(p run.Preview) error {
+	if !strings.HasPrefix(p.Digest, "sha256:") || len(p.Digest) != len("sha256:")+64 {
+		return ErrBadPreview
+	}
+	if p.Resources == nil || len(p.Resources) > maxPreviewResources {
+		return fmt.Errorf("%w (got %d resources, at most %d)", ErrBadPreview, len(p.Resources), maxPreviewResources)
+	}
+	for _, r := range p.Resources {
+		switch r.Op {
+		case run.OpCreate, run.OpUpdate, run.OpReplace, run.OpDelete:
+		default:
+			return ErrBadPreview
+		}
+		if r.Type == "" || r.Name == "" || len(r.Type) > 256 || len(r.Name) > 256 {
+			return ErrBadPreview
+		}
+	}
+	return nil
+}
+
+// previewInput is the preview as the policy sees it (input.preview).
+func previewInput(p run.Preview) map[string]any {
+	c, u, r, d := p.Counts()
+	resources := make([]any, len(p.Resources))
+	for i, res := range p.Resources {
+		resources[i] = map[string]any{"op": res.Op, "type": res.Type, "name": res.Name}
+	}
+	return map[string]any{"create": c, "update": u, "replace": r, "delete": d,
+		"destroy": p.Destroy, "digest": p.Digest, "resources": resources}
+}

@@ -1,0 +1,97 @@
+package run
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The operations of a preview's resources, as Pulumi names its steps.
+const (
+	OpCreate  = "create"
+	OpUpdate  = "update"
+	OpReplace = "replace"
+	OpDelete  = "delete"
+)
+
+// Verdicts on a preview: what the pipeline does next.
+const (
+	VerdictApply         = "apply"          // go on and apply
+	VerdictDryRun        = "dry_run"        // stop: the run asked only for the preview
+	VerdictAwaitApproval = "await_approval" // stop: apply after an approval of this preview
+	VerdictRefused       = "refused"        // fail: the policy refuses what the preview shows
+	VerdictChanged       = "digest_changed" // fail: not the preview that was approved
+)
+
+// Preview summarises a `pulumi preview` of a run's stack: what it would
+// create, update, replace and delete, and a digest of the whole preview
+// (made by the pipeline) that an approval is bound to.
+type Preview struct {
+	Resources []PreviewResource `json:"resources"`
+	Digest    string            `json:"digest"`
+	// Destroy is a preview of the stack's destruction (a DELETE run).
+	Destroy bool      `json:"destroy,omitempty"`
+	At      time.Time `json:"at"`
+	// Verdict is paved's judgement (Verdict*), Reasons why it stopped.
+	Verdict string   `json:"verdict"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// PreviewResource is one resource the preview would change.
+type PreviewResource struct {
+	Op   string `json:"op"`   // OpCreate, OpUpdate, OpReplace or OpDelete
+	Type string `json:"type"` // the Pulumi type token, e.g. aws:s3/bucketV2:BucketV2
+	Name string `json:"name"` // the Pulumi resource name
+}
+
+// Counts tells how many resources each operation touches.
+func (p *Preview) Counts() (create, update, replace, del int) {
+	for _, r := range p.Resources {
+		switch r.Op {
+		case OpCreate:
+			create++
+		case OpUpdate:
+			update++
+		case OpReplace:
+			replace++
+		case OpDelete:
+			del++
+		}
+	}
+	return
+}
+
+// Label is the preview in a status label's few characters, the way plan
+// tools print it: "+3 ~1 -0 (1 replace)".
+func (p *Preview) Label() string {
+	c, u, r, d := p.Counts()
+	s := fmt.Sprintf("+%d ~%d -%d", c, u, d)
+	if r > 0 {
+		s += fmt.Sprintf(" (%d replace)", r)
+	}
+	return s
+}
+
+// Lines are the preview as log lines: the counts, then one line a resource.
+func (p *Preview) Lines() []string {
+	what := "Preview"
+	if p.Destroy {
+		what = "Preview of the stack's destruction"
+	}
+	lines := []string{fmt.Sprintf("%s: %s (digest %s)", what, p.Label(), shortDigest(p.Digest))}
+	if len(p.Resources) == 0 {
+		return append(lines, "  no changes")
+	}
+	sign := map[string]string{OpCreate: "+", OpUpdate: "~", OpReplace: "+-", OpDelete: "-"}
+	for _, r := range p.Resources {
+		lines = append(lines, fmt.Sprintf("  %s %s %s (%s)", sign[r.Op], r.Type, r.Name, r.Op))
+	}
+	return lines
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)] + hex[:12]
+	}
+	return d
+}
