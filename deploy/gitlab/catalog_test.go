@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,13 +48,18 @@ func TestComponentProjectLayout(t *testing.T) {
 	}
 }
 
+// deprecatedInputs are accepted (an include that gives one keeps working)
+// and ignored.
+var deprecatedInputs = map[string]bool{"production_environment": true}
+
 var inputUse = regexp.MustCompile(`\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*(\|[^\]]*)?\]\]`)
 
 // TestInputsDeclaredAndUsed: every $[[ inputs.x ]] is declared in
 // spec:inputs and every declared input is used; every input has an explicit
 // type, a description, and a default of that type that passes its own
 // regex; the inputs without a default (required) are exactly the ones the
-// platform must choose; no default is a moving image tag.
+// platform must choose; no default is a moving image tag. A deprecated
+// input is the exception: declared, described as such, and never used.
 func TestInputsDeclaredAndUsed(t *testing.T) {
 	c := loadComponent(t, "provision")
 	body, err := yaml.Marshal(&c.Config)
@@ -75,7 +81,15 @@ func TestInputsDeclaredAndUsed(t *testing.T) {
 	var required []string
 	for _, name := range sortedKeys(c.Inputs) {
 		in := c.Inputs[name]
-		if !used[name] {
+		switch {
+		case deprecatedInputs[name]:
+			if used[name] {
+				t.Errorf("input %s is deprecated and ignored, but used", name)
+			}
+			if !strings.HasPrefix(in.Description, "Deprecated") || !in.HasDefault {
+				t.Errorf("deprecated input %s must say so and keep a default: %q", name, in.Description)
+			}
+		case !used[name]:
 			t.Errorf("input %s is declared but never used", name)
 		}
 		if in.Type == "" {
@@ -164,13 +178,19 @@ func TestReadmeIncludeSnippet(t *testing.T) {
 	}
 }
 
-// pavedVars are the variables of a pipeline paved creates.
-func pavedVars(operation, environment string) map[string]string {
-	return map[string]string{
+// pavedVars are the variables of a pipeline paved creates, with extra
+// ones (PAVED_DRY_RUN, PAVED_APPROVED_DIGEST) as name=value pairs.
+func pavedVars(operation, environment string, extra ...string) map[string]string {
+	vars := map[string]string{
 		"CI_PIPELINE_SOURCE": "api", "CI_COMMIT_BRANCH": "main", "CI_COMMIT_REF_NAME": "main",
 		paved.RunIDVariable: "r_1", "PAVED_OPERATION": operation, "PAVED_ENVIRONMENT": environment,
 		"PAVED_TENANT": "acme", "PAVED_SERVICE": "orders",
 	}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return vars
 }
 
 // TestWorkflowAdmitsOnlyPavedAPIPipelines: of every way a pipeline can
@@ -199,40 +219,56 @@ func TestWorkflowAdmitsOnlyPavedAPIPipelines(t *testing.T) {
 
 // TestPipelineJobsPerOperation: the jobs GitLab creates for each kind of
 // run, with their needs satisfiable and their stage declared (the README's
-// configuration declares no stages, so GitLab's defaults apply).
+// configuration declares no stages, so GitLab's defaults apply). No job is
+// manual, in production neither: paved approves previews, and a guarded
+// run's apply pipeline (with PAVED_APPROVED_DIGEST) must run through. A dry
+// run has no apply job.
 func TestPipelineJobsPerOperation(t *testing.T) {
 	cfg, err := includeComponents(t, readmeConsumer(t), componentProject)
 	if err != nil {
 		t.Fatal(err)
 	}
+	const digest = "PAVED_APPROVED_DIGEST=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	apply := []string{"check", "preview", "report", "up"}
+	destroy := []string{"destroy", "preview-destroy", "report"}
 	cases := []struct {
 		operation, environment string
+		extra                  []string
 		jobs                   []string
-		manual                 bool
 	}{
-		{"CREATE", "dev", []string{"check", "preview", "report", "up"}, false},
-		{"DAY-2", "staging", []string{"check", "preview", "report", "up"}, false},
-		{"CREATE", "prod", []string{"approve", "check", "preview", "report", "up"}, true},
-		{"DELETE", "dev", []string{"destroy", "preview-destroy", "report"}, false},
-		{"DELETE", "prod", []string{"approve", "destroy", "preview-destroy", "report"}, true},
+		{"CREATE", "dev", nil, apply},
+		{"DAY-2", "staging", nil, apply},
+		{"CREATE", "prod", nil, apply},
+		{"DAY-2", "prod", []string{digest}, apply},
+		{"DAY-2", "prod", []string{"PAVED_DRY_RUN=false"}, apply},
+		{"CREATE", "dev", []string{"PAVED_DRY_RUN=true"}, []string{"check", "preview", "report"}},
+		{"DAY-2", "prod", []string{"PAVED_DRY_RUN=true"}, []string{"check", "preview", "report"}},
+		{"DELETE", "dev", nil, destroy},
+		{"DELETE", "prod", nil, destroy},
+		{"DELETE", "prod", []string{digest}, destroy},
+		{"DELETE", "prod", []string{"PAVED_DRY_RUN=true"}, []string{"preview-destroy", "report"}},
 	}
 	for _, tc := range cases {
-		created, jobs := buildPipeline(t, cfg, pavedVars(tc.operation, tc.environment))
+		name := fmt.Sprintf("%s in %s %v", tc.operation, tc.environment, tc.extra)
+		created, jobs := buildPipeline(t, cfg, pavedVars(tc.operation, tc.environment, tc.extra...))
 		if !created {
-			t.Errorf("%s in %s: no pipeline", tc.operation, tc.environment)
+			t.Errorf("%s: no pipeline", name)
 			continue
 		}
 		if got := sortedKeys(jobs); !slices.Equal(got, tc.jobs) {
-			t.Errorf("%s in %s: jobs %v, want %v", tc.operation, tc.environment, got, tc.jobs)
+			t.Errorf("%s: jobs %v, want %v", name, got, tc.jobs)
 		}
-		if a, ok := jobs["approve"]; ok != tc.manual || ok && (a.When != "manual" || a.AllowFailure) {
-			t.Errorf("%s in %s: approve = %+v, want a blocking manual job: %v", tc.operation, tc.environment, a, tc.manual)
-		}
-		if r := jobs["report"]; r.When != "always" {
-			t.Errorf("%s in %s: report runs %s, want always", tc.operation, tc.environment, r.When)
+		for job, j := range jobs {
+			want := "on_success"
+			if job == "report" {
+				want = "always"
+			}
+			if j.When != want || j.AllowFailure {
+				t.Errorf("%s: %s runs %s (allow_failure %v), want %s", name, job, j.When, j.AllowFailure, want)
+			}
 		}
 		for _, p := range checkPipeline(cfg, jobs) {
-			t.Errorf("%s in %s: %s", tc.operation, tc.environment, p)
+			t.Errorf("%s: %s", name, p)
 		}
 	}
 }
@@ -274,9 +310,15 @@ func TestStacksAreCreatedWithTheSecretsProvider(t *testing.T) {
 	}
 }
 
+// keepRunToken is the one line a stack job may run before it unsets
+// PAVED_RUN_TOKEN: a preview job copies the token into an unexported shell
+// variable (allexport off), which no child process inherits.
+const keepRunToken = `set +a; if [ "${PAVED_POSTS_PREVIEW:-}" = true ]; then paved_run_token="${PAVED_RUN_TOKEN:-}"; fi`
+
 // TestRunTokenStaysInTheReportJob: GitLab cannot mask PAVED_RUN_TOKEN (it is
-// passed to the pipelines API), so only the report job has it, and nothing
-// prints it.
+// passed to the pipelines API), so no stack job has it in its environment:
+// the preview jobs hand it to `paved preview` alone, the report job to
+// `paved report`; nothing prints it.
 func TestRunTokenStaysInTheReportJob(t *testing.T) {
 	_, jobs, raw := load(t)
 	for name, j := range jobs {
@@ -290,8 +332,26 @@ func TestRunTokenStaysInTheReportJob(t *testing.T) {
 			continue
 		}
 		for _, l := range first[:i] {
-			if l != "set -eu" {
+			if l != "set -eu" && l != keepRunToken {
 				t.Errorf("%s runs %q before it unsets PAVED_RUN_TOKEN", name, l)
+			}
+		}
+	}
+	for name, j := range jobs {
+		posts := name == "preview" || name == "preview-destroy"
+		if got := j.Variables["PAVED_POSTS_PREVIEW"]; (got == "true") != posts || !posts && got != "" {
+			t.Errorf("%s: PAVED_POSTS_PREVIEW = %q; only the preview jobs keep the run token", name, got)
+		}
+		for _, l := range append(append([]string{}, j.BeforeScript...), j.Script...) {
+			if !strings.Contains(l, "paved_run_token") && !regexp.MustCompile(`PAVED_RUN_TOKEN=`).MatchString(l) {
+				continue
+			}
+			switch {
+			case l == keepRunToken && name == ".paved-stack":
+			case posts && l == "unset paved_run_token":
+			case posts && strings.HasPrefix(l, `PAVED_RUN_TOKEN="$paved_run_token" paved preview `) && strings.Count(l, "paved_run_token") == 1:
+			default:
+				t.Errorf("%s: %q: the kept run token goes only to paved preview, as its environment", name, l)
 			}
 		}
 	}
@@ -300,7 +360,7 @@ func TestRunTokenStaysInTheReportJob(t *testing.T) {
 		scripts = append(append(scripts, j.BeforeScript...), j.Script...)
 	}
 	all := strings.Join(scripts, "\n")
-	for _, bad := range []string{"set -x", "set -o xtrace", "--token", "printenv", "env |", "export -p"} {
+	for _, bad := range []string{"set -x", "set -o xtrace", "set -a", "set -o allexport", "--token", "printenv", "env |", "export -p", "export paved_run_token", "declare -x"} {
 		if strings.Contains(all, bad) {
 			t.Errorf("a script runs %q, which could print the run token", bad)
 		}

@@ -13,7 +13,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/paved-idp/paved/internal/callback"
 	paved "github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
@@ -209,14 +211,19 @@ func TestJobs(t *testing.T) {
 			t.Errorf("job %s: image %q, want the runner_image input", name, j.Image)
 		}
 	}
-	if r := rulesText(jobs["approve"]); !strings.Contains(r, `$PAVED_ENVIRONMENT == "$[[ inputs.production_environment ]]"`) || !strings.Contains(r, "when: manual") || !strings.Contains(r, "allow_failure: false") {
-		t.Errorf("approve is not a blocking manual gate in production: %s", r)
+	if _, ok := jobs["approve"]; ok {
+		t.Error("the component has an approve job: paved approves the preview (bound to its digest); a manual job would hold the apply pipeline forever")
 	}
-	if !needs(jobs["approve"], "preview") || !needs(jobs["approve"], "preview-destroy") {
-		t.Error("approve must wait for the preview a person approves")
+	for name, j := range jobs {
+		if needs(j, "approve") {
+			t.Errorf("%s needs approve, which is gone", name)
+		}
+		if strings.Contains(rulesText(j), "manual") {
+			t.Errorf("%s is a manual job: paved is the gate, the pipeline must run through", name)
+		}
 	}
-	if !needs(jobs["up"], "preview") || !needs(jobs["up"], "approve") || !needs(jobs["destroy"], "approve") || !needs(jobs["destroy"], "preview-destroy") {
-		t.Error("up/destroy must wait for their preview and the approval")
+	if !needs(jobs["preview"], "check") {
+		t.Error("preview must wait for check")
 	}
 	if r := rulesText(jobs["destroy"]); !strings.Contains(r, `$PAVED_OPERATION == "DELETE"`) ||
 		!strings.Contains(strings.Join(jobs["destroy"].Script, "\n"), "pulumi destroy") {
@@ -230,6 +237,94 @@ func TestJobs(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(jobs["up"].Script, "\n"), "pulumi stack output --json") {
 		t.Error("up must save the stack outputs for the report")
+	}
+}
+
+// previewPaths are the files the preview job writes and the apply job
+// reads, as the scripts name them.
+const (
+	previewFile = `"$CI_PROJECT_DIR/paved-out/preview.json"`
+	verdictFile = `"$CI_PROJECT_DIR/paved-out/verdict"`
+)
+
+// TestPreviewJobsPostThePreview: each preview job saves `pulumi preview
+// --json` and hands it to `paved preview`, which writes paved's verdict for
+// the apply job; the flags are the ones `paved preview` has.
+func TestPreviewJobsPostThePreview(t *testing.T) {
+	_, jobs, _ := load(t)
+	flags := callback.NewPreviewCommand().Flags()
+	for _, f := range []string{"file", "verdict-file", "destroy"} {
+		if flags.Lookup(f) == nil {
+			t.Errorf("paved preview has no --%s flag", f)
+		}
+	}
+	for _, tc := range []struct {
+		job, pulumi, paved string
+	}{
+		{"preview", "pulumi preview --json --non-interactive", "paved preview --file " + previewFile + " --verdict-file " + verdictFile},
+		{"preview-destroy", "pulumi preview --destroy --json --non-interactive", "paved preview --destroy --file " + previewFile + " --verdict-file " + verdictFile},
+	} {
+		script := jobs[tc.job].Script
+		if len(script) == 0 || script[0] != "set -o pipefail" {
+			t.Errorf("%s: the script must start with set -o pipefail, so that a failed preview fails the job", tc.job)
+		}
+		ip := slices.IndexFunc(script, func(l string) bool { return strings.Contains(l, tc.pulumi) })
+		ic := slices.IndexFunc(script, func(l string) bool { return strings.Contains(l, tc.paved) })
+		if ip < 0 || !strings.Contains(script[ip], "> "+previewFile) {
+			t.Errorf("%s does not run %s > %s", tc.job, tc.pulumi, previewFile)
+		}
+		if ic < 0 || ic < ip {
+			t.Errorf("%s does not run %s after the preview", tc.job, tc.paved)
+			continue
+		}
+		if !strings.Contains(script[ic], `| tee -a "$CI_PROJECT_DIR/paved-logs/preview.log"`) {
+			t.Errorf("%s: paved's verdict is not kept in paved-logs/preview.log for the report: %s", tc.job, script[ic])
+		}
+		if tc.job == "preview" && strings.Contains(strings.Join(script, "\n"), "--destroy") {
+			t.Error("preview previews a destruction")
+		}
+	}
+}
+
+// TestApplyJobsFollowTheVerdict: up and destroy take their preview job's
+// artifacts (the verdict), never run for a dry run, and read the verdict
+// before they touch the stack, in the words paved writes.
+func TestApplyJobsFollowTheVerdict(t *testing.T) {
+	_, jobs, _ := load(t)
+	for _, tc := range []struct{ job, preview, apply string }{
+		{"up", "preview", "pulumi up"},
+		{"destroy", "preview-destroy", "pulumi destroy"},
+	} {
+		j := jobs[tc.job]
+		if len(j.Needs) != 1 || !needs(j, tc.preview) {
+			t.Errorf("%s needs %v, want only %s", tc.job, j.Needs, tc.preview)
+		}
+		for _, n := range j.Needs {
+			if m, ok := n.(map[string]any); ok && (m["artifacts"] == false || m["optional"] == true) {
+				t.Errorf("%s: the need of %s must be required and carry its artifacts (the verdict): %v", tc.job, tc.preview, m)
+			}
+		}
+		if len(j.Rules) == 0 || j.Rules[0]["if"] != `$PAVED_DRY_RUN == "true"` || j.Rules[0]["when"] != "never" {
+			t.Errorf("%s: the first rule must leave the job out of a dry run: %s", tc.job, rulesText(j))
+		}
+		iv := slices.IndexFunc(j.Script, func(l string) bool { return strings.Contains(l, verdictFile) })
+		ia := slices.IndexFunc(j.Script, func(l string) bool { return strings.Contains(l, tc.apply) })
+		if iv < 0 || ia < 0 || ia < iv {
+			t.Errorf("%s must read %s before it runs %s", tc.job, verdictFile, tc.apply)
+			continue
+		}
+		gate := j.Script[iv]
+		for _, v := range []string{run.VerdictApply, run.VerdictDryRun, run.VerdictAwaitApproval} {
+			if !regexp.MustCompile(`(^|[\s|])` + v + `[|)]`).MatchString(gate) {
+				t.Errorf("%s: the verdict check has no case for paved's verdict %s", tc.job, v)
+			}
+		}
+		if !strings.Contains(gate, "nothing is applied") || !strings.Contains(gate, "exit 0") || !strings.Contains(gate, "exit 1") {
+			t.Errorf("%s: the verdict check must say why nothing is applied, and end the job (success for a stop, failure for no verdict):\n%s", tc.job, gate)
+		}
+	}
+	if jobs["up"].Script[1] != jobs["destroy"].Script[1] {
+		t.Error("up and destroy check the verdict differently")
 	}
 }
 

@@ -34,6 +34,7 @@ type Store interface {
 	StackDepth(ctx context.Context, stackKey string) (int, error)
 	Run(ctx context.Context, id string) (*run.Run, error)
 	Events(ctx context.Context, id string) ([]run.Event, error)
+	AppendLogs(ctx context.Context, id string, lines []string, max int) error
 }
 
 // Catalog finds action definitions.

@@ -76,6 +76,11 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 	default:
 		p.Verdict = run.VerdictApply
 	}
+	// The preview joins the run's log (what the portal, Backstage and the
+	// operator page show), before the verdict it leads to.
+	if err := s.Store.AppendLogs(ctx, id, logLines(p), 0); err != nil {
+		return nil, fmt.Errorf("preview of run %s: %w", id, err)
+	}
 	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
 		var ch store.Change
 		if r.State != before.State || r.ApprovedDigest != before.ApprovedDigest {
@@ -83,11 +88,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 		}
 		r.Preview = &p
 		ch.Add(fmt.Sprintf("preview %s (%s): %s", p.Label(), clip.String(p.Digest, 80), p.Verdict))
-		lines := p.Lines()
-		for _, l := range lines[:len(lines)-1] {
-			ch.Report(run.Report{Log: l})
-		}
-		last := run.Report{Log: lines[len(lines)-1]}
+		last := run.Report{}
 		switch p.Verdict {
 		case run.VerdictApply:
 			last.StatusLabel = "Applying " + p.Label()
@@ -144,6 +145,17 @@ func (s *Service) awaitPreview(r *run.Run, ch *store.Change, approvers []string,
 	}
 	ch.Report(run.Report{StatusLabel: clip.String("Awaiting "+who+" of "+r.Preview.Label(), 200), Log: log})
 	return nil
+}
+
+// logPreviewResources bounds the resources a preview's log lists.
+const logPreviewResources = 200
+
+func logLines(p run.Preview) []string {
+	lines := p.Lines()
+	if n := len(lines) - 1; n > logPreviewResources {
+		lines = append(lines[:1+logPreviewResources], fmt.Sprintf("  … and %d more", n-logPreviewResources))
+	}
+	return lines
 }
 
 func checkPreview(p run.Preview) error {

@@ -113,9 +113,10 @@ func TestPavedRunAction(t *testing.T) {
 	// never more than one pipeline per run.
 	var list struct {
 		Runs []struct {
-			ID      string `json:"id"`
-			State   string `json:"state"`
-			Request struct {
+			ID             string `json:"id"`
+			State          string `json:"state"`
+			ApprovedDigest string `json:"approvedDigest"`
+			Request        struct {
 				Portal      string `json:"portal"`
 				PortalRunID string `json:"portalRunId"`
 				Action      string `json:"action"`
@@ -146,9 +147,18 @@ func TestPavedRunAction(t *testing.T) {
 			t.Errorf("run %s of %s was recorded for caller %q", r.ID, q.Action, q.Caller)
 		}
 	}
+	// One pipeline a run; an approved run has two: its preview's, then the
+	// apply's.
+	want := map[string]int{}
+	for _, r := range list.Runs {
+		want[r.ID] = 1
+		if r.ApprovedDigest != "" {
+			want[r.ID] = 2
+		}
+	}
 	for id, n := range e.GitLab.RunIDCounts() {
-		if n != 1 {
-			t.Errorf("run %s has %d pipelines, want 1", id, n)
+		if n != want[id] {
+			t.Errorf("run %s has %d pipelines, want %d", id, n, want[id])
 		}
 	}
 }

@@ -72,8 +72,10 @@ func TestOperatorPageInChromium(t *testing.T) {
 	press(t, e, portsim.Invocation{Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: h.Eve, Entity: h.Checkout,
 		Inputs: map[string]any{"tenant": "acme", "environment": "staging", "queueName": "orders"}}, "queued")
 	press(t, e, h.Bucket(h.Sam, "prod", map[string]any{"bucketName": "exports"}), "rejected")
-	press(t, e, portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}, "awaiting_approval")
+	// A guarded run is previewed first, then waits for approval.
+	guarded := press(t, e, portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}, "queued")
+	e.WaitState(guarded, "awaiting_approval")
 	e.WaitState(otherRun, "running")
 	if st := e.RunState(queuedRun); st != "queued" {
 		t.Fatalf("the second run on the stack is %s, want queued", st)

@@ -106,8 +106,9 @@ suite('paved:run against paved', () => {
 
     const lines = log.messages;
     const order = [
-      'pulumi preview --stack acme-prod-checkout',
-      'pulumi up --stack acme-prod-checkout --yes',
+      'pulumi preview --json --stack acme-prod-checkout',
+      'Preview: +2 ~0 -0',
+      'pulumi up --yes --stack acme-prod-checkout',
       '+ aws:s3/bucketV2:BucketV2 acme-prod-checkout-receipts created',
       'succeeded',
     ].map(part => indexOfLine(lines, part));
