@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,7 +175,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	a.tracker = &track.Tracker{Store: st, Pipelines: gl, Catalog: cat, Log: log.Named("track"), PollInterval: cfg.GitLab.PollInterval,
 		// A finished run may free its stack for the next: wake the dispatcher too.
 		Reported:    func() { reportWake.Wake(); dispatchWake.Wake() },
-		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes}
+		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes,
+		RunURL: func(id string) string { return strings.TrimRight(cfg.Server.PublicURL, "/") + "/ui/runs/" + id }}
 	a.dispatch = &dispatch.Worker{Store: st, Queue: st, Pipelines: gl, Adopter: a.tracker, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
 		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Concurrency: cfg.Workers.DispatchConcurrency, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake,
 		Metrics: metrics, Tracer: tracer}

@@ -71,7 +71,11 @@ func (a *Action) TeamOf(req run.Request) string {
 // EntityFor is the portal entity paved upserts when the run has finished:
 // its outputs mapped to properties, related to its service, tenant and
 // environment as the action says. Nil when the action writes no entity.
-func (a *Action) EntityFor(r *run.Run) *run.EntityUpsert {
+func (a *Action) EntityFor(r *run.Run) *run.EntityUpsert { return a.entity(r, true) }
+
+// entity is the entity's identity (blueprint, identifier, title, team,
+// relations) and, with outputs, its mapped properties.
+func (a *Action) entity(r *run.Run, outputs bool) *run.EntityUpsert {
 	if a.Output.Blueprint == "" {
 		return nil
 	}
@@ -92,6 +96,9 @@ func (a *Action) EntityFor(r *run.Run) *run.EntityUpsert {
 		e.Team = []string{r.Team}
 	}
 	for k, tmpl := range a.Output.Properties {
+		if !outputs {
+			break
+		}
 		// A property whose output the pipeline did not report is left out,
 		// so an upsert with merge keeps what the portal already shows.
 		if v, ok := expand(tmpl, lookup); ok {

@@ -50,9 +50,17 @@ func RenderPort(actions []*catalog.Action, bps []*blueprint.Blueprint, opt PortO
 	for _, b := range bps {
 		entityBlueprints[b.Identifier] = true
 	}
+	managed := map[string]bool{}
+	for _, a := range actions {
+		managed[a.Output.Blueprint] = true
+	}
 	var out Port
 	for _, b := range blueprintOrder(bps) {
-		out.Blueprints = append(out.Blueprints, maps.Clone(b.Doc))
+		doc := maps.Clone(b.Doc)
+		if managed[b.Identifier] {
+			doc = withLifecycle(doc)
+		}
+		out.Blueprints = append(out.Blueprints, doc)
 	}
 	for _, a := range actions {
 		out.Actions = append(out.Actions, PortAction(a, entityBlueprints, opt))
@@ -62,6 +70,30 @@ func RenderPort(actions []*catalog.Action, bps []*blueprint.Blueprint, opt PortO
 		return strings.Compare(a["identifier"].(string), b["identifier"].(string))
 	})
 	return out, nil
+}
+
+// withLifecycle adds the properties paved keeps current on the entities it
+// manages (catalog.LifecycleProperties) to a blueprint's schema; one the
+// blueprint declares itself is left as it is.
+func withLifecycle(doc map[string]any) map[string]any {
+	schema, _ := doc["schema"].(map[string]any)
+	schema = maps.Clone(schema)
+	if schema == nil {
+		schema = map[string]any{}
+	}
+	props, _ := schema["properties"].(map[string]any)
+	props = maps.Clone(props)
+	if props == nil {
+		props = map[string]any{}
+	}
+	for k, v := range catalog.LifecycleProperties() {
+		if _, ok := props[k]; !ok {
+			props[k] = v
+		}
+	}
+	schema["properties"] = props
+	doc["schema"] = schema
+	return doc
 }
 
 func checkWebhookURL(s string) error {

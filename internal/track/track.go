@@ -57,6 +57,27 @@ type Tracker struct {
 	// in all; zero means DefaultMaxRunLogLines and DefaultMaxOutputBytes.
 	MaxLogLines    int
 	MaxOutputBytes int
+	// RunURL is a run's page (paved's operator page), written to the
+	// entity as its lastRun; nil writes none.
+	RunURL func(id string) string
+}
+
+func (t *Tracker) runURL(id string) string {
+	if t.RunURL == nil {
+		return ""
+	}
+	return t.RunURL(id)
+}
+
+// lifecycle is the entity write of r's state (catalog.Status*), nil when
+// the run's action writes no entity or r is a dry run (which changes
+// nothing).
+func (t *Tracker) lifecycle(r *run.Run, status, reason string) *run.EntityUpsert {
+	a, ok := t.Catalog.Get(r.Request.Action)
+	if !ok || r.DryRun {
+		return nil
+	}
+	return a.LifecycleFor(r, status, reason, t.runURL(r.ID))
 }
 
 // Observation is what paved learned about a pipeline.
@@ -176,6 +197,9 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 			label = map[string]string{run.VerdictRefused: "Refused by policy at preview", run.VerdictChanged: "Preview changed since approval"}[p.Verdict]
 		}
 		r.Reasons = []string{summary}
+		if e := t.lifecycle(r, catalog.StatusFailed, summary); e != nil {
+			ch.Report(run.Report{Entity: e})
+		}
 		ch.Report(run.Report{Final: run.Failure, StatusLabel: label, Summary: summary, Link: r.PipelineURL})
 		return ch, nil
 	}
@@ -195,7 +219,11 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		summary += ": applied " + r.Preview.Label()
 	}
 	if a, ok := t.Catalog.Get(r.Request.Action); ok {
-		if e := a.EntityFor(r); e != nil {
+		status := catalog.StatusReady
+		if r.Operation == run.Delete {
+			status = catalog.StatusDestroyed
+		}
+		if e := a.EntityWithLifecycle(r, status, "", t.runURL(r.ID)); e != nil {
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})
 			summary += fmt.Sprintf("; %s %s is up to date", e.Blueprint, e.Identifier)
 		}

@@ -169,10 +169,20 @@ func TestFailureNamesTheFailedJob(t *testing.T) {
 	if got.State != run.Failed || len(got.Reasons) != 1 || !strings.Contains(got.Reasons[0], "job(s) up") || !strings.Contains(got.Reasons[0], got.PipelineURL) {
 		t.Fatalf("run %s %v", got.State, got.Reasons)
 	}
+	// The entity is marked failed, with the reason, and nothing else of it
+	// changes: no outputs were mapped.
+	var entities []*run.EntityUpsert
 	for _, rep := range reports(t, st) {
 		if rep.Entity != nil {
-			t.Fatal("a failed run wrote an entity")
+			entities = append(entities, rep.Entity)
 		}
+	}
+	if len(entities) != 1 {
+		t.Fatalf("a failed run wrote %d entities, want its status once", len(entities))
+	}
+	p := entities[0].Properties
+	if p["status"] != "failed" || !strings.Contains(p["statusReason"].(string), "job(s) up") || p["pipelineUrl"] != got.PipelineURL || len(p) != 4 {
+		t.Fatalf("entity properties %v", p)
 	}
 }
 

@@ -120,8 +120,8 @@ func TestPipelineFailureIsReported(t *testing.T) {
 	if r.Status != "FAILURE" || !strings.Contains(r.Summary, "failed") || !strings.Contains(r.Summary, "/-/pipelines/") {
 		t.Fatalf("Port run = %s %q, want FAILURE naming the pipeline", r.Status, r.Summary)
 	}
-	if len(e.Port.Entities("s3_bucket")) != 0 {
-		t.Fatal("a failed run wrote an entity")
+	if ents := e.Port.Entities("s3_bucket"); len(ents) != 1 || ents[0].Properties["status"] != "failed" || ents[0].Properties["arn"] != nil {
+		t.Fatalf("a failed run's entity: %v, want only its status, failed", ents)
 	}
 	var got struct{ State string }
 	e.API("GET", "/api/v1/runs/"+ans.RunID, &got)

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/paved-idp/paved/internal/sim/portsim"
+	h "github.com/paved-idp/paved/test/harness"
+)
+
+// entityWrites are the statuses a Port run wrote onto its entity, in order.
+func entityWrites(t *testing.T, r portsim.RunRecord) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, ev := range r.Events {
+		if ev.Kind != "entity" || ev.Status >= 300 {
+			continue
+		}
+		var body struct {
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal([]byte(ev.Detail), &body); err != nil {
+			t.Fatalf("entity write %q: %v", ev.Detail, err)
+		}
+		out = append(out, body.Properties)
+	}
+	return out
+}
+
+// The entity a run manages carries its lifecycle state, kept current at
+// each transition: provisioning while the pipeline runs, then ready (with
+// the outputs) or failed (with the reason), with the last run's page and
+// pipeline, for the portal's dashboards.
+func TestEntityShowsItsState(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+
+	portRun, ans := e.Press(h.Bucket(h.Dana, "dev", nil))
+	r := e.WaitPort(portRun)
+	writes := entityWrites(t, r)
+	if len(writes) != 2 || writes[0]["status"] != "provisioning" || writes[1]["status"] != "ready" {
+		t.Fatalf("entity writes of a successful run: %v", writes)
+	}
+	ents := e.Port.Entities("s3_bucket")
+	if len(ents) != 1 {
+		t.Fatalf("entities %v", ents)
+	}
+	p := ents[0].Properties
+	if p["status"] != "ready" || p["lastRun"] != e.URL+"/ui/runs/"+ans.RunID || !strings.Contains(p["pipelineUrl"].(string), "/-/pipelines/") ||
+		p["arn"] != "arn:aws:s3:::acme-dev-checkout-receipts" || p["lastRunAt"] == nil {
+		t.Fatalf("entity after success: %v", p)
+	}
+
+	// A failing pipeline marks its entity failed, with the reason.
+	fail := portsim.Invocation{Action: "add-sqs-queue", Blueprint: "service", Operation: "DAY-2", User: h.Dana, Entity: h.Checkout,
+		Inputs: map[string]any{"tenant": "acme", "environment": "staging", "queueName": "payment-events"}}
+	portRun, _ = e.Press(fail)
+	r = e.WaitPort(portRun)
+	writes = entityWrites(t, r)
+	if len(writes) != 2 || writes[0]["status"] != "provisioning" || writes[1]["status"] != "failed" {
+		t.Fatalf("entity writes of a failed run: %v", writes)
+	}
+	queues := e.Port.Entities("sqs_queue")
+	if len(queues) != 1 || queues[0].Properties["status"] != "failed" || !strings.Contains(queues[0].Properties["statusReason"].(string), "failed in job(s) provision") {
+		t.Fatalf("entity after failure: %v", queues)
+	}
+	if _, ok := queues[0].Properties["arn"]; ok {
+		t.Fatal("a failed run wrote outputs")
+	}
+}
