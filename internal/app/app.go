@@ -22,6 +22,7 @@ import (
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/dispatch"
+	"github.com/paved-idp/paved/internal/drift"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
@@ -45,6 +46,7 @@ type App struct {
 	dispatch *dispatch.Worker
 	report   *report.Worker
 	tracker  *track.Tracker
+	drift    *drift.Scheduler
 	secrets  *secret.Cache
 	// stopTracing flushes the spans still buffered.
 	stopTracing func(context.Context) error
@@ -182,6 +184,11 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		Metrics: metrics, Tracer: tracer}
 	a.report = &report.Worker{Store: st, Portals: portals, Log: log.Named("report"), Interval: cfg.Workers.Interval,
 		Lease: cfg.Workers.Lease, Concurrency: cfg.Workers.ReportConcurrency, Drain: drain, Waker: reportWake, Metrics: metrics, Tracer: tracer}
+	if cfg.Port.Enabled {
+		a.report.CatalogPortal = port.PortalName // where drift checks write their entities
+	}
+	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
+		Notify: dispatchWake.Wake}
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	streamsDone := make(chan struct{})
@@ -241,7 +248,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(a.endStreams) // Shutdown waits for no long-lived stream
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run} {
+	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run, a.drift.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(workCtx) }()
 	}

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/paved-idp/paved/internal/clip"
@@ -16,6 +18,7 @@ const (
 	StatusFailed       = "failed"
 	StatusDestroying   = "destroying"
 	StatusDestroyed    = "destroyed"
+	StatusDrifted      = "drifted"
 )
 
 // LifecycleProperties are the properties paved writes onto the entities
@@ -24,12 +27,14 @@ const (
 func LifecycleProperties() map[string]any {
 	return map[string]any{
 		"status": map[string]any{"type": "string", "title": "Status", "description": "Where paved's last run left it",
-			"enum":       []any{StatusProvisioning, StatusReady, StatusFailed, StatusDestroying, StatusDestroyed},
-			"enumColors": map[string]any{StatusProvisioning: "blue", StatusReady: "green", StatusFailed: "red", StatusDestroying: "orange", StatusDestroyed: "darkGray"}},
-		"statusReason": map[string]any{"type": "string", "title": "Status reason", "description": "Why the last run failed"},
-		"lastRun":      map[string]any{"type": "string", "format": "url", "title": "Last run", "description": "paved's page of the last run"},
-		"lastRunAt":    map[string]any{"type": "string", "format": "date-time", "title": "Last run at"},
-		"pipelineUrl":  map[string]any{"type": "string", "format": "url", "title": "Pipeline", "description": "The last run's GitLab pipeline"},
+			"enum":       []any{StatusProvisioning, StatusReady, StatusFailed, StatusDrifted, StatusDestroying, StatusDestroyed},
+			"enumColors": map[string]any{StatusProvisioning: "blue", StatusReady: "green", StatusFailed: "red", StatusDrifted: "yellow", StatusDestroying: "orange", StatusDestroyed: "darkGray"}},
+		"drift":          map[string]any{"type": "string", "title": "Drift", "description": "The last drift check: in sync, or what changed outside paved"},
+		"driftCheckedAt": map[string]any{"type": "string", "format": "date-time", "title": "Drift checked at"},
+		"statusReason":   map[string]any{"type": "string", "title": "Status reason", "description": "Why the last run failed"},
+		"lastRun":        map[string]any{"type": "string", "format": "url", "title": "Last run", "description": "paved's page of the last run"},
+		"lastRunAt":      map[string]any{"type": "string", "format": "date-time", "title": "Last run at"},
+		"pipelineUrl":    map[string]any{"type": "string", "format": "url", "title": "Pipeline", "description": "The last run's GitLab pipeline"},
 	}
 }
 
@@ -68,4 +73,30 @@ func addLifecycle(e *run.EntityUpsert, r *run.Run, status, reason, runURL string
 		e.Properties = map[string]any{}
 	}
 	maps.Copy(e.Properties, props)
+}
+
+// DriftFor is the entity write of a drift check of the stack entity e (an
+// identity: blueprint and identifier) belongs to: the check's summary, when
+// it ran, and status drifted when the cloud differs from the stack.
+func DriftFor(e *run.EntityUpsert, p *run.Preview, at time.Time) *run.EntityUpsert {
+	out := &run.EntityUpsert{Blueprint: e.Blueprint, Identifier: e.Identifier, Properties: map[string]any{
+		"drift": DriftSummary(p), "driftCheckedAt": at.UTC().Format(time.RFC3339)}}
+	if len(p.Resources) > 0 {
+		out.Properties["status"] = StatusDrifted
+	}
+	return out
+}
+
+// DriftSummary says what a drift check found: "in sync", or the changes
+// made outside paved, "drifted: ~1 -0 (aws:s3/bucketV2:BucketV2 x updated)".
+func DriftSummary(p *run.Preview) string {
+	if len(p.Resources) == 0 {
+		return "in sync"
+	}
+	what := make([]string, 0, len(p.Resources))
+	for _, r := range p.Resources {
+		what = append(what, r.Type+" "+r.Name+" "+map[string]string{run.OpUpdate: "changed", run.OpDelete: "deleted", run.OpCreate: "added", run.OpReplace: "replaced"}[r.Op])
+	}
+	_, u, _, d := p.Counts()
+	return clip.String(fmt.Sprintf("drifted: ~%d -%d (%s)", u, d, strings.Join(what, ", ")), 1000)
 }

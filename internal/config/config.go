@@ -39,6 +39,7 @@ type Config struct {
 	Secrets      Secrets       `yaml:"secrets"`
 	Operator     Operator      `yaml:"operator"`
 	Approvals    Approvals     `yaml:"approvals"`
+	Drift        Drift         `yaml:"drift"`
 	Tracing      Tracing       `yaml:"tracing"`
 	// BlueprintsDir holds the Port blueprints actions write to; serve checks
 	// the actions against them when it exists (internal/validate).
@@ -59,6 +60,16 @@ type Approvals struct {
 	// TTL is how long a run waits for a decision before it is rejected;
 	// 0 waits for ever.
 	TTL time.Duration `yaml:"ttl"`
+}
+
+// Drift schedules drift checks: every stack whose last run succeeded is
+// refreshed in preview (PAVED_OPERATION=DRIFT) every Interval, through the
+// stack's queue like any run, and the result is written to its entities.
+type Drift struct {
+	// Interval between two checks of a stack; 0 checks none.
+	Interval time.Duration `yaml:"interval"`
+	// Environments are checked; empty: every environment.
+	Environments []string `yaml:"environments"`
 }
 
 // Tracing exports OpenTelemetry traces over OTLP/HTTP; off without an
@@ -394,6 +405,18 @@ func (c Config) Validate() error {
 	}
 	if c.Approvals.TTL < 0 {
 		bad("approvals.ttl", "must not be negative (0 waits for ever)")
+	}
+	if c.Drift.Interval < 0 || (c.Drift.Interval > 0 && c.Drift.Interval < time.Second) {
+		bad("drift.interval", "must be 0 (no drift checks) or at least 1s")
+	}
+	known := map[string]bool{}
+	for _, e := range c.Environments {
+		known[e.Name] = true
+	}
+	for _, e := range c.Drift.Environments {
+		if !known[e] {
+			bad("drift.environments", "environment %q is not one of environments", e)
+		}
 	}
 	if c.Operator.SessionTTL <= 0 {
 		bad("operator.sessionTTL", "must be positive")

@@ -16,8 +16,10 @@ import (
 // Pulumi's. Tests change a stack's resources behind paved's back with Set
 // and Remove, as drift or another tool would.
 type Cloud struct {
-	mu     sync.Mutex
-	stacks map[string]map[string]Resource // stack → URN → resource
+	mu sync.Mutex
+	// stacks is what the cloud holds, state what the stack's Pulumi state
+	// records (stack → URN → resource): they differ where the cloud drifted.
+	stacks, state map[string]map[string]Resource
 }
 
 // Resource is one cloud resource of a stack.
@@ -28,7 +30,9 @@ type Resource struct {
 }
 
 // NewCloud returns an empty cloud.
-func NewCloud() *Cloud { return &Cloud{stacks: map[string]map[string]Resource{}} }
+func NewCloud() *Cloud {
+	return &Cloud{stacks: map[string]map[string]Resource{}, state: map[string]map[string]Resource{}}
+}
 
 func urn(stack string, r Resource) string {
 	return "urn:pulumi:" + stack + "::paved::" + r.Type + "::" + r.Name
@@ -46,23 +50,30 @@ func (c *Cloud) Resources(stack string) []Resource {
 	return out
 }
 
-// Set puts a resource into a stack as it is, replacing one of the same
-// type and name.
+// Set puts a resource into a stack, in the cloud and in its state, as
+// another Pulumi update of the stack would; one of the same type and name
+// is replaced.
 func (c *Cloud) Set(stack string, r Resource) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stacks[stack] == nil {
-		c.stacks[stack] = map[string]Resource{}
-	}
-	r.Inputs = maps.Clone(r.Inputs)
-	c.stacks[stack][urn(stack, r)] = r
+	put(c.stacks, stack, r)
+	put(c.state, stack, r)
 }
 
-// Remove takes a resource out of a stack.
-func (c *Cloud) Remove(stack, typ, name string) {
+// Drift changes a resource in the cloud only, behind Pulumi's back (a
+// console edit): the stack's state still records it as it was.
+func (c *Cloud) Drift(stack string, r Resource) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.stacks[stack], urn(stack, Resource{Type: typ, Name: name}))
+	put(c.stacks, stack, r)
+}
+
+func put(m map[string]map[string]Resource, stack string, r Resource) {
+	if m[stack] == nil {
+		m[stack] = map[string]Resource{}
+	}
+	r.Inputs = maps.Clone(r.Inputs)
+	m[stack][urn(stack, r)] = r
 }
 
 type state struct {
@@ -99,7 +110,7 @@ var replaceOn = map[string]bool{"bucket": true, "name": true, "engine": true}
 func (c *Cloud) previewJSON(stack string, want []Resource, destroy bool) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	have := c.stacks[stack]
+	have := c.state[stack] // pulumi preview diffs the program against the state
 	var steps []step
 	summary := map[string]int{}
 	add := func(s step) {
@@ -160,21 +171,57 @@ func (c *Cloud) previewJSON(stack string, want []Resource, destroy bool) []byte 
 	return b
 }
 
-// apply makes the stack hold want (or nothing, for destroy).
+// apply makes the stack hold want (or nothing, for destroy), in the cloud
+// and in its state.
 func (c *Cloud) apply(stack string, want []Resource, destroy bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if destroy {
 		delete(c.stacks, stack)
+		delete(c.state, stack)
 		return
 	}
-	if c.stacks[stack] == nil {
-		c.stacks[stack] = map[string]Resource{}
-	}
 	for _, r := range want {
-		r.Inputs = maps.Clone(r.Inputs)
-		c.stacks[stack][urn(stack, r)] = r
+		put(c.stacks, stack, r)
+		put(c.state, stack, r)
 	}
+}
+
+// refreshJSON is `pulumi refresh --preview-only --json` of a stack: what
+// refreshing its state from the cloud would change — an update for a
+// resource changed outside Pulumi, a delete for one gone.
+func (c *Cloud) refreshJSON(stack string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var steps []step
+	summary := map[string]int{}
+	stateOf := func(r Resource) *state {
+		return &state{URN: urn(stack, r), Custom: true, Type: r.Type, Inputs: r.Inputs}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.state[stack])) {
+		recorded := c.state[stack][k]
+		actual, ok := c.stacks[stack][k]
+		s := step{Op: "same", URN: k, OldState: stateOf(recorded), NewState: stateOf(actual)}
+		switch {
+		case !ok:
+			s = step{Op: "delete", URN: k, OldState: stateOf(recorded)}
+		case !reflect.DeepEqual(recorded.Inputs, actual.Inputs):
+			s.Op, s.DetailedDiff = "update", map[string]propertyDiff{}
+			for _, key := range slices.Sorted(maps.Keys(union(recorded.Inputs, actual.Inputs))) {
+				if !reflect.DeepEqual(recorded.Inputs[key], actual.Inputs[key]) {
+					s.DiffReasons = append(s.DiffReasons, key)
+					s.DetailedDiff[key] = propertyDiff{Kind: "update"}
+				}
+			}
+		}
+		steps = append(steps, s)
+		summary[s.Op]++
+	}
+	b, err := json.MarshalIndent(map[string]any{"steps": steps, "changeSummary": summary, "duration": 900000000}, "", "    ")
+	if err != nil {
+		panic(err) // maps of strings and numbers always encode
+	}
+	return b
 }
 
 func union(a, b map[string]any) map[string]any {

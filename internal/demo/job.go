@@ -38,6 +38,9 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 			cb.Traceparent = tp
 		}
 		stack := req.Stack.Tenant + "-" + req.Stack.Environment + "-" + req.Stack.Service
+		if req.Operation == run.Drift {
+			return checkDrift(ctx, cb, cloud, stack)
+		}
 		destroy := req.Operation == run.Delete
 		w := wanted(req, stack)
 
@@ -78,6 +81,26 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 		cloud.apply(stack, w.resources, destroy)
 		return cb.Outputs(ctx, w.outputs)
 	}
+}
+
+// checkDrift plays the drift job: refresh the stack in preview, post what
+// it found, apply nothing.
+func checkDrift(ctx context.Context, cb *callback.Client, cloud *Cloud, stack string) error {
+	pv, err := preview.Parse(bytes.NewReader(cloud.refreshJSON(stack)), false)
+	if err != nil {
+		return err
+	}
+	if err := cb.Logs(ctx, []string{"pulumi refresh --preview-only --json --stack " + stack}); err != nil {
+		return err
+	}
+	v, err := cb.Preview(ctx, pv)
+	if err != nil {
+		return err
+	}
+	if v.Verdict != run.VerdictDrift {
+		return fmt.Errorf("paved answered a drift check with %s", v.Verdict)
+	}
+	return nil
 }
 
 // want is what the golden path would declare for a request.

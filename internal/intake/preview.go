@@ -9,7 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/telemetry"
@@ -50,18 +52,23 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 	if prev := before.Preview; prev != nil && prev.Digest == p.Digest && !prev.At.Before(before.DispatchedAt) {
 		return before, nil // the pipeline sent this run's preview again: same verdict
 	}
-	in := policyInput(before)
-	in.Preview = previewInput(p)
-	decision, err := s.Policy.Decide(ctx, in)
-	if err != nil {
-		return nil, fmt.Errorf("preview of run %s: evaluate policy: %w", id, err)
-	}
-	for _, d := range decision.Denials {
-		s.Metrics.PolicyDenied(d.Rule)
+	decision := policy.Decision{Allow: true}
+	if before.Operation != run.Drift {
+		// A drift check applies nothing: there is nothing to judge.
+		in := policyInput(before)
+		in.Preview = previewInput(p)
+		if decision, err = s.Policy.Decide(ctx, in); err != nil {
+			return nil, fmt.Errorf("preview of run %s: evaluate policy: %w", id, err)
+		}
+		for _, d := range decision.Denials {
+			s.Metrics.PolicyDenied(d.Rule)
+		}
 	}
 	now := s.now()
 	p.At = now
 	switch {
+	case before.Operation == run.Drift:
+		p.Verdict = run.VerdictDrift
 	case !decision.Allow:
 		p.Verdict, p.Reasons = run.VerdictRefused, decision.Reasons
 	case before.ApprovedDigest != "" && p.Digest != before.ApprovedDigest:
@@ -98,6 +105,9 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 			ch.Report(last)
 		case run.VerdictDryRun:
 			last.StatusLabel = "Dry run: " + p.Label()
+			ch.Report(last)
+		case run.VerdictDrift:
+			last.StatusLabel = "Drift check: " + catalog.DriftSummary(&p)
 			ch.Report(last)
 		case run.VerdictRefused, run.VerdictChanged:
 			r.Reasons = p.Reasons

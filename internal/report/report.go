@@ -35,12 +35,16 @@ type Portal interface {
 // Worker delivers reports. Runs of portals without an entry in Portals (a
 // run started through paved's own API, say) need no delivery.
 type Worker struct {
-	Store       store.RunOutbox
-	Portals     map[string]Portal
-	Log         *zap.Logger
-	Interval    time.Duration
-	Lease       time.Duration
-	Concurrency int
+	Store   store.RunOutbox
+	Portals map[string]Portal
+	// CatalogPortal, when set, names the portal whose catalog holds the
+	// entities of paved's own runs (run.PortalPaved: drift checks), which
+	// have no portal run: only their entity writes are delivered, there.
+	CatalogPortal string
+	Log           *zap.Logger
+	Interval      time.Duration
+	Lease         time.Duration
+	Concurrency   int
 	// Drain is how long deliveries in flight may go on after Run's ctx ends.
 	Drain time.Duration
 	Now   func() time.Time
@@ -154,9 +158,19 @@ func (w *Worker) deliver(ctx context.Context, t store.Task) error {
 	return nil
 }
 
+// portalOf is where r's reports go: its portal and portal run, or for a
+// run of paved's own the catalog's portal and no run.
+func (w *Worker) portalOf(r *run.Run) (portal, portalRunID string) {
+	if r.Request.Portal == run.PortalPaved {
+		return w.CatalogPortal, ""
+	}
+	return r.Request.Portal, r.Request.PortalRunID
+}
+
 // deliverTo sends one report of r to its portal.
 func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err error) {
-	p, ok := w.Portals[r.Request.Portal]
+	portal, portalRunID := w.portalOf(r)
+	p, ok := w.Portals[portal]
 	if !ok {
 		return w.Store.Complete(ctx, t.ID)
 	}
@@ -165,14 +179,21 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 		w.Log.Error("drop undecodable report", append(telemetry.RunFields(r), zap.Int64("task", t.ID), zap.Error(err))...)
 		return w.Store.Complete(ctx, t.ID)
 	}
-	if w.paused(r.Request.Portal) {
-		// The portal's rate limit holds for the whole organisation.
-		return w.Store.Retry(ctx, t.ID, w.pausedUntil(r.Request.Portal), "portal rate limit")
+	if portalRunID == "" {
+		// A run of paved's own: no portal run to tell, only its entity.
+		if rep.Entity == nil {
+			return w.Store.Complete(ctx, t.ID)
+		}
+		rep = run.Report{Entity: rep.Entity}
 	}
-	if rep.Final != "" && t.Attempts > 1 {
+	if w.paused(portal) {
+		// The portal's rate limit holds for the whole organisation.
+		return w.Store.Retry(ctx, t.ID, w.pausedUntil(portal), "portal rate limit")
+	}
+	if rep.Final != "" && t.Attempts > 1 && portalRunID != "" {
 		// An earlier attempt may have gone through before its answer was
 		// lost (or before a crash): never send a run's final status twice.
-		done, ferr := p.Finished(ctx, r.Request.PortalRunID)
+		done, ferr := p.Finished(ctx, portalRunID)
 		if ferr != nil {
 			err = fmt.Errorf("check whether the final status went through: %w", ferr)
 			return w.again(ctx, t, r, p, err)
@@ -181,7 +202,7 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 			return w.Store.Complete(ctx, t.ID)
 		}
 	}
-	err = p.Report(ctx, r.Request.PortalRunID, rep)
+	err = p.Report(ctx, portalRunID, rep)
 	if err == nil {
 		return w.Store.Complete(ctx, t.ID)
 	}
@@ -214,7 +235,8 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 func (w *Worker) again(ctx context.Context, t store.Task, r *run.Run, p Portal, err error) error {
 	at := w.now().Add(worker.Backoff(t.Attempts, 500*time.Millisecond, 30*time.Second))
 	if limitAt, ok := p.RetryAt(err); ok {
-		w.pause(r.Request.Portal, limitAt)
+		portal, _ := w.portalOf(r)
+		w.pause(portal, limitAt)
 		if limitAt.After(at) {
 			at = limitAt
 		}

@@ -21,6 +21,7 @@ const (
 	VerdictAwaitApproval = "await_approval" // stop: apply after an approval of this preview
 	VerdictRefused       = "refused"        // fail: the policy refuses what the preview shows
 	VerdictChanged       = "digest_changed" // fail: not the preview that was approved
+	VerdictDrift         = "drift_checked"  // stop: a drift check applies nothing
 )
 
 // Preview summarises a `pulumi preview` of a run's stack: what it would

@@ -79,12 +79,19 @@ func (e *TransitionError) Unwrap() error { return ErrIllegalTransition }
 // Operation is what an action does to its entity, as Port names it.
 type Operation string
 
-// Port's action trigger operations.
+// Port's action trigger operations, and paved's own.
 const (
 	Create Operation = "CREATE"
 	Day2   Operation = "DAY-2"
 	Delete Operation = "DELETE"
+	// Drift checks a stack against its cloud and never applies anything
+	// (the pipeline's PAVED_OPERATION=DRIFT: pulumi refresh --preview-only).
+	Drift Operation = "DRIFT"
 )
+
+// PortalPaved is the portal of runs paved starts itself (drift checks):
+// they have no portal run; only their entity writes reach a portal.
+const PortalPaved = "paved"
 
 // User is the person who pressed the button.
 type User struct {
@@ -100,6 +107,12 @@ type Entity struct {
 	Title      string         `json:"title,omitempty"`
 	Team       []string       `json:"team,omitempty"`
 	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// EntityRef names a portal entity.
+type EntityRef struct {
+	Blueprint  string `json:"blueprint"`
+	Identifier string `json:"identifier"`
 }
 
 // Request is a portal's ask, decoded and not yet judged.
@@ -179,9 +192,12 @@ type Run struct {
 	Preview *Preview `json:"preview,omitempty"`
 	// ApprovedDigest is the digest of the preview an approver approved:
 	// the apply pipeline must preview the same, or it applies nothing.
-	ApprovedDigest string    `json:"approvedDigest,omitempty"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+	ApprovedDigest string `json:"approvedDigest,omitempty"`
+	// DriftOf are the entities a drift check (Operation Drift) reports on:
+	// those the stack's runs wrote.
+	DriftOf   []EntityRef `json:"driftOf,omitempty"`
+	CreatedAt time.Time   `json:"createdAt"`
+	UpdatedAt time.Time   `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 32 hex digits, the first 12 the

@@ -124,7 +124,9 @@ type Query struct {
 	// Action, Tenant, Environment and User (the invoker's email) keep runs
 	// that match exactly; the operator page filters with them.
 	Action, Tenant, Environment, User string
-	Limit                             int // default 100
+	// NotPortal leaves out the runs of a portal (paved's own drift checks).
+	NotPortal string
+	Limit     int // default 100
 }
 
 // Backlog is an outbox kind's open work: how many tasks, and since when

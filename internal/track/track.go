@@ -74,7 +74,7 @@ func (t *Tracker) runURL(id string) string {
 // nothing).
 func (t *Tracker) lifecycle(r *run.Run, status, reason string) *run.EntityUpsert {
 	a, ok := t.Catalog.Get(r.Request.Action)
-	if !ok || r.DryRun {
+	if !ok || r.DryRun || r.Operation == run.Drift {
 		return nil
 	}
 	return a.LifecycleFor(r, status, reason, t.runURL(r.ID))
@@ -201,6 +201,17 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 			ch.Report(run.Report{Entity: e})
 		}
 		ch.Report(run.Report{Final: run.Failure, StatusLabel: label, Summary: summary, Link: r.PipelineURL})
+		return ch, nil
+	}
+	if r.Operation == run.Drift {
+		summary := fmt.Sprintf("Drift check of %s: no result posted (pipeline #%d)", r.Stack.Key(), r.PipelineID)
+		if r.Preview != nil {
+			summary = fmt.Sprintf("Drift check of %s: %s", r.Stack.Key(), catalog.DriftSummary(r.Preview))
+			for _, ref := range r.DriftOf {
+				ch.Report(run.Report{Entity: catalog.DriftFor(&run.EntityUpsert{Blueprint: ref.Blueprint, Identifier: ref.Identifier}, r.Preview, t.now())})
+			}
+		}
+		ch.Report(run.Report{Final: run.Success, StatusLabel: "Drift checked", Summary: summary, Link: r.PipelineURL})
 		return ch, nil
 	}
 	if r.DryRun {

@@ -45,6 +45,11 @@ func entityIdentifierOK(id string) bool {
 // twice. Port's docs do not say how it answers a second final PATCH on a
 // run it has already locked.
 func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) error {
+	if portRunID == "" && rep.Entity != nil && rep == (run.Report{Entity: rep.Entity}) {
+		// A run of paved's own (a drift check) has no Port run: an entity
+		// write alone is delivered, tied to no run.
+		return c.upsertEntity(ctx, "", rep.Entity)
+	}
 	if err := ValidRunID(portRunID); err != nil {
 		return fmt.Errorf("port: report: %w: %w", err, errInvalid)
 	}
@@ -157,7 +162,7 @@ type entityBody struct {
 }
 
 func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.EntityUpsert) error {
-	if err := ValidRunID(portRunID); err != nil {
+	if err := ValidRunID(portRunID); err != nil && portRunID != "" {
 		// The run id goes into the run_id query; Report checked it already,
 		// but this guard stays next to the URL it protects.
 		return fmt.Errorf("port: upsert entity: %w: %w", err, errInvalid)
@@ -181,7 +186,7 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 		path:   "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities",
 		// create_missing_related_entities: the service, tenant and
 		// environment an entity relates to need not be in the catalog yet.
-		query: url.Values{"upsert": {"true"}, "merge": {"true"}, "run_id": {portRunID}, "create_missing_related_entities": {"true"}},
+		query: entityQuery(portRunID),
 		body:  entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
 	})
 }
@@ -301,4 +306,13 @@ func (c *Client) Finished(ctx context.Context, portRunID string) (bool, error) {
 		return false, fmt.Errorf("port: get run %s: answer has no run", portRunID)
 	}
 	return out.Run.Status == run.Success || out.Run.Status == run.Failure, nil
+}
+
+// entityQuery ties an upsert to the Port run, when there is one.
+func entityQuery(portRunID string) url.Values {
+	q := url.Values{"upsert": {"true"}, "merge": {"true"}, "create_missing_related_entities": {"true"}}
+	if portRunID != "" {
+		q.Set("run_id", portRunID)
+	}
+	return q
 }

@@ -264,6 +264,9 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 			where = append(where, f.expr+" = "+arg(f.v))
 		}
 	}
+	if q.NotPortal != "" {
+		where = append(where, "portal <> "+arg(q.NotPortal))
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

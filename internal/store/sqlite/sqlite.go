@@ -444,6 +444,10 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 			args = append(args, f.v)
 		}
 	}
+	if q.NotPortal != "" {
+		where = append(where, "portal <> ?")
+		args = append(args, q.NotPortal)
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

@@ -282,6 +282,12 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		if len(old) != 0 {
 			t.Fatalf("updated before t0 = %v", runIDsOf(old))
 		}
+		if notPort, _ := s.ListRuns(ctx, store.Query{NotPortal: "port"}); len(notPort) != 0 {
+			t.Fatalf("runs not of port = %v", runIDsOf(notPort))
+		}
+		if notPaved, _ := s.ListRuns(ctx, store.Query{NotPortal: run.PortalPaved}); len(notPaved) != 2 {
+			t.Fatalf("runs not of paved = %v", runIDsOf(notPaved))
+		}
 		if err := s.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,169 @@
+// Package drift schedules drift checks: runs of paved's own (portal
+// run.PortalPaved, operation run.Drift) whose pipeline refreshes the stack
+// in preview (`pulumi refresh --preview-only`) and applies nothing. They go
+// through the stack's queue like any run, so a check never overlaps a
+// change; what they find is written onto the stack's entities.
+package drift
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Store is what the scheduler needs of the run store.
+type Store interface {
+	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
+}
+
+// Catalog finds a run's action, for the entity it writes.
+type Catalog interface {
+	Get(id string) (*catalog.Action, bool)
+}
+
+// Scheduler starts a drift check of every stack whose last change
+// succeeded, once every Interval.
+type Scheduler struct {
+	Store        Store
+	Catalog      Catalog
+	Log          *zap.Logger
+	Interval     time.Duration
+	Environments []string // checked environments; empty: all
+	Now          func() time.Time
+	// Notify, when set, is called after checks were queued.
+	Notify func()
+}
+
+// scanRuns bounds the runs one round reads per environment (newest
+// first): the stacks changed most recently are checked; an older stack
+// left out of them is told in the log.
+const scanRuns = 5000
+
+func (s *Scheduler) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Run checks for due stacks until ctx ends: often enough that a stack is
+// checked within a quarter of Interval of its time.
+func (s *Scheduler) Run(ctx context.Context) {
+	if s.Interval <= 0 {
+		return
+	}
+	every := min(max(s.Interval/4, 100*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := s.Check(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("schedule drift checks", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Check queues a drift check for each stack that has none in the current
+// interval, and says how many it queued. The check's idempotency key is
+// the stack and the interval's start, so replicas checking together, or a
+// restart, never queue a stack twice in one interval.
+func (s *Scheduler) Check(ctx context.Context) (int, error) {
+	now := s.now()
+	slot := now.Truncate(s.Interval)
+	envs := s.Environments
+	if len(envs) == 0 {
+		envs = []string{""}
+	}
+	queued := 0
+	for _, env := range envs {
+		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Environment: env, NotPortal: run.PortalPaved, Limit: scanRuns})
+		if err != nil {
+			return queued, fmt.Errorf("drift: list the succeeded runs of %q: %w", env, err)
+		}
+		for _, st := range stacks(runs, s.Catalog) {
+			r, ch := check(st, slot, now)
+			if _, created, err := s.Store.CreateRun(ctx, r, ch); err != nil {
+				return queued, fmt.Errorf("drift: queue the check of %s: %w", st.key, err)
+			} else if created {
+				queued++
+			}
+		}
+	}
+	if queued > 0 && s.Notify != nil {
+		s.Notify()
+	}
+	return queued, nil
+}
+
+// stack is what a drift check of one stack needs: its latest change (the
+// action, inputs and target it repeats in preview) and the entities its
+// runs wrote.
+type stack struct {
+	key      string
+	latest   *run.Run
+	entities []run.EntityRef
+}
+
+// stacks groups succeeded runs (newest first) by stack; a stack whose
+// latest change deleted it has nothing to check.
+func stacks(runs []*run.Run, cat Catalog) []stack {
+	byKey := map[string]*stack{}
+	var order []string
+	for _, r := range runs {
+		if r.Operation == run.Drift || r.DryRun {
+			continue
+		}
+		key := r.Stack.Key()
+		st, ok := byKey[key]
+		if !ok {
+			st = &stack{key: key, latest: r}
+			byKey[key] = st
+			order = append(order, key)
+		}
+		if a, ok := cat.Get(r.Request.Action); ok {
+			if e := a.EntityFor(r); e != nil {
+				ref := run.EntityRef{Blueprint: e.Blueprint, Identifier: e.Identifier}
+				if !slices.Contains(st.entities, ref) {
+					st.entities = append(st.entities, ref)
+				}
+			}
+		}
+	}
+	var out []stack
+	for _, key := range order {
+		if st := byKey[key]; st.latest.Operation != run.Delete {
+			out = append(out, *st)
+		}
+	}
+	return out
+}
+
+// check is the drift run of a stack for the interval starting at slot.
+func check(st stack, slot, now time.Time) (*run.Run, store.Change) {
+	src := st.latest
+	r := &run.Run{
+		ID: run.NewID(),
+		Request: run.Request{Portal: run.PortalPaved, PortalRunID: fmt.Sprintf("drift:%s:%d", st.key, slot.Unix()),
+			Action: src.Request.Action, User: run.User{Email: "paved", Name: "paved drift check"},
+			Entity: src.Request.Entity, Inputs: src.Request.Inputs},
+		Operation: run.Drift, Blueprint: src.Blueprint, Stack: src.Stack, Team: src.Team,
+		State: run.Queued, Project: src.Project, Ref: src.Ref, Timeout: src.Timeout,
+		DriftOf: st.entities, CreatedAt: now, UpdatedAt: now,
+	}
+	var ch store.Change
+	ch.Add(fmt.Sprintf("drift check of stack %s (after run %s)", st.key, src.ID))
+	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
+	return r, ch
+}

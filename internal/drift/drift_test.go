@@ -1,0 +1,74 @@
+package drift
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
+)
+
+func succeeded(t *testing.T, st interface {
+	CreateRun(context.Context, *run.Run, store.Change) (*run.Run, bool, error)
+}, id, service string, op run.Operation, at time.Time) {
+	t.Helper()
+	r := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: id, Action: "add-s3-bucket",
+		Inputs: map[string]any{"tenant": "acme", "environment": "dev", "bucketName": id}},
+		Operation: op, Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: service}, State: run.Succeeded,
+		Project: "platform/provision", Ref: "main", CreatedAt: at, UpdatedAt: at}
+	if _, _, err := st.CreateRun(context.Background(), r, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each stack whose last change succeeded gets one check an interval, with
+// every entity its runs wrote; a deleted stack gets none, and checks never
+// count as changes to check.
+func TestOneCheckPerStackAndInterval(t *testing.T) {
+	ctx := context.Background()
+	st := sqlitetest.Open(t)
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	succeeded(t, st, "b1", "checkout", run.Day2, now.Add(-3*time.Hour))
+	succeeded(t, st, "b2", "checkout", run.Day2, now.Add(-2*time.Hour))
+	succeeded(t, st, "gone1", "gone", run.Day2, now.Add(-2*time.Hour))
+	succeeded(t, st, "gone2", "gone", run.Delete, now.Add(-time.Hour))
+	s := &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), Interval: time.Hour, Now: func() time.Time { return now }}
+	for range 2 { // a second round in the same interval (or another replica) adds nothing
+		if n, err := s.Check(ctx); err != nil || n > 1 {
+			t.Fatalf("check: %d, %v", n, err)
+		}
+	}
+	checks, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}})
+	if len(checks) != 1 {
+		t.Fatalf("%d checks queued, want one (checkout's)", len(checks))
+	}
+	c := checks[0]
+	if c.Operation != run.Drift || c.Request.Portal != run.PortalPaved || c.Stack.Key() != "acme-dev-checkout" || len(c.DriftOf) != 2 {
+		t.Fatalf("check %+v", c)
+	}
+	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {
+		t.Fatalf("%d dispatch tasks", n)
+	}
+	// The check succeeds; the next interval checks again, the check itself
+	// not being a change of its own to check.
+	if _, err := st.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) { r.State = run.Succeeded; return store.Change{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	if n, err := s.Check(ctx); err != nil || n != 1 {
+		t.Fatalf("next interval: %d, %v", n, err)
+	}
+	queued, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}})
+	if len(queued) != 1 || queued[0].Request.Action != "add-s3-bucket" || queued[0].Request.Inputs["bucketName"] != "b2" {
+		t.Fatalf("the second check: %+v", queued)
+	}
+}
