@@ -20,7 +20,8 @@ var ErrNotApplied = errors.New("paved refused the preview: nothing may be applie
 // NewPreviewCommand returns `paved preview`: it reads `pulumi preview
 // --json`, posts its summary and digest to paved and tells the pipeline
 // paved's verdict — on stdout, and as one word in --verdict-file for the
-// apply job to read: apply, dry_run or await_approval. A refusal fails the
+// apply job to read: apply, dry_run, await_approval (or drift_checked for a
+// drift check). A refusal fails the
 // command (exit status 1) with paved's reasons.
 func NewPreviewCommand() *cobra.Command {
 	var baseURL, runID, file, verdictFile string
@@ -64,7 +65,7 @@ func NewPreviewCommand() *cobra.Command {
 				fmt.Fprintf(out, "  %s\n", r)
 			}
 			switch v.Verdict {
-			case run.VerdictApply, run.VerdictDryRun, run.VerdictAwaitApproval:
+			case run.VerdictApply, run.VerdictDryRun, run.VerdictAwaitApproval, run.VerdictDrift:
 				return nil
 			}
 			return fmt.Errorf("%w (%s): %s", ErrNotApplied, v.Verdict, strings.Join(v.Reasons, "; "))
@@ -75,6 +76,6 @@ func NewPreviewCommand() *cobra.Command {
 	f.StringVar(&runID, "run", "", "the run id (default $PAVED_RUN_ID)")
 	f.StringVar(&file, "file", "", "the output of `pulumi preview --json`, or - for stdin")
 	f.BoolVar(&destroy, "destroy", false, "the preview is of `pulumi preview --destroy`")
-	f.StringVar(&verdictFile, "verdict-file", "", "write paved's verdict (apply, dry_run, await_approval) to this file")
+	f.StringVar(&verdictFile, "verdict-file", "", "write paved's verdict (apply, dry_run, await_approval, drift_checked) to this file")
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -105,11 +106,12 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 		return err
 	}
 	defer stopPort()
+	cloud := NewCloud()
 	gl := gitlabsim.New(gitlabsim.Config{Token: gitlabToken, HookURL: pavedURL + "/webhooks/gitlab", HookToken: hookToken,
 		Decide: func(gitlabsim.Pipeline) gitlabsim.Outcome {
 			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 150 * time.Millisecond, Pending: 300 * time.Millisecond, Running: 800 * time.Millisecond}
 		},
-		Job: ProvisionJob(&http.Client{Timeout: 10 * time.Second}, NewCloud()),
+		Job: ProvisionJob(&http.Client{Timeout: 10 * time.Second}, cloud),
 	})
 	defer gl.Close()
 	glURL, stopGL, err := serve(gl)
@@ -156,6 +158,9 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 	table := newTable(out)
 	err = waitAll(ctx, a.Store, port, scs, table)
 	table.final()
+	if err == nil {
+		err = showDrift(ctx, out, port, cloud)
+	}
 	printPort(out, port, gl, scs)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -195,6 +200,8 @@ func demoConfig(dir, pavedURL, portURL, glURL string, opt Options) (config.Confi
 	cfg.Workers = config.Workers{Interval: 100 * time.Millisecond, ReportConcurrency: 4, DispatchConcurrency: 8, Lease: 10 * time.Second, RunTimeout: time.Minute}
 	cfg.Log = config.Log{Format: "console", Level: "info"}
 	cfg.Tracing.Endpoint = opt.TracingEndpoint
+	// Drift checks of the dev stacks every second, to show one in the demo.
+	cfg.Drift = config.Drift{Interval: time.Second, Environments: []string{"dev"}}
 	return cfg, cfg.Validate()
 }
 
@@ -222,6 +229,35 @@ func waitAll(ctx context.Context, st runLister, port *portsim.Sim, scs []*scenar
 		select {
 		case <-ctx.Done():
 			return errors.New("timed out waiting for every run to finish")
+		case <-tick.C:
+		}
+	}
+}
+
+// showDrift turns the demo bucket's versioning off behind Pulumi's back,
+// as a console edit would, and waits for paved's next drift check to find
+// it and write it onto the bucket's entity.
+func showDrift(ctx context.Context, out io.Writer, port *portsim.Sim, cloud *Cloud) error {
+	const stack, bucket = "acme-dev-checkout", "acme-dev-checkout-receipts"
+	for _, r := range cloud.Resources(stack) {
+		if r.Type == "aws:s3/bucketV2:BucketV2" && r.Name == bucket {
+			r.Inputs["versioning"] = false
+			cloud.Drift(stack, r)
+		}
+	}
+	fmt.Fprintf(out, "\n→ versioning of bucket %s turned off in the console, behind Pulumi's back\n", bucket)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, e := range port.Entities("s3_bucket") {
+			if d, _ := e.Properties["drift"].(string); e.Identifier == bucket && strings.HasPrefix(d, "drifted") {
+				fmt.Fprintf(out, "→ paved's drift check of %s wrote onto the entity: status=%v drift=%q\n", stack, e.Properties["status"], d)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("timed out waiting for the drift check")
 		case <-tick.C:
 		}
 	}
