@@ -153,6 +153,19 @@ deny contains {"rule": "production-data-loss", "msg": msg} if {
 	)
 }
 
+# Deleting a production deployment destroys its data: the developer types
+# the service's name to confirm (the input confirmName), besides the
+# approval it waits for.
+deny contains {"rule": "production-delete-unconfirmed", "msg": msg} if {
+	production
+	input.operation == "DELETE"
+	object.get(input.inputs, "confirmName", "") != input.service
+	msg := sprintf(
+		"deleting service %q in production destroys its stack and its data: type the service's name, %s, in confirmName to confirm",
+		[input.service, input.service],
+	)
+}
+
 default require_approval := false
 
 # Any replace or delete in production waits for an approval of its preview.

@@ -140,7 +140,7 @@ test_public_refused if {
 }
 
 test_production_delete_requires_approval if {
-	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE"}))
+	d := decide(object.union(base, {"environment": "prod", "operation": "DELETE", "inputs": {"tenant": "acme", "environment": "prod", "confirmName": "checkout"}}))
 	count(d.deny) == 0
 	d.require_approval
 }
@@ -175,7 +175,7 @@ test_delete_without_owner_has_no_team_approver if {
 # A production change as the owning team makes it, with its preview.
 prod_preview(op, res) := object.union(base, {
 	"operation": op,
-	"inputs": {"tenant": "acme", "environment": "prod"},
+	"inputs": {"tenant": "acme", "environment": "prod", "confirmName": "checkout"},
 	"environment": "prod",
 	"preview": {
 		"create": count([r | some r in res; r.op == "create"]),
@@ -212,4 +212,13 @@ test_production_create_and_update_no_approval if {
 	]))
 	count(d.deny) == 0
 	not d.require_approval
+}
+
+test_production_delete_needs_the_typed_name if {
+	d := decide(object.union(base, {"operation": "DELETE", "environment": "prod", "inputs": {"tenant": "acme", "environment": "prod", "confirm": true}}))
+	rules(d) == {"production-delete-unconfirmed"}
+	d2 := decide(object.union(base, {"operation": "DELETE", "environment": "prod", "inputs": {"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkout"}}))
+	count(d2.deny) == 0
+	d3 := decide(object.union(base, {"operation": "DELETE", "inputs": {"tenant": "acme", "environment": "dev", "confirm": true}}))
+	count(d3.deny) == 0
 }

@@ -19,7 +19,7 @@ import (
 func deleteReq(id string) run.Request {
 	return run.Request{Portal: "port", PortalRunID: id, Action: "delete-service", User: run.User{Email: "dana@acme.example"},
 		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkout"}}
 }
 
 // A production delete waits for approval; the policy's approvers rule says

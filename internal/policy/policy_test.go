@@ -156,7 +156,13 @@ func TestDecide(t *testing.T) {
 		{"production delete needs approval", func(in *Input) {
 			in.Environment = "prod"
 			in.Operation = "DELETE"
+			in.Inputs["confirmName"] = "checkout"
 		}, "", nil, true},
+		{"production delete without the typed name", func(in *Input) {
+			in.Environment = "prod"
+			in.Operation = "DELETE"
+			in.Inputs["confirmName"] = "checkuot"
+		}, "production-delete-unconfirmed", []string{`deleting service "checkout" in production destroys its stack and its data: type the service's name, checkout, in confirmName to confirm`}, true},
 		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, "", nil, false},
 		{"production replace of a database refused", func(in *Input) {
 			in.Environment = "prod"

@@ -128,7 +128,7 @@ func TestProblems(t *testing.T) {
 		}, "inputs.schema.properties.replicas: needs a type"},
 		{"a catalog convention", func(tr *tree) (string, int) {
 			f := filepath.Join(tr.actions, "delete-service.yaml")
-			tr.edit(f, "  order: [tenant, environment, confirm]", "  order: [tenant, environment]")
+			tr.edit(f, "  order: [tenant, environment, confirm, confirmName]", "  order: [tenant, environment, confirmName]")
 			return f, lineOf(t, f, "  order:")
 		}, "inputs.order: must list every input; missing confirm"},
 		{"output not a blueprint property", func(tr *tree) (string, int) {

@@ -74,7 +74,7 @@ func TestOperatorPageInChromium(t *testing.T) {
 	press(t, e, h.Bucket(h.Sam, "prod", map[string]any{"bucketName": "exports"}), "rejected")
 	// A guarded run is previewed first, then waits for approval.
 	guarded := press(t, e, portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}, "queued")
+		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkout"}}, "queued")
 	e.WaitState(guarded, "awaiting_approval")
 	e.WaitState(otherRun, "running")
 	if st := e.RunState(queuedRun); st != "queued" {

@@ -15,7 +15,7 @@ import (
 // prodDelete is Dana deleting checkout's production deployment: guarded by
 // the shipped policy (a production DELETE).
 var prodDelete = portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: h.Checkout,
-	Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true}}
+	Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkout"}}
 
 // A production delete waits for approval, Port shows who must approve, and
 // the approvers decide from Port itself with paved-approve-run (a
@@ -70,5 +70,23 @@ func TestApprovalFromPort(t *testing.T) {
 	}
 	if a := decide(h.Lee, "deny"); a.Code != http.StatusConflict {
 		t.Fatalf("deciding otherwise afterwards: %d", a.Code)
+	}
+}
+
+// A production delete destroys data: without the service's name typed in
+// confirmName it is refused at once, before any pipeline.
+func TestProductionDeleteNeedsTheTypedName(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+	inv := prodDelete
+	inv.Inputs = map[string]any{"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkuot"}
+	portRun, ans := e.Press(inv)
+	if ans.State != string(run.Rejected) || !strings.Contains(strings.Join(ans.Reasons, " "), "type the service's name, checkout, in confirmName") {
+		t.Fatalf("answer %+v", ans)
+	}
+	if r := e.WaitPort(portRun); r.Status != "FAILURE" {
+		t.Fatalf("Port run %s", r.Status)
+	}
+	if n := e.GitLab.RunIDCounts()[ans.RunID]; n != 0 {
+		t.Fatalf("%d pipelines for a refused delete", n)
 	}
 }

@@ -290,7 +290,7 @@ suite('paved:run against paved', () => {
       taskId: randomUUID(),
       user: dana,
       log,
-      input: { action: 'delete-service', entity: checkout, inputs: { tenant: 'globex', environment: 'prod', confirm: true } },
+      input: { action: 'delete-service', entity: checkout, inputs: { tenant: 'globex', environment: 'prod', confirm: true, confirmName: 'checkout' } },
     });
     const waiting = await log.waitFor(m => m.includes('waits for approval'));
     const runId = /paved run (r_\w+) waits for approval/.exec(waiting)?.[1];
@@ -317,7 +317,7 @@ suite('paved:run against paved', () => {
       input: {
         action: 'delete-service',
         entity: checkout,
-        inputs: { tenant: 'acme', environment: 'prod', confirm: true },
+        inputs: { tenant: 'acme', environment: 'prod', confirm: true, confirmName: 'checkout' },
         timeoutMinutes: 0.002, // 120 ms: the approval never comes
       },
     });
