@@ -222,7 +222,9 @@ func TestWorkflowAdmitsOnlyPavedAPIPipelines(t *testing.T) {
 // configuration declares no stages, so GitLab's defaults apply). No job is
 // manual, in production neither: paved approves previews, and a guarded
 // run's apply pipeline (with PAVED_APPROVED_DIGEST) must run through. A dry
-// run has no apply job.
+// run has no apply job. A drift check (DRIFT) runs drift and report alone,
+// whatever else paved passes; an operation the component does not know runs
+// no stack job at all.
 func TestPipelineJobsPerOperation(t *testing.T) {
 	cfg, err := includeComponents(t, readmeConsumer(t), componentProject)
 	if err != nil {
@@ -231,6 +233,7 @@ func TestPipelineJobsPerOperation(t *testing.T) {
 	const digest = "PAVED_APPROVED_DIGEST=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	apply := []string{"check", "preview", "report", "up"}
 	destroy := []string{"destroy", "preview-destroy", "report"}
+	drift := []string{"drift", "report"}
 	cases := []struct {
 		operation, environment string
 		extra                  []string
@@ -247,6 +250,14 @@ func TestPipelineJobsPerOperation(t *testing.T) {
 		{"DELETE", "prod", nil, destroy},
 		{"DELETE", "prod", []string{digest}, destroy},
 		{"DELETE", "prod", []string{"PAVED_DRY_RUN=true"}, []string{"preview-destroy", "report"}},
+		{"DRIFT", "dev", nil, drift},
+		{"DRIFT", "prod", nil, drift},
+		{"DRIFT", "prod", []string{"PAVED_DRY_RUN=true"}, drift},
+		{"DRIFT", "prod", []string{"PAVED_DRY_RUN=false"}, drift},
+		{"DRIFT", "prod", []string{digest}, drift},
+		{"drift", "dev", nil, []string{"report"}},
+		{"IMPORT", "dev", nil, []string{"report"}},
+		{"", "dev", nil, []string{"report"}},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("%s in %s %v", tc.operation, tc.environment, tc.extra)
@@ -311,14 +322,15 @@ func TestStacksAreCreatedWithTheSecretsProvider(t *testing.T) {
 }
 
 // keepRunToken is the one line a stack job may run before it unsets
-// PAVED_RUN_TOKEN: a preview job copies the token into an unexported shell
-// variable (allexport off), which no child process inherits.
+// PAVED_RUN_TOKEN: a job that posts a preview (the preview jobs and drift)
+// copies the token into an unexported shell variable (allexport off), which
+// no child process inherits.
 const keepRunToken = `set +a; if [ "${PAVED_POSTS_PREVIEW:-}" = true ]; then paved_run_token="${PAVED_RUN_TOKEN:-}"; fi`
 
 // TestRunTokenStaysInTheReportJob: GitLab cannot mask PAVED_RUN_TOKEN (it is
 // passed to the pipelines API), so no stack job has it in its environment:
-// the preview jobs hand it to `paved preview` alone, the report job to
-// `paved report`; nothing prints it.
+// the preview jobs and drift hand it to `paved preview` alone, the report
+// job to `paved report`; nothing prints it.
 func TestRunTokenStaysInTheReportJob(t *testing.T) {
 	_, jobs, raw := load(t)
 	for name, j := range jobs {
@@ -338,9 +350,9 @@ func TestRunTokenStaysInTheReportJob(t *testing.T) {
 		}
 	}
 	for name, j := range jobs {
-		posts := name == "preview" || name == "preview-destroy"
+		posts := name == "preview" || name == "preview-destroy" || name == "drift"
 		if got := j.Variables["PAVED_POSTS_PREVIEW"]; (got == "true") != posts || !posts && got != "" {
-			t.Errorf("%s: PAVED_POSTS_PREVIEW = %q; only the preview jobs keep the run token", name, got)
+			t.Errorf("%s: PAVED_POSTS_PREVIEW = %q; only the preview jobs and drift keep the run token", name, got)
 		}
 		for _, l := range append(append([]string{}, j.BeforeScript...), j.Script...) {
 			if !strings.Contains(l, "paved_run_token") && !regexp.MustCompile(`PAVED_RUN_TOKEN=`).MatchString(l) {
@@ -352,6 +364,13 @@ func TestRunTokenStaysInTheReportJob(t *testing.T) {
 			case posts && strings.HasPrefix(l, `PAVED_RUN_TOKEN="$paved_run_token" paved preview `) && strings.Count(l, "paved_run_token") == 1:
 			default:
 				t.Errorf("%s: %q: the kept run token goes only to paved preview, as its environment", name, l)
+			}
+		}
+		if posts {
+			ip := slices.IndexFunc(j.Script, func(l string) bool { return strings.HasPrefix(l, `PAVED_RUN_TOKEN="$paved_run_token" paved preview `) })
+			iu := slices.Index(j.Script, "unset paved_run_token")
+			if ip < 0 || iu != ip+1 {
+				t.Errorf("%s: paved preview gets the kept run token (line %d), and the next line drops it (line %d)", name, ip, iu)
 			}
 		}
 	}

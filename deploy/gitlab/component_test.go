@@ -192,7 +192,7 @@ func TestJobs(t *testing.T) {
 	if base.Interruptible == nil || *base.Interruptible {
 		t.Error(".paved-stack must be interruptible: false: a canceled pulumi up leaves the stack locked")
 	}
-	for _, name := range []string{"check", "preview", "up", "preview-destroy", "destroy"} {
+	for _, name := range []string{"check", "preview", "up", "preview-destroy", "destroy", "drift"} {
 		if jobs[name].Extends != ".paved-stack" {
 			t.Errorf("%s does not extend .paved-stack", name)
 		}
@@ -229,8 +229,12 @@ func TestJobs(t *testing.T) {
 		!strings.Contains(strings.Join(jobs["destroy"].Script, "\n"), "pulumi destroy") {
 		t.Error("destroy must run pulumi destroy for DELETE operations")
 	}
-	if r := rulesText(jobs["up"]); !strings.Contains(r, `$PAVED_OPERATION != "DELETE"`) {
-		t.Error("up must not run for DELETE operations")
+	// A rule that excludes operations (!=) lets every new one in: DRIFT
+	// would have run check, preview and up.
+	for name, j := range jobs {
+		if r := rulesText(j); strings.Contains(r, "$PAVED_OPERATION !=") || strings.Contains(r, "$PAVED_OPERATION =~") || strings.Contains(r, "$PAVED_OPERATION !~") {
+			t.Errorf("%s: its rules must name the operations it runs for ($PAVED_OPERATION == \"...\"), not exclude others:\n%s", name, r)
+		}
 	}
 	if s := strings.Join(jobs["report"].Script, "\n"); !strings.Contains(s, "paved report") || !strings.Contains(rulesText(jobs["report"]), "always") {
 		t.Error("report must always run paved report")
@@ -282,6 +286,104 @@ func TestPreviewJobsPostThePreview(t *testing.T) {
 		}
 		if tc.job == "preview" && strings.Contains(strings.Join(script, "\n"), "--destroy") {
 			t.Error("preview previews a destruction")
+		}
+	}
+}
+
+// driftFile is where the drift job saves `pulumi refresh --preview-only
+// --json`, as its script names it.
+const driftFile = `"$CI_PROJECT_DIR/paved-out/drift.json"`
+
+// TestDriftJobAppliesNothing: a drift check's pipeline runs the drift job
+// alone (with report): it selects the stack like the other stack jobs,
+// refreshes it in preview only, posts that with `paved preview` (the flags
+// it has) and fails unless paved answers drift_checked; nothing in it can
+// change the stack or its state.
+func TestDriftJobAppliesNothing(t *testing.T) {
+	_, jobs, _ := load(t)
+	j, ok := jobs["drift"]
+	if !ok {
+		t.Fatal("the component has no drift job")
+	}
+	if j.Extends != ".paved-stack" {
+		t.Errorf("drift extends %v, want .paved-stack (the stack, its resource group, OIDC)", j.Extends)
+	}
+	if j.Needs == nil || len(j.Needs) != 0 {
+		t.Errorf("drift needs %v, want needs: [] (the only stack job of its pipeline)", j.Needs)
+	}
+	if len(j.Rules) != 1 || j.Rules[0]["if"] != `$PAVED_OPERATION == "DRIFT"` || j.Rules[0]["when"] != nil {
+		t.Errorf("drift: rules %s, want only if: $PAVED_OPERATION == \"DRIFT\"", rulesText(j))
+	}
+	if j.Variables["PAVED_POSTS_PREVIEW"] != "true" {
+		t.Errorf("drift: PAVED_POSTS_PREVIEW = %q: paved preview needs the run token", j.Variables["PAVED_POSTS_PREVIEW"])
+	}
+	script := j.Script
+	if len(script) == 0 || script[0] != "set -o pipefail" {
+		t.Error("drift: the script must start with set -o pipefail, so that a failed refresh fails the job")
+	}
+	const refresh = "pulumi refresh --preview-only --json --non-interactive"
+	post := "paved preview --file " + driftFile + " --verdict-file " + verdictFile
+	ir := slices.IndexFunc(script, func(l string) bool { return strings.Contains(l, refresh) })
+	ip := slices.IndexFunc(script, func(l string) bool { return strings.Contains(l, post) })
+	iv := slices.IndexFunc(script, func(l string) bool { return strings.Contains(l, "case ") && strings.Contains(l, verdictFile) })
+	if ir < 0 || !strings.Contains(script[ir], "2>&1 > "+driftFile+` | tee "$CI_PROJECT_DIR/paved-logs/drift.log"`) {
+		t.Errorf("drift does not run %s > %s, its messages to paved-logs/drift.log", refresh, driftFile)
+	}
+	if ip < 0 || ip < ir || !strings.Contains(script[ip], `| tee -a "$CI_PROJECT_DIR/paved-logs/drift.log"`) {
+		t.Errorf("drift does not run %s after the refresh, its verdict kept in paved-logs/drift.log", post)
+	}
+	if iv < 0 || iv < ip {
+		t.Fatalf("drift does not check paved's verdict after paved preview:\n%s", strings.Join(script, "\n"))
+	}
+	gate := script[iv]
+	if !regexp.MustCompile(`(^|[\s|])`+run.VerdictDrift+`\)`).MatchString(gate) || !strings.Contains(gate, "*)") || !strings.Contains(gate, "exit 1") {
+		t.Errorf("drift: the verdict check must accept %s alone and fail on anything else:\n%s", run.VerdictDrift, gate)
+	}
+	for _, v := range []string{run.VerdictApply, run.VerdictDryRun, run.VerdictAwaitApproval} {
+		if regexp.MustCompile(`(^|[\s|])` + v + `[|)]`).MatchString(gate) {
+			t.Errorf("drift: the verdict check has a case for %s, a change's verdict", v)
+		}
+	}
+	all := strings.Join(append(append([]string{}, jobs[".paved-stack"].BeforeScript...), script...), "\n")
+	for _, bad := range []string{"pulumi up", "pulumi destroy", "pulumi preview", "pulumi import", "pulumi state", "pulumi cancel", "--yes", "--skip-preview", "--destroy", "provision check"} {
+		if strings.Contains(all, bad) {
+			t.Errorf("drift runs %q: a drift check only refreshes in preview", bad)
+		}
+	}
+	for _, m := range regexp.MustCompile(`pulumi refresh[^\n]*`).FindAllString(all, -1) {
+		if !strings.Contains(m, "--preview-only") {
+			t.Errorf("drift: %q refreshes the state; a drift check must not write it", m)
+		}
+	}
+	if !slices.ContainsFunc(jobs["report"].Needs, func(n any) bool {
+		m, ok := n.(map[string]any)
+		return ok && m["job"] == "drift" && m["optional"] == true
+	}) {
+		t.Error("report must wait for drift (optional: the other pipelines have no drift job)")
+	}
+	flags := callback.NewPreviewCommand().Flags()
+	for _, f := range []string{"file", "verdict-file"} {
+		if flags.Lookup(f) == nil {
+			t.Errorf("paved preview has no --%s flag", f)
+		}
+	}
+}
+
+// TestReadmeExplainsDriftChecks: the README says what a drift check's
+// pipeline runs, that it applies nothing, and paved's verdict.
+func TestReadmeExplainsDriftChecks(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, want := range []string{
+		"#### Drift checks", "`PAVED_OPERATION=DRIFT`", "`pulumi refresh --preview-only --json --non-interactive`",
+		"`paved preview --file \"$CI_PROJECT_DIR/paved-out/drift.json\" --verdict-file \"$CI_PROJECT_DIR/paved-out/verdict\"`",
+		"`" + run.VerdictDrift + "`", "`drift` → `report`", "never applies",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README does not say %s", want)
 		}
 	}
 }

@@ -19,7 +19,10 @@ import (
 // runToken is the run token paved gives the pipeline in these runs.
 const runToken = "tok-9f3c1d7e-run-token"
 
-// stub is the one script behind every stubbed command (by its name).
+// stub is the one script behind every stubbed command (by its name). Its
+// paved preview writes $FAKE_VERDICT and fails on a refusal, as paved
+// preview's contract has it (apply, dry_run, await_approval and
+// drift_checked are successes).
 const stub = `#!/bin/bash
 name="$(basename "$0")"
 seen=no
@@ -29,6 +32,9 @@ case "$name $*" in
   "pulumi preview "*)
     echo "warning: a message of pulumi's" >&2
     printf '%s\n' '{"steps":[{"op":"create","urn":"urn:pulumi:s::p::aws:s3/bucketV2:BucketV2::b"}],"changeSummary":{"create":1}}' ;;
+  "pulumi refresh "*)
+    echo "warning: a refresh message of pulumi's" >&2
+    printf '%s\n' '{"steps":[{"op":"update","urn":"urn:pulumi:s::p::aws:s3/bucketV2:BucketV2::b"}],"changeSummary":{"update":1}}' ;;
   "pulumi stack output pavedModel"*) exit 1 ;;
   "pulumi stack output --json") echo '{"bucket":"b"}' ;;
   "paved preview "*)
@@ -221,7 +227,7 @@ func TestApplyJobsRun(t *testing.T) {
 		{"up", "CREATE", "pulumi up --yes --diff --non-interactive token=no"},
 		{"destroy", "DELETE", "pulumi destroy --yes --non-interactive token=no"},
 	} {
-		for _, verdict := range []string{"apply", "dry_run", "await_approval", "", "refused", "digest_changed", "applied", "apply $(touch pwned)"} {
+		for _, verdict := range []string{"apply", "dry_run", "await_approval", "", "refused", "digest_changed", "drift_checked", "applied", "apply $(touch pwned)"} {
 			files := map[string]string{}
 			if verdict != "" {
 				files["paved-out/verdict"] = verdict + "\n"
@@ -255,6 +261,69 @@ func TestApplyJobsRun(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDriftJobRuns: the drift job refreshes the stack in preview only, into
+// paved-out/drift.json, posts it with paved preview (which alone gets the
+// run token), keeps pulumi's messages and paved's verdict in
+// paved-logs/drift.log, and succeeds only on drift_checked; whatever paved
+// answers, nothing is applied and no outputs are written.
+func TestDriftJobRuns(t *testing.T) {
+	for _, verdict := range []string{"drift_checked", "apply", "dry_run", "await_approval", "refused", "digest_changed", "", "drift_checked $(touch pwned)"} {
+		for _, prelude := range []string{"", "set -a"} {
+			name := fmt.Sprintf("drift (%q, prelude %q)", verdict, prelude)
+			r := runJob(t, "drift", pavedVars("DRIFT", "prod", "FAKE_VERDICT="+verdict), nil, prelude)
+			if checked := verdict == "drift_checked"; (r.err == nil) != checked {
+				t.Errorf("%s: exit %v, want a success: %v\n%s", name, r.err, checked, r.out)
+			}
+			refresh, posted := r.called("pulumi refresh"), r.called("paved ")
+			wantRefresh := "pulumi refresh --preview-only --json --non-interactive token=no"
+			wantPost := "paved preview --file " + r.dir + "/paved-out/drift.json --verdict-file " + r.dir + "/paved-out/verdict token=yes"
+			if !slices.Equal(refresh, []string{wantRefresh}) || !slices.Equal(posted, []string{wantPost}) {
+				t.Errorf("%s: ran %v and %v, want %q and %q", name, refresh, posted, wantRefresh, wantPost)
+			}
+			noTokenBut(t, r, name, "paved preview ")
+			for _, c := range r.calls {
+				if strings.HasPrefix(c, "pulumi ") && !strings.HasPrefix(c, "pulumi refresh --preview-only ") &&
+					!strings.HasPrefix(c, "pulumi login ") && !strings.HasPrefix(c, "pulumi stack select ") && !strings.HasPrefix(c, "pulumi stack output pavedModel ") {
+					t.Errorf("%s: a drift check ran %q", name, c)
+				}
+				if strings.HasPrefix(c, "provision ") {
+					t.Errorf("%s: a drift check ran %q", name, c)
+				}
+			}
+			if j, _ := r.file(t, "paved-out/drift.json"); !strings.HasPrefix(j, `{"steps":`) {
+				t.Errorf("%s: paved-out/drift.json = %q, want pulumi's JSON alone", name, j)
+			}
+			if v, _ := r.file(t, "paved-out/verdict"); v != verdict+"\n" {
+				t.Errorf("%s: paved-out/verdict = %q", name, v)
+			}
+			log, _ := r.file(t, "paved-logs/drift.log")
+			if !strings.Contains(log, "warning: a refresh message of pulumi's") || !strings.Contains(log, "for run r_1: "+verdict) {
+				t.Errorf("%s: paved-logs/drift.log lacks pulumi's messages or paved's verdict:\n%s", name, log)
+			}
+			for _, f := range []string{"paved-out/preview.json", "paved-out/outputs.json"} {
+				if _, ok := r.file(t, f); ok {
+					t.Errorf("%s: a drift check wrote %s", name, f)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(r.dir, "deploy", "pulumi", "pwned")); err == nil {
+				t.Errorf("%s: the verdict was run as a command", name)
+			}
+			if verdict != "drift_checked" && verdict != "refused" && verdict != "digest_changed" &&
+				!strings.Contains(r.out, "not a drift check's verdict; nothing is applied") {
+				t.Errorf("%s: the log does not say why the job failed:\n%s", name, r.out)
+			}
+		}
+	}
+
+	// The report job posts the drift check's log, and no outputs.
+	r := runJob(t, "report", pavedVars("DRIFT", "prod"), map[string]string{
+		"paved-logs/drift.log": "paved: preview +0 ~1 -0 for run r_1: drift_checked\n",
+	}, "")
+	if r.err != nil || !slices.Equal(r.called("paved report "), []string{"paved report --message == drift --log paved-logs/drift.log token=yes"}) {
+		t.Errorf("report of a drift check: exit %v, calls %v\n%s", r.err, r.calls, r.out)
 	}
 }
 
