@@ -142,8 +142,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	st := finishCounter{Store: opened, m: metrics}
 	a := &App{cfg: cfg, log: log, store: st, Store: st, secrets: secrets, stopTracing: stopTracing}
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
+	runURL := func(id string) string { return strings.TrimRight(cfg.Server.PublicURL, "/") + "/ui/runs/" + id }
 	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer,
-		ApprovalTTL: cfg.Approvals.TTL}
+		ApprovalTTL: cfg.Approvals.TTL, RunURL: runURL, MaxLogLines: cfg.Limits.RunLogLines}
 	portals := map[string]report.Portal{}
 	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APIClients: apiClients, RunTokenKey: []byte(runKey),
 		Metrics: metrics, Tracer: tracer}
@@ -178,7 +179,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		// A finished run may free its stack for the next: wake the dispatcher too.
 		Reported:    func() { reportWake.Wake(); dispatchWake.Wake() },
 		MaxLogLines: cfg.Limits.RunLogLines, MaxOutputBytes: cfg.Limits.RunOutputBytes,
-		RunURL: func(id string) string { return strings.TrimRight(cfg.Server.PublicURL, "/") + "/ui/runs/" + id }}
+		RunURL: runURL}
 	a.dispatch = &dispatch.Worker{Store: st, Queue: st, Pipelines: gl, Adopter: a.tracker, Log: log.Named("dispatch"), PublicURL: cfg.Server.PublicURL,
 		RunTokenKey: []byte(runKey), Interval: cfg.Workers.Interval, Concurrency: cfg.Workers.DispatchConcurrency, Lease: cfg.Workers.Lease, Settle: cfg.GitLab.ReconcileAfter, Drain: drain, Waker: dispatchWake, Reported: reportWake.Wake,
 		Metrics: metrics, Tracer: tracer}
@@ -188,7 +189,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		a.report.CatalogPortal = port.PortalName // where drift checks write their entities
 	}
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
-		Notify: dispatchWake.Wake}
+		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	streamsDone := make(chan struct{})

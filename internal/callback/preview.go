@@ -50,6 +50,10 @@ func NewPreviewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// paved answers 503 while it records the run's pipeline, which
+			// may take until its reconciliation (minutes) when GitLab's
+			// answer to the trigger was lost: wait as long (~2 min).
+			c.Attempts = 9
 			v, err := c.Preview(cmd.Context(), p)
 			if err != nil {
 				return err

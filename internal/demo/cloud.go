@@ -46,6 +46,7 @@ func (c *Cloud) Resources(stack string) []Resource {
 	out := make([]Resource, len(keys))
 	for i, k := range keys {
 		out[i] = c.stacks[stack][k]
+		out[i].Inputs = maps.Clone(out[i].Inputs) // the caller's to change
 	}
 	return out
 }

@@ -28,7 +28,7 @@ func (w *Worker) cancel(ctx context.Context, t store.Task) error {
 		id = r.PipelineID
 	}
 	if id == 0 && !r.DispatchedAt.IsZero() {
-		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
+		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID, r.PreviewPipelineID)
 		if err != nil {
 			return w.retry(ctx, t, fmt.Errorf("find pipeline of run %s to cancel: %w", r.ID, err))
 		}

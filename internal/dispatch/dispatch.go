@@ -28,7 +28,7 @@ import (
 // Pipelines starts and finds GitLab pipelines.
 type Pipelines interface {
 	Trigger(ctx context.Context, project, ref string, vars []gitlab.Variable) (gitlab.Pipeline, error)
-	FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (gitlab.Pipeline, bool, error)
+	FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string, after int64) (gitlab.Pipeline, bool, error)
 	Cancel(ctx context.Context, project string, id int64) (gitlab.Pipeline, error)
 }
 
@@ -172,7 +172,7 @@ func (w *Worker) dispatch(ctx context.Context, t store.Task, r *run.Run) error {
 		if ready := r.TriggeredAt.Add(w.Settle); w.now().Before(ready) {
 			return w.Store.Retry(ctx, t.ID, ready, "waiting for an earlier trigger to settle")
 		}
-		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID)
+		p, found, err := w.Pipelines.FindByRunID(ctx, r.Project, r.Ref, r.DispatchedAt, r.ID, r.PreviewPipelineID)
 		if err != nil {
 			return w.retryAfter(ctx, t, fmt.Errorf("reconcile run %s: %w", r.ID, err), w.Settle)
 		}

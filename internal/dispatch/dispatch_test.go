@@ -399,8 +399,8 @@ type interceptFind struct {
 	during func()
 }
 
-func (i interceptFind) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (gitlab.Pipeline, bool, error) {
-	p, found, err := i.Pipelines.FindByRunID(ctx, project, ref, since, runID)
+func (i interceptFind) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string, after int64) (gitlab.Pipeline, bool, error) {
+	p, found, err := i.Pipelines.FindByRunID(ctx, project, ref, since, runID, after)
 	i.during()
 	return p, found, err
 }

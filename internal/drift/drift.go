@@ -37,7 +37,11 @@ type Scheduler struct {
 	Log          *zap.Logger
 	Interval     time.Duration
 	Environments []string // checked environments; empty: all
-	Now          func() time.Time
+	// Portal keeps the stacks whose runs came from that portal, the one
+	// the checks' entity writes go to (Port): an entity another portal
+	// made is not Port's to hold. Empty: every stack.
+	Portal string
+	Now    func() time.Time
 	// Notify, when set, is called after checks were queued.
 	Notify func()
 }
@@ -92,7 +96,20 @@ func (s *Scheduler) Check(ctx context.Context) (int, error) {
 		if err != nil {
 			return queued, fmt.Errorf("drift: list the succeeded runs of %q: %w", env, err)
 		}
-		for _, st := range stacks(runs, s.Catalog) {
+		// A stack with a run in flight is checked next time: a check queued
+		// behind a change (a delete, say) would report on what it left.
+		busy, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.AwaitingApproval, run.Queued, run.Dispatching, run.Running}, Environment: env, Limit: scanRuns})
+		if err != nil {
+			return queued, fmt.Errorf("drift: list the runs in flight in %q: %w", env, err)
+		}
+		inFlight := map[string]bool{}
+		for _, r := range busy {
+			inFlight[r.Stack.Key()] = true
+		}
+		for _, st := range stacks(runs, s.Catalog, s.Portal) {
+			if inFlight[st.key] {
+				continue
+			}
 			r, ch := check(st, slot, now)
 			if _, created, err := s.Store.CreateRun(ctx, r, ch); err != nil {
 				return queued, fmt.Errorf("drift: queue the check of %s: %w", st.key, err)
@@ -118,11 +135,11 @@ type stack struct {
 
 // stacks groups succeeded runs (newest first) by stack; a stack whose
 // latest change deleted it has nothing to check.
-func stacks(runs []*run.Run, cat Catalog) []stack {
+func stacks(runs []*run.Run, cat Catalog, portal string) []stack {
 	byKey := map[string]*stack{}
 	var order []string
 	for _, r := range runs {
-		if r.Operation == run.Drift || r.DryRun {
+		if r.Operation == run.Drift || r.DryRun || (portal != "" && r.Request.Portal != portal) {
 			continue
 		}
 		key := r.Stack.Key()

@@ -41,13 +41,20 @@ func TestOneCheckPerStackAndInterval(t *testing.T) {
 	succeeded(t, st, "b2", "checkout", run.Day2, now.Add(-2*time.Hour))
 	succeeded(t, st, "gone1", "gone", run.Day2, now.Add(-2*time.Hour))
 	succeeded(t, st, "gone2", "gone", run.Delete, now.Add(-time.Hour))
+	// A stack with a run in flight is left for the next round.
+	busy := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: "busy", Action: "add-s3-bucket"},
+		Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: "busy"}, State: run.Queued, CreatedAt: now, UpdatedAt: now}
+	succeeded(t, st, "busy0", "busy", run.Day2, now.Add(-4*time.Hour))
+	if _, _, err := st.CreateRun(ctx, busy, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
 	s := &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), Interval: time.Hour, Now: func() time.Time { return now }}
 	for range 2 { // a second round in the same interval (or another replica) adds nothing
 		if n, err := s.Check(ctx); err != nil || n > 1 {
 			t.Fatalf("check: %d, %v", n, err)
 		}
 	}
-	checks, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}})
+	checks, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}, NotPortal: "port"})
 	if len(checks) != 1 {
 		t.Fatalf("%d checks queued, want one (checkout's)", len(checks))
 	}
@@ -67,7 +74,7 @@ func TestOneCheckPerStackAndInterval(t *testing.T) {
 	if n, err := s.Check(ctx); err != nil || n != 1 {
 		t.Fatalf("next interval: %d, %v", n, err)
 	}
-	queued, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}})
+	queued, _ := st.ListRuns(ctx, store.Query{States: []run.State{run.Queued}, NotPortal: "port"})
 	if len(queued) != 1 || queued[0].Request.Action != "add-s3-bucket" || queued[0].Request.Inputs["bucketName"] != "b2" {
 		t.Fatalf("the second check: %+v", queued)
 	}

@@ -46,7 +46,8 @@ type listed struct {
 }
 
 // FindByRunID looks for the pipeline run runID created on ref in project
-// (since is when its dispatch began). found is false when there is none,
+// (since is when its dispatch began; pipelines up to id after belong to an
+// earlier dispatch of the run, such as its preview's). found is false when there is none,
 // which is when a dispatcher may trigger again. A pipeline is adopted only
 // if it is on ref and GitLab lists it in project.
 //
@@ -63,9 +64,9 @@ type listed struct {
 // GitLab older than 16.9 that ignores the filter, or nothing seen of the
 // ref yet — the scan runs, and stops as soon as what it lists shows the
 // same.
-func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string) (p Pipeline, found bool, err error) {
+func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string, after int64) (p Pipeline, found bool, err error) {
 	from := since.Add(-findSkew).UTC()
-	p, found, filtered, err := c.findByName(ctx, project, ref, from, runID)
+	p, found, filtered, err := c.findByName(ctx, project, ref, from, runID, after)
 	if err != nil || found {
 		if found {
 			c.dropCursor(cursorKey{project, ref, runID})
@@ -75,7 +76,7 @@ func (c *Client) FindByRunID(ctx context.Context, project, ref string, since tim
 	if filtered && c.namesRuns(project, ref, from) {
 		return Pipeline{}, false, nil
 	}
-	return c.scan(ctx, project, ref, from, runID, filtered)
+	return c.scan(ctx, project, ref, from, runID, filtered, after)
 }
 
 // findByName lists the run's pipelines created since from by name, oldest
@@ -84,7 +85,7 @@ func (c *Client) FindByRunID(ctx context.Context, project, ref string, since tim
 // filtered is true when every pipeline GitLab answered with has the name
 // asked for, i.e. GitLab applied the filter (16.9 and later), or there was
 // nothing to filter: then the answer holds every pipeline of that name.
-func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string) (p Pipeline, found, filtered bool, err error) {
+func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string, after int64) (p Pipeline, found, filtered bool, err error) {
 	name := PipelineName(runID)
 	opt := &gl.ListProjectPipelinesOptions{
 		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
@@ -113,7 +114,7 @@ func (c *Client) findByName(ctx context.Context, project, ref string, from time.
 		// ref's reserved merge-request refs, and a GitLab older than 16.9
 		// ignores the name filter (and before 16.3 shows no name), so the
 		// lookup then finds nothing and the scan takes over.
-		if info.Ref == ref && info.Name == name {
+		if info.Ref == ref && info.Name == name && int64(info.ID) > after {
 			return fromInfo(info), true, filtered, nil
 		}
 	}
@@ -151,7 +152,7 @@ func (c *Client) observeInfo(project string, info *gl.PipelineInfo) {
 // cannot appear behind the cursor: the dispatcher reconciles only after a
 // trigger has had time to land. Deleting pipelines could shift pages, but
 // retention deletes old pipelines, not ones created since a dispatch began.
-func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, runID string, filtered bool) (Pipeline, bool, error) {
+func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, runID string, filtered bool, after int64) (Pipeline, bool, error) {
 	key := cursorKey{project, ref, runID}
 	cur := c.loadCursor(key, from)
 	defer func() { c.saveCursor(key, cur) }()
@@ -167,7 +168,7 @@ func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, 
 					return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: variables of pipeline %d in %s: %w", runID, next.id, project, err)
 				}
 			}
-			if got == runID {
+			if got == runID && int64(next.id) > after {
 				p, ok, err := c.matched(ctx, project, ref, next.id, infos[next.id])
 				if err != nil {
 					return Pipeline{}, false, fmt.Errorf("gitlab: find run %s: %w", runID, err)

@@ -82,7 +82,7 @@ func TestReconcileByNameIsOneRequest(t *testing.T) {
 
 	for _, i := range []int{0, 517, 999} {
 		before, _ := counts.counts("name")
-		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_"+strconv.Itoa(i))
+		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_"+strconv.Itoa(i), 0)
 		if err != nil || !found || p.ID != all[i].ID || p.Name != PipelineName("r_"+strconv.Itoa(i)) {
 			t.Fatalf("run %d: %+v, %v, %v; want pipeline #%d", i, p, found, err, all[i].ID)
 		}
@@ -116,7 +116,7 @@ func TestFallbackScanResumesAcrossFailures(t *testing.T) {
 		if attempts > 5000 {
 			t.Fatalf("no result after %d attempts", attempts)
 		}
-		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_999")
+		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_999", 0)
 		if err != nil {
 			if IsPermanent(err) {
 				t.Fatal(err)
@@ -148,7 +148,7 @@ func TestFallbackScanResumesAfterAMiss(t *testing.T) {
 	ctx := context.Background()
 	since := time.Now()
 	fill(t, sim, "grp/svc", 250)
-	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late"); err != nil || found {
+	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late", 0); err != nil || found {
 		t.Fatalf("found %v, %v; want nothing yet", found, err)
 	}
 	listsBefore, _ := counts.counts("list")
@@ -158,7 +158,7 @@ func TestFallbackScanResumesAfterAMiss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late")
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_late", 0)
 	if err != nil || !found || p.ID != late.ID {
 		t.Fatalf("found %v %+v, %v; want #%d", found, p, err, late.ID)
 	}
@@ -199,7 +199,7 @@ func TestFoundByNameOnlyOnTheRunsRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, found, err := c.FindByRunID(context.Background(), "5", "main", time.Now(), "r_1"); err != nil || found {
+	if p, found, err := c.FindByRunID(context.Background(), "5", "main", time.Now(), "r_1", 0); err != nil || found {
 		t.Fatalf("found %v %+v, %v; want nothing", found, p, err)
 	}
 	mu.Lock()
@@ -254,11 +254,11 @@ func TestScanJudgesNamedPipelinesByTheirName(t *testing.T) {
 	since := time.Now()
 	all := fill(t, sim, "grp/svc", 1000)
 
-	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_999")
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_999", 0)
 	if err != nil || !found || p.ID != all[999].ID || p.RunID != "r_999" || !p.RunIDFromName || p.Ref != "main" {
 		t.Fatalf("found %v %+v, %v; want #%d, proven by its name", found, p, err, all[999].ID)
 	}
-	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_nope"); err != nil || found {
+	if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_nope", 0); err != nil || found {
 		t.Fatalf("r_nope: found %v, %v", found, err)
 	}
 	lists, _ := counts.counts("list")
@@ -314,7 +314,7 @@ func TestScanReadsVariablesOfUnnamedPipelinesOnly(t *testing.T) {
 			namedBy(t, sim, id, PipelineName(id))
 		}
 	}
-	p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_ours")
+	p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_ours", 0)
 	if err != nil || !found || p.ID != want.ID || p.RunID != "r_ours" || p.RunIDFromName {
 		t.Fatalf("found %v %+v, %v; want #%d by its variables", found, p, err, want.ID)
 	}
@@ -341,7 +341,7 @@ func TestNoScanOnceTheRefNamesItsRuns(t *testing.T) {
 		namedBy(t, sim, "r_"+strconv.Itoa(i), PipelineName("r_"+strconv.Itoa(i)))
 	}
 	for i, runID := range []string{"r_lost", "r_lost", "r_also_lost"} {
-		if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, runID); err != nil || found {
+		if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, runID, 0); err != nil || found {
 			t.Fatalf("%s: found %v, %v; want nothing", runID, found, err)
 		}
 		if lists, _ := counts.counts("list"); lists != 1 {
@@ -358,7 +358,7 @@ func TestNoScanOnceTheRefNamesItsRuns(t *testing.T) {
 	if _, err := c.Pipeline(ctx, "grp/svc", unnamed.ID); err != nil {
 		t.Fatal(err)
 	}
-	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_unnamed")
+	p, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, "r_unnamed", 0)
 	if err != nil || !found || p.ID != unnamed.ID || p.RunIDFromName {
 		t.Fatalf("found %v %+v, %v; want #%d by its variables", found, p, err, unnamed.ID)
 	}
@@ -381,5 +381,26 @@ func TestNamingsAreBounded(t *testing.T) {
 	}
 	if !c.namesRuns("p", "ref-"+strconv.Itoa(maxNamings+49), now) {
 		t.Error("the latest naming was evicted")
+	}
+}
+
+// A run dispatched twice (its preview's pipeline, then after an approval
+// its apply's) is found by its second pipeline when the first is excluded
+// by id, by name as by variables.
+func TestFindSkipsAnEarlierDispatchsPipeline(t *testing.T) {
+	for _, name := range []string{PipelineName("r_twice"), ""} {
+		sim, c := setup(t, gitlabsim.Config{WorkflowName: "$PIPELINE_NAME"}, Options{})
+		since := time.Now()
+		first := namedBy(t, sim, "r_twice", name)
+		second := namedBy(t, sim, "r_twice", name)
+		if p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_twice", 0); err != nil || !found || p.ID != first.ID {
+			t.Fatalf("named %q, after nothing: %v %+v %v, want #%d", name, found, p, err, first.ID)
+		}
+		if p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_twice", first.ID); err != nil || !found || p.ID != second.ID {
+			t.Fatalf("named %q, after #%d: %v %+v %v, want #%d", name, first.ID, found, p, err, second.ID)
+		}
+		if _, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_twice", second.ID); err != nil || found {
+			t.Fatalf("named %q, after both: %v %v", name, found, err)
+		}
 	}
 }

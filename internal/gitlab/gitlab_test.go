@@ -190,7 +190,7 @@ func testFindByRunID(t *testing.T, cfg gitlabsim.Config) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, found, err := c.FindByRunID(ctx, "grp/svc", tt.ref, tt.since, tt.runID)
+			p, found, err := c.FindByRunID(ctx, "grp/svc", tt.ref, tt.since, tt.runID, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

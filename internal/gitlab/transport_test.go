@@ -113,7 +113,7 @@ func TestCapCountsRetries(t *testing.T) {
 					if i%2 == 0 {
 						_, err = c.Pipeline(ctx, "grp/svc", p.ID)
 					} else {
-						_, _, err = c.FindByRunID(ctx, "grp/svc", "main", p.CreatedAt, "r_1")
+						_, _, err = c.FindByRunID(ctx, "grp/svc", "main", p.CreatedAt, "r_1", 0)
 					}
 					// A call fails only when all four attempts drew a 5xx.
 					if code, _ := statusOf(err); err != nil && code != http.StatusInternalServerError {

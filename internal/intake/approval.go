@@ -53,7 +53,11 @@ func listed(names []string) string {
 // mayDecide asks the policy whether by may approve or deny r: never the
 // person who asked for it, and only someone its approvers rule names.
 func (s *Service) mayDecide(ctx context.Context, r *run.Run, by run.Approver) error {
-	d, err := s.Policy.Decide(ctx, policyInput(r))
+	in := policyInput(r)
+	if r.Preview != nil {
+		in.Preview = previewInput(*r.Preview) // the approvers may depend on what it changes
+	}
+	d, err := s.Policy.Decide(ctx, in)
 	if err != nil {
 		return fmt.Errorf("ask the policy who may approve run %s: %w", r.ID, err)
 	}
@@ -148,6 +152,7 @@ func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reaso
 			r.ApprovedDigest = r.Preview.Digest
 			msg += fmt.Sprintf(" (preview %s, %s)", r.Preview.Label(), r.Preview.Digest)
 			// The preview's pipeline has ended its part; the apply gets its own.
+			r.PreviewPipelineID = r.PipelineID
 			r.PipelineID, r.PipelineStatus = 0, ""
 		}
 		ch.Add(msg)

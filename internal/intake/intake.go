@@ -69,9 +69,28 @@ type Service struct {
 	// ApprovalTTL is how long a run waits for approval before it is
 	// rejected; 0 waits for ever.
 	ApprovalTTL time.Duration
+	// RunURL is a run's page, written onto entities as lastRun (nil: none).
+	RunURL func(id string) string
+	// MaxLogLines caps a run's log (the preview's lines count); 0 means
+	// 10,000, as the tracker's default.
+	MaxLogLines int
 	// Metrics and Tracer watch intake (nil: nothing is recorded).
 	Metrics *telemetry.Metrics
 	Tracer  trace.Tracer
+}
+
+func (s *Service) runURL(id string) string {
+	if s.RunURL == nil {
+		return ""
+	}
+	return s.RunURL(id)
+}
+
+func (s *Service) maxLogLines() int {
+	if s.MaxLogLines > 0 {
+		return s.MaxLogLines
+	}
+	return 10000
 }
 
 func (s *Service) now() time.Time {

@@ -42,15 +42,17 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 	if err != nil {
 		return nil, fmt.Errorf("preview of run %s: %w", id, err)
 	}
+	if prev := before.Preview; prev != nil && prev.Digest == p.Digest && !prev.At.Before(before.DispatchedAt) {
+		// The pipeline sent this dispatch's preview again (its answer was
+		// lost): the same verdict, whatever the run became since.
+		return before, nil
+	}
 	switch before.State {
 	case run.Running:
 	case run.Dispatching:
 		return nil, fmt.Errorf("preview of run %s: %w", id, ErrNotYet)
 	default:
 		return nil, fmt.Errorf("preview of run %s (%s): %w", id, before.State, store.ErrFinished)
-	}
-	if prev := before.Preview; prev != nil && prev.Digest == p.Digest && !prev.At.Before(before.DispatchedAt) {
-		return before, nil // the pipeline sent this run's preview again: same verdict
 	}
 	decision := policy.Decision{Allow: true}
 	if before.Operation != run.Drift {
@@ -85,7 +87,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 	}
 	// The preview joins the run's log (what the portal, Backstage and the
 	// operator page show), before the verdict it leads to.
-	if err := s.Store.AppendLogs(ctx, id, logLines(p), 0); err != nil {
+	if err := s.Store.AppendLogs(ctx, id, logLines(p), s.maxLogLines()); err != nil {
 		return nil, fmt.Errorf("preview of run %s: %w", id, err)
 	}
 	r, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
@@ -101,6 +103,15 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 			last.StatusLabel = "Applying " + p.Label()
 			if r.ApprovedDigest != "" {
 				last.StatusLabel += " (as approved)"
+			}
+			// The entity shows the change under way from the moment paved
+			// lets it be applied.
+			if a, ok := s.Catalog.Get(r.Request.Action); ok && !r.DryRun {
+				status := catalog.StatusProvisioning
+				if r.Operation == run.Delete {
+					status = catalog.StatusDestroying
+				}
+				last.Entity = a.LifecycleFor(r, status, "", s.runURL(r.ID))
 			}
 			ch.Report(last)
 		case run.VerdictDryRun:

@@ -80,8 +80,13 @@ func TestApprovalIsBoundToThePreview(t *testing.T) {
 	s, st := setup(t)
 	ctx := context.Background()
 	r := awaiting(t, s, st, deleteReq("b1"))
+	// The pipeline sends the same preview again (its answer was lost): the
+	// same verdict, though the run now awaits approval.
+	if again, err := s.Preview(ctx, r.ID, destroyPreview(digestOf('a'))); err != nil || again.Preview.Verdict != run.VerdictAwaitApproval {
+		t.Fatalf("the preview again while awaiting approval: %v, %v", again, err)
+	}
 	approved, err := s.Approve(ctx, r.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, "")
-	if err != nil || approved.ApprovedDigest != digestOf('a') || approved.PipelineID != 0 {
+	if err != nil || approved.ApprovedDigest != digestOf('a') || approved.PipelineID != 0 || approved.PreviewPipelineID != 100 {
 		t.Fatalf("approve: %+v %v", approved, err)
 	}
 	running(t, st, approved, 101)

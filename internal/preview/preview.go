@@ -58,6 +58,20 @@ var ops = map[string]string{
 	"delete": run.OpDelete,
 }
 
+// refreshOp reads a step of `pulumi refresh --preview-only --json`, which
+// may print what it finds as "refresh" steps: a resource gone from the
+// cloud has no new state (a delete), one changed outside Pulumi a diff (an
+// update); one unchanged is no change.
+func refreshOp(s step) (string, bool) {
+	switch {
+	case s.NewState == nil:
+		return run.OpDelete, true
+	case len(s.DetailedDiff) > 0 || len(s.DiffReasons) > 0:
+		return run.OpUpdate, true
+	}
+	return "", false
+}
+
 // Parse reads `pulumi preview --json` output. destroy says it was
 // `pulumi preview --destroy`. A preview that reports errors is refused:
 // nothing would be applied from it.
@@ -80,6 +94,9 @@ func Parse(r io.Reader, destroy bool) (run.Preview, error) {
 	var changed []step
 	for _, s := range d.Steps {
 		op, ok := ops[s.Op]
+		if s.Op == "refresh" {
+			op, ok = refreshOp(s)
+		}
 		if !ok {
 			continue
 		}

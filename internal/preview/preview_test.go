@@ -101,3 +101,21 @@ func TestParseRefusesWhatIsNotAPreview(t *testing.T) {
 		t.Fatalf("no changes: %+v, %v", p, err)
 	}
 }
+
+// A refresh's steps may come as "refresh": a diff is an update, a missing
+// new state a delete, neither no change.
+func TestParseReadsRefreshSteps(t *testing.T) {
+	doc := `{"steps": [
+		{"op": "refresh", "urn": "urn:pulumi:s::p::aws:s3/bucketV2:BucketV2::b", "oldState": {"type": "aws:s3/bucketV2:BucketV2"}, "newState": {"type": "aws:s3/bucketV2:BucketV2", "inputs": {"versioning": false}}, "diffReasons": ["versioning"], "detailedDiff": {"versioning": {"kind": "update"}}},
+		{"op": "refresh", "urn": "urn:pulumi:s::p::aws:sqs/queue:Queue::q", "oldState": {"type": "aws:sqs/queue:Queue"}},
+		{"op": "refresh", "urn": "urn:pulumi:s::p::aws:sns/topic:Topic::t", "oldState": {"type": "aws:sns/topic:Topic"}, "newState": {"type": "aws:sns/topic:Topic"}}
+	], "changeSummary": {"update": 1, "delete": 1, "same": 1}}`
+	p, err := Parse(strings.NewReader(doc), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []run.PreviewResource{{Op: run.OpUpdate, Type: "aws:s3/bucketV2:BucketV2", Name: "b"}, {Op: run.OpDelete, Type: "aws:sqs/queue:Queue", Name: "q"}}
+	if !reflect.DeepEqual(p.Resources, want) {
+		t.Fatalf("resources %+v", p.Resources)
+	}
+}

@@ -193,6 +193,10 @@ type Run struct {
 	// ApprovedDigest is the digest of the preview an approver approved:
 	// the apply pipeline must preview the same, or it applies nothing.
 	ApprovedDigest string `json:"approvedDigest,omitempty"`
+	// PreviewPipelineID is the pipeline that previewed an approved run: its
+	// apply pipeline is a later one (GitLab's ids only grow), and news of
+	// the earlier one must never be taken for it.
+	PreviewPipelineID int64 `json:"previewPipelineId,omitempty"`
 	// DriftOf are the entities a drift check (Operation Drift) reports on:
 	// those the stack's runs wrote.
 	DriftOf   []EntityRef `json:"driftOf,omitempty"`

@@ -3,7 +3,6 @@ package track
 import (
 	"fmt"
 
-	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -19,6 +18,10 @@ import (
 func (t *Tracker) Adopt(r *run.Run, p gitlab.Pipeline, how string) (store.Change, error) {
 	var ch store.Change
 	switch {
+	case p.ID <= r.PreviewPipelineID:
+		// The pipeline that previewed the run before its approval, whose
+		// news may come late: not the apply pipeline; it ends by itself.
+		return ch, store.ErrNoChange
 	case r.PipelineID == p.ID:
 		// Already recorded (another path came first); its status still counts.
 		return t.apply(r, Observation{RunID: r.ID, PipelineID: p.ID, Status: p.Status, URL: p.WebURL})
@@ -48,16 +51,7 @@ func (t *Tracker) Adopt(r *run.Run, p gitlab.Pipeline, how string) (store.Change
 	}
 	ch.Add(fmt.Sprintf("%s: #%d %s", how, p.ID, p.WebURL))
 	started := run.Report{Link: p.WebURL, Log: fmt.Sprintf("Pipeline #%d started: %s", p.ID, p.WebURL)}
-	status := catalog.StatusProvisioning
-	if r.Operation == run.Delete {
-		status = catalog.StatusDestroying
-	}
-	// The entity shows the change under way; a guarded run's first
-	// pipeline only previews (its apply pipeline comes after the approval),
-	// and a dry run writes no entity at all.
-	if !r.Guarded || r.ApprovedDigest != "" {
-		started.Entity = t.lifecycle(r, status, "")
-	}
+
 	if !gitlab.Terminal(p.Status) {
 		r.PipelineStatus = p.Status
 		started.StatusLabel = "Pipeline " + p.Status

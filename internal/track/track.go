@@ -69,6 +69,25 @@ func (t *Tracker) runURL(id string) string {
 	return t.RunURL(id)
 }
 
+// unjudgedSuccess says why a pipeline's success cannot count as the run's:
+// a guarded run applies only a preview approved and judged apply in this
+// dispatch, and a dry run must have previewed; a pipeline that posted no
+// such preview (an older provisioning component, a custom one) may have
+// applied what nobody approved.
+func unjudgedSuccess(r *run.Run) string {
+	p := r.Preview
+	fresh := p != nil && !p.At.Before(r.DispatchedAt)
+	switch {
+	case r.Operation == run.Drift:
+		return ""
+	case r.DryRun && !(fresh && p.Verdict == run.VerdictDryRun):
+		return "the dry run's pipeline posted no preview (paved preview), so paved cannot tell what it did; update the provisioning component"
+	case r.Guarded && !(fresh && p.Verdict == run.VerdictApply && r.ApprovedDigest != ""):
+		return "a guarded run applies only an approved preview, and its pipeline ended without one (no paved preview judged apply); update the provisioning component"
+	}
+	return ""
+}
+
 // lifecycle is the entity write of r's state (catalog.Status*), nil when
 // the run's action writes no entity or r is a dry run (which changes
 // nothing).
@@ -162,6 +181,13 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		ch.Add(fmt.Sprintf("pipeline #%d %s (the run had ended %s)", r.PipelineID, o.Status, r.State))
 		return ch, nil
 	}
+	if r.State == run.AwaitingApproval && o.Status != r.PipelineStatus {
+		// The preview's pipeline winds down while the run waits: its status
+		// is kept, so a cancel knows whether it still holds the stack.
+		r.PipelineStatus = o.Status
+		ch.Add(fmt.Sprintf("pipeline #%d %s (the run awaits approval)", r.PipelineID, o.Status))
+		return ch, nil
+	}
 	if r.State != run.Running {
 		return noChange()
 	}
@@ -179,11 +205,18 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 	}
 	r.PipelineStatus = o.Status
 	to := map[string]run.State{"success": run.Succeeded, "failed": run.Failed, "canceled": run.Canceled, "skipped": run.Canceled}[o.Status]
+	unjudged := ""
+	if to == run.Succeeded {
+		if unjudged = unjudgedSuccess(r); unjudged != "" {
+			to = run.Failed
+		}
+	}
 	if err := r.MoveTo(to, t.now()); err != nil {
 		return ch, err
 	}
 	ch.Add(fmt.Sprintf("pipeline #%d %s", r.PipelineID, o.Status))
 	ch.Report(run.Report{Log: fmt.Sprintf("Pipeline #%d finished: %s", r.PipelineID, o.Status)})
+	fresh := r.Preview != nil && !r.Preview.At.Before(r.DispatchedAt) // this dispatch's
 	if to != run.Succeeded {
 		summary := fmt.Sprintf("Pipeline #%d %s", r.PipelineID, o.Status)
 		if len(o.FailedJobs) > 0 {
@@ -191,14 +224,22 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		}
 		summary += "; see " + r.PipelineURL
 		label := "Pipeline " + o.Status
-		if p := r.Preview; p != nil && (p.Verdict == run.VerdictRefused || p.Verdict == run.VerdictChanged) {
+		if p := r.Preview; fresh && (p.Verdict == run.VerdictRefused || p.Verdict == run.VerdictChanged) {
 			// Why the pipeline stopped is paved's own word on its preview.
 			summary = strings.Join(p.Reasons, "; ") + " (" + summary + ")"
 			label = map[string]string{run.VerdictRefused: "Refused by policy at preview", run.VerdictChanged: "Preview changed since approval"}[p.Verdict]
 		}
+		if unjudged != "" {
+			summary, label = unjudged+" (pipeline #"+fmt.Sprint(r.PipelineID)+" succeeded; see "+r.PipelineURL+")", "No judged preview"
+		}
 		r.Reasons = []string{summary}
-		if e := t.lifecycle(r, catalog.StatusFailed, summary); e != nil {
-			ch.Report(run.Report{Entity: e})
+		// The entity failed only if paved let the pipeline apply (or it
+		// posted no preview, so paved cannot tell); a refused preview
+		// changed nothing.
+		if !fresh || r.Preview.Verdict == run.VerdictApply {
+			if e := t.lifecycle(r, catalog.StatusFailed, summary); e != nil {
+				ch.Report(run.Report{Entity: e})
+			}
 		}
 		ch.Report(run.Report{Final: run.Failure, StatusLabel: label, Summary: summary, Link: r.PipelineURL})
 		return ch, nil

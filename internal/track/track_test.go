@@ -522,3 +522,38 @@ func TestExpireRejectsUndecidedApprovals(t *testing.T) {
 		t.Fatalf("a run without an expiry ended: %s", got.State)
 	}
 }
+
+// After an approval the run is dispatched again; news of the pipeline that
+// previewed it (which succeeded, applying nothing) is never taken for the
+// apply pipeline, whose own is.
+func TestThePreviewsPipelineIsNotTheApplys(t *testing.T) {
+	tr, _, _ := setup(t)
+	r := &run.Run{ID: "r_a", State: run.Dispatching, PreviewPipelineID: 100, Guarded: true, ApprovedDigest: "sha256:x"}
+	if _, err := tr.Adopt(r, gitlab.Pipeline{ID: 100, Status: "success", WebURL: "https://gitlab.test/p/-/pipelines/100"}, "hook"); !errors.Is(err, store.ErrNoChange) || r.PipelineID != 0 || r.State != run.Dispatching {
+		t.Fatalf("the preview's pipeline: %v, run %s on #%d", err, r.State, r.PipelineID)
+	}
+	if _, err := tr.Adopt(r, gitlab.Pipeline{ID: 101, Status: "running", WebURL: "https://gitlab.test/p/-/pipelines/101"}, "trigger"); err != nil || r.PipelineID != 101 || r.State != run.Running {
+		t.Fatalf("the apply's pipeline: %v, run %s on #%d", err, r.State, r.PipelineID)
+	}
+}
+
+// A guarded run's pipeline that succeeds without a preview paved judged
+// apply (an older component, a custom pipeline) does not make the run
+// succeed: nobody approved what it may have applied.
+func TestGuardedSuccessNeedsAnAppliedPreview(t *testing.T) {
+	tr, st, _ := setup(t)
+	r := running(t, st, run.Running)
+	if _, err := st.Update(context.Background(), r.ID, func(r *run.Run) (store.Change, error) {
+		r.Guarded = true
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out := handle(t, tr, hook(42, "success", "")); !out.Applied {
+		t.Fatalf("success hook: %+v", out)
+	}
+	got, _ := st.Run(context.Background(), r.ID)
+	if got.State != run.Failed || !strings.Contains(got.Reasons[0], "a guarded run applies only an approved preview") {
+		t.Fatalf("run %s %v", got.State, got.Reasons)
+	}
+}

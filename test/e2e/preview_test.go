@@ -94,4 +94,8 @@ func TestPolicyRefusesThePreview(t *testing.T) {
 	if got := e.Cloud.Resources("acme-prod-checkout"); len(got) != 1 || got[0].Inputs["bucket"] != "exports-legacy" {
 		t.Fatalf("the stack after a refused preview: %v", got)
 	}
+	// Nothing was applied, so the entity is not marked (failed or otherwise).
+	if got := e.Port.Entities("s3_bucket"); len(got) != 0 {
+		t.Fatalf("a refused preview wrote entities %v", got)
+	}
 }
