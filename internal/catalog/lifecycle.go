@@ -100,3 +100,16 @@ func DriftSummary(p *run.Preview) string {
 	_, u, _, d := p.Counts()
 	return clip.String(fmt.Sprintf("drifted: ~%d -%d (%s)", u, d, strings.Join(what, ", ")), 1000)
 }
+
+// FailedIfApplied is the entity write of a run that ended (canceled, timed
+// out) after paved let its pipeline apply: the entity failed, with the
+// reason. Nil when nothing was let apply in this dispatch (a dry run, a
+// drift check, a refused or unapproved preview), which leaves the entity
+// as it was.
+func (a *Action) FailedIfApplied(r *run.Run, reason, runURL string) *run.EntityUpsert {
+	p := r.Preview
+	if r.DryRun || r.Operation == run.Drift || p == nil || p.Verdict != run.VerdictApply || p.At.Before(r.DispatchedAt) {
+		return nil
+	}
+	return a.LifecycleFor(r, StatusFailed, reason, runURL)
+}

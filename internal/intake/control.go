@@ -26,6 +26,11 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*run.Run, error) {
 				msg += fmt.Sprintf("; pipeline #%d is being canceled", r.PipelineID)
 			}
 		}
+		if a, ok := s.Catalog.Get(r.Request.Action); ok {
+			if e := a.FailedIfApplied(r, msg, s.runURL(r.ID)); e != nil {
+				ch.Report(run.Report{Entity: e})
+			}
+		}
 		ch.Report(run.Report{Final: run.Failure, StatusLabel: "Canceled", Summary: msg, Link: r.PipelineURL})
 		return ch, nil
 	})

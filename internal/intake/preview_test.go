@@ -194,3 +194,39 @@ func TestPreviewRefusesWhatItCannotJudge(t *testing.T) {
 		t.Fatalf("unknown run: %v", err)
 	}
 }
+
+// A run canceled after paved let it apply marks its entity failed; one
+// canceled before its preview leaves the entity alone.
+func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	entities := func() (out []*run.EntityUpsert) {
+		for _, rep := range reports(t, st) {
+			if rep.Entity != nil {
+				out = append(out, rep.Entity)
+			}
+		}
+		return out
+	}
+	early, _, _ := s.Submit(ctx, bucketReq("c1", "dana@acme.example", "dev"))
+	if _, err := s.Cancel(ctx, early.ID, "operator:olivia"); err != nil {
+		t.Fatal(err)
+	}
+	if got := entities(); len(got) != 0 {
+		t.Fatalf("a run canceled before its preview wrote %v", got)
+	}
+	r, _, _ := s.Submit(ctx, bucketReq("c2", "dana@acme.example", "dev"))
+	running(t, st, r, 600)
+	p := run.Preview{Digest: digestOf('9'), Resources: []run.PreviewResource{{Op: run.OpCreate, Type: "aws:s3/bucketV2:BucketV2", Name: "acme-dev-checkout-c2"}}}
+	if got, err := s.Preview(ctx, r.ID, p); err != nil || got.Preview.Verdict != run.VerdictApply {
+		t.Fatalf("preview: %v %v", got, err)
+	}
+	if _, err := s.Cancel(ctx, r.ID, "operator:olivia"); err != nil {
+		t.Fatal(err)
+	}
+	got := entities()
+	if len(got) != 2 || got[0].Properties["status"] != "provisioning" || got[1].Properties["status"] != "failed" ||
+		got[1].Properties["statusReason"] != "canceled by operator:olivia; pipeline #600 is being canceled" {
+		t.Fatalf("entity writes %+v", got)
+	}
+}

@@ -44,6 +44,11 @@ func (t *Tracker) Expire(ctx context.Context) error {
 			ch.Add(why)
 			ch.Tasks = append(ch.Tasks, store.CancelTask(0))
 			ch.Report(run.Report{Log: "✗ " + why + "; canceling the pipeline"})
+			if a, ok := t.Catalog.Get(r.Request.Action); ok {
+				if e := a.FailedIfApplied(r, why, t.runURL(r.ID)); e != nil {
+					ch.Report(run.Report{Entity: e})
+				}
+			}
 			ch.Report(run.Report{Final: run.Failure, StatusLabel: "Timed out", Summary: why, Link: r.PipelineURL})
 			expired = true
 			return ch, nil
