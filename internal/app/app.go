@@ -70,6 +70,19 @@ type Options struct {
 // Build wires paved. Every secret is resolved and every definition loaded
 // and compiled here, so a bad config fails at start, not at the first run.
 func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options) (*App, error) {
+	// Fewer collections while starting (gc.go).
+	defer relaxGC()()
+	// The Rego unit tests are the slowest check at start (OPA's runner
+	// parses and compiles the policy with its tests, then evaluates each)
+	// and need nothing wired here, so they run beside the wiring below.
+	// Their result is awaited before anything is resolved, opened or
+	// migrated: a failing test still stops paved before it touches a
+	// secret or the store, and is reported with the other definition
+	// problems as before.
+	testsCtx, stopTests := context.WithCancel(ctx)
+	defer stopTests()
+	regoTests := make(chan []validate.Problem, 1)
+	go func() { regoTests <- validate.RegoTests(testsCtx, cfg.PolicyDir) }()
 	// Secrets are resolved once here and refreshed while paved runs; see
 	// secrets.go for which consumers follow a rotation.
 	secrets := secret.NewCache(secret.Options{Resolver: opt.Resolver, RefreshInterval: cfg.Secrets.RefreshInterval, Log: log.Named("secret")})
@@ -98,20 +111,27 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		bpDir = ""
 	}
 	defs, probs := validate.Load(cfg.ActionsDir, bpDir)
-	if probs = append(probs, validate.RegoTests(ctx, cfg.PolicyDir)...); len(probs) > 0 {
-		return nil, fmt.Errorf("refusing to start: %d problem(s) in the definitions:\n%s", len(probs), validate.Report(probs))
-	}
-	cat, err := catalog.New(defs.Actions)
-	if err != nil {
-		return nil, fmt.Errorf("load actions: %w", err)
+	// The catalog and the policy are built while the tests run (neither
+	// has an effect outside this process), and their errors are reported
+	// after the definitions' problems, in the order they always were.
+	var cat *catalog.Catalog
+	var catErr error
+	if len(probs) == 0 {
+		cat, catErr = catalog.New(defs.Actions)
 	}
 	envs := make([]policy.Environment, len(cfg.Environments))
 	for i, e := range cfg.Environments {
 		envs[i] = policy.Environment{Name: e.Name, Production: e.Production}
 	}
-	pol, err := policy.New(ctx, cfg.PolicyDir, policy.Data{Environments: envs, Tenants: cfg.Tenants})
-	if err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
+	pol, polErr := policy.New(ctx, cfg.PolicyDir, policy.Data{Environments: envs, Tenants: cfg.Tenants})
+	if probs = append(probs, <-regoTests...); len(probs) > 0 {
+		return nil, fmt.Errorf("refusing to start: %d problem(s) in the definitions:\n%s", len(probs), validate.Report(probs))
+	}
+	if catErr != nil {
+		return nil, fmt.Errorf("load actions: %w", catErr)
+	}
+	if polErr != nil {
+		return nil, fmt.Errorf("load policy: %w", polErr)
 	}
 	glToken, err := current(cfg.GitLab.Token)
 	if err != nil {
@@ -255,6 +275,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// Start-up's garbage is handed back to the OS a second after paved
+	// serves (see relaxGC): the full collection that takes would otherwise
+	// compete with the first requests, the readiness probe's among them.
+	defer time.AfterFunc(time.Second, freeStartupHeap).Stop()
 	a.log.Info("paved serving", zap.String("addr", ln.Addr().String()))
 	var err error
 	select {

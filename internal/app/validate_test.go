@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -103,6 +105,11 @@ func TestBuildRefusesBadDefinitions(t *testing.T) {
 		want := f + ":" + strconv.Itoa(line) + ": rego test data.paved.policy_test.test_broken fails"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Build error = %v, want %s", err, want)
+		}
+		// The tests run beside the rest of Build, but are waited for
+		// before the store is opened: nothing is created or migrated.
+		if _, err := os.Stat(cfg.Store.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("store %s after the refused start: %v, want none", cfg.Store.Path, err)
 		}
 	})
 }

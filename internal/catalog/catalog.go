@@ -99,10 +99,24 @@ type inputsFile struct {
 	Order  []string       `yaml:"order"`
 }
 
-var (
-	identifierRE = regexp.MustCompile(`^[a-z][a-z0-9-]{1,62}$`)
-	blueprintRE  = regexp.MustCompile(`^[A-Za-z0-9@_=\-]+$`)
-)
+var blueprintRE = regexp.MustCompile(`^[A-Za-z0-9@_=\-]+$`)
+
+// identifierPattern is what an action's identifier must match, checked by
+// validIdentifier: as a regexp its {1,62} compiled to a 50 KB program at
+// every start.
+const identifierPattern = `^[a-z][a-z0-9-]{1,62}$`
+
+func validIdentifier(s string) bool {
+	if len(s) < 2 || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Load reads every *.yaml file in dir. Any bad file fails the whole load:
 // serving a partial catalog would make actions vanish without anyone noticing.
@@ -230,8 +244,8 @@ func withDryRun(schema map[string]any, order *[]string) error {
 func build(name string, f *actionFile) (*Action, []error) {
 	var errs []error
 	bad := func(field, format string, args ...any) { errs = append(errs, defErr(field, format, args...)) }
-	if !identifierRE.MatchString(f.Identifier) {
-		bad("identifier", "must match %s, got %q", identifierRE, f.Identifier)
+	if !validIdentifier(f.Identifier) {
+		bad("identifier", "must match %s, got %q", identifierPattern, f.Identifier)
 	}
 	if strings.TrimSpace(f.Title) == "" {
 		bad("title", "is required")

@@ -38,7 +38,7 @@ func (a *Action) StackOf(req run.Request) (run.Stack, error) {
 		// Each part becomes part of a Pulumi stack name, a Kubernetes
 		// namespace and a GitLab variable: it must be a DNS label.
 		for _, p := range []struct{ what, v string }{{"tenant", st.Tenant}, {"environment", st.Environment}, {"service", st.Service}} {
-			if !dnsLabel.MatchString(p.v) {
+			if !dnsLabel(p.v) {
 				errs = append(errs, fmt.Errorf("%s %q is not a valid name: use 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", p.what, clipped(p.v)))
 			}
 		}
@@ -49,8 +49,20 @@ func (a *Action) StackOf(req run.Request) (run.Stack, error) {
 	return st, nil
 }
 
-// dnsLabel is an RFC 1123 label, as Kubernetes names namespaces.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+// dnsLabel reports whether s is an RFC 1123 label, as Kubernetes names
+// namespaces: ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$, written out because the
+// regexp's {0,61} compiled to a 44 KB program at every start.
+func dnsLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // clipped shortens a value quoted back in an error.
 func clipped(s string) string { return clip.String(s, 80) }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -362,7 +361,7 @@ func (c Config) Validate() error {
 		checkRef(bad, fmt.Sprintf("api.tokens[%d]", i), t)
 	}
 	for name, cl := range c.API.Clients {
-		if !operatorName.MatchString(name) || name == "api" {
+		if !operatorName(name) || name == "api" {
 			bad("api.clients", "client name %q must be 1-64 letters, digits, '.', '_', '-' or '@', and not \"api\"", name)
 		}
 		checkRef(bad, "api.clients."+name+".token", cl.Token)
@@ -398,7 +397,7 @@ func (c Config) Validate() error {
 		bad("secrets.refreshInterval", "must be positive")
 	}
 	for name, ref := range c.Operator.Tokens {
-		if !operatorName.MatchString(name) {
+		if !operatorName(name) {
 			bad("operator.tokens", "operator name %q must be 1-64 letters, digits, '.', '_', '-' or '@'", name)
 		}
 		checkRef(bad, "operator.tokens."+name, ref)
@@ -433,7 +432,22 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-var operatorName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
+// operatorName reports whether name matches ^[A-Za-z0-9._@-]{1,64}$. It is
+// written out because a regexp's {1,64} compiles to a 60 KB program, built
+// at every start for a handful of names.
+func operatorName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func checkURL(bad func(string, string, ...any), key, v string) {
 	if v == "" {

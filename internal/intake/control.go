@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -26,7 +27,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*run.Run, error) {
 				msg += fmt.Sprintf("; pipeline #%d is being canceled", r.PipelineID)
 			}
 		}
-		if a, ok := s.Catalog.Get(r.Request.Action); ok {
+		if a, ok := s.action(r.Request.Action); ok {
 			if e := a.FailedIfApplied(r, msg, s.runURL(r.ID)); e != nil {
 				ch.Report(run.Report{Entity: e})
 			}
@@ -41,4 +42,13 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*run.Run, error) {
 		s.Notify()
 	}
 	return r, nil
+}
+
+// action finds a run's action; a Service without a catalog (one that only
+// controls runs) knows none.
+func (s *Service) action(id string) (*catalog.Action, bool) {
+	if s.Catalog == nil {
+		return nil, false
+	}
+	return s.Catalog.Get(id)
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
@@ -42,7 +41,7 @@ func answerOf(r *run.Run, created bool) runAnswer {
 // asynchronous: the answer is 202 as soon as the run is recorded, and the
 // result goes back through Port's API. A refused run is recorded too (and
 // reported to Port as FAILURE); the answer carries the same reasons.
-func (s *Server) portWebhook(c *gin.Context) {
+func (s *Server) portWebhook(c *exchange) {
 	if s.cfg.PortVerifier == nil {
 		fail(c, http.StatusNotFound, "Port intake is not enabled")
 		return
@@ -51,9 +50,9 @@ func (s *Server) portWebhook(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.PortVerifier.Verify(c.Request.Header, body); err != nil {
+	if err := s.cfg.PortVerifier.Verify(c.r.Header, body); err != nil {
 		s.cfg.Metrics.AuthFailure("port_webhook", verifyReason(err))
-		s.log.Warn("port webhook refused", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
+		s.log.Warn("port webhook refused", zap.String("request_id", c.id), zap.Error(err))
 		fail(c, http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -66,19 +65,19 @@ func (s *Server) portWebhook(c *gin.Context) {
 		s.portDecision(c, inv.Request)
 		return
 	}
-	r, created, err := s.intake.Submit(c.Request.Context(), inv.Request)
+	r, created, err := s.intake.Submit(c.r.Context(), inv.Request)
 	if s.submitError(c, "port", err) {
 		return
 	}
-	c.JSON(http.StatusAccepted, answerOf(r, created))
+	c.json(http.StatusAccepted, answerOf(r, created))
 }
 
-func (s *Server) gitlabWebhook(c *gin.Context) {
+func (s *Server) gitlabWebhook(c *exchange) {
 	body, ok := s.readBody(c)
 	if !ok {
 		return
 	}
-	ev, err := gitlab.DecodePipelineHook(c.Request.Header, body, s.cfg.GitLabWebhookToken)
+	ev, err := gitlab.DecodePipelineHook(c.r.Header, body, s.cfg.GitLabWebhookToken)
 	switch {
 	case errors.Is(err, gitlab.ErrUnauthorized):
 		s.cfg.Metrics.AuthFailure("gitlab_webhook", "bad_token")
@@ -86,13 +85,13 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 		return
 	case errors.Is(err, gitlab.ErrNotPipelineHook):
 		// Other events may be enabled on the hook; they are not errors.
-		c.JSON(http.StatusOK, gin.H{"ignored": "not a pipeline event"})
+		c.json(http.StatusOK, map[string]any{"ignored": "not a pipeline event"})
 		return
 	case err != nil:
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	out, err := s.tracker.HandleHook(c.Request.Context(), ev)
+	out, err := s.tracker.HandleHook(c.r.Context(), ev)
 	if err != nil {
 		s.log.Error("apply pipeline hook", zap.Int64("pipeline", ev.PipelineID), zap.Error(err))
 		fail(c, http.StatusInternalServerError, "could not apply the event; GitLab may retry")
@@ -102,18 +101,18 @@ func (s *Server) gitlabWebhook(c *gin.Context) {
 		// 200 all the same: GitLab disables hooks that keep failing, and a
 		// hook paved has no use for is not GitLab's error.
 		s.log.Info("pipeline hook ignored", zap.Int64("pipeline", ev.PipelineID), zap.Int64("project", ev.ProjectID), zap.String("why", out.What))
-		c.JSON(http.StatusOK, gin.H{"ignored": out.What})
+		c.json(http.StatusOK, map[string]any{"ignored": out.What})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"applied": out.What})
+	c.json(http.StatusOK, map[string]any{"applied": out.What})
 }
 
 // portDecision answers the approve-run action at once: Port invokes it as a
 // synchronous webhook and marks its run by the answer (2xx SUCCESS, else
 // FAILURE with the error), while the decided run's own Port log gets the
 // decision through the usual reports.
-func (s *Server) portDecision(c *gin.Context, req run.Request) {
-	r, err := s.intake.Decide(c.Request.Context(), req)
+func (s *Server) portDecision(c *exchange, req run.Request) {
+	r, err := s.intake.Decide(c.r.Context(), req)
 	if errors.Is(err, intake.ErrBadDecision) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
@@ -121,7 +120,7 @@ func (s *Server) portDecision(c *gin.Context, req run.Request) {
 	if s.runError(c, err) {
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
+	c.json(http.StatusOK, map[string]any{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
 }
 
 // verifyReason names why Port's signature was refused, for the metrics.
@@ -147,7 +146,7 @@ type apiRunRequest struct {
 	Inputs         map[string]any `json:"inputs"`
 }
 
-func (s *Server) createRun(c *gin.Context) {
+func (s *Server) createRun(c *exchange) {
 	body, ok := s.readBody(c)
 	if !ok {
 		return
@@ -159,7 +158,7 @@ func (s *Server) createRun(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "body is not a run request: "+err.Error())
 		return
 	}
-	if h := c.GetHeader("Idempotency-Key"); h != "" {
+	if h := c.r.Header.Get("Idempotency-Key"); h != "" {
 		if req.IdempotencyKey != "" && req.IdempotencyKey != h {
 			fail(c, http.StatusBadRequest, "the Idempotency-Key header and the body's idempotencyKey differ; send one")
 			return
@@ -191,7 +190,7 @@ func (s *Server) createRun(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "the idempotency key is longer than 255 characters")
 		return
 	}
-	client := c.MustGet(clientKey).(*APIClient)
+	client := c.client
 	if strings.Contains(client.Name, "@") && !strings.EqualFold(req.User.Email, client.Name) {
 		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q submits only as itself, not as %q", client.Name, clip.String(req.User.Email, 128)))
 		return
@@ -202,7 +201,7 @@ func (s *Server) createRun(c *gin.Context) {
 	}
 	req.User.Teams = groupNames(req.User.Teams)
 	req.Entity.Team = groupNames(req.Entity.Team)
-	r, created, err := s.intake.Submit(c.Request.Context(), run.Request{
+	r, created, err := s.intake.Submit(c.r.Context(), run.Request{
 		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, Caller: client.Name, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
 	if s.submitError(c, "api", err) {
@@ -215,7 +214,7 @@ func (s *Server) createRun(c *gin.Context) {
 	case !created:
 		code = http.StatusOK
 	}
-	c.JSON(code, answerOf(r, created))
+	c.json(code, answerOf(r, created))
 }
 
 // groupNames turns Backstage group entity refs ("group:default/payments")
@@ -238,23 +237,23 @@ func groupNames(teams []string) []string {
 // runLogs streams a run's log as server-sent events (logstream), for
 // Backstage's paved:run step: resumable with Last-Event-ID, ended with an
 // "end" event carrying the run's final state.
-func (s *Server) runLogs(c *gin.Context) {
-	r, err := s.runs.Run(c.Request.Context(), c.Param("id"))
+func (s *Server) runLogs(c *exchange) {
+	r, err := s.runs.Run(c.r.Context(), c.param("id"))
 	if s.runError(c, err) {
 		return
 	}
-	after, err := logstream.ResumeAt(c.Request)
+	after, err := logstream.ResumeAt(c.r)
 	if err != nil {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	logstream.Serve(c.Writer, c.Request, s.runs, r.ID, after, logstream.Options{Done: s.cfg.StreamsDone, Log: s.log})
+	logstream.Serve(c.w, c.r, s.runs, r.ID, after, logstream.Options{Done: s.cfg.StreamsDone, Log: s.log})
 }
 
 // submitError answers for a failed submission; it returns false on no
 // error. A reused idempotency key is the caller's conflict (409); anything
 // else is paved's failure.
-func (s *Server) submitError(c *gin.Context, portal string, err error) bool {
+func (s *Server) submitError(c *exchange, portal string, err error) bool {
 	var conflict *intake.ConflictError
 	switch {
 	case err == nil:
@@ -262,8 +261,8 @@ func (s *Server) submitError(c *gin.Context, portal string, err error) bool {
 	case errors.As(err, &conflict):
 		fail(c, http.StatusConflict, conflict.Error())
 	default:
-		s.log.Error("submit "+portal+" run", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.GetString("request_id"))
+		s.log.Error("submit "+portal+" run", zap.String("request_id", c.id), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.id)
 	}
 	return true
 }
@@ -274,21 +273,21 @@ type runView struct {
 	Events []run.Event `json:"events"`
 }
 
-func (s *Server) getRun(c *gin.Context) {
-	r, err := s.runs.Run(c.Request.Context(), c.Param("id"))
+func (s *Server) getRun(c *exchange) {
+	r, err := s.runs.Run(c.r.Context(), c.param("id"))
 	if s.runError(c, err) {
 		return
 	}
-	evs, err := s.runs.Events(c.Request.Context(), r.ID)
+	evs, err := s.runs.Events(c.r.Context(), r.ID)
 	if s.runError(c, err) {
 		return
 	}
-	c.JSON(http.StatusOK, runView{Run: r, Events: evs})
+	c.json(http.StatusOK, runView{Run: r, Events: evs})
 }
 
-func (s *Server) listRuns(c *gin.Context) {
+func (s *Server) listRuns(c *exchange) {
 	q := store.Query{Limit: 100}
-	if v := c.Query("limit"); v != "" {
+	if v := c.r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
 			fail(c, http.StatusBadRequest, "limit must be a number from 1 to 1000")
@@ -296,17 +295,17 @@ func (s *Server) listRuns(c *gin.Context) {
 		}
 		q.Limit = n
 	}
-	for _, st := range c.QueryArray("state") {
+	for _, st := range c.r.URL.Query()["state"] {
 		q.States = append(q.States, run.State(st))
 	}
-	runs, err := s.runs.ListRuns(c.Request.Context(), q)
+	runs, err := s.runs.ListRuns(c.r.Context(), q)
 	if s.runError(c, err) {
 		return
 	}
 	if runs == nil {
 		runs = []*run.Run{}
 	}
-	c.JSON(http.StatusOK, gin.H{"runs": runs})
+	c.json(http.StatusOK, map[string]any{"runs": runs})
 }
 
 // decision is a person's call on a run. Approvals name the approver with
@@ -353,23 +352,23 @@ func approverOf(client *APIClient, d decision, email bool) (by run.Approver, cod
 
 const approverUsage = `body must be {"approver": {"email": "...", "teams": ["..."]}, "reason": "..."} (or {"by": "<email>"})`
 
-func (s *Server) approve(c *gin.Context) {
+func (s *Server) approve(c *exchange) {
 	s.control(c, approverUsage, true, s.intake.Approve)
 }
 
-func (s *Server) deny(c *gin.Context) {
+func (s *Server) deny(c *exchange) {
 	s.control(c, approverUsage, true, s.intake.Deny)
 }
 
-func (s *Server) cancel(c *gin.Context) {
+func (s *Server) cancel(c *exchange) {
 	s.control(c, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
 		return s.intake.Cancel(ctx, id, by.ID)
 	})
 }
 
 // control runs a person's decision on a run (approve, deny, cancel).
-func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)) {
-	client := c.MustGet(clientKey).(*APIClient)
+func (s *Server) control(c *exchange, usage string, email bool, act func(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)) {
+	client := c.client
 	// A client limited to some actions submits them, and decides nothing:
 	// an approval names its approver on the client's word.
 	if len(client.Actions) > 0 {
@@ -388,14 +387,14 @@ func (s *Server) control(c *gin.Context, usage string, email bool, act func(ctx 
 		fail(c, code, msg)
 		return
 	}
-	r, err := act(c.Request.Context(), c.Param("id"), by, d.Reason)
+	r, err := act(c.r.Context(), c.param("id"), by, d.Reason)
 	if s.runError(c, err) {
 		return
 	}
-	c.JSON(http.StatusOK, answerOf(r, true))
+	c.json(http.StatusOK, answerOf(r, true))
 }
 
-func (s *Server) pipelineLogs(c *gin.Context) {
+func (s *Server) pipelineLogs(c *exchange) {
 	var body struct {
 		Lines []string `json:"lines"`
 	}
@@ -406,13 +405,13 @@ func (s *Server) pipelineLogs(c *gin.Context) {
 		fail(c, http.StatusBadRequest, `body must be {"lines": ["..."]}`)
 		return
 	}
-	if s.runError(c, s.tracker.AppendLogs(c.Request.Context(), c.Param("id"), body.Lines)) {
+	if s.runError(c, s.tracker.AppendLogs(c.r.Context(), c.param("id"), body.Lines)) {
 		return
 	}
-	c.JSON(http.StatusAccepted, gin.H{"accepted": len(body.Lines)})
+	c.json(http.StatusAccepted, map[string]any{"accepted": len(body.Lines)})
 }
 
-func (s *Server) pipelineOutputs(c *gin.Context) {
+func (s *Server) pipelineOutputs(c *exchange) {
 	var body struct {
 		Outputs map[string]any `json:"outputs"`
 	}
@@ -423,13 +422,13 @@ func (s *Server) pipelineOutputs(c *gin.Context) {
 		fail(c, http.StatusBadRequest, `body must be {"outputs": {...}}`)
 		return
 	}
-	if s.runError(c, s.tracker.RecordOutputs(c.Request.Context(), c.Param("id"), body.Outputs)) {
+	if s.runError(c, s.tracker.RecordOutputs(c.r.Context(), c.param("id"), body.Outputs)) {
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"recorded": len(body.Outputs)})
+	c.json(http.StatusOK, map[string]any{"recorded": len(body.Outputs)})
 }
 
-func (s *Server) pipelinePreview(c *gin.Context) {
+func (s *Server) pipelinePreview(c *exchange) {
 	const usage = `body must be {"resources": [{"op": "create|update|replace|delete", "type": "...", "name": "..."}], "digest": "sha256:...", "destroy": false}, as paved preview posts it`
 	var body struct {
 		Resources []run.PreviewResource `json:"resources"`
@@ -439,29 +438,29 @@ func (s *Server) pipelinePreview(c *gin.Context) {
 	if !s.bindJSON(c, &body, usage) {
 		return
 	}
-	r, err := s.intake.Preview(c.Request.Context(), c.Param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy})
+	r, err := s.intake.Preview(c.r.Context(), c.param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy})
 	switch {
 	case errors.Is(err, intake.ErrBadPreview):
 		fail(c, http.StatusBadRequest, err.Error()+"; "+usage)
 		return
 	case errors.Is(err, intake.ErrNotYet):
 		// The trigger's answer is still being recorded: the job retries.
-		c.Header("Retry-After", "1")
+		c.w.Header().Set("Retry-After", "1")
 		fail(c, http.StatusServiceUnavailable, err.Error())
 		return
 	case s.runError(c, err):
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"verdict": r.Preview.Verdict, "summary": r.Preview.Label(), "reasons": r.Preview.Reasons})
+	c.json(http.StatusOK, map[string]any{"verdict": r.Preview.Verdict, "summary": r.Preview.Label(), "reasons": r.Preview.Reasons})
 }
 
 // runError answers for a failed run operation; it returns false on no error.
-func (s *Server) runError(c *gin.Context, err error) bool {
+func (s *Server) runError(c *exchange, err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, run.ErrNotFound):
-		fail(c, http.StatusNotFound, "no run "+c.Param("id"))
+		fail(c, http.StatusNotFound, "no run "+c.param("id"))
 	case errors.Is(err, intake.ErrNotApprover):
 		fail(c, http.StatusForbidden, err.Error())
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
@@ -469,15 +468,15 @@ func (s *Server) runError(c *gin.Context, err error) bool {
 	case errors.Is(err, track.ErrTooMany), errors.Is(err, track.ErrTooLarge):
 		fail(c, http.StatusRequestEntityTooLarge, err.Error())
 	default:
-		s.log.Error("run operation", zap.String("request_id", c.GetString("request_id")), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "internal error; request id "+c.GetString("request_id"))
+		s.log.Error("run operation", zap.String("request_id", c.id), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "internal error; request id "+c.id)
 	}
 	return true
 }
 
 // bindJSON decodes a JSON body; on failure it has answered: 413 for a body
 // over the limit, 400 with usage otherwise.
-func (s *Server) bindJSON(c *gin.Context, v any, usage string) bool {
+func (s *Server) bindJSON(c *exchange, v any, usage string) bool {
 	body, ok := s.readBody(c)
 	if !ok {
 		return false

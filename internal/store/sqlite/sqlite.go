@@ -107,19 +107,28 @@ func (s *Store) Writable(ctx context.Context) error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		err := s.w.Tx(ctx, func(tx batch.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, name).Scan(&n); err != nil || n > 0 {
-				return err
+	// Every pending migration in one transaction: a fresh database is
+	// created with one commit, one fsync of the WAL, instead of one for the
+	// bookkeeping table and one per migration (most of a fresh start's
+	// store time); a migration that fails leaves none of them applied.
+	return s.w.Tx(ctx, func(tx batch.Tx) error {
+		// The bookkeeping table is made in the same transaction, so that a
+		// fresh database costs that one commit. Unprepared: it runs once.
+		if err := tx.ExecUnprepared(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		applied, err := appliedMigrations(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if applied[name] {
+				continue
 			}
 			body, err := migrations.ReadFile(name)
 			if err != nil {
@@ -129,14 +138,33 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err := tx.ExecUnprepared(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, name, s.now().UnixMilli())
-			return err
-		})
-		if err != nil {
-			return err
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, name, s.now().UnixMilli()); err != nil {
+				return fmt.Errorf("%s: record: %w", name, err)
+			}
 		}
+		return nil
+	})
+}
+
+// appliedMigrations are the versions schema_migrations lists.
+func appliedMigrations(ctx context.Context, tx batch.Tx) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
-	return nil
+	defer rows.Close()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return applied, nil
 }
 
 // CreateRun stores a new run with its change. When a run with the same
