@@ -295,7 +295,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	if cerr := a.store.Close(); cerr != nil {
 		a.log.Warn("close store", zap.Error(cerr))
 	}
-	if terr := a.stopTracing(shutCtx); terr != nil {
+	// The flush gets time of its own: a shutdown that waited out its whole
+	// timeout (a connection that never sent its request holds Shutdown for
+	// seconds) must not cost the last spans.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), traceFlushTimeout)
+	defer cancelFlush()
+	if terr := a.stopTracing(flushCtx); terr != nil {
 		a.log.Warn("flush traces", zap.Error(terr))
 	}
 	a.log.Info("paved stopped")
@@ -304,6 +309,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	return err
 }
+
+// traceFlushTimeout bounds the export of the last spans at shutdown.
+const traceFlushTimeout = 3 * time.Second
 
 // portReporter adapts the Port client to the reporter's Portal.
 type portReporter struct{ *portClients }
