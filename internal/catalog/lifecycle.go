@@ -21,6 +21,21 @@ const (
 	StatusDrifted      = "drifted"
 )
 
+// StatusAfter is the status a change of operation op gives its entity:
+// while it is applied (provisioning, destroying), then once done (ready,
+// destroyed).
+func StatusAfter(op run.Operation, done bool) string {
+	switch {
+	case op == run.Delete && done:
+		return StatusDestroyed
+	case op == run.Delete:
+		return StatusDestroying
+	case done:
+		return StatusReady
+	}
+	return StatusProvisioning
+}
+
 // LifecycleProperties are the properties paved writes onto the entities
 // its actions manage, as blueprint schema properties: `paved render port`
 // adds them to every blueprint an action writes.
@@ -107,8 +122,7 @@ func DriftSummary(p *run.Preview) string {
 // drift check, a refused or unapproved preview), which leaves the entity
 // as it was.
 func (a *Action) FailedIfApplied(r *run.Run, reason, runURL string) *run.EntityUpsert {
-	p := r.Preview
-	if r.DryRun || r.Operation == run.Drift || p == nil || p.Verdict != run.VerdictApply || p.At.Before(r.DispatchedAt) {
+	if r.DryRun || r.Operation == run.Drift || r.Verdict() != run.VerdictApply {
 		return nil
 	}
 	return a.LifecycleFor(r, StatusFailed, reason, runURL)

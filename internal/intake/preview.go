@@ -42,7 +42,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 	if err != nil {
 		return nil, fmt.Errorf("preview of run %s: %w", id, err)
 	}
-	if prev := before.Preview; prev != nil && prev.Digest == p.Digest && !prev.At.Before(before.DispatchedAt) {
+	if before.Verdict() != "" && before.Preview.Digest == p.Digest {
 		// The pipeline sent this dispatch's preview again (its answer was
 		// lost): the same verdict, whatever the run became since.
 		return before, nil
@@ -106,12 +106,8 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 			}
 			// The entity shows the change under way from the moment paved
 			// lets it be applied.
-			if a, ok := s.Catalog.Get(r.Request.Action); ok && !r.DryRun {
-				status := catalog.StatusProvisioning
-				if r.Operation == run.Delete {
-					status = catalog.StatusDestroying
-				}
-				last.Entity = a.LifecycleFor(r, status, "", s.runURL(r.ID))
+			if a, ok := s.action(r.Request.Action); ok && !r.DryRun {
+				last.Entity = a.LifecycleFor(r, catalog.StatusAfter(r.Operation, false), "", s.runURL(r.ID))
 			}
 			ch.Report(last)
 		case run.VerdictDryRun:

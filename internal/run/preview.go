@@ -45,6 +45,16 @@ type PreviewResource struct {
 	Name string `json:"name"` // the Pulumi resource name
 }
 
+// Verdict is paved's verdict on the preview of the run's current dispatch,
+// "" when this dispatch has posted none (an earlier dispatch's preview, the
+// one an approval was given for, does not count).
+func (r *Run) Verdict() string {
+	if r.Preview == nil || r.Preview.At.Before(r.DispatchedAt) {
+		return ""
+	}
+	return r.Preview.Verdict
+}
+
 // Counts tells how many resources each operation touches.
 func (p *Preview) Counts() (create, update, replace, del int) {
 	for _, r := range p.Resources {

@@ -75,14 +75,12 @@ func (t *Tracker) runURL(id string) string {
 // such preview (an older provisioning component, a custom one) may have
 // applied what nobody approved.
 func unjudgedSuccess(r *run.Run) string {
-	p := r.Preview
-	fresh := p != nil && !p.At.Before(r.DispatchedAt)
-	switch {
+	switch v := r.Verdict(); {
 	case r.Operation == run.Drift:
 		return ""
-	case r.DryRun && !(fresh && p.Verdict == run.VerdictDryRun):
+	case r.DryRun && v != run.VerdictDryRun:
 		return "the dry run's pipeline posted no preview (paved preview), so paved cannot tell what it did; update the provisioning component"
-	case r.Guarded && !(fresh && p.Verdict == run.VerdictApply && r.ApprovedDigest != ""):
+	case r.Guarded && (v != run.VerdictApply || r.ApprovedDigest == ""):
 		return "a guarded run applies only an approved preview, and its pipeline ended without one (no paved preview judged apply); update the provisioning component"
 	}
 	return ""
@@ -216,7 +214,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 	}
 	ch.Add(fmt.Sprintf("pipeline #%d %s", r.PipelineID, o.Status))
 	ch.Report(run.Report{Log: fmt.Sprintf("Pipeline #%d finished: %s", r.PipelineID, o.Status)})
-	fresh := r.Preview != nil && !r.Preview.At.Before(r.DispatchedAt) // this dispatch's
+	verdict := r.Verdict()
 	if to != run.Succeeded {
 		summary := fmt.Sprintf("Pipeline #%d %s", r.PipelineID, o.Status)
 		if len(o.FailedJobs) > 0 {
@@ -224,10 +222,10 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		}
 		summary += "; see " + r.PipelineURL
 		label := "Pipeline " + o.Status
-		if p := r.Preview; fresh && (p.Verdict == run.VerdictRefused || p.Verdict == run.VerdictChanged) {
+		if verdict == run.VerdictRefused || verdict == run.VerdictChanged {
 			// Why the pipeline stopped is paved's own word on its preview.
-			summary = strings.Join(p.Reasons, "; ") + " (" + summary + ")"
-			label = map[string]string{run.VerdictRefused: "Refused by policy at preview", run.VerdictChanged: "Preview changed since approval"}[p.Verdict]
+			summary = strings.Join(r.Preview.Reasons, "; ") + " (" + summary + ")"
+			label = map[string]string{run.VerdictRefused: "Refused by policy at preview", run.VerdictChanged: "Preview changed since approval"}[verdict]
 		}
 		if unjudged != "" {
 			summary, label = unjudged+" (pipeline #"+fmt.Sprint(r.PipelineID)+" succeeded; see "+r.PipelineURL+")", "No judged preview"
@@ -236,7 +234,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		// The entity failed only if paved let the pipeline apply (or it
 		// posted no preview, so paved cannot tell); a refused preview
 		// changed nothing.
-		if !fresh || r.Preview.Verdict == run.VerdictApply {
+		if verdict == "" || verdict == run.VerdictApply {
 			if e := t.lifecycle(r, catalog.StatusFailed, summary); e != nil {
 				ch.Report(run.Report{Entity: e})
 			}
@@ -271,11 +269,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		summary += ": applied " + r.Preview.Label()
 	}
 	if a, ok := t.Catalog.Get(r.Request.Action); ok {
-		status := catalog.StatusReady
-		if r.Operation == run.Delete {
-			status = catalog.StatusDestroyed
-		}
-		if e := a.EntityWithLifecycle(r, status, "", t.runURL(r.ID)); e != nil {
+		if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})
 			summary += fmt.Sprintf("; %s %s is up to date", e.Blueprint, e.Identifier)
 		}
