@@ -7,7 +7,8 @@
 # the run's pipeline has previewed the change (absent at intake: rules on it
 # do not apply then): {create, update, replace, delete: counts, destroy,
 # digest, resources: [{op, type, name}]}, op one of create, update,
-# replace, delete, type a Pulumi type token.
+# replace, delete, type a Pulumi type token; ttl_seconds when the run makes
+# an ephemeral stack (the input ttl) or extends one (paved-extend-ttl).
 #
 # Teams are compared by IDENTIFIER, never by display name: Port's entity
 # "team" holds team identifiers, so input.team and entity.team are
@@ -163,6 +164,30 @@ deny contains {"rule": "production-delete-unconfirmed", "msg": msg} if {
 	msg := sprintf(
 		"deleting service %q in production destroys its stack and its data: type the service's name, %s, in confirmName to confirm",
 		[input.service, input.service],
+	)
+}
+
+# Ephemeral stacks (the input ttl, seen as input.ttl_seconds; also the TTL
+# asked by paved-extend-ttl): never in production, where a stack is meant
+# to last, and elsewhere at most the environment's longest TTL, in hours.
+ttl_max_hours := {"dev": 336, "staging": 72}
+
+ttl_limit := h if {
+	h := ttl_max_hours[input.environment]
+} else := 168
+
+deny contains {"rule": "ttl-in-production", "msg": msg} if {
+	input.ttl_seconds > 0
+	production
+	msg := sprintf("environment %q is production, where stacks are not ephemeral: leave ttl empty", [input.environment])
+}
+
+deny contains {"rule": "ttl-too-long", "msg": msg} if {
+	not production
+	input.ttl_seconds > ttl_limit * 3600
+	msg := sprintf(
+		"a ttl of %s is longer than environment %q allows: at most %dh; ask for less, and extend it later with paved-extend-ttl",
+		[input.inputs.ttl, input.environment, ttl_limit],
 	)
 }
 

@@ -222,3 +222,21 @@ test_production_delete_needs_the_typed_name if {
 	d3 := decide(object.union(base, {"operation": "DELETE", "inputs": {"tenant": "acme", "environment": "dev", "confirm": true}}))
 	count(d3.deny) == 0
 }
+
+test_ttl_bounded_per_environment if {
+	ok := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "inputs": {"ttl": "3d"}, "ttl_seconds": 259200}))
+	count(ok.deny) == 0
+	long := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "environment": "staging", "inputs": {"ttl": "4d"}, "ttl_seconds": 345600}))
+	rules(long) == {"ttl-too-long"}
+	some m in long.deny
+	contains(m.msg, "at most 72h")
+	other := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "environment": "qa", "inputs": {"ttl": "8d"}, "ttl_seconds": 691200}))
+	"ttl-too-long" in rules(other)
+}
+
+test_ttl_never_in_production if {
+	d := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "environment": "prod", "inputs": {"ttl": "8h"}, "ttl_seconds": 28800}))
+	"ttl-in-production" in rules(d)
+	kept := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "environment": "prod", "inputs": {}}))
+	not "ttl-in-production" in rules(kept)
+}

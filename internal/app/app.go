@@ -23,6 +23,7 @@ import (
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/dispatch"
 	"github.com/paved-idp/paved/internal/drift"
+	"github.com/paved-idp/paved/internal/expiry"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
@@ -47,6 +48,7 @@ type App struct {
 	report   *report.Worker
 	tracker  *track.Tracker
 	drift    *drift.Scheduler
+	expiry   *expiry.Scheduler
 	secrets  *secret.Cache
 	// stopTracing flushes the spans still buffered.
 	stopTracing func(context.Context) error
@@ -210,6 +212,9 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
 		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
+	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
+		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams}
+	srvCfg.Extender = a.expiry
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	streamsDone := make(chan struct{})
@@ -269,7 +274,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(a.endStreams) // Shutdown waits for no long-lived stream
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run, a.drift.Run} {
+	for _, run := range []func(context.Context){a.dispatch.Run, a.report.Run, a.tracker.Run, a.secrets.Run, a.drift.Run, a.expiry.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(workCtx) }()
 	}

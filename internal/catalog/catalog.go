@@ -297,6 +297,7 @@ func build(name string, f *actionFile) (*Action, []error) {
 		errs = append(errs, checkInputs(props, required, f.Inputs.Order)...)
 	}
 	errs = append(errs, checkServiceFrom(f.ServiceFrom, op, props, required)...)
+	errs = append(errs, checkTTL(op, props)...)
 	if f.Output != nil {
 		a.Output = *f.Output
 		errs = append(errs, checkOutput(a.Output, props, required)...)

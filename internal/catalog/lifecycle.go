@@ -19,6 +19,7 @@ const (
 	StatusDestroying   = "destroying"
 	StatusDestroyed    = "destroyed"
 	StatusDrifted      = "drifted"
+	StatusExpiring     = "expiring"
 )
 
 // StatusAfter is the status a change of operation op gives its entity:
@@ -42,8 +43,9 @@ func StatusAfter(op run.Operation, done bool) string {
 func LifecycleProperties() map[string]any {
 	return map[string]any{
 		"status": map[string]any{"type": "string", "title": "Status", "description": "Where paved's last run left it",
-			"enum":       []any{StatusProvisioning, StatusReady, StatusFailed, StatusDrifted, StatusDestroying, StatusDestroyed},
-			"enumColors": map[string]any{StatusProvisioning: "blue", StatusReady: "green", StatusFailed: "red", StatusDrifted: "yellow", StatusDestroying: "orange", StatusDestroyed: "darkGray"}},
+			"enum":       []any{StatusProvisioning, StatusReady, StatusFailed, StatusDrifted, StatusExpiring, StatusDestroying, StatusDestroyed},
+			"enumColors": map[string]any{StatusProvisioning: "blue", StatusReady: "green", StatusFailed: "red", StatusDrifted: "yellow", StatusExpiring: "purple", StatusDestroying: "orange", StatusDestroyed: "darkGray"}},
+		"expiresAt":      map[string]any{"type": "string", "format": "date-time", "title": "Expires at", "description": "When paved destroys this ephemeral stack (extend it with paved-extend-ttl)"},
 		"drift":          map[string]any{"type": "string", "title": "Drift", "description": "The last drift check: in sync, or what changed outside paved"},
 		"driftCheckedAt": map[string]any{"type": "string", "format": "date-time", "title": "Drift checked at"},
 		"statusReason":   map[string]any{"type": "string", "title": "Status reason", "description": "Why the last run failed"},
@@ -53,17 +55,25 @@ func LifecycleProperties() map[string]any {
 	}
 }
 
-// LifecycleFor is the entity write that tells the portal where run r has
-// left the entity its action manages: status (one of Status*), why it
-// failed, the run's page (runURL) and time, and its pipeline. Nil when the
-// action writes no entity or its identifier needs outputs not reported yet.
-func (a *Action) LifecycleFor(r *run.Run, status, reason, runURL string) *run.EntityUpsert {
-	e := a.entity(r, false)
-	if e == nil {
-		return nil
+// LifecycleFor are the entity writes that tell the portal where run r has
+// left what its action manages: status (one of Status*), why it failed,
+// the run's page (runURL) and time, and its pipeline. That is the action's
+// entity, or for a run of paved's own (an expiry's destroy) the stack's
+// entities it reports on. None when the action writes no entity or its
+// identifier needs outputs not reported yet.
+func (a *Action) LifecycleFor(r *run.Run, status, reason, runURL string) []*run.EntityUpsert {
+	var out []*run.EntityUpsert
+	if r.Request.Portal == run.PortalPaved {
+		for _, ref := range r.ReportsOn {
+			out = append(out, &run.EntityUpsert{Blueprint: ref.Blueprint, Identifier: ref.Identifier})
+		}
+	} else if e := a.entity(r, false); e != nil {
+		out = append(out, e)
 	}
-	addLifecycle(e, r, status, reason, runURL)
-	return e
+	for _, e := range out {
+		addLifecycle(e, r, status, reason, runURL)
+	}
+	return out
 }
 
 // EntityWithLifecycle is EntityFor with the lifecycle properties added.
@@ -121,9 +131,34 @@ func DriftSummary(p *run.Preview) string {
 // reason. Nil when nothing was let apply in this dispatch (a dry run, a
 // drift check, a refused or unapproved preview), which leaves the entity
 // as it was.
-func (a *Action) FailedIfApplied(r *run.Run, reason, runURL string) *run.EntityUpsert {
+func (a *Action) FailedIfApplied(r *run.Run, reason, runURL string) []*run.EntityUpsert {
 	if r.DryRun || r.Operation == run.Drift || r.Verdict() != run.VerdictApply {
 		return nil
 	}
 	return a.LifecycleFor(r, StatusFailed, reason, runURL)
+}
+
+// checkTTL allows the input run.TTLInput only where it means something: on
+// a CREATE (the run that makes a stack), as a string ParseTTL reads.
+func checkTTL(op run.Operation, props map[string]map[string]any) []error {
+	p, ok := props[run.TTLInput]
+	if !ok {
+		return nil
+	}
+	field := "inputs.schema.properties." + run.TTLInput
+	if op != run.Create {
+		return []error{defErr(field, "makes the stack a CREATE makes ephemeral; a %s action cannot have it", op)}
+	}
+	if p["type"] != "string" {
+		return []error{defErr(field, "must be a string like 8h or 3d (whole minutes, hours or days)")}
+	}
+	return nil
+}
+
+// ExpiryFor is the entity write of an ephemeral stack's expiry onto e (an
+// identity): when it expires, and status expiring once the portal was
+// warned, or ready again after an extension.
+func ExpiryFor(e run.EntityRef, expiresAt time.Time, status string) *run.EntityUpsert {
+	return &run.EntityUpsert{Blueprint: e.Blueprint, Identifier: e.Identifier, Properties: map[string]any{
+		"expiresAt": expiresAt.UTC().Format(time.RFC3339), "status": status}}
 }

@@ -39,6 +39,7 @@ type Config struct {
 	Operator     Operator      `yaml:"operator"`
 	Approvals    Approvals     `yaml:"approvals"`
 	Drift        Drift         `yaml:"drift"`
+	Expiry       Expiry        `yaml:"expiry"`
 	Tracing      Tracing       `yaml:"tracing"`
 	// BlueprintsDir holds the Port blueprints actions write to; serve checks
 	// the actions against them when it exists (internal/validate).
@@ -69,6 +70,14 @@ type Drift struct {
 	Interval time.Duration `yaml:"interval"`
 	// Environments are checked; empty: every environment.
 	Environments []string `yaml:"environments"`
+}
+
+// Expiry tunes ephemeral stacks (a CREATE with the input ttl): the portal
+// is warned WarnBefore their expiry, and expired stacks are looked for
+// every Interval.
+type Expiry struct {
+	WarnBefore time.Duration `yaml:"warnBefore"`
+	Interval   time.Duration `yaml:"interval"`
 }
 
 // Tracing exports OpenTelemetry traces over OTLP/HTTP; off without an
@@ -199,6 +208,7 @@ func Default() Config {
 		Log:       Log{Format: "json", Level: "info"},
 		Secrets:   Secrets{RefreshInterval: secret.DefaultRefreshInterval},
 		Operator:  Operator{SessionTTL: 12 * time.Hour},
+		Expiry:    Expiry{WarnBefore: 24 * time.Hour, Interval: time.Minute},
 		Approvals: Approvals{TTL: 72 * time.Hour},
 		Tracing:   Tracing{ServiceName: "paved", SampleRatio: 1},
 	}
@@ -407,6 +417,12 @@ func (c Config) Validate() error {
 	}
 	if c.Drift.Interval < 0 || (c.Drift.Interval > 0 && c.Drift.Interval < time.Second) {
 		bad("drift.interval", "must be 0 (no drift checks) or at least 1s")
+	}
+	if c.Expiry.WarnBefore < 0 {
+		bad("expiry.warnBefore", "must not be negative")
+	}
+	if c.Expiry.Interval < time.Second {
+		bad("expiry.interval", "must be at least 1s")
 	}
 	known := map[string]bool{}
 	for _, e := range c.Environments {

@@ -177,7 +177,7 @@ func check(st stack, slot, now time.Time) (*run.Run, store.Change) {
 			Entity: src.Request.Entity, Inputs: src.Request.Inputs},
 		Operation: run.Drift, Blueprint: src.Blueprint, Stack: src.Stack, Team: src.Team,
 		State: run.Queued, Project: src.Project, Ref: src.Ref, Timeout: src.Timeout,
-		DriftOf: st.entities, CreatedAt: now, UpdatedAt: now,
+		ReportsOn: st.entities, CreatedAt: now, UpdatedAt: now,
 	}
 	var ch store.Change
 	ch.Add(fmt.Sprintf("drift check of stack %s (after run %s)", st.key, src.ID))

@@ -59,7 +59,7 @@ func TestOneCheckPerStackAndInterval(t *testing.T) {
 		t.Fatalf("%d checks queued, want one (checkout's)", len(checks))
 	}
 	c := checks[0]
-	if c.Operation != run.Drift || c.Request.Portal != run.PortalPaved || c.Stack.Key() != "acme-dev-checkout" || len(c.DriftOf) != 2 {
+	if c.Operation != run.Drift || c.Request.Portal != run.PortalPaved || c.Stack.Key() != "acme-dev-checkout" || len(c.ReportsOn) != 2 {
 		t.Fatalf("check %+v", c)
 	}
 	if n, _ := st.Pending(ctx, store.KindDispatch); n != 1 {

@@ -28,7 +28,7 @@ func (s *Service) Cancel(ctx context.Context, id, by string) (*run.Run, error) {
 			}
 		}
 		if a, ok := s.action(r.Request.Action); ok {
-			if e := a.FailedIfApplied(r, msg, s.runURL(r.ID)); e != nil {
+			for _, e := range a.FailedIfApplied(r, msg, s.runURL(r.ID)) {
 				ch.Report(run.Report{Entity: e})
 			}
 		}

@@ -175,6 +175,11 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return s.reject(ctx, r, ch, "Invalid inputs", []string{err.Error()})
 	}
+	if ttl, _ := req.Inputs[run.TTLInput].(string); ttl != "" {
+		if r.TTL, err = run.ParseTTL(ttl); err != nil {
+			return s.reject(ctx, r, ch, "Invalid inputs", []string{err.Error()})
+		}
+	}
 	r.Stack, r.Team = stack, action.TeamOf(req)
 	r.Timeout = action.Timeout
 	if r.Timeout == 0 {
@@ -223,6 +228,10 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		r.Guarded, r.Approvers = true, decision.Approvers
 		ch.Add("guarded: the pipeline previews the change; it is applied only once that preview is approved by " + listed(decision.Approvers))
 		accepted += "; it is previewed first, and applied only once " + listed(decision.Approvers) + " approve that preview"
+	}
+	if r.TTL > 0 && !r.DryRun {
+		ch.Add("ephemeral: the stack is destroyed " + run.FormatTTL(r.TTL) + " after it is ready, unless extended")
+		accepted += "; the stack is ephemeral: paved destroys it " + run.FormatTTL(r.TTL) + " after it is ready, unless extended"
 	}
 	ahead, err := s.Store.StackDepth(ctx, stack.Key())
 	if err != nil {
@@ -344,6 +353,7 @@ func policyInput(r *run.Run) policy.Input {
 		Action: r.Request.Action, Operation: string(r.Operation), Inputs: r.Request.Inputs,
 		Tenant: r.Stack.Tenant, Environment: r.Stack.Environment, Service: r.Stack.Service, Team: r.Team,
 	}
+	in.TTLSeconds = int64(r.TTL / time.Second)
 	in.User.Email, in.User.Teams = r.Request.User.Email, r.Request.User.Teams
 	e := r.Request.Entity
 	in.Entity.Identifier, in.Entity.Blueprint, in.Entity.Team, in.Entity.Properties = e.Identifier, e.Blueprint, e.Team, e.Properties

@@ -106,10 +106,16 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 			}
 			// The entity shows the change under way from the moment paved
 			// lets it be applied.
+			var more []*run.EntityUpsert
 			if a, ok := s.action(r.Request.Action); ok && !r.DryRun {
-				last.Entity = a.LifecycleFor(r, catalog.StatusAfter(r.Operation, false), "", s.runURL(r.ID))
+				if es := a.LifecycleFor(r, catalog.StatusAfter(r.Operation, false), "", s.runURL(r.ID)); len(es) > 0 {
+					last.Entity, more = es[0], es[1:]
+				}
 			}
 			ch.Report(last)
+			for _, e := range more {
+				ch.Report(run.Report{Entity: e})
+			}
 		case run.VerdictDryRun:
 			last.StatusLabel = "Dry run: " + p.Label()
 			ch.Report(last)

@@ -51,6 +51,9 @@ type Input struct {
 	// replace, delete (counts), destroy, digest, and resources [{op, type,
 	// name}].
 	Preview map[string]any `json:"preview,omitempty"`
+	// TTLSeconds is the ephemeral stack's TTL (the input ttl) in seconds,
+	// absent when the stack is kept.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 }
 
 // User is the person who asked, with their portal teams.
@@ -322,6 +325,7 @@ var (
 	keyEnvironment = ast.InternedTerm("environment")
 	keyService     = ast.InternedTerm("service")
 	keyPreview     = ast.InternedTerm("preview")
+	keyTTLSeconds  = ast.InternedTerm("ttl_seconds")
 )
 
 // value is the input as Rego sees it, built as AST directly: going through
@@ -368,6 +372,9 @@ func (in Input) value() (ast.Value, error) {
 			return nil, fmt.Errorf("preview: %w", err)
 		}
 		obj.Insert(keyPreview, ast.NewTerm(preview))
+	}
+	if in.TTLSeconds != 0 {
+		obj.Insert(keyTTLSeconds, ast.InternedTerm(int(in.TTLSeconds)))
 	}
 	return obj, nil
 }

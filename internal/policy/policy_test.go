@@ -164,6 +164,11 @@ func TestDecide(t *testing.T) {
 			in.Inputs["confirmName"] = "checkuot"
 		}, "production-delete-unconfirmed", []string{`deleting service "checkout" in production destroys its stack and its data: type the service's name, checkout, in confirmName to confirm`}, true},
 		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, "", nil, false},
+		{"ephemeral in dev", func(in *Input) { in.Inputs["ttl"], in.TTLSeconds = "14d", 14*24*3600 }, "", nil, false},
+		{"ephemeral too long", func(in *Input) { in.Environment, in.Inputs["ttl"], in.TTLSeconds = "staging", "73h", 73*3600 }, "ttl-too-long",
+			[]string{`a ttl of 73h is longer than environment "staging" allows: at most 72h; ask for less, and extend it later with paved-extend-ttl`}, false},
+		{"ephemeral in production", func(in *Input) { in.Environment, in.Inputs["ttl"], in.TTLSeconds = "prod", "8h", 8*3600 }, "ttl-in-production",
+			[]string{`environment "prod" is production, where stacks are not ephemeral: leave ttl empty`}, false},
 		{"production replace of a database refused", func(in *Input) {
 			in.Environment = "prod"
 			in.Preview = map[string]any{"create": 0, "update": 0, "replace": 1, "delete": 0, "destroy": false, "digest": "sha256:x",
@@ -336,7 +341,7 @@ func TestCapsNameRealInputs(t *testing.T) {
 func TestInputValueMatchesItsJSON(t *testing.T) {
 	full := Input{Action: "a", Operation: "DAY-2", Inputs: map[string]any{"size": 3.0, "n": json.Number("4"), "tags": []any{"x"}, "on": true, "none": nil, "obj": map[string]any{"k": "v"}},
 		User: User{Email: "e@x", Teams: []string{"t", "u"}}, Entity: Entity{Identifier: "i", Blueprint: "b", Team: []string{"t"}, Properties: map[string]any{"p": true}},
-		Tenant: "acme", Environment: "dev", Service: "svc", Team: "t"}
+		Tenant: "acme", Environment: "dev", Service: "svc", Team: "t", TTLSeconds: 3600}
 	for _, in := range []Input{full, {}, {Inputs: map[string]any{}, User: User{Teams: []string{}}, Entity: Entity{Team: []string{}, Properties: map[string]any{}}}} {
 		b, err := json.Marshal(in)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/blueprint"
 	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/expiry"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -66,6 +67,9 @@ func RenderPort(actions []*catalog.Action, bps []*blueprint.Blueprint, opt PortO
 		out.Actions = append(out.Actions, PortAction(a, entityBlueprints, opt))
 	}
 	out.Actions = append(out.Actions, approveRunAction(opt, approvalBlueprint(actions, entityBlueprints)))
+	if bp := ephemeralBlueprint(actions, entityBlueprints); bp != "" {
+		out.Actions = append(out.Actions, extendTTLAction(opt, bp, entityBlueprints))
+	}
 	slices.SortFunc(out.Actions, func(a, b map[string]any) int {
 		return strings.Compare(a["identifier"].(string), b["identifier"].(string))
 	})
@@ -332,4 +336,52 @@ func JSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("render: encode JSON: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// ephemeralBlueprint is the blueprint of the first CREATE action (by
+// identifier) with the input ttl whose blueprint is rendered: the one its
+// stacks' services live on, where the extend action goes. "" when no
+// action makes ephemeral stacks.
+func ephemeralBlueprint(actions []*catalog.Action, rendered map[string]bool) string {
+	for _, a := range slices.SortedFunc(slices.Values(actions), func(a, b *catalog.Action) int { return strings.Compare(a.Identifier, b.Identifier) }) {
+		if _, ok := a.Inputs["properties"].(map[string]any)[run.TTLInput]; ok && rendered[a.Blueprint] {
+			return a.Blueprint
+		}
+	}
+	return ""
+}
+
+// extendTTLAction is paved's built-in "extend an ephemeral stack" action:
+// DAY-2 on the service's blueprint, the stack named by tenant and
+// environment (picked as entities where those blueprints are rendered, as
+// in the actions' own forms), synchronous like approveRunAction.
+func extendTTLAction(opt PortOptions, blueprint string, rendered map[string]bool) map[string]any {
+	var picked []string
+	text := func(name, title string) map[string]any {
+		if rendered[name] {
+			picked = append(picked, name)
+			return map[string]any{"type": "string", "title": title, "format": "entity", "blueprint": name}
+		}
+		return map[string]any{"type": "string", "title": title, "pattern": "^[a-z0-9][a-z0-9-]{0,30}$"}
+	}
+	tenant, env := text("tenant", "Tenant"), text("environment", "Environment")
+	return map[string]any{
+		"identifier":  expiry.ExtendAction,
+		"title":       "Extend an ephemeral stack",
+		"description": "Give an ephemeral stack of this service a new time to live, counted from now. The policy bounds it per environment.",
+		"trigger": map[string]any{"type": "self-service", "operation": "DAY-2", "blueprintIdentifier": blueprint,
+			"userInputs": map[string]any{
+				"properties": map[string]any{
+					"tenant":      tenant,
+					"environment": env,
+					run.TTLInput: map[string]any{"type": "string", "title": "Time to live", "pattern": "^[1-9][0-9]{0,3}[mhd]$",
+						"description": "From now: whole minutes, hours or days (30m, 8h, 3d)."},
+				},
+				"required": []any{"tenant", "environment", run.TTLInput},
+				"order":    []any{"tenant", "environment", run.TTLInput},
+			},
+		},
+		"invocationMethod": invocation(opt.WebhookURL, picked, true),
+		"requiredApproval": false,
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/blueprint"
 	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/expiry"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 )
@@ -144,7 +145,7 @@ func TestPortActionsStructure(t *testing.T) {
 			t.Errorf("%s: blueprint %q is not rendered", a.Identifier, tr.BlueprintIdentifier)
 		// Runs are asynchronous (paved reports through Port's API); only the
 		// approve action is answered at once.
-		case im.Type != "WEBHOOK" || im.URL != webhookURL || im.Method != "POST" || im.Agent == nil || *im.Agent || im.Synchronized == nil || *im.Synchronized != (a.Identifier == ApproveRunAction):
+		case im.Type != "WEBHOOK" || im.URL != webhookURL || im.Method != "POST" || im.Agent == nil || *im.Agent || im.Synchronized == nil || *im.Synchronized != (a.Identifier == ApproveRunAction || a.Identifier == expiry.ExtendAction):
 			t.Errorf("%s: invocationMethod %+v", a.Identifier, im)
 		case a.RequiredApproval == nil:
 			t.Errorf("%s: requiredApproval missing", a.Identifier)
@@ -191,7 +192,7 @@ func TestPortActionsStructure(t *testing.T) {
 			t.Errorf("%s: body.payload.properties = %q", a.Identifier, props)
 		}
 	}
-	if want := []string{"add-s3-bucket", "add-sqs-queue", "create-service", "delete-service", ApproveRunAction}; !slices.Equal(ids, want) {
+	if want := []string{"add-s3-bucket", "add-sqs-queue", "create-service", "delete-service", ApproveRunAction, expiry.ExtendAction}; !slices.Equal(ids, want) {
 		t.Fatalf("actions %v, want %v", ids, want)
 	}
 }
@@ -229,9 +230,33 @@ func TestPickerInputs(t *testing.T) {
 	}
 }
 
-func TestApproveRunAction(t *testing.T) {
+// TestExtendTTLAction: the extend action is rendered because create-service
+// has the input ttl, on the service blueprint, synchronous, the tenant and
+// environment picked like create-service's and sent as identifiers.
+func TestExtendTTLAction(t *testing.T) {
 	p := renderShipped(t)
 	a := p.Actions[len(p.Actions)-1]
+	if a["identifier"] != expiry.ExtendAction || at(a, "trigger.operation") != "DAY-2" || at(a, "trigger.blueprintIdentifier") != "service" ||
+		at(a, "invocationMethod.synchronized") != true {
+		t.Fatalf("extend action = %v", a)
+	}
+	if got := at(a, "trigger.userInputs.required"); !reflect.DeepEqual(got, []any{"tenant", "environment", "ttl"}) {
+		t.Fatalf("required = %v", got)
+	}
+	if got := at(a, "trigger.userInputs.properties.tenant.blueprint"); got != "tenant" {
+		t.Fatalf("tenant input = %v", at(a, "trigger.userInputs.properties.tenant"))
+	}
+	if got := at(a, "invocationMethod.body.payload.properties"); got != `{{ .inputs | if has("environment") then .["environment"] |= .identifier else . end | if has("tenant") then .["tenant"] |= .identifier else . end }}` {
+		t.Errorf("properties template = %v", got)
+	}
+	if got := at(a, "trigger.userInputs.properties.ttl.pattern"); got != "^[1-9][0-9]{0,3}[mhd]$" {
+		t.Errorf("ttl pattern = %v", got)
+	}
+}
+
+func TestApproveRunAction(t *testing.T) {
+	p := renderShipped(t)
+	a := p.Actions[len(p.Actions)-2]
 	if a["identifier"] != ApproveRunAction || at(a, "trigger.operation") != "DAY-2" || at(a, "trigger.blueprintIdentifier") != "service" ||
 		at(a, "invocationMethod.synchronized") != true {
 		t.Fatalf("approve action = %v", a)

@@ -179,8 +179,12 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 		w.Log.Error("drop undecodable report", append(telemetry.RunFields(r), zap.Int64("task", t.ID), zap.Error(err))...)
 		return w.Store.Complete(ctx, t.ID)
 	}
+	if rep.Untied {
+		portalRunID = ""
+	}
 	if portalRunID == "" {
-		// A run of paved's own: no portal run to tell, only its entity.
+		// A run of paved's own, or news of the stack: no portal run to
+		// tell, only the entity.
 		if rep.Entity == nil {
 			return w.Store.Complete(ctx, t.ID)
 		}

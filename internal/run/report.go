@@ -15,6 +15,9 @@ type Report struct {
 	Summary string `json:"summary,omitempty"`
 	// Entity is written to the portal catalog (upsert and merge).
 	Entity *EntityUpsert `json:"entity,omitempty"`
+	// Untied reports only the Entity, tied to no portal run: news of the
+	// run's stack long after the run ended (an expiry's warning).
+	Untied bool `json:"untied,omitempty"`
 }
 
 // Final statuses as Port names them.

@@ -197,11 +197,19 @@ type Run struct {
 	// apply pipeline is a later one (GitLab's ids only grow), and news of
 	// the earlier one must never be taken for it.
 	PreviewPipelineID int64 `json:"previewPipelineId,omitempty"`
-	// DriftOf are the entities a drift check (Operation Drift) reports on:
-	// those the stack's runs wrote.
-	DriftOf   []EntityRef `json:"driftOf,omitempty"`
-	CreatedAt time.Time   `json:"createdAt"`
-	UpdatedAt time.Time   `json:"updatedAt"`
+	// ReportsOn are the entities a run of paved's own reports on (a drift
+	// check, an expiry's destroy): those the stack's runs wrote. The JSON
+	// name is the one drift checks were stored with.
+	ReportsOn []EntityRef `json:"driftOf,omitempty"`
+	// TTL makes a CREATE's stack ephemeral: it expires TTL after the run
+	// succeeds (ExpiresAt, moved by an extension), is warned about before,
+	// and is then destroyed by a run of paved's own. ExpiryWarnedAt is when
+	// the portal was told of the coming expiry.
+	TTL            time.Duration `json:"ttl,omitempty"`
+	ExpiresAt      time.Time     `json:"expiresAt,omitzero"`
+	ExpiryWarnedAt time.Time     `json:"expiryWarnedAt,omitzero"`
+	CreatedAt      time.Time     `json:"createdAt"`
+	UpdatedAt      time.Time     `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 32 hex digits, the first 12 the
@@ -256,4 +264,41 @@ func QueueLabel(stackKey string, ahead int) string {
 		return "Queued"
 	}
 	return fmt.Sprintf("Queued: %d run(s) ahead on %s", ahead, stackKey)
+}
+
+// TTLInput is the input by which a CREATE action's stack is made
+// ephemeral: a TTL like "30m", "8h" or "3d" (see ParseTTL).
+const TTLInput = "ttl"
+
+// ParseTTL reads a TTL: a whole number of minutes, hours or days ("30m",
+// "8h", "3d"), up to four digits. Days are 24 hours: a TTL is a span, not
+// a date.
+func ParseTTL(s string) (time.Duration, error) {
+	bad := fmt.Errorf("ttl %q is not a whole number of minutes, hours or days, like 30m, 8h or 3d", s)
+	if len(s) < 2 || len(s) > 5 || s[0] < '1' || s[0] > '9' {
+		return 0, bad
+	}
+	n := 0
+	for _, c := range s[:len(s)-1] {
+		if c < '0' || c > '9' {
+			return 0, bad
+		}
+		n = n*10 + int(c-'0')
+	}
+	unit := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}[s[len(s)-1]]
+	if unit == 0 {
+		return 0, bad
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// FormatTTL writes d the way ParseTTL reads it, in the largest whole unit.
+func FormatTTL(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return fmt.Sprintf("%dm", d/time.Minute)
 }

@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/expiry"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/logstream"
@@ -63,6 +65,10 @@ func (s *Server) portWebhook(c *exchange) {
 	}
 	if inv.Request.Action == intake.ApproveRunAction {
 		s.portDecision(c, inv.Request)
+		return
+	}
+	if inv.Request.Action == expiry.ExtendAction && s.cfg.Extender != nil {
+		s.portExtend(c, inv.Request)
 		return
 	}
 	r, created, err := s.intake.Submit(c.r.Context(), inv.Request)
@@ -121,6 +127,29 @@ func (s *Server) portDecision(c *exchange, req run.Request) {
 		return
 	}
 	c.json(http.StatusOK, map[string]any{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
+}
+
+// portExtend answers the extend-TTL action at once, as portDecision does:
+// Port marks the action's run by the answer, whose message says the new
+// expiry or exactly why not.
+func (s *Server) portExtend(c *exchange, req run.Request) {
+	r, err := s.cfg.Extender.Extend(c.r.Context(), req)
+	switch {
+	case err == nil:
+		c.json(http.StatusOK, map[string]any{"runId": r.ID, "stack": r.Stack.Key(), "expiresAt": r.ExpiresAt,
+			"message": fmt.Sprintf("stack %s now expires at %s", r.Stack.Key(), r.ExpiresAt.Format(time.RFC3339))})
+	case errors.Is(err, expiry.ErrBadExtension):
+		fail(c, http.StatusBadRequest, err.Error())
+	case errors.Is(err, expiry.ErrNotEphemeral):
+		fail(c, http.StatusNotFound, err.Error())
+	case errors.Is(err, expiry.ErrExpired):
+		fail(c, http.StatusConflict, err.Error())
+	case errors.Is(err, expiry.ErrRefused):
+		fail(c, http.StatusForbidden, err.Error())
+	default:
+		s.log.Error("extend a stack's ttl", zap.String("request_id", c.id), zap.Error(err))
+		fail(c, http.StatusInternalServerError, "internal error; request id "+c.id)
+	}
 }
 
 // verifyReason names why Port's signature was refused, for the metrics.

@@ -63,6 +63,11 @@ type Tracker interface {
 	AppendLogs(ctx context.Context, id string, lines []string) error
 }
 
+// Extender gives an ephemeral stack a new TTL, asked by a portal action.
+type Extender interface {
+	Extend(ctx context.Context, req run.Request) (*run.Run, error)
+}
+
 // Config is what the handlers need besides their collaborators. Secrets are
 // resolved values here.
 type Config struct {
@@ -77,6 +82,9 @@ type Config struct {
 	StreamsDone <-chan struct{}
 	// UI is the operator page, served under /ui/ (nil: no page).
 	UI http.Handler
+	// Extender gives ephemeral stacks a new TTL (the portal action
+	// expiry.ExtendAction); nil: the action is unknown.
+	Extender Extender
 	// Metrics count refused callers; Tracer traces requests (nil: neither).
 	Metrics *telemetry.Metrics
 	Tracer  trace.Tracer

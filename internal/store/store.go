@@ -126,7 +126,12 @@ type Query struct {
 	Action, Tenant, Environment, User string
 	// NotPortal leaves out the runs of a portal (paved's own drift checks).
 	NotPortal string
-	Limit     int // default 100
+	// Stack keeps the runs of one stack (its key).
+	Stack string
+	// Expiring keeps runs that made an ephemeral stack and still hold its
+	// expiry (run.Run.ExpiresAt set).
+	Expiring bool
+	Limit    int // default 100
 }
 
 // Backlog is an outbox kind's open work: how many tasks, and since when

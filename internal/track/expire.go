@@ -45,7 +45,7 @@ func (t *Tracker) Expire(ctx context.Context) error {
 			ch.Tasks = append(ch.Tasks, store.CancelTask(0))
 			ch.Report(run.Report{Log: "✗ " + why + "; canceling the pipeline"})
 			if a, ok := t.Catalog.Get(r.Request.Action); ok {
-				if e := a.FailedIfApplied(r, why, t.runURL(r.ID)); e != nil {
+				for _, e := range a.FailedIfApplied(r, why, t.runURL(r.ID)) {
 					ch.Report(run.Report{Entity: e})
 				}
 			}

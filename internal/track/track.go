@@ -86,10 +86,10 @@ func unjudgedSuccess(r *run.Run) string {
 	return ""
 }
 
-// lifecycle is the entity write of r's state (catalog.Status*), nil when
-// the run's action writes no entity or r is a dry run (which changes
+// lifecycle are the entity writes of r's state (catalog.Status*), none
+// when the run's action writes no entity or r is a dry run (which changes
 // nothing).
-func (t *Tracker) lifecycle(r *run.Run, status, reason string) *run.EntityUpsert {
+func (t *Tracker) lifecycle(r *run.Run, status, reason string) []*run.EntityUpsert {
 	a, ok := t.Catalog.Get(r.Request.Action)
 	if !ok || r.DryRun || r.Operation == run.Drift {
 		return nil
@@ -235,7 +235,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		// posted no preview, so paved cannot tell); a refused preview
 		// changed nothing.
 		if verdict == "" || verdict == run.VerdictApply {
-			if e := t.lifecycle(r, catalog.StatusFailed, summary); e != nil {
+			for _, e := range t.lifecycle(r, catalog.StatusFailed, summary) {
 				ch.Report(run.Report{Entity: e})
 			}
 		}
@@ -246,7 +246,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		summary := fmt.Sprintf("Drift check of %s: no result posted (pipeline #%d)", r.Stack.Key(), r.PipelineID)
 		if r.Preview != nil {
 			summary = fmt.Sprintf("Drift check of %s: %s", r.Stack.Key(), catalog.DriftSummary(r.Preview))
-			for _, ref := range r.DriftOf {
+			for _, ref := range r.ReportsOn {
 				ch.Report(run.Report{Entity: catalog.DriftFor(&run.EntityUpsert{Blueprint: ref.Blueprint, Identifier: ref.Identifier}, r.Preview, t.now())})
 			}
 		}
@@ -268,8 +268,22 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 	if r.Preview != nil {
 		summary += ": applied " + r.Preview.Label()
 	}
+	if r.TTL > 0 && r.Operation == run.Create {
+		// The stack's time runs from when it is ready, not from the request.
+		r.ExpiresAt = t.now().Add(r.TTL)
+		ch.Add(fmt.Sprintf("the stack is ephemeral: it expires at %s", r.ExpiresAt.Format(time.RFC3339)))
+		summary += fmt.Sprintf("; the stack expires at %s", r.ExpiresAt.Format(time.RFC3339))
+	}
 	if a, ok := t.Catalog.Get(r.Request.Action); ok {
-		if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
+		if r.Request.Portal == run.PortalPaved {
+			// An expiry's destroy: every entity of the stack is gone.
+			for _, e := range a.LifecycleFor(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)) {
+				ch.Report(run.Report{Entity: e})
+			}
+		} else if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
+			if !r.ExpiresAt.IsZero() {
+				e.Properties["expiresAt"] = r.ExpiresAt.Format(time.RFC3339)
+			}
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})
 			summary += fmt.Sprintf("; %s %s is up to date", e.Blueprint, e.Identifier)
 		}

@@ -267,6 +267,13 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if q.NotPortal != "" {
 		where = append(where, "portal <> "+arg(q.NotPortal))
 	}
+	if q.Stack != "" {
+		where = append(where, "stack_key = "+arg(q.Stack))
+	}
+	if q.Expiring {
+		// The predicate of the partial index runs_expiring, exactly.
+		where = append(where, "(data->>'expiresAt') IS NOT NULL")
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

@@ -476,6 +476,14 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		where = append(where, "portal <> ?")
 		args = append(args, q.NotPortal)
 	}
+	if q.Stack != "" {
+		where = append(where, "stack_key = ?")
+		args = append(args, q.Stack)
+	}
+	if q.Expiring {
+		// The expression of the partial index runs_expiring, exactly.
+		where = append(where, "json_extract(data, '$.expiresAt') IS NOT NULL")
+	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")

@@ -296,6 +296,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 		}
 	})
 
+	t.Run("list filters by stack and expiry", func(t *testing.T) { stackAndExpiry(t, open) })
 	t.Run("pages by id reach every run", func(t *testing.T) { pagesByID(t, open) })
 	t.Run("batches complete together and keep each run's order", func(t *testing.T) { batchComplete(t, open) })
 	t.Run("log lines are rows, capped per run", func(t *testing.T) { logLines(t, open) })
@@ -477,5 +478,37 @@ func batchComplete(t *testing.T, open func(t *testing.T) Backend) {
 	}
 	if n, _ := s.Pending(ctx, store.KindReport); n != 0 {
 		t.Fatalf("%d reports left", n)
+	}
+}
+
+// stackAndExpiry: Query.Stack keeps one stack's runs, Query.Expiring the
+// runs holding an expiry, and an update that clears the expiry drops the
+// run from the expiring ones.
+func stackAndExpiry(t *testing.T, open func(t *testing.T) Backend) {
+	ctx := context.Background()
+	s := open(t)
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	a, b, c := NewRun("a", "x", t0), NewRun("b", "y", t0.Add(time.Millisecond)), NewRun("c", "x", t0.Add(2*time.Millisecond))
+	b.ExpiresAt = t0.Add(time.Hour)
+	for _, r := range []*run.Run{a, b, c} {
+		if _, _, err := s.CreateRun(ctx, r, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ListRuns(ctx, store.Query{Stack: a.Stack.Key()}); err != nil || fmt.Sprint(runIDsOf(got)) != fmt.Sprint([]string{c.ID, a.ID}) {
+		t.Fatalf("runs of stack %s = %v, %v; want %v", a.Stack.Key(), runIDsOf(got), err, []string{c.ID, a.ID})
+	}
+	got, err := s.ListRuns(ctx, store.Query{Expiring: true})
+	if err != nil || len(got) != 1 || got[0].ID != b.ID || !got[0].ExpiresAt.Equal(b.ExpiresAt) {
+		t.Fatalf("expiring runs = %v, %v; want %s expiring at %s", runIDsOf(got), err, b.ID, b.ExpiresAt)
+	}
+	if _, err := s.Update(ctx, b.ID, func(r *run.Run) (store.Change, error) {
+		r.ExpiresAt = time.Time{}
+		return store.Change{Events: []string{"expiry cleared"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListRuns(ctx, store.Query{Expiring: true}); err != nil || len(got) != 0 {
+		t.Fatalf("expiring runs after the expiry was cleared = %v, %v; want none", runIDsOf(got), err)
 	}
 }
