@@ -69,7 +69,7 @@ func TestRenderPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct{ Blueprints, Actions []map[string]any }
-	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Blueprints) != 5 || len(doc.Actions) != 5 {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Blueprints) != 5 || len(doc.Actions) != 6 {
 		t.Fatalf("stdout: %v %d %d", err, len(doc.Blueprints), len(doc.Actions))
 	}
 
@@ -127,13 +127,13 @@ func TestSyncPort(t *testing.T) {
 	if _, ok := sim.Action("create-service"); ok {
 		t.Fatal("a dry run created an action")
 	}
-	if out, _, err = paved(t, args...); err != nil || !strings.Contains(out, "creating 10, updating 0, leaving 0 unchanged") {
+	if out, _, err = paved(t, args...); err != nil || !strings.Contains(out, "creating 11, updating 0, leaving 0 unchanged") {
 		t.Fatalf("sync: %v\n%s", err, out)
 	}
 	if _, ok := sim.Action("create-service"); !ok {
 		t.Fatal("sync did not create the action")
 	}
-	if out, _, err = paved(t, args...); err != nil || !strings.HasSuffix(out, "nothing to do: all 10 are as rendered\n") {
+	if out, _, err = paved(t, args...); err != nil || !strings.HasSuffix(out, "nothing to do: all 11 are as rendered\n") {
 		t.Fatalf("second sync: %v\n%s", err, out)
 	}
 

@@ -28,10 +28,10 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 		existing = nil
 		// A concurrent insert of the same key makes this one wait for it,
 		// then do nothing.
-		tag, err := tx.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
+		tag, err := tx.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
 			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
-			nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt)
+			nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt, nullTime(r.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -89,9 +89,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		var onStack bool
-		err = tx.QueryRow(ctx, `UPDATE runs SET state = $2, stack_key = $3, pipeline_id = $4, pipeline_status = $5, data = $6, updated_at = $7
+		err = tx.QueryRow(ctx, `UPDATE runs SET state = $2, stack_key = $3, pipeline_id = $4, pipeline_status = $5, data = $6, updated_at = $7, expires_at = $8
 			WHERE id = $1 RETURNING on_stack`,
-			r.ID, string(r.State), r.Stack.Key(), nullInt(r.PipelineID), r.PipelineStatus, data, r.UpdatedAt).Scan(&onStack)
+			r.ID, string(r.State), r.Stack.Key(), nullInt(r.PipelineID), r.PipelineStatus, data, r.UpdatedAt, nullTime(r.ExpiresAt)).Scan(&onStack)
 		if err != nil {
 			return err
 		}
@@ -271,8 +271,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		where = append(where, "stack_key = "+arg(q.Stack))
 	}
 	if q.Expiring {
-		// The predicate of the partial index runs_expiring, exactly.
-		where = append(where, "(data->>'expiresAt') IS NOT NULL")
+		where = append(where, "expires_at IS NOT NULL")
 	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
@@ -377,4 +376,12 @@ func nullInt(v int64) *int64 {
 		return nil
 	}
 	return &v
+}
+
+// nullTime is t, or NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -1,0 +1,213 @@
+package expiry
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/policy"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
+)
+
+type fixture struct {
+	t     *testing.T
+	ctx   context.Context
+	st    *sqlite.Store
+	clock *sqlitetest.Clock
+	s     *Scheduler
+}
+
+func newFixture(t *testing.T) *fixture {
+	ctx := context.Background()
+	st := sqlitetest.Open(t)
+	clock := sqlitetest.WithClock(st)
+	clock.T = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New(ctx, "../../actions/policy", policy.Data{
+		Environments: []policy.Environment{{Name: "dev"}, {Name: "prod", Production: true}}, Tenants: []string{"acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ctx: ctx, st: st, clock: clock}
+	f.s = &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), WarnBefore: time.Hour, Now: clock.Now, Policy: pol}
+	return f
+}
+
+// succeeded stores a succeeded run of action on stack acme-<env>-<service>
+// made now, as the tracker leaves it (outputs, an expiry for a TTL).
+func (f *fixture) succeeded(key, action string, op run.Operation, env, service string, ttl time.Duration, inputs map[string]any) *run.Run {
+	f.t.Helper()
+	in := map[string]any{"tenant": "acme", "environment": env, "name": service}
+	for k, v := range inputs {
+		in[k] = v
+	}
+	now := f.clock.Now()
+	r := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: key, Action: action, Inputs: in,
+		Entity: run.Entity{Identifier: service, Blueprint: "service"}},
+		Operation: op, Blueprint: "service", Stack: run.Stack{Tenant: "acme", Environment: env, Service: service}, State: run.Succeeded,
+		Project: "platform/paved-provision", Ref: "main", TTL: ttl, CreatedAt: now, UpdatedAt: now,
+		Outputs: map[string]any{"repositoryUrl": "https://git/x", "url": "https://x", "region": "eu-west-1",
+			"buckets": map[string]any{"receipts": map[string]any{"name": "acme-" + env + "-" + service + "-receipts", "arn": "arn:aws:s3:::x"}}}}
+	if ttl > 0 {
+		r.ExpiresAt = now.Add(ttl)
+	}
+	if _, _, err := f.st.CreateRun(f.ctx, r, store.Change{}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clock.Add(time.Second) // runs of one stack are told apart by their creation
+	return r
+}
+
+func (f *fixture) check(want Result) {
+	f.t.Helper()
+	got, err := f.s.Check(f.ctx)
+	if err != nil || got != want {
+		f.t.Fatalf("at %s: check = %+v, %v; want %+v", f.clock.Now().Format(time.TimeOnly), got, err, want)
+	}
+}
+
+func (f *fixture) destroys() []*run.Run {
+	f.t.Helper()
+	rs, err := f.st.ListRuns(f.ctx, store.Query{Action: "create-service", Stack: "acme-dev-checkout"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []*run.Run
+	for _, r := range rs {
+		if r.Request.Portal == run.PortalPaved {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// entityReports are the open reports' entity writes, by identifier.
+func entityReports(t *testing.T, st *sqlite.Store) map[string]run.Report {
+	out := map[string]run.Report{}
+	for _, rep := range sqlitetest.Reports(t, st) {
+		if rep.Entity != nil {
+			out[rep.Entity.Identifier] = rep
+		}
+	}
+	return out
+}
+
+// An ephemeral stack is warned of once, WarnBefore its expiry, on the
+// entities that are its alone; at expiry one destroy is queued, never a
+// second for the same expiry (not even once it failed); a new TTL after the
+// failure brings a new destroy at the new expiry.
+func TestWarnThenDestroyOnce(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", 8*time.Hour, map[string]any{"ttl": "8h"})
+	f.succeeded("b1", "add-s3-bucket", run.Day2, "dev", "checkout", 0, map[string]any{"bucketName": "receipts"})
+	// The same service in production: its entity is not the ephemeral stack's alone.
+	f.succeeded("p1", "create-service", run.Create, "prod", "checkout", 0, nil)
+
+	f.clock.T = c.ExpiresAt.Add(-2 * time.Hour)
+	f.check(Result{})
+	f.clock.T = c.ExpiresAt.Add(-30 * time.Minute)
+	f.check(Result{Warned: 1})
+	f.check(Result{}) // warned once
+	reps := entityReports(t, f.st)
+	bucket, ok := reps["acme-dev-checkout-receipts"]
+	if !ok || len(reps) != 1 || !bucket.Untied || bucket.Entity.Properties["status"] != catalog.StatusExpiring ||
+		bucket.Entity.Properties["expiresAt"] != c.ExpiresAt.Format(time.RFC3339) {
+		t.Fatalf("warning reports = %+v; want the bucket alone, untied, expiring at %s", reps, c.ExpiresAt)
+	}
+
+	f.clock.T = c.ExpiresAt
+	f.check(Result{Destroying: 1})
+	f.check(Result{})
+	d := f.destroys()
+	if len(d) != 1 || d[0].Operation != run.Delete || d[0].State != run.Queued || d[0].Request.Action != "create-service" ||
+		!slices.Equal(d[0].ReportsOn, []run.EntityRef{{Blueprint: "s3_bucket", Identifier: "acme-dev-checkout-receipts"}}) {
+		t.Fatalf("destroys = %+v", d)
+	}
+	if tasks, err := f.st.Claim(f.ctx, store.KindDispatch, time.Minute, 10); err != nil || len(tasks) != 1 || tasks[0].RunID != d[0].ID {
+		t.Fatalf("dispatch tasks = %+v, %v", tasks, err)
+	}
+	// While the destroy is under way the stack cannot be extended.
+	if _, err := f.s.Extend(f.ctx, extend("2h")); !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), d[0].ID) {
+		t.Fatalf("extend during the destroy: %v", err)
+	}
+
+	// The destroy fails: it stays failed, and no other is started for it.
+	if _, err := f.st.Update(f.ctx, d[0].ID, func(r *run.Run) (store.Change, error) {
+		return store.Change{}, r.MoveTo(run.Canceled, f.clock.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Hour)
+	f.check(Result{})
+	if n := len(f.destroys()); n != 1 {
+		t.Fatalf("%d destroys after the first failed, want 1", n)
+	}
+
+	// A new TTL: the stack is ready again, and expires anew.
+	r, err := f.s.Extend(f.ctx, extend("2h"))
+	if err != nil || !r.ExpiresAt.Equal(f.clock.Now().Add(2*time.Hour)) || !r.ExpiryWarnedAt.IsZero() {
+		t.Fatalf("extend = %+v, %v", r, err)
+	}
+	if reps := entityReports(t, f.st); reps["acme-dev-checkout-receipts"].Entity.Properties["status"] != catalog.StatusReady {
+		t.Fatalf("reports after the extension = %+v", reps)
+	}
+	f.clock.T = r.ExpiresAt
+	f.check(Result{Destroying: 1})
+	if n := len(f.destroys()); n != 2 {
+		t.Fatalf("%d destroys after the new expiry, want 2", n)
+	}
+}
+
+// A stack deleted (or created again) since its CREATE keeps no expiry.
+func TestDeletedStackForgetsItsExpiry(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	f.succeeded("d1", "delete-service", run.Delete, "dev", "checkout", 0, nil)
+	f.clock.T = c.ExpiresAt
+	f.check(Result{Cleared: 1})
+	f.check(Result{})
+	if n := len(f.destroys()); n != 0 {
+		t.Fatalf("%d destroys of a deleted stack", n)
+	}
+	if _, err := f.s.Extend(f.ctx, extend("1h")); !errors.Is(err, ErrNotEphemeral) {
+		t.Fatalf("extend a deleted stack: %v", err)
+	}
+}
+
+// The policy bounds a new TTL as it bounds the first; a stack made without
+// one cannot be extended; bad inputs say what they must be.
+func TestExtendIsBounded(t *testing.T) {
+	f := newFixture(t)
+	f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	f.succeeded("p1", "create-service", run.Create, "prod", "cart", 0, nil)
+	if _, err := f.s.Extend(f.ctx, extend("30d")); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "at most 336h") {
+		t.Fatalf("extend by 30d: %v", err)
+	}
+	req := extend("1h")
+	req.Entity.Identifier, req.Inputs["environment"] = "cart", "prod"
+	if _, err := f.s.Extend(f.ctx, req); !errors.Is(err, ErrNotEphemeral) {
+		t.Fatalf("extend a kept stack: %v", err)
+	}
+	for _, ttl := range []string{"", "0h", "2w", "1.5h"} {
+		if _, err := f.s.Extend(f.ctx, extend(ttl)); !errors.Is(err, ErrBadExtension) {
+			t.Fatalf("extend by %q: %v", ttl, err)
+		}
+	}
+}
+
+func extend(ttl string) run.Request {
+	return run.Request{Portal: "port", PortalRunID: "x1", Action: ExtendAction, User: run.User{Email: "dev@x.io", Teams: []string{"payments"}},
+		Entity: run.Entity{Identifier: "checkout", Blueprint: "service"}, Inputs: map[string]any{"tenant": "acme", "environment": "dev", "ttl": ttl}}
+}
