@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/preview"
 	"github.com/paved-idp/paved/internal/run"
 )
@@ -37,10 +38,14 @@ func NewPreviewCommand() *cobra.Command {
 			if file == "" {
 				return errors.New("preview: --file is required (the output of pulumi preview --json, or - for stdin)")
 			}
+			prices, err := cost.Shipped()
+			if err != nil {
+				return fmt.Errorf("preview: %w", err)
+			}
 			var p run.Preview
-			err := withInput(cmd.InOrStdin(), file, func(r io.Reader) error {
+			err = withInput(cmd.InOrStdin(), file, func(r io.Reader) error {
 				var err error
-				p, err = preview.Parse(r, destroy)
+				p, err = preview.Parse(r, destroy, prices)
 				return err
 			})
 			if err != nil {

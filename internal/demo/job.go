@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/paved-idp/paved/internal/callback"
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/preview"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
@@ -43,12 +44,17 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 		}
 		destroy := req.Operation == run.Delete
 		w := wanted(req, stack)
+		// As `paved preview` does: the shipped prices estimate the change.
+		prices, err := cost.Shipped()
+		if err != nil {
+			return err
+		}
 
 		previewCmd := "pulumi preview --json --stack " + stack
 		if destroy {
 			previewCmd += " --destroy"
 		}
-		pv, err := preview.Parse(bytes.NewReader(cloud.previewJSON(stack, w.resources, destroy)), destroy)
+		pv, err := preview.Parse(bytes.NewReader(cloud.previewJSON(stack, w.resources, destroy)), destroy, prices)
 		if err != nil {
 			return err
 		}
@@ -86,7 +92,7 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 // checkDrift plays the drift job: refresh the stack in preview, post what
 // it found, apply nothing.
 func checkDrift(ctx context.Context, cb *callback.Client, cloud *Cloud, stack string) error {
-	pv, err := preview.Parse(bytes.NewReader(cloud.refreshJSON(stack)), false)
+	pv, err := preview.Parse(bytes.NewReader(cloud.refreshJSON(stack)), false, nil)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -23,6 +24,7 @@ type step struct {
 	URN            string                  `json:"urn"`
 	Provider       string                  `json:"provider,omitempty"`
 	NewState       *state                  `json:"newState,omitempty"`
+	OldState       *state                  `json:"oldState,omitempty"`
 	DiffReasons    []string                `json:"diffReasons,omitempty"`
 	ReplaceReasons []string                `json:"replaceReasons,omitempty"`
 	DetailedDiff   map[string]propertyDiff `json:"detailedDiff,omitempty"`
@@ -30,6 +32,7 @@ type step struct {
 
 type state struct {
 	Type   string         `json:"type"`
+	Custom bool           `json:"custom"`
 	Inputs map[string]any `json:"inputs,omitempty"`
 }
 
@@ -74,8 +77,9 @@ func refreshOp(s step) (string, bool) {
 
 // Parse reads `pulumi preview --json` output. destroy says it was
 // `pulumi preview --destroy`. A preview that reports errors is refused:
-// nothing would be applied from it.
-func Parse(r io.Reader, destroy bool) (run.Preview, error) {
+// nothing would be applied from it. With prices, the preview carries an
+// estimate of the stack's monthly cost before and after the change.
+func Parse(r io.Reader, destroy bool, prices *cost.Table) (run.Preview, error) {
 	var d digest
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
@@ -115,7 +119,42 @@ func Parse(r io.Reader, destroy bool) (run.Preview, error) {
 		return run.Preview{}, err
 	}
 	p.Digest = sum
+	if prices != nil {
+		before, after := stackStates(d.Steps)
+		c := prices.Estimate(before, after)
+		p.Cost = &c
+	}
 	return p, nil
+}
+
+// gone are the step operations after which a resource is not in the stack.
+var gone = map[string]bool{"delete": true, "delete-replaced": true, "discard": true, "discard-replaced": true, "remove-pending-replace": true}
+
+// stackStates are the stack's resources (custom ones: components and the
+// stack itself cost nothing) as they are and as the change leaves them,
+// from every step, unchanged ones included: Pulumi lists each resource of
+// the program, with its old state where it has one.
+func stackStates(steps []step) (before, after []cost.Resource) {
+	seenBefore, seenAfter := map[string]bool{}, map[string]bool{}
+	for _, s := range steps {
+		_, name, err := splitURN(s.URN)
+		if err != nil {
+			continue
+		}
+		old := s.OldState
+		if old == nil && s.Op == "same" {
+			old = s.NewState
+		}
+		if old != nil && old.Custom && !seenBefore[s.URN] {
+			seenBefore[s.URN] = true
+			before = append(before, cost.Resource{Type: old.Type, Name: name, Inputs: old.Inputs})
+		}
+		if s.NewState != nil && s.NewState.Custom && !gone[s.Op] && !seenAfter[s.URN] {
+			seenAfter[s.URN] = true
+			after = append(after, cost.Resource{Type: s.NewState.Type, Name: name, Inputs: s.NewState.Inputs})
+		}
+	}
+	return before, after
 }
 
 // digestOf fingerprints the change itself: every changing step's operation,

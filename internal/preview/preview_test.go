@@ -16,7 +16,7 @@ func parseFile(t *testing.T, destroy bool) run.Preview {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p, err := Parse(f, destroy)
+	p, err := Parse(f, destroy, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDigestBindsTheChange(t *testing.T) {
 	base := parseFile(t, false).Digest
 	digest := func(s string, destroy bool) string {
 		t.Helper()
-		p, err := Parse(strings.NewReader(s), destroy)
+		p, err := Parse(strings.NewReader(s), destroy, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,11 +92,11 @@ func TestParseRefusesWhatIsNotAPreview(t *testing.T) {
 		"a failed run":  `{"steps": [], "diagnostics": [{"severity": "error", "message": "aws:s3: AccessDenied\n"}]}`,
 		"an empty file": ``,
 	} {
-		if _, err := Parse(strings.NewReader(doc), false); err == nil {
+		if _, err := Parse(strings.NewReader(doc), false, nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	p, err := Parse(strings.NewReader(`{"steps": [{"op": "same", "urn": "urn:pulumi:s::p::pulumi:pulumi:Stack::p-s"}], "changeSummary": {"same": 1}}`), false)
+	p, err := Parse(strings.NewReader(`{"steps": [{"op": "same", "urn": "urn:pulumi:s::p::pulumi:pulumi:Stack::p-s"}], "changeSummary": {"same": 1}}`), false, nil)
 	if err != nil || len(p.Resources) != 0 || p.Label() != "+0 ~0 -0" {
 		t.Fatalf("no changes: %+v, %v", p, err)
 	}
@@ -110,7 +110,7 @@ func TestParseReadsRefreshSteps(t *testing.T) {
 		{"op": "refresh", "urn": "urn:pulumi:s::p::aws:sqs/queue:Queue::q", "oldState": {"type": "aws:sqs/queue:Queue"}},
 		{"op": "refresh", "urn": "urn:pulumi:s::p::aws:sns/topic:Topic::t", "oldState": {"type": "aws:sns/topic:Topic"}, "newState": {"type": "aws:sns/topic:Topic"}}
 	], "changeSummary": {"update": 1, "delete": 1, "same": 1}}`
-	p, err := Parse(strings.NewReader(doc), false)
+	p, err := Parse(strings.NewReader(doc), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

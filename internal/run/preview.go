@@ -2,6 +2,7 @@ package run
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -36,6 +37,38 @@ type Preview struct {
 	// Verdict is paved's judgement (Verdict*), Reasons why it stopped.
 	Verdict string   `json:"verdict"`
 	Reasons []string `json:"reasons,omitempty"`
+	// Cost is the pipeline's estimate of what the stack costs a month,
+	// before and after the change (absent from older pipelines).
+	Cost *Cost `json:"cost,omitempty"`
+}
+
+// Cost is an estimate of a stack's monthly cost from its preview and
+// paved's price table (internal/cost): the fixed part of each resource
+// (instance hours, provisioned capacity, keys, secrets, pods' requests),
+// not what use adds (requests, storage, transfer).
+type Cost struct {
+	Monthly  float64 `json:"monthly"` // the stack after the change
+	Before   float64 `json:"before"`  // the stack as it is
+	Delta    float64 `json:"delta"`   // Monthly - Before
+	Currency string  `json:"currency"`
+	// Prices names the price table: region, source and date.
+	Prices string `json:"prices"`
+	// Unpriced are resources the table has no price for, "<type> <name>:
+	// why"; their cost is not in the figures.
+	Unpriced []string `json:"unpriced,omitempty"`
+}
+
+// Label is the estimate as a short text: "$52.30/month (+$12.00)".
+func (c *Cost) Label() string {
+	sign := "+"
+	if c.Delta < 0 {
+		sign = "-"
+	}
+	sym := c.Currency + " "
+	if c.Currency == "USD" {
+		sym = "$"
+	}
+	return fmt.Sprintf("%s%.2f/month (%s%s%.2f)", sym, c.Monthly, sign, sym, math.Abs(c.Delta))
 }
 
 // PreviewResource is one resource the preview would change.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/provision/platform"
 	"github.com/paved-idp/paved/internal/provision/program"
 	"github.com/paved-idp/paved/internal/provision/provisiontest"
@@ -277,4 +278,26 @@ func TestDeployRefusesAnotherStack(t *testing.T) {
 	if n := len(m.Resources()); n != 0 {
 		t.Fatalf("%d resources registered on the wrong stack", n)
 	}
+}
+
+// TestEveryResourceIsPriced: paved's price table prices (or lists as free
+// or use-only) every resource the golden path makes, in every combination,
+// so a run's cost estimate never silently leaves one out; the full service
+// costs something (its pods, its database's instances, its key, secret).
+func TestEveryResourceIsPriced(t *testing.T) {
+	prices, err := cost.Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	everyCombination(t, func(t *testing.T, _ *platform.Config, p *program.Plan, m *provisiontest.Mocks) {
+		var rs []cost.Resource
+		for _, r := range m.Resources() {
+			rs = append(rs, cost.Resource{Type: string(r.Type), Name: r.Name, Inputs: r.Inputs})
+		}
+		c := prices.Estimate(nil, rs)
+		t.Logf("%s: %s", p.Target.StackName(), c.Label())
+		if len(c.Unpriced) > 0 || c.Monthly <= 0 || c.Delta != c.Monthly {
+			t.Fatalf("estimate of %s: %+v", p.Target.StackName(), c)
+		}
+	})
 }
