@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -100,8 +101,26 @@ func (w *Worker) Tick(ctx context.Context) (int, error) { return w.tick(ctx, nil
 // the other stacks. Claims keep them apart: a task is leased to one worker,
 // and a stack's next run is not due while another of its runs is active.
 func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
+	// A kind a claim of this tick found nothing of is not claimed again in
+	// it: every worker would otherwise make its own empty claims (two, one
+	// a kind) before it stops, sixteen transactions of the store's single
+	// writer for a tick with nothing to do, and the intake wakes the
+	// dispatcher after every run it queues. Claims take turns so that the
+	// first empty one is seen by the rest. A task that comes due while the
+	// tick runs is taken by the next, which follows at once when this one
+	// took anything (see worker.Loop) and on the wake that came with it.
+	var (
+		mu    sync.Mutex
+		empty [2]bool
+	)
+	kinds := [2]string{store.KindCancel, store.KindDispatch}
 	next := func(ctx context.Context) (store.Task, bool, error) {
-		for _, kind := range []string{store.KindCancel, store.KindDispatch} {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, kind := range kinds {
+			if empty[i] {
+				continue
+			}
 			tasks, err := w.Store.Claim(ctx, kind, w.Lease, 1)
 			if err != nil {
 				return store.Task{}, false, err
@@ -109,6 +128,7 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 			if len(tasks) > 0 {
 				return tasks[0], true, nil
 			}
+			empty[i] = true
 		}
 		return store.Task{}, false, nil
 	}

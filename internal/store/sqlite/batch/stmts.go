@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 )
 
@@ -47,12 +48,22 @@ func (c *stmts) close() {
 }
 
 // Tx runs statements in a transaction through the cache.
+//
+// Its statements run without their context's cancellation (values are
+// kept): a write is only started once its turn has come and its context is
+// still live (see Writer.try), and from then on it is waited for, so that a
+// caller never reports a failure for a write that went through. Cancelling
+// one statement half-way would instead fail the whole batch's transaction
+// and make every other write in it run again. It also spares the driver a
+// goroutine and a progress handler per statement, which it sets up for any
+// context that can be cancelled.
 type Tx struct {
 	tx *sql.Tx
 	c  *stmts
 }
 
 func (t Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -60,6 +71,7 @@ func (t Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Res
 }
 
 func (t Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -67,15 +79,45 @@ func (t Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql
 }
 
 func (t Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.c.get(ctx, query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
+// InsertRows runs prefix (an INSERT up to its VALUES) with a row of
+// placeholders for each of rows, up to 32 rows a statement so that the
+// statement cache holds few shapes and no statement nears SQLite's bound on
+// parameters: statements, not rows, are what the single writer pays for.
+func (t Tx) InsertRows(ctx context.Context, prefix string, rows [][]any) error {
+	const perStmt = 32
+	for len(rows) > 0 {
+		n := min(len(rows), perStmt)
+		var b strings.Builder
+		b.WriteString(prefix)
+		args := make([]any, 0, n*len(rows[0]))
+		for i, row := range rows[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			b.WriteString(strings.TrimSuffix(strings.Repeat("?,", len(row)), ","))
+			b.WriteByte(')')
+			args = append(args, row...)
+		}
+		if _, err := t.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
 // ExecUnprepared runs SQL text that may hold several statements (a
 // prepared statement is one), such as a migration.
 func (t Tx) ExecUnprepared(ctx context.Context, query string) error {
+	ctx = context.WithoutCancel(ctx)
 	_, err := t.tx.ExecContext(ctx, query)
 	return err
 }
