@@ -191,7 +191,46 @@ deny contains {"rule": "ttl-too-long", "msg": msg} if {
 	)
 }
 
+# Monthly budgets per tenant and environment, in the price table's currency
+# (USD), against the pipeline's estimate of the change (input.preview.cost:
+# monthly and before are the run's stack after and before the change, delta
+# the difference, others what the tenant's other stacks in the environment
+# cost now; the fixed part only, see internal/cost/prices.yaml). "limit"
+# refuses a change that adds cost and takes the total over it;
+# "approval_above" asks an approval for one that takes it over that. A
+# change that saves money is never stopped by a budget.
+budgets := {
+	"acme": {
+		"dev": {"limit": 2000},
+		"staging": {"limit": 5000, "approval_above": 4000},
+		"prod": {"limit": 50000, "approval_above": 30000},
+	},
+	"globex": {"dev": {"limit": 1000}},
+}
+
+budget := budgets[input.tenant][input.environment]
+
+budget_now := input.preview.cost.others + input.preview.cost.before
+
+budget_after := input.preview.cost.others + input.preview.cost.monthly
+
+deny contains {"rule": "budget-exceeded", "msg": msg} if {
+	input.preview.cost.delta > 0
+	budget_after > budget.limit
+	msg := sprintf(
+		"over budget: tenant %q in %q may spend %v %s a month; its stacks cost %v now and this change adds %v, to %v; nothing was applied. Make the change smaller, remove something, or ask the platform team to raise the budget",
+		[input.tenant, input.environment, budget.limit, input.preview.cost.currency, budget_now, input.preview.cost.delta, budget_after],
+	)
+}
+
 default require_approval := false
+
+# A change that takes a tenant's spending in an environment over the
+# budget's approval line waits for an approval of its preview.
+require_approval if {
+	input.preview.cost.delta > 0
+	budget_after > budget.approval_above
+}
 
 # Any replace or delete in production waits for an approval of its preview.
 require_approval if {

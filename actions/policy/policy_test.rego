@@ -240,3 +240,34 @@ test_ttl_never_in_production if {
 	kept := decide(object.union(base, {"action": "create-service", "operation": "CREATE", "environment": "prod", "inputs": {}}))
 	not "ttl-in-production" in rules(kept)
 }
+
+cost_preview(env, others, before, monthly) := object.union(base, {
+	"environment": env,
+	"inputs": {"tenant": "acme", "environment": env, "queueName": "orders"},
+	"preview": {
+		"create": 1, "update": 0, "replace": 0, "delete": 0, "destroy": false, "digest": "sha256:x",
+		"resources": [{"op": "create", "type": "aws:rds/clusterInstance:ClusterInstance", "name": "acme-x-checkout-db"}],
+		"cost": {"monthly": monthly, "before": before, "delta": monthly - before, "currency": "USD", "unpriced": [], "others": others},
+	},
+})
+
+test_budget_refuses_a_change_over_it if {
+	d := decide(cost_preview("dev", 1900, 50, 250.5))
+	rules(d) == {"budget-exceeded"}
+	some m in d.deny
+	contains(m.msg, "may spend 2000 USD a month; its stacks cost 1950 now and this change adds 200.5, to 2150.5")
+}
+
+test_budget_allows_a_change_within_it_or_a_saving if {
+	count(decide(cost_preview("dev", 1000, 50, 250)).deny) == 0
+
+	# Already over, but the change saves money: never stopped.
+	count(decide(cost_preview("dev", 2500, 300, 100)).deny) == 0
+}
+
+test_budget_approval_line if {
+	d := decide(cost_preview("staging", 3900, 0, 200))
+	count(d.deny) == 0
+	d.require_approval
+	not decide(cost_preview("staging", 3000, 0, 200)).require_approval
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/config"
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/dispatch"
 	"github.com/paved-idp/paved/internal/drift"
 	"github.com/paved-idp/paved/internal/expiry"
@@ -212,6 +213,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
 		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
+	in.Spending = cost.Ledger{Runs: st}
 	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
 		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams}
 	srvCfg.Extender = a.expiry

@@ -45,6 +45,8 @@ func LifecycleProperties() map[string]any {
 		"status": map[string]any{"type": "string", "title": "Status", "description": "Where paved's last run left it",
 			"enum":       []any{StatusProvisioning, StatusReady, StatusFailed, StatusDrifted, StatusExpiring, StatusDestroying, StatusDestroyed},
 			"enumColors": map[string]any{StatusProvisioning: "blue", StatusReady: "green", StatusFailed: "red", StatusDrifted: "yellow", StatusExpiring: "purple", StatusDestroying: "orange", StatusDestroyed: "darkGray"}},
+		"monthlyCost": map[string]any{"type": "number", "title": "Monthly cost (estimated)",
+			"description": "The stack's fixed monthly cost, in the price table's currency (USD), estimated by paved from its last applied preview; use (requests, storage, transfer) not included"},
 		"expiresAt":      map[string]any{"type": "string", "format": "date-time", "title": "Expires at", "description": "When paved destroys this ephemeral stack (extend it with paved-extend-ttl)"},
 		"drift":          map[string]any{"type": "string", "title": "Drift", "description": "The last drift check: in sync, or what changed outside paved"},
 		"driftCheckedAt": map[string]any{"type": "string", "format": "date-time", "title": "Drift checked at"},
@@ -161,4 +163,16 @@ func checkTTL(op run.Operation, props map[string]map[string]any) []error {
 func ExpiryFor(e run.EntityRef, expiresAt time.Time, status string) *run.EntityUpsert {
 	return &run.EntityUpsert{Blueprint: e.Blueprint, Identifier: e.Identifier, Properties: map[string]any{
 		"expiresAt": expiresAt.UTC().Format(time.RFC3339), "status": status}}
+}
+
+// AddCost writes the estimate of the preview an applied change followed
+// onto its entity (monthlyCost), when the pipeline sent one.
+func AddCost(e *run.EntityUpsert, p *run.Preview) {
+	if p == nil || p.Cost == nil {
+		return
+	}
+	if e.Properties == nil {
+		e.Properties = map[string]any{}
+	}
+	e.Properties["monthlyCost"] = p.Cost.Monthly
 }

@@ -157,7 +157,12 @@ func wanted(req run.PipelineRequest, stack string) want {
 	default:
 		return want{
 			resources: []Resource{
-				{Type: "kubernetes:apps/v1:Deployment", Name: stack, Inputs: map[string]any{"replicas": req.Inputs["replicas"], "labels": tags}},
+				// The shape pulumi-kubernetes previews: what the price table
+				// reads is spec.replicas and the containers' requests.
+				{Type: "kubernetes:apps/v1:Deployment", Name: stack, Inputs: map[string]any{
+					"metadata": map[string]any{"name": stack, "labels": tags},
+					"spec": map[string]any{"replicas": req.Inputs["replicas"], "template": map[string]any{"spec": map[string]any{
+						"containers": []any{map[string]any{"name": "app", "resources": map[string]any{"requests": map[string]any{"cpu": "250m", "memory": "256Mi"}}}}}}}}},
 				{Type: "kubernetes:core/v1:Service", Name: stack, Inputs: map[string]any{"port": 80, "labels": tags}},
 			},
 			outputs: map[string]any{"stack": stack, "url": "https://" + req.Stack.Service + "." + req.Stack.Environment + ".acme.example"},

@@ -48,6 +48,13 @@ type Policy interface {
 	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
 }
 
+// Spending totals what a tenant's stacks in an environment cost a month,
+// but one (the run's own, whose estimate the preview carries), for
+// budgets in the policy.
+type Spending interface {
+	Others(ctx context.Context, tenant, environment, exceptStack string) (float64, error)
+}
+
 // Teams looks up the teams of a portal user when the request does not carry them.
 type Teams interface {
 	UserTeams(ctx context.Context, email string) ([]string, error)
@@ -59,8 +66,11 @@ type Service struct {
 	Catalog Catalog
 	Policy  Policy
 	Teams   Teams
-	Log     *zap.Logger
-	Now     func() time.Time
+	// Spending, when set, gives the policy the other stacks' costs with a
+	// preview's estimate (input.preview.cost.others).
+	Spending Spending
+	Log      *zap.Logger
+	Now      func() time.Time
 	// Notify, when set, is called after a run is queued so the dispatcher
 	// need not wait for its next tick.
 	Notify func()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -55,10 +56,17 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 		return nil, fmt.Errorf("preview of run %s (%s): %w", id, before.State, store.ErrFinished)
 	}
 	decision := policy.Decision{Allow: true}
-	if before.Operation != run.Drift {
+	if before.Operation == run.Drift {
+		p.Cost = nil // what the cloud drifted to is not a change's cost
+	} else {
 		// A drift check applies nothing: there is nothing to judge.
 		in := policyInput(before)
 		in.Preview = previewInput(p)
+		if p.Cost != nil {
+			if in.Preview["cost"], err = s.costInput(ctx, before, p.Cost); err != nil {
+				return nil, fmt.Errorf("preview of run %s: %w", id, err)
+			}
+		}
 		if decision, err = s.Policy.Decide(ctx, in); err != nil {
 			return nil, fmt.Errorf("preview of run %s: evaluate policy: %w", id, err)
 		}
@@ -100,7 +108,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 		last := run.Report{}
 		switch p.Verdict {
 		case run.VerdictApply:
-			last.StatusLabel = "Applying " + p.Label()
+			last.StatusLabel = "Applying " + p.LabelWithCost()
 			if r.ApprovedDigest != "" {
 				last.StatusLabel += " (as approved)"
 			}
@@ -117,7 +125,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 				ch.Report(run.Report{Entity: e})
 			}
 		case run.VerdictDryRun:
-			last.StatusLabel = "Dry run: " + p.Label()
+			last.StatusLabel = "Dry run: " + p.LabelWithCost()
 			ch.Report(last)
 		case run.VerdictDrift:
 			last.StatusLabel = "Drift check: " + catalog.DriftSummary(&p)
@@ -198,10 +206,44 @@ func checkPreview(p run.Preview) error {
 			return ErrBadPreview
 		}
 	}
+	if c := p.Cost; c != nil {
+		for _, v := range []float64{c.Monthly, c.Before, c.Delta} {
+			if math.IsNaN(v) || math.Abs(v) > 1e12 {
+				return fmt.Errorf("%w (a cost of %v)", ErrBadPreview, v)
+			}
+		}
+		if c.Currency == "" || len(c.Currency) > 8 || len(c.Prices) > 512 || len(c.Unpriced) > maxPreviewResources {
+			return fmt.Errorf("%w (a cost needs a currency, and names at most %d unpriced resources)", ErrBadPreview, maxPreviewResources)
+		}
+		for _, u := range c.Unpriced {
+			if len(u) > 600 {
+				return fmt.Errorf("%w (an unpriced resource's note is over 600 bytes)", ErrBadPreview)
+			}
+		}
+	}
 	return nil
 }
 
 // previewInput is the preview as the policy sees it (input.preview).
+// costInput is the preview's estimate as the policy sees it
+// (input.preview.cost), with others: what the tenant's other stacks in the
+// environment cost, for budgets.
+func (s *Service) costInput(ctx context.Context, r *run.Run, c *run.Cost) (map[string]any, error) {
+	others := 0.0
+	if s.Spending != nil {
+		var err error
+		if others, err = s.Spending.Others(ctx, r.Stack.Tenant, r.Stack.Environment, r.Stack.Key()); err != nil {
+			return nil, fmt.Errorf("total the costs of %s's stacks in %s: %w", r.Stack.Tenant, r.Stack.Environment, err)
+		}
+	}
+	unpriced := make([]any, len(c.Unpriced))
+	for i, u := range c.Unpriced {
+		unpriced[i] = u
+	}
+	return map[string]any{"monthly": c.Monthly, "before": c.Before, "delta": c.Delta, "currency": c.Currency,
+		"unpriced": unpriced, "others": math.Round(others*100) / 100}, nil
+}
+
 func previewInput(p run.Preview) map[string]any {
 	c, u, r, d := p.Counts()
 	resources := make([]any, len(p.Resources))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
@@ -228,5 +229,57 @@ func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
 	if len(got) != 2 || got[0].Properties["status"] != "provisioning" || got[1].Properties["status"] != "failed" ||
 		got[1].Properties["statusReason"] != "canceled by operator:olivia; pipeline #600 is being canceled" {
 		t.Fatalf("entity writes %+v", got)
+	}
+}
+
+// The policy sees a preview's estimate with what the tenant's other stacks
+// in the environment cost (each at its latest applied estimate, a deleted
+// one at nothing): a change that takes them over budget is refused, saying
+// the budget, the total and the delta; one within it applies, its estimate
+// in the status label and the log.
+func TestBudgetCountsTheOtherStacks(t *testing.T) {
+	s, st := setup(t)
+	s.Spending = cost.Ledger{Runs: st}
+	ctx := context.Background()
+	at := time.Now().Add(-time.Hour)
+	spent := func(service string, op run.Operation, monthly float64) {
+		t.Helper()
+		at = at.Add(time.Second) // a stack's later run is newer
+		r := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: "old-" + service + string(op), Action: "add-s3-bucket"},
+			Operation: op, Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: service}, State: run.Succeeded,
+			Preview: &run.Preview{Cost: &run.Cost{Monthly: monthly, Currency: "USD"}}, CreatedAt: at, UpdatedAt: at}
+		if _, _, err := st.CreateRun(ctx, r, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spent("billing", run.Day2, 1500)
+	spent("search", run.Day2, 900)
+	spent("search", run.Delete, 0) // destroyed since: costs nothing
+	spent("ledger", run.Day2, 350)
+
+	withCost := func(c byte, before, monthly float64) run.Preview {
+		return run.Preview{Digest: digestOf(c), Resources: []run.PreviewResource{{Op: run.OpCreate, Type: "aws:rds/clusterInstance:ClusterInstance", Name: "acme-dev-checkout-db"}},
+			Cost: &run.Cost{Monthly: monthly, Before: before, Delta: monthly - before, Currency: "USD", Prices: "us-east-1"}}
+	}
+	r, _, _ := s.Submit(ctx, bucketReq("b1", "dana@acme.example", "dev"))
+	running(t, st, r, 500)
+	got, err := s.Preview(ctx, r.ID, withCost('g', 50, 251.5))
+	want := "over budget: tenant \"acme\" in \"dev\" may spend 2000 USD a month; its stacks cost 1900 now and this change adds 201.5, to 2101.5"
+	if err != nil || got.Preview.Verdict != run.VerdictRefused || !strings.Contains(strings.Join(got.Reasons, " "), want) {
+		t.Fatalf("a change over budget: %+v %v", got, err)
+	}
+
+	r2, _, _ := s.Submit(ctx, bucketReq("b2", "dana@acme.example", "dev"))
+	running(t, st, r2, 501)
+	if got, err := s.Preview(ctx, r2.ID, withCost('h', 50, 100)); err != nil || got.Preview.Verdict != run.VerdictApply {
+		t.Fatalf("a change within budget: %+v %v", got, err)
+	}
+	reps := reports(t, st)
+	if last := reps[len(reps)-1]; last.StatusLabel != "Applying +1 ~0 -0, $100.00/month (+$50.00)" {
+		t.Fatalf("label %q", last.StatusLabel)
+	}
+	logs, err := st.Logs(ctx, r2.ID, 0, 10)
+	if err != nil || len(logs) < 2 || !strings.Contains(logs[1].Line, "estimated cost $100.00/month (+$50.00)") {
+		t.Fatalf("logs %+v, %v", logs, err)
 	}
 }

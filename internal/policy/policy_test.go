@@ -164,6 +164,11 @@ func TestDecide(t *testing.T) {
 			in.Inputs["confirmName"] = "checkuot"
 		}, "production-delete-unconfirmed", []string{`deleting service "checkout" in production destroys its stack and its data: type the service's name, checkout, in confirmName to confirm`}, true},
 		{"dev delete needs none", func(in *Input) { in.Operation = "DELETE" }, "", nil, false},
+		{"over budget", func(in *Input) {
+			in.Preview = map[string]any{"create": 1, "update": 0, "replace": 0, "delete": 0, "destroy": false, "digest": "sha256:x",
+				"resources": []any{map[string]any{"op": "create", "type": "aws:kms/key:Key", "name": "k"}},
+				"cost":      map[string]any{"monthly": 101.5, "before": 1.5, "delta": 100.0, "currency": "USD", "unpriced": []any{}, "others": 1950.0}}
+		}, "budget-exceeded", []string{`over budget: tenant "acme" in "dev" may spend 2000 USD a month; its stacks cost 1951.5 now and this change adds 100, to 2051.5; nothing was applied. Make the change smaller, remove something, or ask the platform team to raise the budget`}, false},
 		{"ephemeral in dev", func(in *Input) { in.Inputs["ttl"], in.TTLSeconds = "14d", 14*24*3600 }, "", nil, false},
 		{"ephemeral too long", func(in *Input) { in.Environment, in.Inputs["ttl"], in.TTLSeconds = "staging", "73h", 73*3600 }, "ttl-too-long",
 			[]string{`a ttl of 73h is longer than environment "staging" allows: at most 72h; ask for less, and extend it later with paved-extend-ttl`}, false},

@@ -116,6 +116,15 @@ func (p *Preview) Label() string {
 	return s
 }
 
+// LabelWithCost is Label and, when the preview has one, the estimate:
+// "+3 ~1 -0, $52.30/month (+$12.00)".
+func (p *Preview) LabelWithCost() string {
+	if p.Cost == nil {
+		return p.Label()
+	}
+	return p.Label() + ", " + p.Cost.Label()
+}
+
 // Lines are the preview as log lines: the counts, then one line a resource.
 func (p *Preview) Lines() []string {
 	what := "Preview"
@@ -123,6 +132,12 @@ func (p *Preview) Lines() []string {
 		what = "Preview of the stack's destruction"
 	}
 	lines := []string{fmt.Sprintf("%s: %s (digest %s)", what, p.Label(), shortDigest(p.Digest))}
+	if c := p.Cost; c != nil {
+		lines = append(lines, fmt.Sprintf("  estimated cost %s: the fixed part (instances, capacity, pods' requests), not use; prices: %s", c.Label(), c.Prices))
+		for _, u := range c.Unpriced {
+			lines = append(lines, "  not priced: "+u)
+		}
+	}
 	if len(p.Resources) == 0 {
 		return append(lines, "  no changes")
 	}

@@ -458,16 +458,17 @@ func (s *Server) pipelineOutputs(c *exchange) {
 }
 
 func (s *Server) pipelinePreview(c *exchange) {
-	const usage = `body must be {"resources": [{"op": "create|update|replace|delete", "type": "...", "name": "..."}], "digest": "sha256:...", "destroy": false}, as paved preview posts it`
+	const usage = `body must be {"resources": [{"op": "create|update|replace|delete", "type": "...", "name": "..."}], "digest": "sha256:...", "destroy": false, "cost": {"monthly": 0, "before": 0, "delta": 0, "currency": "USD", "prices": "...", "unpriced": []} (optional)}, as paved preview posts it`
 	var body struct {
 		Resources []run.PreviewResource `json:"resources"`
 		Digest    string                `json:"digest"`
 		Destroy   bool                  `json:"destroy"`
+		Cost      *run.Cost             `json:"cost"`
 	}
 	if !s.bindJSON(c, &body, usage) {
 		return
 	}
-	r, err := s.intake.Preview(c.r.Context(), c.param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy})
+	r, err := s.intake.Preview(c.r.Context(), c.param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy, Cost: body.Cost})
 	switch {
 	case errors.Is(err, intake.ErrBadPreview):
 		fail(c, http.StatusBadRequest, err.Error()+"; "+usage)

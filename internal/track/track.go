@@ -266,7 +266,7 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 	}
 	summary := fmt.Sprintf("Pipeline #%d succeeded", r.PipelineID)
 	if r.Preview != nil {
-		summary += ": applied " + r.Preview.Label()
+		summary += ": applied " + r.Preview.LabelWithCost()
 	}
 	if r.TTL > 0 && r.Operation == run.Create {
 		// The stack's time runs from when it is ready, not from the request.
@@ -278,12 +278,14 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		if r.Request.Portal == run.PortalPaved {
 			// An expiry's destroy: every entity of the stack is gone.
 			for _, e := range a.LifecycleFor(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)) {
+				catalog.AddCost(e, r.Preview)
 				ch.Report(run.Report{Entity: e})
 			}
 		} else if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
 			if !r.ExpiresAt.IsZero() {
 				e.Properties["expiresAt"] = r.ExpiresAt.Format(time.RFC3339)
 			}
+			catalog.AddCost(e, r.Preview)
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})
 			summary += fmt.Sprintf("; %s %s is up to date", e.Blueprint, e.Identifier)
 		}

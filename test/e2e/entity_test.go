@@ -68,3 +68,26 @@ func TestEntityShowsItsState(t *testing.T) {
 		t.Fatal("a failed run wrote outputs")
 	}
 }
+
+// The pipeline's cost estimate reaches the portal run (its log and status
+// label) and the entity (monthlyCost): a service's two pods requesting
+// 250m CPU and 256Mi each cost 2 × (0.25 × 0.04048 + 0.25 × 0.004445) × 730
+// a month at the shipped prices.
+func TestCostEstimateReachesThePortal(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+	portRun, _ := e.Press(portsim.Invocation{Action: "create-service", Blueprint: "service", Operation: "CREATE", User: h.Dana,
+		Inputs: map[string]any{"name": "cart", "team": "payments", "language": "go", "tenant": "acme", "environment": "dev", "replicas": 2}})
+	r := e.WaitPort(portRun)
+	if r.Status != "SUCCESS" || !strings.Contains(h.LogText(r), "estimated cost $16.40/month (+$16.40)") {
+		t.Fatalf("Port run %s:\n%s", r.Status, h.LogText(r))
+	}
+	for _, en := range e.Port.Entities("service") {
+		if en.Identifier == "cart" {
+			if got := en.Properties["monthlyCost"]; got != 16.4 {
+				t.Fatalf("monthlyCost %v (%T)", got, got)
+			}
+			return
+		}
+	}
+	t.Fatal("no entity cart")
+}
