@@ -6,8 +6,10 @@
 # environment, service, team = the service's owning team), and preview once
 # the run's pipeline has previewed the change (absent at intake: rules on it
 # do not apply then): {create, update, replace, delete: counts, destroy,
-# digest, resources: [{op, type, name}]}, op one of create, update,
-# replace, delete, type a Pulumi type token; ttl_seconds when the run makes
+# digest, resources: [{op, type, name}], cost}, op one of create, update,
+# replace, delete, type a Pulumi type token, cost the pipeline's estimate
+# {monthly, before, delta, currency, unpriced, others} (see budgets below;
+# absent from older pipelines); ttl_seconds when the run makes
 # an ephemeral stack (the input ttl) or extends one (paved-extend-ttl).
 #
 # Teams are compared by IDENTIFIER, never by display name: Port's entity
