@@ -33,6 +33,7 @@ import (
 	"github.com/paved-idp/paved/internal/report"
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/server"
+	"github.com/paved-idp/paved/internal/stackentity"
 	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/track"
 	"github.com/paved-idp/paved/internal/validate"
@@ -214,6 +215,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
 		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
 	in.Spending = cost.Ledger{Runs: st}
+	in.StackEntities = stackentity.Finder{Store: st, Catalog: cat}
 	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
 		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams}
 	srvCfg.Extender = a.expiry

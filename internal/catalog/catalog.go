@@ -54,6 +54,10 @@ type Action struct {
 	GitLab           GitLab
 	Timeout          time.Duration // zero: the server's default
 	RequiredApproval bool
+	// DeleteDestroyed: when a stack this action destroys (a DELETE, or the
+	// expiry of an ephemeral stack it made) is gone, its entities are
+	// deleted from the portal instead of marked destroyed.
+	DeleteDestroyed bool
 	// File is the path the action was read from, for error messages.
 	File string
 
@@ -92,6 +96,10 @@ type actionFile struct {
 	GitLab           GitLab     `yaml:"gitlab"`
 	Timeout          string     `yaml:"timeout"`
 	RequiredApproval bool       `yaml:"requiredApproval"`
+	// DestroyedEntities is "mark" (the default: status destroyed) or
+	// "delete" (gone from the portal) for the entities of a stack this
+	// action destroys.
+	DestroyedEntities string `yaml:"destroyedEntities"`
 }
 
 type inputsFile struct {
@@ -263,6 +271,13 @@ func build(name string, f *actionFile) (*Action, []error) {
 		Identifier: f.Identifier, Title: f.Title, Description: strings.TrimSpace(f.Description), Icon: f.Icon,
 		Operation: op, Blueprint: f.Blueprint, ServiceFrom: f.ServiceFrom, Order: f.Inputs.Order,
 		GitLab: f.GitLab, RequiredApproval: f.RequiredApproval, File: name,
+		DeleteDestroyed: f.DestroyedEntities == "delete",
+	}
+	switch {
+	case f.DestroyedEntities != "" && f.DestroyedEntities != "mark" && f.DestroyedEntities != "delete":
+		bad("destroyedEntities", `must be "mark" (status destroyed, the default) or "delete", got %q`, f.DestroyedEntities)
+	case f.DestroyedEntities != "" && op == run.Day2:
+		bad("destroyedEntities", "says what a destroy does to the stack's entities; a DAY-2 action destroys none")
 	}
 	if f.GitLab.Project == "" {
 		bad("gitlab.project", "is required")

@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,17 +61,23 @@ func LifecycleProperties() map[string]any {
 // LifecycleFor are the entity writes that tell the portal where run r has
 // left what its action manages: status (one of Status*), why it failed,
 // the run's page (runURL) and time, and its pipeline. That is the action's
-// entity, or for a run of paved's own (an expiry's destroy) the stack's
-// entities it reports on. None when the action writes no entity or its
+// entity, and for a DELETE or a run of paved's own (an expiry's destroy)
+// the stack's own entities it reports on (ReportsOn). None when the action writes no entity or its
 // identifier needs outputs not reported yet.
 func (a *Action) LifecycleFor(r *run.Run, status, reason, runURL string) []*run.EntityUpsert {
 	var out []*run.EntityUpsert
-	if r.Request.Portal == run.PortalPaved {
-		for _, ref := range r.ReportsOn {
-			out = append(out, &run.EntityUpsert{Blueprint: ref.Blueprint, Identifier: ref.Identifier})
+	if r.Request.Portal != run.PortalPaved {
+		if e := a.entity(r, false); e != nil {
+			out = append(out, e)
 		}
-	} else if e := a.entity(r, false); e != nil {
-		out = append(out, e)
+	}
+	if r.Request.Portal == run.PortalPaved || r.Operation == run.Delete {
+		// A stack's destroy: every entity that is the stack's own.
+		for _, ref := range r.ReportsOn {
+			if !slices.ContainsFunc(out, func(e *run.EntityUpsert) bool { return e.Blueprint == ref.Blueprint && e.Identifier == ref.Identifier }) {
+				out = append(out, &run.EntityUpsert{Blueprint: ref.Blueprint, Identifier: ref.Identifier})
+			}
+		}
 	}
 	for _, e := range out {
 		addLifecycle(e, r, status, reason, runURL)

@@ -13,13 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/stackentity"
 	"github.com/paved-idp/paved/internal/store"
 )
 
@@ -127,7 +127,6 @@ func (s *Scheduler) Check(ctx context.Context) (Result, error) {
 type since struct {
 	ended    *run.Run
 	deleting bool
-	runs     []*run.Run // the stack's runs, newest first
 }
 
 func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
@@ -135,7 +134,7 @@ func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
 	if err != nil {
 		return since{}, fmt.Errorf("expiry: list the runs of stack %s: %w", c.Stack.Key(), err)
 	}
-	out := since{runs: runs}
+	var out since
 	for _, r := range runs {
 		if r.ID == c.ID || !r.CreatedAt.After(c.CreatedAt) || r.DryRun {
 			continue
@@ -178,7 +177,7 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 	case st.deleting:
 		return nil // a delete under way: see what it leaves next time
 	case !now.Before(c.ExpiresAt):
-		created, err := s.destroy(ctx, c, st.runs, now)
+		created, err := s.destroy(ctx, c, now)
 		if err != nil {
 			return err
 		}
@@ -186,7 +185,7 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 			res.Destroying++
 		}
 	case !now.Before(c.ExpiresAt.Add(-s.WarnBefore)) && c.ExpiryWarnedAt.Before(c.ExpiresAt.Add(-s.WarnBefore)):
-		warned, err := s.warn(ctx, c, st.runs, now)
+		warned, err := s.warn(ctx, c, now)
 		if err != nil {
 			return err
 		}
@@ -213,8 +212,8 @@ func (s *Scheduler) clear(ctx context.Context, id string, was time.Time, why str
 }
 
 // warn tells the portal, on the stack's entities, that it expires soon.
-func (s *Scheduler) warn(ctx context.Context, c *run.Run, runs []*run.Run, now time.Time) (bool, error) {
-	refs, err := s.entities(ctx, c, runs)
+func (s *Scheduler) warn(ctx context.Context, c *run.Run, now time.Time) (bool, error) {
+	refs, err := s.entities(ctx, c)
 	if err != nil {
 		return false, err
 	}
@@ -240,8 +239,8 @@ func (s *Scheduler) warn(ctx context.Context, c *run.Run, runs []*run.Run, now t
 }
 
 // destroy queues the destroy of c's stack, once for its expiry.
-func (s *Scheduler) destroy(ctx context.Context, c *run.Run, runs []*run.Run, now time.Time) (bool, error) {
-	refs, err := s.entities(ctx, c, runs)
+func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time) (bool, error) {
+	refs, err := s.entities(ctx, c)
 	if err != nil {
 		return false, err
 	}
@@ -267,52 +266,11 @@ func (s *Scheduler) destroy(ctx context.Context, c *run.Run, runs []*run.Run, no
 	return created, nil
 }
 
-// entities are the entities the stack's runs wrote that belong to this
-// stack alone: an entity another stack's runs also wrote (a service
-// deployed to several environments) keeps its status, which is theirs too.
-func (s *Scheduler) entities(ctx context.Context, c *run.Run, runs []*run.Run) ([]run.EntityRef, error) {
-	var refs []run.EntityRef
-	for _, r := range runs {
-		if r.State != run.Succeeded || r.DryRun || r.Request.Portal == run.PortalPaved || r.CreatedAt.Before(c.CreatedAt) {
-			continue
-		}
-		a, ok := s.Catalog.Get(r.Request.Action)
-		if !ok {
-			continue
-		}
-		e := a.EntityFor(r)
-		if e == nil {
-			continue
-		}
-		ref := run.EntityRef{Blueprint: e.Blueprint, Identifier: e.Identifier}
-		if slices.Contains(refs, ref) {
-			continue
-		}
-		shared, err := s.shared(ctx, a, c.Stack.Key(), ref)
-		if err != nil {
-			return nil, err
-		}
-		if !shared {
-			refs = append(refs, ref)
-		}
+// entities are the stack's own entities, of its runs since c made it.
+func (s *Scheduler) entities(ctx context.Context, c *run.Run) ([]run.EntityRef, error) {
+	refs, err := stackentity.Finder{Store: s.Store, Catalog: s.Catalog}.Owned(ctx, c.Stack, c.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("expiry: %w", err)
 	}
 	return refs, nil
-}
-
-// shared says whether a succeeded run of another stack wrote ref through
-// action a (among its newest runs).
-func (s *Scheduler) shared(ctx context.Context, a *catalog.Action, stack string, ref run.EntityRef) (bool, error) {
-	runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: stackRuns})
-	if err != nil {
-		return false, fmt.Errorf("expiry: list the runs of action %s: %w", a.Identifier, err)
-	}
-	for _, r := range runs {
-		if r.Stack.Key() == stack || r.DryRun {
-			continue
-		}
-		if e := a.EntityFor(r); e != nil && e.Blueprint == ref.Blueprint && e.Identifier == ref.Identifier {
-			return true, nil
-		}
-	}
-	return false, nil
 }

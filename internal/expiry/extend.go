@@ -84,11 +84,7 @@ func (s *Scheduler) Extend(ctx context.Context, req run.Request) (*run.Run, erro
 	if !d.Allow {
 		return nil, fmt.Errorf("%s: %w: %s", ExtendAction, ErrRefused, strings.Join(d.Reasons, "; "))
 	}
-	runs, err := s.since(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	refs, err := s.entities(ctx, c, runs.runs)
+	refs, err := s.entities(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,12 @@ type Policy interface {
 	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
 }
 
+// StackEntities finds the entities that are a stack's own, which a DELETE
+// marks destroyed (or deletes) when it is done.
+type StackEntities interface {
+	Owned(ctx context.Context, stack run.Stack, since time.Time) ([]run.EntityRef, error)
+}
+
 // Spending totals what a tenant's stacks in an environment cost a month,
 // but one (the run's own, whose estimate the preview carries), for
 // budgets in the policy.
@@ -69,8 +75,11 @@ type Service struct {
 	// Spending, when set, gives the policy the other stacks' costs with a
 	// preview's estimate (input.preview.cost.others).
 	Spending Spending
-	Log      *zap.Logger
-	Now      func() time.Time
+	// StackEntities, when set, names a DELETE's stack's entities at intake
+	// (run.Run.ReportsOn), for its lifecycle writes.
+	StackEntities StackEntities
+	Log           *zap.Logger
+	Now           func() time.Time
 	// Notify, when set, is called after a run is queued so the dispatcher
 	// need not wait for its next tick.
 	Notify func()
@@ -238,6 +247,13 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		r.Guarded, r.Approvers = true, decision.Approvers
 		ch.Add("guarded: the pipeline previews the change; it is applied only once that preview is approved by " + listed(decision.Approvers))
 		accepted += "; it is previewed first, and applied only once " + listed(decision.Approvers) + " approve that preview"
+	}
+	if r.Operation == run.Delete && !r.DryRun && s.StackEntities != nil {
+		// Named now, from the runs that made them: the destroy's lifecycle
+		// writes go onto what the stack was when it was asked for.
+		if r.ReportsOn, err = s.StackEntities.Owned(ctx, stack, time.Time{}); err != nil {
+			return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
+		}
 	}
 	if r.TTL > 0 && !r.DryRun {
 		ch.Add("ephemeral: the stack is destroyed " + run.FormatTTL(r.TTL) + " after it is ready, unless extended")

@@ -185,10 +185,14 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 	if portalRunID == "" {
 		// A run of paved's own, or news of the stack: no portal run to
 		// tell, only the entity.
-		if rep.Entity == nil {
+		switch {
+		case rep.Delete != nil:
+			rep = run.Report{Delete: rep.Delete}
+		case rep.Entity != nil:
+			rep = run.Report{Entity: rep.Entity}
+		default:
 			return w.Store.Complete(ctx, t.ID)
 		}
-		rep = run.Report{Entity: rep.Entity}
 	}
 	if w.paused(portal) {
 		// The portal's rate limit holds for the whole organisation.

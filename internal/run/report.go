@@ -18,6 +18,10 @@ type Report struct {
 	// Untied reports only the Entity, tied to no portal run: news of the
 	// run's stack long after the run ended (an expiry's warning).
 	Untied bool `json:"untied,omitempty"`
+	// Delete removes an entity from the portal catalog (a destroyed
+	// stack's, for an action that deletes rather than marks them); one
+	// already gone counts as deleted.
+	Delete *EntityRef `json:"delete,omitempty"`
 }
 
 // Final statuses as Port names them.

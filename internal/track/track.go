@@ -275,11 +275,21 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 		summary += fmt.Sprintf("; the stack expires at %s", r.ExpiresAt.Format(time.RFC3339))
 	}
 	if a, ok := t.Catalog.Get(r.Request.Action); ok {
-		if r.Request.Portal == run.PortalPaved {
-			// An expiry's destroy: every entity of the stack is gone.
+		if r.Operation == run.Delete {
+			// The stack is gone: its own entities are marked destroyed, or
+			// deleted where the action says so.
+			n := 0
 			for _, e := range a.LifecycleFor(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)) {
-				catalog.AddCost(e, r.Preview)
-				ch.Report(run.Report{Entity: e})
+				if a.DeleteDestroyed {
+					ch.Report(run.Report{Delete: &run.EntityRef{Blueprint: e.Blueprint, Identifier: e.Identifier}})
+				} else {
+					catalog.AddCost(e, r.Preview)
+					ch.Report(run.Report{Entity: e})
+				}
+				n++
+			}
+			if n > 0 {
+				summary += fmt.Sprintf("; %d entities %s", n, map[bool]string{true: "deleted from the catalog", false: "marked destroyed"}[a.DeleteDestroyed])
 			}
 		} else if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
 			if !r.ExpiresAt.IsZero() {

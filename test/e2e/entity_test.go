@@ -91,3 +91,50 @@ func TestCostEstimateReachesThePortal(t *testing.T) {
 	}
 	t.Fatal("no entity cart")
 }
+
+// A DELETE marks the stack's own entities destroyed: the bucket of the dev
+// stack, and the service entity only once no other stack of the service is
+// left (while staging still runs it, the service is not destroyed).
+func TestDeleteMarksTheStacksOwnEntities(t *testing.T) {
+	e := h.Start(t, pavedBin, h.Options{})
+	cart := &portsim.Entity{Identifier: "cart", Title: "cart", Blueprint: "service", Team: []string{"payments"}}
+	press := func(inv portsim.Invocation) {
+		t.Helper()
+		portRun, _ := e.Press(inv)
+		if r := e.WaitPort(portRun); r.Status != "SUCCESS" {
+			t.Fatalf("%s: Port run %s\n%s", inv.Action, r.Status, h.LogText(r))
+		}
+	}
+	create := func(env string) portsim.Invocation {
+		return portsim.Invocation{Action: "create-service", Blueprint: "service", Operation: "CREATE", User: h.Dana,
+			Inputs: map[string]any{"name": "cart", "team": "payments", "language": "go", "tenant": "acme", "environment": env}}
+	}
+	del := func(env string) portsim.Invocation {
+		return portsim.Invocation{Action: "delete-service", Blueprint: "service", Operation: "DELETE", User: h.Dana, Entity: cart,
+			Inputs: map[string]any{"tenant": "acme", "environment": env, "confirm": true}}
+	}
+	status := func(bp, id string) any {
+		for _, en := range e.Port.Entities(bp) {
+			if en.Identifier == id {
+				return en.Properties["status"]
+			}
+		}
+		return nil
+	}
+	press(create("staging"))
+	press(create("dev"))
+	press(portsim.Invocation{Action: "add-s3-bucket", Blueprint: "service", Operation: "DAY-2", User: h.Dana, Entity: cart,
+		Inputs: map[string]any{"tenant": "acme", "environment": "dev", "bucketName": "receipts"}})
+
+	press(del("dev"))
+	if got := status("s3_bucket", "acme-dev-cart-receipts"); got != "destroyed" {
+		t.Fatalf("the dev stack's bucket after its delete: %v", got)
+	}
+	if got := status("service", "cart"); got != "ready" {
+		t.Fatalf("the service, still in staging, after the dev delete: %v", got)
+	}
+	press(del("staging"))
+	if got := status("service", "cart"); got != "destroyed" {
+		t.Fatalf("the service after its last stack's delete: %v", got)
+	}
+}

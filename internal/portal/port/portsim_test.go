@@ -65,4 +65,19 @@ func TestAgainstPortsim(t *testing.T) {
 	if r.Status != portsim.StatusSuccess || r.Summary != "created" || len(r.Logs) != 1 || len(r.Entities) != 1 {
 		t.Errorf("run in the simulator: %+v", r)
 	}
+
+	// A destroyed stack's entity deleted, tied to no run; a second deletion
+	// (a retry whose first answer was lost) finds it gone and succeeds.
+	del := run.Report{Delete: &run.EntityRef{Blueprint: "service", Identifier: "checkout"}}
+	for range 2 {
+		if err := c.Report(ctx, "", del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sim.Entities("service"); len(got) != 0 || !reflect.DeepEqual(sim.Deleted(), []string{"service/checkout"}) {
+		t.Fatalf("entities after the deletion %v, deleted %v", got, sim.Deleted())
+	}
+	if err := c.Report(ctx, id, run.Report{Delete: del.Delete, Log: "x"}); err == nil {
+		t.Fatal("a deletion with a log line was sent")
+	}
 }

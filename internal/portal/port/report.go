@@ -3,6 +3,7 @@ package port
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -64,6 +65,12 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 		// A run of paved's own (a drift check) has no Port run: an entity
 		// write alone is delivered, tied to no run.
 		return c.upsertEntity(ctx, "", rep.Entity)
+	}
+	if rep.Delete != nil {
+		if rep != (run.Report{Delete: rep.Delete}) {
+			return fmt.Errorf("port: report: an entity deletion travels alone: %w", errInvalid)
+		}
+		return c.deleteEntity(ctx, *rep.Delete)
 	}
 	if err := ValidRunID(portRunID); err != nil {
 		return fmt.Errorf("port: report: %w: %w", err, errInvalid)
@@ -204,6 +211,23 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 		query: entityQuery(portRunID),
 		body:  entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
 	})
+}
+
+// deleteEntity is DELETE /v1/blueprints/{bp}/entities/{id}, without
+// delete_dependents: an entity another one needs (a required relation) is
+// not taken down with them, and Port's refusal says so. A 404 is success:
+// the entity is gone, perhaps by an earlier attempt whose answer was lost.
+func (c *Client) deleteEntity(ctx context.Context, e run.EntityRef) error {
+	op := fmt.Sprintf("delete entity %s/%s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60))
+	if e.Blueprint == "" || !entityIdentifierOK(e.Identifier) {
+		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, errInvalid)
+	}
+	err := c.do(ctx, call{op: op, method: http.MethodDelete,
+		path: "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities/" + url.PathEscape(e.Identifier)})
+	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	return err
 }
 
 // UserTeams returns the identifiers of the teams of the Port user with this

@@ -20,6 +20,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("PATCH /v1/actions/runs/{run_id}", s.authed(s.patchRun))
 	mux.Handle("POST /v1/actions/runs/{run_id}/logs", s.authed(s.addLog))
 	mux.Handle("POST /v1/blueprints/{blueprint}/entities", s.authed(s.upsertEntity))
+	mux.Handle("DELETE /v1/blueprints/{blueprint}/entities/{entity}", s.authed(s.deleteEntity))
 	mux.Handle("GET /v1/users/{email}", s.authed(s.getUser))
 	s.catalog.Routes(mux, s.authed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -307,6 +308,27 @@ func (s *Sim) upsertEntity(w http.ResponseWriter, r *http.Request) {
 		s.addEvent(run, "entity", status, string(raw))
 	}
 	wire.WriteJSON(w, status, map[string]any{"ok": true, "entity": wire.EntityView(e)})
+}
+
+// deleteEntity is DELETE /v1/blueprints/{blueprint}/entities/{entity} ("Delete an entity" in
+// Port's API reference): 200 {ok: true} once deleted, 404 for an unknown blueprint or entity.
+// Entities that relate to it keep their relation's value: the simulator models no required
+// relations, so delete_dependents changes nothing here.
+func (s *Sim) deleteEntity(w http.ResponseWriter, r *http.Request) {
+	bp, id := r.PathValue("blueprint"), r.PathValue("entity")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.AnyBlueprint && !s.blueprints[bp] {
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Blueprint with identifier %q was not found", bp))
+		return
+	}
+	if s.entities[bp][id] == nil {
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("Entity with identifier %q of blueprint %q was not found", id, bp))
+		return
+	}
+	delete(s.entities[bp], id)
+	s.deleted = append(s.deleted, bp+"/"+id)
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
 // getUser is GET /v1/users/{user_email} -> {ok, user} in the shape of Port's API reference

@@ -104,6 +104,7 @@ type Sim struct {
 	runOrder   []string
 	blueprints map[string]bool
 	entities   map[string]map[string]*Entity // blueprint -> identifier -> entity
+	deleted    []string                      // "<blueprint>/<identifier>" of deleted entities, in order
 	calls      []Call
 
 	// catalog holds the blueprints and actions created through the API.
@@ -289,6 +290,13 @@ func (s *Sim) Entities(blueprint string) []Entity {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
 	return out
+}
+
+// Deleted returns the entities deleted through the API, "<blueprint>/<identifier>", in order.
+func (s *Sim) Deleted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.deleted...)
 }
 
 // Calls returns the log of API requests served, oldest first.

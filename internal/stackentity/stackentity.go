@@ -1,0 +1,114 @@
+// Package stackentity finds the portal entities that belong to one stack:
+// those its runs wrote, less those another stack's runs also wrote. A
+// stack's end (a delete, an expiry's destroy) or its coming expiry is
+// written onto these; a shared entity (the service entity of a service
+// deployed to several environments) keeps its status, which is the other
+// stacks' too.
+package stackentity
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// Store lists runs.
+type Store interface {
+	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
+}
+
+// Catalog finds a run's action, for the entity it writes.
+type Catalog interface {
+	Get(id string) (*catalog.Action, bool)
+}
+
+// Finder finds a stack's own entities.
+type Finder struct {
+	Store   Store
+	Catalog Catalog
+}
+
+// scan bounds the runs read: of the stack (newest first), and of each
+// action when looking for another stack that wrote the same entity.
+const scan = 200
+
+// Owned are the entities the stack's succeeded runs made since since (all
+// of them for the zero time) wrote, and no other stack's.
+func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]run.EntityRef, error) {
+	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: scan})
+	if err != nil {
+		return nil, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
+	}
+	var refs []run.EntityRef
+	for _, r := range runs {
+		if r.DryRun || r.Request.Portal == run.PortalPaved || r.CreatedAt.Before(since) {
+			continue
+		}
+		a, ok := f.Catalog.Get(r.Request.Action)
+		if !ok {
+			continue
+		}
+		e := a.EntityFor(r)
+		if e == nil {
+			continue
+		}
+		ref := run.EntityRef{Blueprint: e.Blueprint, Identifier: e.Identifier}
+		if slices.Contains(refs, ref) {
+			continue
+		}
+		shared, err := f.shared(ctx, a, stack.Key(), ref)
+		if err != nil {
+			return nil, err
+		}
+		if !shared {
+			refs = append(refs, ref)
+		}
+	}
+	return refs, nil
+}
+
+// shared says whether a succeeded run of another stack, one not deleted
+// since, wrote ref through action a (among its newest runs).
+func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref run.EntityRef) (bool, error) {
+	runs, err := f.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: scan})
+	if err != nil {
+		return false, fmt.Errorf("list the runs of action %s: %w", a.Identifier, err)
+	}
+	for _, r := range runs {
+		if r.Stack.Key() == stack || r.DryRun {
+			continue
+		}
+		if e := a.EntityFor(r); e == nil || e.Blueprint != ref.Blueprint || e.Identifier != ref.Identifier {
+			continue
+		}
+		gone, err := f.deleted(ctx, r.Stack)
+		if err != nil {
+			return false, err
+		}
+		if !gone {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// deleted says whether the stack's latest change (drift checks and dry
+// runs aside) was a DELETE that succeeded.
+func (f Finder) deleted(ctx context.Context, stack run.Stack) (bool, error) {
+	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: scan})
+	if err != nil {
+		return false, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
+	}
+	for _, r := range runs {
+		if r.DryRun || r.Operation == run.Drift {
+			continue
+		}
+		return r.Operation == run.Delete, nil
+	}
+	return false, nil
+}
