@@ -188,9 +188,18 @@ deny contains {"rule": "ttl-too-long", "msg": msg} if {
 	not production
 	input.ttl_seconds > ttl_limit * 3600
 	msg := sprintf(
-		"a ttl of %s is longer than environment %q allows: at most %dh; ask for less, and extend it later with paved-extend-ttl",
-		[input.inputs.ttl, input.environment, ttl_limit],
+		"a ttl of %dh is longer than environment %q allows: at most %dh; ask for less, and extend it later with paved-extend-ttl",
+		[ceil(input.ttl_seconds / 3600), input.environment, ttl_limit],
 	)
+}
+
+# An ephemeral stack's time is its owning team's to extend: anyone else
+# could keep another team's stack alive for ever.
+deny contains {"rule": "extend-owning-team", "msg": msg} if {
+	input.action == "paved-extend-ttl"
+	input.team != ""
+	not input.team in {t | some t in input.user.teams}
+	msg := sprintf("only the owning team %q may extend the stacks of service %q; you are in: %s", [input.team, input.service, listed({t | some t in input.user.teams}, "no team")])
 }
 
 # Monthly budgets per tenant and environment, in the price table's currency

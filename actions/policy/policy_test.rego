@@ -271,3 +271,10 @@ test_budget_approval_line if {
 	d.require_approval
 	not decide(cost_preview("staging", 3000, 0, 200)).require_approval
 }
+
+test_extend_only_by_the_owning_team if {
+	ext := object.union(base, {"action": "paved-extend-ttl", "inputs": {"tenant": "acme", "environment": "dev", "ttl": "8h"}, "ttl_seconds": 28800})
+	count(decide(ext).deny) == 0
+	other := decide(object.union(ext, {"user": {"email": "sam@x.io", "teams": ["web"]}}))
+	rules(other) == {"extend-owning-team"}
+}

@@ -165,11 +165,19 @@ func checkTTL(op run.Operation, props map[string]map[string]any) []error {
 }
 
 // ExpiryFor is the entity write of an ephemeral stack's expiry onto e (an
-// identity): when it expires, and status expiring once the portal was
-// warned, or ready again after an extension.
+// identity): when it expires (the zero time: no more, written as null),
+// and status, when not "": expiring once the portal was warned, ready again
+// after an extension.
 func ExpiryFor(e run.EntityRef, expiresAt time.Time, status string) *run.EntityUpsert {
-	return &run.EntityUpsert{Blueprint: e.Blueprint, Identifier: e.Identifier, Properties: map[string]any{
-		"expiresAt": expiresAt.UTC().Format(time.RFC3339), "status": status}}
+	var at any
+	if !expiresAt.IsZero() {
+		at = expiresAt.UTC().Format(time.RFC3339)
+	}
+	out := &run.EntityUpsert{Blueprint: e.Blueprint, Identifier: e.Identifier, Properties: map[string]any{"expiresAt": at}}
+	if status != "" {
+		out.Properties["status"] = status
+	}
+	return out
 }
 
 // AddCost writes the estimate of the preview an applied change followed

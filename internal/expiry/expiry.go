@@ -28,6 +28,7 @@ type Store interface {
 	ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
+	Run(ctx context.Context, id string) (*run.Run, error)
 }
 
 // Catalog finds a run's action, for the entities it writes.
@@ -93,13 +94,17 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 // Check looks at every run holding an expiry: clears the expiry of a stack
-// deleted or created again since, warns of one due within WarnBefore, and
-// queues the destroy of one due. Replicas may check together: a warning is
-// written under the run's row, a destroy's idempotency key is its expiry.
+// deleted or created again since, shows a new expiry on the stack's
+// entities, warns of one due within WarnBefore, and queues the destroy of
+// one due. A stack that fails is logged and the others are still checked.
+// Replicas may check together: every step is decided under the CREATE
+// run's row (Store.Update), which an extension also changes, so a destroy
+// is queued only for an expiry nobody moved.
 func (s *Scheduler) Check(ctx context.Context) (Result, error) {
 	var res Result
 	now := s.now()
 	after := ""
+	var failed []error
 	for {
 		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Expiring: true, ByID: true, AfterID: after, Limit: page})
 		if err != nil {
@@ -107,7 +112,11 @@ func (s *Scheduler) Check(ctx context.Context) (Result, error) {
 		}
 		for _, c := range runs {
 			if err := s.checkOne(ctx, c, now, &res); err != nil {
-				return res, err
+				if ctx.Err() != nil {
+					return res, err
+				}
+				s.Log.Warn("check an ephemeral stack", zap.String("stack", c.Stack.Key()), zap.String("run_id", c.ID), zap.Error(err))
+				failed = append(failed, err)
 			}
 		}
 		if len(runs) < page {
@@ -115,28 +124,34 @@ func (s *Scheduler) Check(ctx context.Context) (Result, error) {
 		}
 		after = runs[len(runs)-1].ID
 	}
-	if res.Destroying > 0 && s.Notify != nil {
+	if (res.Destroying > 0 || res.Warned > 0) && s.Notify != nil {
 		s.Notify()
+	}
+	if len(failed) > 0 {
+		return res, fmt.Errorf("expiry: %d stacks not checked, the first: %w", len(failed), failed[0])
 	}
 	return res, nil
 }
 
 // since is what happened to c's stack after c: a succeeded run that ends
 // c's expiry (a delete, or a newer CREATE, which has its own), and whether
-// a delete is under way.
+// a CREATE or DELETE is under way (which may end it too: look again once it
+// is done).
 type since struct {
-	ended    *run.Run
-	deleting bool
+	ended *run.Run
+	busy  bool
 }
 
 func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
+	// Drift checks left out: they are paved's runs of no consequence here,
+	// and a stack may have hundreds.
 	runs, err := s.Store.ListRuns(ctx, store.Query{Stack: c.Stack.Key(), Limit: stackRuns})
 	if err != nil {
 		return since{}, fmt.Errorf("expiry: list the runs of stack %s: %w", c.Stack.Key(), err)
 	}
 	var out since
 	for _, r := range runs {
-		if r.ID == c.ID || !r.CreatedAt.After(c.CreatedAt) || r.DryRun {
+		if r.ID == c.ID || !r.CreatedAt.After(c.CreatedAt) || r.DryRun || r.Operation == run.Drift {
 			continue
 		}
 		switch {
@@ -144,8 +159,8 @@ func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
 			out.ended = r
 		case r.State == run.Succeeded && r.Operation == run.Create && r.Request.Portal != run.PortalPaved:
 			out.ended = r
-		case r.Operation == run.Delete && !r.State.Terminal():
-			out.deleting = true
+		case (r.Operation == run.Delete || r.Operation == run.Create) && !r.State.Terminal():
+			out.busy = true
 		}
 		if out.ended != nil {
 			break
@@ -158,6 +173,11 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 	if c.ExpiresAt.IsZero() || c.Request.Portal == run.PortalPaved {
 		return nil
 	}
+	if c.ExpiryDestroying.Equal(c.ExpiresAt) {
+		// This expiry's destroy was decided: make sure its run exists (a
+		// crash may have come between), and leave the rest to that run.
+		return s.ensureDestroy(ctx, c, now, res)
+	}
 	st, err := s.since(ctx, c)
 	if err != nil {
 		return err
@@ -167,85 +187,131 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 		if st.ended.Operation == run.Create {
 			why = fmt.Sprintf("stack %s was created again by run %s: that run's TTL, if any, applies instead", c.Stack.Key(), st.ended.ID)
 		}
-		if err := s.clear(ctx, c.ID, c.ExpiresAt, why); err != nil {
+		if err := s.clear(ctx, c, why); err != nil {
 			return err
 		}
 		res.Cleared++
 		return nil
 	}
+	warnAt := c.ExpiresAt.Add(-s.WarnBefore)
 	switch {
-	case st.deleting:
-		return nil // a delete under way: see what it leaves next time
+	case st.busy:
+		return nil // a change under way may end or renew the stack: next time
 	case !now.Before(c.ExpiresAt):
-		created, err := s.destroy(ctx, c, now)
-		if err != nil {
-			return err
-		}
-		if created {
-			res.Destroying++
-		}
-	case !now.Before(c.ExpiresAt.Add(-s.WarnBefore)) && c.ExpiryWarnedAt.Before(c.ExpiresAt.Add(-s.WarnBefore)):
-		warned, err := s.warn(ctx, c, now)
-		if err != nil {
-			return err
-		}
-		if warned {
-			res.Warned++
-		}
+		return s.destroy(ctx, c, now, res)
+	case !now.Before(warnAt) && c.ExpiryWarnedAt.Before(warnAt):
+		return s.tell(ctx, c, now, true, res)
+	case !c.ExpiryShown.Equal(c.ExpiresAt):
+		return s.tell(ctx, c, now, false, res)
 	}
 	return nil
 }
 
-// clear drops the expiry of run id, unless it changed meanwhile.
-func (s *Scheduler) clear(ctx context.Context, id string, was time.Time, why string) error {
-	_, err := s.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
-		if !r.ExpiresAt.Equal(was) {
+// clear drops c's expiry, unless it changed meanwhile, and takes it off
+// the stack's entities.
+func (s *Scheduler) clear(ctx context.Context, c *run.Run, why string) error {
+	refs, err := s.entities(ctx, c)
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
+		if !r.ExpiresAt.Equal(c.ExpiresAt) {
 			return store.Change{}, store.ErrNoChange
 		}
 		r.ExpiresAt = time.Time{}
-		return store.Change{Events: []string{why}}, nil
+		var ch store.Change
+		ch.Add(why)
+		if !r.ExpiryShown.IsZero() {
+			for _, ref := range refs {
+				ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, time.Time{}, ""), Untied: true})
+			}
+		}
+		return ch, nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNoChange) {
-		return fmt.Errorf("expiry: clear the expiry of run %s: %w", id, err)
+		return fmt.Errorf("expiry: clear the expiry of run %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-// warn tells the portal, on the stack's entities, that it expires soon.
-func (s *Scheduler) warn(ctx context.Context, c *run.Run, now time.Time) (bool, error) {
+// tell shows the stack's expiry on its own entities, and with warn tells
+// the portal it is close (status expiring). Only the entities that are the
+// stack's alone: the CREATE's success wrote no expiry, since its entity may
+// be shared.
+func (s *Scheduler) tell(ctx context.Context, c *run.Run, now time.Time, warn bool, res *Result) error {
 	refs, err := s.entities(ctx, c)
 	if err != nil {
-		return false, err
+		return err
 	}
-	warned := false
+	warnAt := c.ExpiresAt.Add(-s.WarnBefore)
 	_, err = s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
-		// Read again under the row: another replica may have warned.
-		if !r.ExpiresAt.Equal(c.ExpiresAt) || !r.ExpiryWarnedAt.Before(r.ExpiresAt.Add(-s.WarnBefore)) {
+		// Decided again under the row: another replica may have told, or
+		// an extension moved the expiry.
+		if !r.ExpiresAt.Equal(c.ExpiresAt) || (warn && !r.ExpiryWarnedAt.Before(warnAt)) || (!warn && r.ExpiryShown.Equal(r.ExpiresAt)) {
 			return store.Change{}, store.ErrNoChange
 		}
-		r.ExpiryWarnedAt = now
+		status := ""
 		var ch store.Change
-		ch.Add(fmt.Sprintf("stack %s expires at %s: the portal is warned", r.Stack.Key(), r.ExpiresAt.Format(time.RFC3339)))
-		for _, ref := range refs {
-			ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, r.ExpiresAt, catalog.StatusExpiring), Untied: true})
+		if warn {
+			r.ExpiryWarnedAt, status = now, catalog.StatusExpiring
+			ch.Add(fmt.Sprintf("stack %s expires at %s: the portal is warned", r.Stack.Key(), r.ExpiresAt.Format(time.RFC3339)))
 		}
-		warned = true
+		r.ExpiryShown = r.ExpiresAt
+		for _, ref := range refs {
+			ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, r.ExpiresAt, status), Untied: true})
+		}
 		return ch, nil
 	})
-	if err != nil && !errors.Is(err, store.ErrNoChange) {
-		return false, fmt.Errorf("expiry: warn of the expiry of stack %s: %w", c.Stack.Key(), err)
+	switch {
+	case errors.Is(err, store.ErrNoChange):
+		return nil
+	case err != nil:
+		return fmt.Errorf("expiry: show the expiry of stack %s: %w", c.Stack.Key(), err)
 	}
-	return warned, nil
+	if warn {
+		res.Warned++
+	}
+	return nil
 }
 
-// destroy queues the destroy of c's stack, once for its expiry.
-func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time) (bool, error) {
+// destroy decides, under c's row, that this expiry's destroy is due (no
+// extension moved it meanwhile), then queues the destroy. The decision is
+// recorded first, with the destroy run's id, so an extension that comes
+// after it is refused, and a crash before the run is stored is mended by
+// the next check (ensureDestroy).
+func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time, res *Result) error {
+	id := run.NewID()
+	decided, err := s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
+		if !r.ExpiresAt.Equal(c.ExpiresAt) || now.Before(r.ExpiresAt) || r.ExpiryDestroying.Equal(r.ExpiresAt) {
+			return store.Change{}, store.ErrNoChange
+		}
+		r.ExpiryDestroying, r.ExpiryDestroyRun = r.ExpiresAt, id
+		var ch store.Change
+		ch.Add(fmt.Sprintf("stack %s expired at %s (TTL %s): run %s destroys it", r.Stack.Key(), r.ExpiresAt.Format(time.RFC3339), run.FormatTTL(r.TTL), id))
+		return ch, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNoChange):
+		return nil
+	case err != nil:
+		return fmt.Errorf("expiry: decide the destroy of stack %s: %w", c.Stack.Key(), err)
+	}
+	return s.ensureDestroy(ctx, decided, now, res)
+}
+
+// ensureDestroy stores the destroy run c's row names, unless it exists.
+func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time, res *Result) error {
+	if _, err := s.Store.Run(ctx, c.ExpiryDestroyRun); err == nil {
+		return nil // queued, running or done: the run says how it went
+	} else if !errors.Is(err, run.ErrNotFound) {
+		return fmt.Errorf("expiry: read the destroy run %s of stack %s: %w", c.ExpiryDestroyRun, c.Stack.Key(), err)
+	}
 	refs, err := s.entities(ctx, c)
 	if err != nil {
-		return false, err
+		return err
 	}
 	r := &run.Run{
-		ID: run.NewID(),
+		ID: c.ExpiryDestroyRun,
 		Request: run.Request{Portal: run.PortalPaved, PortalRunID: fmt.Sprintf("expire:%s:%d", c.ID, c.ExpiresAt.Unix()),
 			Action: c.Request.Action, User: run.User{Email: "paved", Name: "paved expiry"},
 			Entity: c.Request.Entity, Inputs: c.Request.Inputs},
@@ -256,14 +322,13 @@ func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time) (boo
 	var ch store.Change
 	ch.Add(fmt.Sprintf("stack %s expired at %s (TTL %s, set by run %s): destroying it", c.Stack.Key(), c.ExpiresAt.Format(time.RFC3339), run.FormatTTL(c.TTL), c.ID))
 	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
-	_, created, err := s.Store.CreateRun(ctx, r, ch)
-	if err != nil {
-		return false, fmt.Errorf("expiry: queue the destroy of stack %s: %w", c.Stack.Key(), err)
-	}
-	if created {
+	if _, created, err := s.Store.CreateRun(ctx, r, ch); err != nil {
+		return fmt.Errorf("expiry: queue the destroy of stack %s: %w", c.Stack.Key(), err)
+	} else if created {
+		res.Destroying++
 		s.Log.Info("ephemeral stack expired: destroy queued", zap.String("stack", c.Stack.Key()), zap.String("run_id", r.ID), zap.String("created_by", c.ID))
 	}
-	return created, nil
+	return nil
 }
 
 // entities are the stack's own entities, of its runs since c made it.

@@ -57,7 +57,7 @@ func (f *fixture) succeeded(key, action string, op run.Operation, env, service s
 	r := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: key, Action: action, Inputs: in,
 		Entity: run.Entity{Identifier: service, Blueprint: "service"}},
 		Operation: op, Blueprint: "service", Stack: run.Stack{Tenant: "acme", Environment: env, Service: service}, State: run.Succeeded,
-		Project: "platform/paved-provision", Ref: "main", TTL: ttl, CreatedAt: now, UpdatedAt: now,
+		Project: "platform/paved-provision", Ref: "main", Team: "payments", TTL: ttl, CreatedAt: now, UpdatedAt: now,
 		Outputs: map[string]any{"repositoryUrl": "https://git/x", "url": "https://x", "region": "eu-west-1",
 			"buckets": map[string]any{"receipts": map[string]any{"name": "acme-" + env + "-" + service + "-receipts", "arn": "arn:aws:s3:::x"}}}}
 	if ttl > 0 {
@@ -116,7 +116,14 @@ func TestWarnThenDestroyOnce(t *testing.T) {
 	f.succeeded("p1", "create-service", run.Create, "prod", "checkout", 0, nil)
 
 	f.clock.T = c.ExpiresAt.Add(-2 * time.Hour)
+	f.check(Result{}) // the expiry is shown, not yet warned of
+	if p := entityReports(t, f.st)["acme-dev-checkout-receipts"].Entity.Properties; p["expiresAt"] != c.ExpiresAt.Format(time.RFC3339) || p["status"] != nil {
+		t.Fatalf("the bucket's first expiry write = %v", p)
+	}
 	f.check(Result{})
+	if reps := entityReports(t, f.st); len(reps) != 0 {
+		t.Fatalf("shown twice: %v", reps)
+	}
 	f.clock.T = c.ExpiresAt.Add(-30 * time.Minute)
 	f.check(Result{Warned: 1})
 	f.check(Result{}) // warned once
@@ -155,13 +162,14 @@ func TestWarnThenDestroyOnce(t *testing.T) {
 		t.Fatalf("%d destroys after the first failed, want 1", n)
 	}
 
-	// A new TTL: the stack is ready again, and expires anew.
+	// A new TTL: the stack expires anew; its entities keep the failed
+	// destroy's status (true: it may be half destroyed) with the new expiry.
 	r, err := f.s.Extend(f.ctx, extend("2h"))
 	if err != nil || !r.ExpiresAt.Equal(f.clock.Now().Add(2*time.Hour)) || !r.ExpiryWarnedAt.IsZero() {
 		t.Fatalf("extend = %+v, %v", r, err)
 	}
-	if reps := entityReports(t, f.st); reps["acme-dev-checkout-receipts"].Entity.Properties["status"] != catalog.StatusReady {
-		t.Fatalf("reports after the extension = %+v", reps)
+	if p := entityReports(t, f.st)["acme-dev-checkout-receipts"].Entity.Properties; p["expiresAt"] != r.ExpiresAt.Format(time.RFC3339) || p["status"] != nil {
+		t.Fatalf("the bucket's write after the extension = %v", p)
 	}
 	f.clock.T = r.ExpiresAt
 	f.check(Result{Destroying: 1})
@@ -210,4 +218,80 @@ func TestExtendIsBounded(t *testing.T) {
 func extend(ttl string) run.Request {
 	return run.Request{Portal: "port", PortalRunID: "x1", Action: ExtendAction, User: run.User{Email: "dev@x.io", Teams: []string{"payments"}},
 		Entity: run.Entity{Identifier: "checkout", Blueprint: "service"}, Inputs: map[string]any{"tenant": "acme", "environment": "dev", "ttl": ttl}}
+}
+
+// An extension and the destroy are decided under the CREATE's row: an
+// expired stack extended before the scheduler decided is not destroyed; a
+// decided destroy whose run was never stored (a crash between) is stored
+// by the next check, under the decided id.
+func TestExtensionAndDestroyDecideUnderTheRow(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	f.clock.T = c.ExpiresAt.Add(time.Second) // expired, no check ran yet
+	if _, err := f.s.Extend(f.ctx, extend("1h")); err != nil {
+		t.Fatalf("extend an expired stack before its destroy was decided: %v", err)
+	}
+	f.check(Result{Warned: 1}) // the new expiry is an hour away: within WarnBefore
+	if n := len(f.destroys()); n != 0 {
+		t.Fatalf("%d destroys after the extension", n)
+	}
+
+	// The scheduler decided, then stopped before storing the run.
+	cur, _ := f.st.Run(f.ctx, c.ID)
+	f.clock.T = cur.ExpiresAt
+	id := run.NewID()
+	if _, err := f.st.Update(f.ctx, c.ID, func(r *run.Run) (store.Change, error) {
+		r.ExpiryDestroying, r.ExpiryDestroyRun = r.ExpiresAt, id
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.Extend(f.ctx, extend("1h")); !errors.Is(err, ErrExpired) {
+		t.Fatalf("extend once the destroy was decided: %v", err)
+	}
+	f.check(Result{Destroying: 1})
+	if d := f.destroys(); len(d) != 1 || d[0].ID != id {
+		t.Fatalf("destroys %+v, want the decided run %s", d, id)
+	}
+}
+
+// A CREATE or DELETE of the stack under way at expiry holds the destroy: it
+// may make the stack permanent, or end it.
+func TestChangeInFlightHoldsTheDestroy(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	f.check(Result{Warned: 1}) // the expiry is shown on the service, within WarnBefore
+	sqlitetest.Reports(t, f.st)
+	again := f.succeeded("c2", "create-service", run.Create, "dev", "checkout", 0, nil)
+	if _, err := f.st.Update(f.ctx, again.ID, func(r *run.Run) (store.Change, error) {
+		r.State = run.Running
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.T = c.ExpiresAt
+	f.check(Result{})
+	if n := len(f.destroys()); n != 0 {
+		t.Fatalf("%d destroys while the stack is created again", n)
+	}
+	if _, err := f.st.Update(f.ctx, again.ID, func(r *run.Run) (store.Change, error) {
+		r.State = run.Succeeded
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.check(Result{Cleared: 1})
+	// The expiry was shown: it is taken off the entity again.
+	if p := entityReports(t, f.st)["checkout"].Entity.Properties; p == nil || p["expiresAt"] != nil {
+		t.Fatalf("the service's write when the expiry was cleared: %v", p)
+	}
+}
+
+// An extension only lengthens: ending a stack sooner is a delete.
+func TestExtendNeverShortens(t *testing.T) {
+	f := newFixture(t)
+	f.succeeded("c1", "create-service", run.Create, "dev", "checkout", 3*24*time.Hour, map[string]any{"ttl": "3d"})
+	if _, err := f.s.Extend(f.ctx, extend("1h")); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "only lengthens") {
+		t.Fatalf("shorten by extending: %v", err)
+	}
 }

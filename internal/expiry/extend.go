@@ -63,10 +63,16 @@ func (s *Scheduler) Extend(ctx context.Context, req run.Request) (*run.Run, erro
 		return nil, fmt.Errorf("%s: %w %s: it was made without a ttl, or it is gone", ExtendAction, ErrNotEphemeral, stack.Key())
 	}
 	c, now := found[0], s.now()
-	if !now.Before(c.ExpiresAt) {
-		if err := s.destroyFailed(ctx, c); err != nil {
+	retry := false // this expiry's destroy failed: a new expiry tries it again
+	if c.ExpiryDestroying.Equal(c.ExpiresAt) {
+		if retry, err = s.destroyFailed(ctx, c); !retry {
 			return nil, err
 		}
+	}
+	until := now.Add(ttl)
+	if until.Before(c.ExpiresAt) {
+		return nil, fmt.Errorf("%s: %w: stack %s expires at %s, later than %s from now; an extension only lengthens its time (to end it sooner, delete it)",
+			ExtendAction, ErrRefused, stack.Key(), c.ExpiresAt.Format(time.RFC3339), run.FormatTTL(ttl))
 	}
 	if teams := req.User.Teams; len(teams) == 0 && s.Teams != nil {
 		if req.User.Teams, err = s.Teams.UserTeams(ctx, req.User.Email); err != nil {
@@ -88,39 +94,50 @@ func (s *Scheduler) Extend(ctx context.Context, req run.Request) (*run.Run, erro
 	if err != nil {
 		return nil, err
 	}
-	until := now.Add(ttl)
-	return s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
-		if r.ExpiresAt.IsZero() {
-			return store.Change{}, fmt.Errorf("%s: %w %s: its expiry was cleared meanwhile", ExtendAction, ErrNotEphemeral, stack.Key())
+	out, err := s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
+		// Decided under the row the scheduler decides a destroy under: one
+		// of the two comes first, and the other sees it.
+		switch {
+		case r.ExpiresAt.IsZero():
+			return store.Change{}, fmt.Errorf("%w %s: its expiry was cleared meanwhile", ErrNotEphemeral, stack.Key())
+		case !r.ExpiresAt.Equal(c.ExpiresAt):
+			return store.Change{}, fmt.Errorf("%w: stack %s's expiry changed meanwhile (now %s); ask again", ErrExpired, stack.Key(), r.ExpiresAt.Format(time.RFC3339))
+		case r.ExpiryDestroying.Equal(r.ExpiresAt) && (!retry || r.ExpiryDestroyRun != c.ExpiryDestroyRun):
+			return store.Change{}, fmt.Errorf("%w at %s; its destroy, run %s, was decided meanwhile", ErrExpired, r.ExpiresAt.Format(time.RFC3339), r.ExpiryDestroyRun)
 		}
-		was := r.ExpiresAt
-		r.ExpiresAt, r.ExpiryWarnedAt = until, time.Time{}
+		was, warned := r.ExpiresAt, !r.ExpiryWarnedAt.IsZero()
+		r.ExpiresAt, r.ExpiryWarnedAt, r.ExpiryShown = until, time.Time{}, until
 		var ch store.Change
 		ch.Add(fmt.Sprintf("TTL extended by %s: stack %s now expires at %s (ttl %s from now; it was %s)",
 			req.User.Email, stack.Key(), until.Format(time.RFC3339), run.FormatTTL(ttl), was.Format(time.RFC3339)))
+		// Expiring is over; a failed destroy's "failed" stays, it is true.
+		status := ""
+		if warned && !retry {
+			status = catalog.StatusReady
+		}
 		for _, ref := range refs {
-			ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, until, catalog.StatusReady), Untied: true})
+			ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, until, status), Untied: true})
 		}
 		return ch, nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ExtendAction, err)
+	}
+	return out, nil
 }
 
-// destroyFailed refuses to extend an expired stack c unless the destroy of
-// its expiry ended without destroying it (failed or canceled): a destroy
-// not yet dispatched could still begin under a new expiry.
-func (s *Scheduler) destroyFailed(ctx context.Context, c *run.Run) error {
-	key := fmt.Sprintf("expire:%s:%d", c.ID, c.ExpiresAt.Unix())
-	runs, err := s.Store.ListRuns(ctx, store.Query{Stack: c.Stack.Key(), Limit: stackRuns})
-	if err != nil {
-		return fmt.Errorf("%s: list the runs of stack %s: %w", ExtendAction, c.Stack.Key(), err)
+// destroyFailed says whether c's expiry's destroy ended without
+// destroying the stack (failed or canceled), so that a new expiry may try
+// it again; otherwise why the stack cannot be extended.
+func (s *Scheduler) destroyFailed(ctx context.Context, c *run.Run) (bool, error) {
+	d, err := s.Store.Run(ctx, c.ExpiryDestroyRun)
+	switch {
+	case errors.Is(err, run.ErrNotFound):
+		return false, fmt.Errorf("%s: %w at %s; its destroy, run %s, is about to begin", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339), c.ExpiryDestroyRun)
+	case err != nil:
+		return false, fmt.Errorf("%s: read the destroy run %s: %w", ExtendAction, c.ExpiryDestroyRun, err)
+	case d.State == run.Failed || d.State == run.Canceled:
+		return true, nil
 	}
-	for _, r := range runs {
-		if r.Request.Portal == run.PortalPaved && r.Request.PortalRunID == key {
-			if r.State == run.Failed || r.State == run.Canceled {
-				return nil
-			}
-			return fmt.Errorf("%s: %w at %s; its destroy is run %s (%s)", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339), r.ID, r.State)
-		}
-	}
-	return fmt.Errorf("%s: %w at %s; its destroy is about to begin", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339))
+	return false, fmt.Errorf("%s: %w at %s; its destroy is run %s (%s)", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339), d.ID, d.State)
 }

@@ -169,6 +169,9 @@ func TestDecide(t *testing.T) {
 				"resources": []any{map[string]any{"op": "create", "type": "aws:kms/key:Key", "name": "k"}},
 				"cost":      map[string]any{"monthly": 101.5, "before": 1.5, "delta": 100.0, "currency": "USD", "unpriced": []any{}, "others": 1950.0}}
 		}, "budget-exceeded", []string{`over budget: tenant "acme" in "dev" may spend 2000 USD a month; its stacks cost 1951.5 now and this change adds 100, to 2051.5; nothing was applied. Make the change smaller, remove something, or ask the platform team to raise the budget`}, false},
+		{"extended by another team", func(in *Input) {
+			in.Action, in.Inputs["ttl"], in.TTLSeconds, in.User.Teams = "paved-extend-ttl", "8h", 8*3600, []string{"web"}
+		}, "extend-owning-team", []string{`only the owning team "payments" may extend the stacks of service "checkout"; you are in: web`}, false},
 		{"ephemeral in dev", func(in *Input) { in.Inputs["ttl"], in.TTLSeconds = "14d", 14*24*3600 }, "", nil, false},
 		{"ephemeral too long", func(in *Input) { in.Environment, in.Inputs["ttl"], in.TTLSeconds = "staging", "73h", 73*3600 }, "ttl-too-long",
 			[]string{`a ttl of 73h is longer than environment "staging" allows: at most 72h; ask for less, and extend it later with paved-extend-ttl`}, false},

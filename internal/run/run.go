@@ -208,8 +208,16 @@ type Run struct {
 	TTL            time.Duration `json:"ttl,omitempty"`
 	ExpiresAt      time.Time     `json:"expiresAt,omitzero"`
 	ExpiryWarnedAt time.Time     `json:"expiryWarnedAt,omitzero"`
-	CreatedAt      time.Time     `json:"createdAt"`
-	UpdatedAt      time.Time     `json:"updatedAt"`
+	// ExpiryShown is the expiry last written onto the stack's entities;
+	// ExpiryDestroying the expiry whose destroy was decided, by the run
+	// ExpiryDestroyRun (decided under this row, so that an extension
+	// either comes first and moves the expiry, or comes after and is
+	// refused).
+	ExpiryShown      time.Time `json:"expiryShown,omitzero"`
+	ExpiryDestroying time.Time `json:"expiryDestroying,omitzero"`
+	ExpiryDestroyRun string    `json:"expiryDestroyRun,omitempty"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // NewID returns a fresh run id: "r_" and 32 hex digits, the first 12 the

@@ -292,9 +292,9 @@ func (t *Tracker) applyTo(r *run.Run, o Observation, ch store.Change) (store.Cha
 				summary += fmt.Sprintf("; %d entities %s", n, map[bool]string{true: "deleted from the catalog", false: "marked destroyed"}[a.DeleteDestroyed])
 			}
 		} else if e := a.EntityWithLifecycle(r, catalog.StatusAfter(r.Operation, true), "", t.runURL(r.ID)); e != nil {
-			if !r.ExpiresAt.IsZero() {
-				e.Properties["expiresAt"] = r.ExpiresAt.Format(time.RFC3339)
-			}
+			// An ephemeral stack's expiry goes onto its own entities, which
+			// the expiry scheduler tells apart from shared ones (this one may
+			// be a service's, shared by its environments).
 			catalog.AddCost(e, r.Preview)
 			ch.Report(run.Report{Entity: e, Log: fmt.Sprintf("Wrote %s %q to the catalog", e.Blueprint, e.Identifier)})
 			summary += fmt.Sprintf("; %s %s is up to date", e.Blueprint, e.Identifier)
