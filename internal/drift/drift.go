@@ -92,7 +92,9 @@ func (s *Scheduler) Check(ctx context.Context) (int, error) {
 	}
 	queued := 0
 	for _, env := range envs {
-		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Environment: env, NotPortal: run.PortalPaved, Limit: scanRuns})
+		// paved's own runs included: an expiry's destroy is a stack's
+		// latest change too (drift checks are skipped in stacks).
+		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Environment: env, Limit: scanRuns})
 		if err != nil {
 			return queued, fmt.Errorf("drift: list the succeeded runs of %q: %w", env, err)
 		}
@@ -139,7 +141,8 @@ func stacks(runs []*run.Run, cat Catalog, portal string) []stack {
 	byKey := map[string]*stack{}
 	var order []string
 	for _, r := range runs {
-		if r.Operation == run.Drift || r.DryRun || (portal != "" && r.Request.Portal != portal) {
+		own := r.Request.Portal == run.PortalPaved // an expiry's destroy: it ends the stack
+		if r.Operation == run.Drift || r.DryRun || (portal != "" && r.Request.Portal != portal && !own) {
 			continue
 		}
 		key := r.Stack.Key()

@@ -79,3 +79,25 @@ func TestOneCheckPerStackAndInterval(t *testing.T) {
 		t.Fatalf("the second check: %+v", queued)
 	}
 }
+
+// A stack an expiry destroyed (a DELETE of paved's own) is not checked.
+func TestNoCheckAfterAnExpiryDestroy(t *testing.T) {
+	ctx := context.Background()
+	st := sqlitetest.Open(t)
+	cat, err := catalog.Load("../../actions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	succeeded(t, st, "b1", "cart", run.Day2, now.Add(-3*time.Hour))
+	destroy := &run.Run{ID: run.NewID(), Request: run.Request{Portal: run.PortalPaved, PortalRunID: "expire:x:1", Action: "add-s3-bucket"},
+		Operation: run.Delete, Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: "cart"}, State: run.Succeeded,
+		CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-time.Hour)}
+	if _, _, err := st.CreateRun(ctx, destroy, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), Interval: time.Hour, Portal: "port", Now: func() time.Time { return now }}
+	if n, err := s.Check(ctx); err != nil || n != 0 {
+		t.Fatalf("checks of a destroyed stack: %d, %v", n, err)
+	}
+}

@@ -143,9 +143,10 @@ type since struct {
 }
 
 func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
-	// Drift checks left out: they are paved's runs of no consequence here,
-	// and a stack may have hundreds.
-	runs, err := s.Store.ListRuns(ctx, store.Query{Stack: c.Stack.Key(), Limit: stackRuns})
+	// paved's own runs left out: drift checks change nothing (and a stack
+	// may have hundreds), an expiry's destroy is followed by its decision
+	// on c (ensureDestroy).
+	runs, err := s.Store.ListRuns(ctx, store.Query{Stack: c.Stack.Key(), NotPortal: run.PortalPaved, Limit: stackRuns})
 	if err != nil {
 		return since{}, fmt.Errorf("expiry: list the runs of stack %s: %w", c.Stack.Key(), err)
 	}
@@ -187,7 +188,7 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 		if st.ended.Operation == run.Create {
 			why = fmt.Sprintf("stack %s was created again by run %s: that run's TTL, if any, applies instead", c.Stack.Key(), st.ended.ID)
 		}
-		if err := s.clear(ctx, c, why); err != nil {
+		if err := s.clear(ctx, c, why, st.ended.Operation == run.Create); err != nil {
 			return err
 		}
 		res.Cleared++
@@ -207,24 +208,26 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 	return nil
 }
 
-// clear drops c's expiry, unless it changed meanwhile, and takes it off
-// the stack's entities.
-func (s *Scheduler) clear(ctx context.Context, c *run.Run, why string) error {
-	refs, err := s.entities(ctx, c)
-	if err != nil {
-		return err
+// clear drops c's expiry, unless it changed meanwhile, and with untell
+// takes it off the stack's entities (a stack created again: not after a
+// delete, whose entities may be gone, and an upsert would bring them back).
+func (s *Scheduler) clear(ctx context.Context, c *run.Run, why string, untell bool) error {
+	var refs []run.EntityRef
+	if untell && !c.ExpiryShown.IsZero() {
+		var err error
+		if refs, err = s.entities(ctx, c); err != nil {
+			return err
+		}
 	}
-	_, err = s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
+	_, err := s.Store.Update(ctx, c.ID, func(r *run.Run) (store.Change, error) {
 		if !r.ExpiresAt.Equal(c.ExpiresAt) {
 			return store.Change{}, store.ErrNoChange
 		}
 		r.ExpiresAt = time.Time{}
 		var ch store.Change
 		ch.Add(why)
-		if !r.ExpiryShown.IsZero() {
-			for _, ref := range refs {
-				ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, time.Time{}, ""), Untied: true})
-			}
+		for _, ref := range refs {
+			ch.Report(run.Report{Entity: catalog.ExpiryFor(ref, time.Time{}, ""), Untied: true})
 		}
 		return ch, nil
 	})
@@ -299,10 +302,20 @@ func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time, res 
 	return s.ensureDestroy(ctx, decided, now, res)
 }
 
-// ensureDestroy stores the destroy run c's row names, unless it exists.
+// ensureDestroy stores the destroy run c's row names, unless it exists;
+// once that run destroyed the stack, c's expiry is done with.
 func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time, res *Result) error {
-	if _, err := s.Store.Run(ctx, c.ExpiryDestroyRun); err == nil {
-		return nil // queued, running or done: the run says how it went
+	if d, err := s.Store.Run(ctx, c.ExpiryDestroyRun); err == nil {
+		if d.State != run.Succeeded {
+			return nil // queued, running, or failed: the run says how it went
+		}
+		// Its entities were marked destroyed (or deleted: no write may bring
+		// them back) by the destroy itself.
+		if err := s.clear(ctx, c, fmt.Sprintf("stack %s was destroyed at its expiry by run %s", c.Stack.Key(), d.ID), false); err != nil {
+			return err
+		}
+		res.Cleared++
+		return nil
 	} else if !errors.Is(err, run.ErrNotFound) {
 		return fmt.Errorf("expiry: read the destroy run %s of stack %s: %w", c.ExpiryDestroyRun, c.Stack.Key(), err)
 	}

@@ -173,8 +173,22 @@ func TestWarnThenDestroyOnce(t *testing.T) {
 	}
 	f.clock.T = r.ExpiresAt
 	f.check(Result{Destroying: 1})
-	if n := len(f.destroys()); n != 2 {
-		t.Fatalf("%d destroys after the new expiry, want 2", n)
+	d = f.destroys()
+	if len(d) != 2 {
+		t.Fatalf("%d destroys after the new expiry, want 2", len(d))
+	}
+	// That one destroys the stack: the expiry is done with, and no write
+	// goes onto the destroyed stack's entities.
+	if _, err := f.st.Update(f.ctx, d[0].ID, func(r *run.Run) (store.Change, error) {
+		r.State = run.Succeeded
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sqlitetest.Reports(t, f.st)
+	f.check(Result{Cleared: 1})
+	if left, _ := f.st.ListRuns(f.ctx, store.Query{Expiring: true}); len(left) != 0 || len(entityReports(t, f.st)) != 0 {
+		t.Fatalf("after the destroy: expiring runs %v", left)
 	}
 }
 

@@ -33,14 +33,20 @@ type Finder struct {
 	Catalog Catalog
 }
 
-// scan bounds the runs read: of the stack (newest first), and of each
-// action when looking for another stack that wrote the same entity.
-const scan = 200
+// stackScan bounds the runs of the stack read (newest first, paved's own
+// drift checks left out, however many there are); sharedScan those of an
+// action read to find another stack that wrote the same entity: one older
+// than that many of the action's runs is missed, and the entity taken for
+// this stack's alone.
+const (
+	stackScan  = 1000
+	sharedScan = 5000
+)
 
 // Owned are the entities the stack's succeeded runs made since since (all
 // of them for the zero time) wrote, and no other stack's.
 func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]run.EntityRef, error) {
-	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: scan})
+	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, NotPortal: run.PortalPaved, Limit: stackScan})
 	if err != nil {
 		return nil, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
 	}
@@ -75,7 +81,7 @@ func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]
 // shared says whether a succeeded run of another stack, one not deleted
 // since, wrote ref through action a (among its newest runs).
 func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref run.EntityRef) (bool, error) {
-	runs, err := f.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: scan})
+	runs, err := f.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: sharedScan})
 	if err != nil {
 		return false, fmt.Errorf("list the runs of action %s: %w", a.Identifier, err)
 	}
@@ -100,7 +106,7 @@ func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref
 // deleted says whether the stack's latest change (drift checks and dry
 // runs aside) was a DELETE that succeeded.
 func (f Finder) deleted(ctx context.Context, stack run.Stack) (bool, error) {
-	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: scan})
+	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: stackScan})
 	if err != nil {
 		return false, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
 	}
