@@ -132,10 +132,10 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 		existing = nil
 		// The unique (portal, portal_run_id) decides a repeat: one statement
 		// instead of a read before every insert.
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, data, created_at, updated_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
 			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
-			nullInt(r.PipelineID), string(data), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
+			nullInt(r.PipelineID), string(data), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli(), nullMilli(r.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -180,8 +180,8 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, stack_key = ?, pipeline_id = ?, data = ?, updated_at = ? WHERE id = ?`,
-			string(r.State), r.Stack.Key(), nullInt(r.PipelineID), string(data), r.UpdatedAt.UnixMilli(), r.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, stack_key = ?, pipeline_id = ?, data = ?, updated_at = ?, expires_at = ? WHERE id = ?`,
+			string(r.State), r.Stack.Key(), nullInt(r.PipelineID), string(data), r.UpdatedAt.UnixMilli(), nullMilli(r.ExpiresAt), r.ID); err != nil {
 			return err
 		}
 		out = r
@@ -413,8 +413,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		args = append(args, q.Stack)
 	}
 	if q.Expiring {
-		// The expression of the partial index runs_expiring, exactly.
-		where = append(where, "json_extract(data, '$.expiresAt') IS NOT NULL")
+		where = append(where, "expires_at IS NOT NULL")
 	}
 	sqlText := `SELECT data FROM runs`
 	if len(where) > 0 {
@@ -543,6 +542,14 @@ func nullInt(v int64) any {
 		return nil
 	}
 	return v
+}
+
+// nullMilli is t in Unix milliseconds, or NULL for the zero time.
+func nullMilli(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
 }
 
 // CountByState counts runs in each state.
