@@ -28,10 +28,10 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 		existing = nil
 		// A concurrent insert of the same key makes this one wait for it,
 		// then do nothing.
-		tag, err := tx.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
+		tag, err := tx.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at, expires_at, tenant, environment)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
 			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
-			nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt, nullTime(r.ExpiresAt))
+			nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt, nullTime(r.ExpiresAt), r.Stack.Tenant, r.Stack.Environment)
 		if err != nil {
 			return err
 		}
@@ -89,9 +89,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		var onStack bool
-		err = tx.QueryRow(ctx, `UPDATE runs SET state = $2, stack_key = $3, pipeline_id = $4, pipeline_status = $5, data = $6, updated_at = $7, expires_at = $8
-			WHERE id = $1 RETURNING on_stack`,
-			r.ID, string(r.State), r.Stack.Key(), nullInt(r.PipelineID), r.PipelineStatus, data, r.UpdatedAt, nullTime(r.ExpiresAt)).Scan(&onStack)
+		err = tx.QueryRow(ctx, `UPDATE runs SET state = $2, stack_key = $3, pipeline_id = $4, pipeline_status = $5, data = $6, updated_at = $7, expires_at = $8,
+			tenant = $9, environment = $10 WHERE id = $1 RETURNING on_stack`,
+			r.ID, string(r.State), r.Stack.Key(), nullInt(r.PipelineID), r.PipelineStatus, data, r.UpdatedAt, nullTime(r.ExpiresAt),
+			r.Stack.Tenant, r.Stack.Environment).Scan(&onStack)
 		if err != nil {
 			return err
 		}
@@ -258,8 +259,12 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 	if q.ByID && q.AfterID != "" {
 		where = append(where, "id > "+arg(q.AfterID))
 	}
-	for _, f := range []struct{ expr, v string }{{"action", q.Action}, {"data->'stack'->>'tenant'", q.Tenant},
-		{"data->'stack'->>'environment'", q.Environment}, {"data->'request'->'user'->>'email'", q.User}} {
+	// Tenant and environment are columns: reading a key of a json value
+	// parses the whole text, and one run holding a \u0000 (PostgreSQL
+	// refuses it as text) failed every query filtering on them. The user's
+	// email still is read from data (the operator page's filter).
+	for _, f := range []struct{ expr, v string }{{"action", q.Action}, {"tenant", q.Tenant},
+		{"environment", q.Environment}, {"data->'request'->'user'->>'email'", q.User}} {
 		if f.v != "" {
 			where = append(where, f.expr+" = "+arg(f.v))
 		}
