@@ -126,6 +126,11 @@ func (w *Worker) tick(ctx context.Context, stop <-chan struct{}) (int, error) {
 				return store.Task{}, false, err
 			}
 			if len(tasks) > 0 {
+				if kind == store.KindDispatch {
+					// A cancel asked for meanwhile goes before the next
+					// trigger: look for cancels again (one claim a trigger).
+					empty[0] = false
+				}
 				return tasks[0], true, nil
 			}
 			empty[i] = true

@@ -13,7 +13,7 @@ import (
 func (w *Writer) Migrate(ctx context.Context, fsys fs.FS, pattern string, now func() int64) error {
 	names, err := fs.Glob(fsys, pattern)
 	if err != nil {
-		return err
+		return fmt.Errorf("list the migrations: %w", err)
 	}
 	sort.Strings(names)
 	// Every pending migration in one transaction: a fresh database is
@@ -24,7 +24,7 @@ func (w *Writer) Migrate(ctx context.Context, fsys fs.FS, pattern string, now fu
 		// The bookkeeping table is made in the same transaction, so that a
 		// fresh database costs that one commit. Unprepared: it runs once.
 		if err := tx.ExecUnprepared(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-			return err
+			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 		applied, err := appliedMigrations(ctx, tx)
 		if err != nil {
@@ -36,7 +36,7 @@ func (w *Writer) Migrate(ctx context.Context, fsys fs.FS, pattern string, now fu
 			}
 			body, err := fs.ReadFile(fsys, name)
 			if err != nil {
-				return err
+				return fmt.Errorf("read migration %s: %w", name, err)
 			}
 			// Several statements: run unprepared (a prepared statement is one).
 			if err := tx.ExecUnprepared(ctx, string(body)); err != nil {
