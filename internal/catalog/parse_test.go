@@ -48,6 +48,9 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"empty"}},
 		{"not a map", "- a\n- b\n", []string{"bad.yaml"}},
 		{"bad identifier", strings.Replace(s3, "identifier: add-s3-bucket", "identifier: Add S3", 1), []string{"identifier"}},
+		{"destroyed entities of a DAY-2", s3 + "\ndestroyedEntities: delete\n", []string{"destroyedEntities", "DAY-2"}},
+		{"destroyed entities unknown", strings.Replace(realFile(t, "delete-service.yaml"), "operation: DELETE", "operation: DELETE\ndestroyedEntities: purge", 1), []string{`destroyedEntities: must be "mark"`}},
+		{"ttl on a DAY-2", strings.Replace(s3, "      bucketName:", "      ttl:\n        type: string\n      bucketName:", 1), []string{"ttl", "CREATE"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

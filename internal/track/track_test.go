@@ -557,3 +557,39 @@ func TestGuardedSuccessNeedsAnAppliedPreview(t *testing.T) {
 		t.Fatalf("run %s %v", got.State, got.Reasons)
 	}
 }
+
+// A DELETE's success marks the stack's own entities (named at intake,
+// ReportsOn) destroyed, or deletes them when the action says so.
+func TestDeleteEndsTheStacksEntities(t *testing.T) {
+	for _, del := range []bool{false, true} {
+		tr, st, _ := setup(t)
+		ctx := context.Background()
+		a, _ := tr.Catalog.Get("delete-service")
+		a.DeleteDestroyed = del
+		r := storetest.NewRun("d-1", "checkout", time.Now().UTC())
+		r.Request.Action, r.Operation, r.State, r.ProjectID = "delete-service", run.Delete, run.Running, projectID
+		r.PipelineID, r.PipelineURL, r.PipelineStatus = 42, "https://gitlab.test/p/-/pipelines/42", "running"
+		r.Request.Inputs = map[string]any{"tenant": "acme", "environment": "dev", "confirm": true}
+		r.ReportsOn = []run.EntityRef{{Blueprint: "service", Identifier: "checkout"}, {Blueprint: "s3_bucket", Identifier: "acme-dev-checkout-receipts"}}
+		if _, _, err := st.CreateRun(ctx, r, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+		handle(t, tr, hook(42, "success", r.ID))
+		var got []string
+		for _, rep := range reports(t, st) {
+			switch {
+			case rep.Delete != nil:
+				got = append(got, "delete "+rep.Delete.Identifier)
+			case rep.Entity != nil:
+				got = append(got, fmt.Sprintf("%s %v", rep.Entity.Identifier, rep.Entity.Properties["status"]))
+			}
+		}
+		want := "checkout destroyed,acme-dev-checkout-receipts destroyed"
+		if del {
+			want = "delete checkout,delete acme-dev-checkout-receipts"
+		}
+		if strings.Join(got, ",") != want {
+			t.Fatalf("deleteDestroyed %v: entity reports %v, want %s", del, got, want)
+		}
+	}
+}
