@@ -16,6 +16,7 @@ import (
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/worker"
 )
 
 // Store is what the scheduler needs of the run store.
@@ -65,18 +66,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 		return
 	}
 	every := min(max(s.Interval/4, 100*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := s.Check(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("schedule drift checks", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	worker.Every(ctx, every, s.Log, "schedule drift checks", func(ctx context.Context) error {
+		_, err := s.Check(ctx)
+		return err
+	})
 }
 
 // Check queues a drift check for each stack that has none in the current

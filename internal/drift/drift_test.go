@@ -10,6 +10,7 @@ import (
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/sqlite"
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 )
 
@@ -26,17 +27,21 @@ func succeeded(t *testing.T, st interface {
 	}
 }
 
-// Each stack whose last change succeeded gets one check an interval, with
-// every entity its runs wrote; a deleted stack gets none, and checks never
-// count as changes to check.
-func TestOneCheckPerStackAndInterval(t *testing.T) {
-	ctx := context.Background()
-	st := sqlitetest.Open(t)
+// setup is a fresh store, the shipped actions and the tests' noon.
+func setup(t *testing.T) (context.Context, *sqlite.Store, *catalog.Catalog, time.Time) {
+	t.Helper()
 	cat, err := catalog.Load("../../actions")
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	return context.Background(), sqlitetest.Open(t), cat, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+}
+
+// Each stack whose last change succeeded gets one check an interval, with
+// every entity its runs wrote; a deleted stack gets none, and checks never
+// count as changes to check.
+func TestOneCheckPerStackAndInterval(t *testing.T) {
+	ctx, st, cat, now := setup(t)
 	succeeded(t, st, "b1", "checkout", run.Day2, now.Add(-3*time.Hour))
 	succeeded(t, st, "b2", "checkout", run.Day2, now.Add(-2*time.Hour))
 	succeeded(t, st, "gone1", "gone", run.Day2, now.Add(-2*time.Hour))
@@ -82,13 +87,7 @@ func TestOneCheckPerStackAndInterval(t *testing.T) {
 
 // A stack an expiry destroyed (a DELETE of paved's own) is not checked.
 func TestNoCheckAfterAnExpiryDestroy(t *testing.T) {
-	ctx := context.Background()
-	st := sqlitetest.Open(t)
-	cat, err := catalog.Load("../../actions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ctx, st, cat, now := setup(t)
 	succeeded(t, st, "b1", "cart", run.Day2, now.Add(-3*time.Hour))
 	destroy := &run.Run{ID: run.NewID(), Request: run.Request{Portal: run.PortalPaved, PortalRunID: "expire:x:1", Action: "add-s3-bucket"},
 		Operation: run.Delete, Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: "cart"}, State: run.Succeeded,

@@ -21,6 +21,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/stackentity"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/worker"
 )
 
 // Store is what the scheduler needs of the run store.
@@ -79,18 +80,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 	if every <= 0 {
 		every = time.Minute
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := s.Check(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("check ephemeral stacks", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	worker.Every(ctx, every, s.Log, "check ephemeral stacks", func(ctx context.Context) error {
+		_, err := s.Check(ctx)
+		return err
+	})
 }
 
 // Check looks at every run holding an expiry: clears the expiry of a stack

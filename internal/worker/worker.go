@@ -29,6 +29,24 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 }
 
+// Every calls round at once and then every interval until ctx ends, and
+// logs a failed round as what: for schedulers (drift checks, expiries)
+// whose next round is the retry.
+func Every(ctx context.Context, interval time.Duration, log *zap.Logger, what string, round func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := round(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(what, zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Loop calls tick every Interval, and at once when Wake fires, until ctx
 // ends. A tick that reports more work (busy) is followed by another at
 // once. A tick that fails is retried after a backoff that grows with each
