@@ -85,9 +85,9 @@ func (s *Scheduler) Check(ctx context.Context) (int, error) {
 	}
 	queued := 0
 	for _, env := range envs {
-		// paved's own runs included: an expiry's destroy is a stack's
-		// latest change too (drift checks are skipped in stacks).
-		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Environment: env, Limit: scanRuns})
+		// paved's own runs left out: drift checks would fill the window. An
+		// expiry's destroy, paved's too, is looked for per stack (gone).
+		runs, err := s.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Environment: env, NotPortal: run.PortalPaved, Limit: scanRuns})
 		if err != nil {
 			return queued, fmt.Errorf("drift: list the succeeded runs of %q: %w", env, err)
 		}
@@ -105,6 +105,11 @@ func (s *Scheduler) Check(ctx context.Context) (int, error) {
 			if inFlight[st.key] {
 				continue
 			}
+			if gone, err := s.destroyed(ctx, st.key); err != nil {
+				return queued, err
+			} else if gone {
+				continue
+			}
 			r, ch := check(st, slot, now)
 			if _, created, err := s.Store.CreateRun(ctx, r, ch); err != nil {
 				return queued, fmt.Errorf("drift: queue the check of %s: %w", st.key, err)
@@ -117,6 +122,16 @@ func (s *Scheduler) Check(ctx context.Context) (int, error) {
 		s.Notify()
 	}
 	return queued, nil
+}
+
+// destroyed says whether an expiry destroyed the stack (a DELETE of
+// paved's own, its newest succeeded run: no check is queued after it).
+func (s *Scheduler) destroyed(ctx context.Context, key string) (bool, error) {
+	last, err := s.Store.ListRuns(ctx, store.Query{Stack: key, States: []run.State{run.Succeeded}, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("drift: read the last run of stack %s: %w", key, err)
+	}
+	return len(last) == 1 && last[0].Request.Portal == run.PortalPaved && last[0].Operation == run.Delete, nil
 }
 
 // stack is what a drift check of one stack needs: its latest change (the
@@ -134,8 +149,7 @@ func stacks(runs []*run.Run, cat Catalog, portal string) []stack {
 	byKey := map[string]*stack{}
 	var order []string
 	for _, r := range runs {
-		own := r.Request.Portal == run.PortalPaved // an expiry's destroy: it ends the stack
-		if r.Operation == run.Drift || r.DryRun || (portal != "" && r.Request.Portal != portal && !own) {
+		if r.Operation == run.Drift || r.DryRun || (portal != "" && r.Request.Portal != portal) {
 			continue
 		}
 		key := r.Stack.Key()

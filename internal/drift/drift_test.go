@@ -2,6 +2,7 @@ package drift
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,5 +99,24 @@ func TestNoCheckAfterAnExpiryDestroy(t *testing.T) {
 	s := &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), Interval: time.Hour, Portal: "port", Now: func() time.Time { return now }}
 	if n, err := s.Check(ctx); err != nil || n != 0 {
 		t.Fatalf("checks of a destroyed stack: %d, %v", n, err)
+	}
+}
+
+// paved's own drift checks do not crowd a quiet stack out of the round:
+// more checks than the round reads were made since its last change.
+func TestQuietStackStillChecked(t *testing.T) {
+	ctx, st, cat, now := setup(t)
+	succeeded(t, st, "b1", "quiet", run.Day2, now.Add(-30*24*time.Hour))
+	for i := range scanRuns + 1 {
+		at := now.Add(-time.Duration(scanRuns+1-i) * time.Minute)
+		c := &run.Run{ID: run.NewID(), Request: run.Request{Portal: run.PortalPaved, PortalRunID: fmt.Sprint("drift:x:", i), Action: "add-s3-bucket"},
+			Operation: run.Drift, Stack: run.Stack{Tenant: "acme", Environment: "dev", Service: "other"}, State: run.Succeeded, CreatedAt: at, UpdatedAt: at}
+		if _, _, err := st.CreateRun(ctx, c, store.Change{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Scheduler{Store: st, Catalog: cat, Log: zap.NewNop(), Interval: time.Hour, Portal: "port", Now: func() time.Time { return now }}
+	if n, err := s.Check(ctx); err != nil || n != 1 {
+		t.Fatalf("checks of the quiet stack: %d, %v", n, err)
 	}
 }
