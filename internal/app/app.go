@@ -219,6 +219,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
 		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams}
 	srvCfg.Extender = a.expiry
+	a.dispatch.Guard = a.expiry // an expiry's destroy is judged again when it holds its stack
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
 	streamsDone := make(chan struct{})

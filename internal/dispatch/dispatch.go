@@ -73,6 +73,17 @@ type Worker struct {
 	// Metrics and Tracer watch dispatch (nil: nothing is recorded).
 	Metrics *telemetry.Metrics
 	Tracer  trace.Tracer
+	// Guard, when set, is asked before a queued run is triggered whether it
+	// is still wanted; one it says is not ends canceled with the reason.
+	Guard Guard
+}
+
+// Guard judges a queued run at its dispatch, when it holds its stack: what
+// was queued ahead of it has run, so a run of paved's own decided earlier
+// (an expiry's destroy) can be checked against what the stack became.
+type Guard interface {
+	// Obsolete is why r is no longer wanted, or "".
+	Obsolete(ctx context.Context, r *run.Run) (string, error)
 }
 
 // Run dispatches until ctx ends. At the end no new trigger starts; the one
@@ -191,6 +202,15 @@ func (w *Worker) handle(ctx context.Context, t store.Task) error {
 func (w *Worker) dispatch(ctx context.Context, t store.Task, r *run.Run) error {
 	switch r.State {
 	case run.Queued:
+		if w.Guard != nil {
+			why, err := w.Guard.Obsolete(ctx, r)
+			if err != nil {
+				return w.retry(ctx, t, fmt.Errorf("judge run %s before its dispatch: %w", r.ID, err))
+			}
+			if why != "" {
+				return w.drop(ctx, t, r.ID, why)
+			}
+		}
 	case run.Dispatching:
 		// A trigger may have been made before a crash or a failed call:
 		// once it has had time to land, adopt it rather than trigger again.
@@ -295,6 +315,26 @@ func (w *Worker) fail(ctx context.Context, t store.Task, id, reason string) erro
 	if err != nil {
 		return w.retry(ctx, t, err)
 	}
+	w.reported()
+	return w.Store.Complete(ctx, t.ID)
+}
+
+// drop cancels a queued run its Guard found no longer wanted.
+func (w *Worker) drop(ctx context.Context, t store.Task, id, reason string) error {
+	_, err := w.Store.Update(ctx, id, func(r *run.Run) (store.Change, error) {
+		var ch store.Change
+		if err := r.MoveTo(run.Canceled, w.now()); err != nil {
+			return ch, store.ErrNoChange
+		}
+		r.Reasons = []string{reason}
+		ch.Add("not started: " + reason)
+		ch.Report(run.Report{Final: run.Failure, StatusLabel: "Not started", Summary: reason})
+		return ch, nil
+	})
+	if err != nil {
+		return w.retry(ctx, t, err)
+	}
+	w.Log.Info("queued run not started", zap.String("run_id", id), zap.String("why", reason))
 	w.reported()
 	return w.Store.Complete(ctx, t.ID)
 }

@@ -463,3 +463,28 @@ func TestFailedTriggersRetryEverySettle(t *testing.T) {
 		t.Fatalf("after GitLab recovered: run %s with %d pipelines, want running with 1", got.State, f.sim.CountByRunID(r.ID))
 	}
 }
+
+type guard string
+
+func (g guard) Obsolete(context.Context, *run.Run) (string, error) { return string(g), nil }
+
+// A run its Guard finds no longer wanted at dispatch ends canceled with the
+// reason, and triggers nothing; one it lets go is triggered.
+func TestGuardStopsAnObsoleteRun(t *testing.T) {
+	f := setup(t, gitlabsim.Config{})
+	f.w.Guard = guard("stack acme-dev-x was extended")
+	r := f.queue(t, "p1")
+	f.tick(t)
+	if got := f.get(t, r.ID); got.State != run.Canceled || len(got.Reasons) != 1 || got.Reasons[0] != "stack acme-dev-x was extended" {
+		t.Fatalf("run = %s %v, want canceled with the guard's reason", got.State, got.Reasons)
+	}
+	if n := f.sim.CreateCalls(); n != 0 {
+		t.Fatalf("an obsolete run triggered %d pipelines", n)
+	}
+	f.w.Guard = guard("")
+	r2 := f.queue(t, "p2")
+	f.tick(t)
+	if n := f.sim.CreateCalls(); n != 1 || f.get(t, r2.ID).State != run.Running {
+		t.Fatalf("a wanted run: %d pipelines, state %s", n, f.get(t, r2.ID).State)
+	}
+}

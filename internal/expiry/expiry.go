@@ -318,7 +318,7 @@ func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time
 	}
 	r := &run.Run{
 		ID: c.ExpiryDestroyRun,
-		Request: run.Request{Portal: run.PortalPaved, PortalRunID: fmt.Sprintf("expire:%s:%d", c.ID, c.ExpiresAt.Unix()),
+		Request: run.Request{Portal: run.PortalPaved, PortalRunID: destroyKey(c),
 			Action: c.Request.Action, User: run.User{Email: "paved", Name: "paved expiry"},
 			Entity: c.Request.Entity, Inputs: c.Request.Inputs},
 		Operation: run.Delete, Blueprint: c.Blueprint, Stack: c.Stack, Team: c.Team,

@@ -309,3 +309,31 @@ func TestExtendNeverShortens(t *testing.T) {
 		t.Fatalf("shorten by extending: %v", err)
 	}
 }
+
+// At its dispatch (holding the stack) an expiry's destroy is judged again:
+// a CREATE of the stack made after the expiry was set and before the
+// destroy (one the scheduler did not see when it decided) stops it, as
+// does a moved expiry; otherwise it runs.
+func TestDestroyJudgedAgainAtDispatch(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	f.clock.T = c.ExpiresAt
+	f.check(Result{Destroying: 1})
+	d := f.destroys()[0]
+	if why, err := f.s.Obsolete(f.ctx, d); err != nil || why != "" {
+		t.Fatalf("a due destroy judged obsolete: %q, %v", why, err)
+	}
+	if why, err := f.s.Obsolete(f.ctx, c); err != nil || why != "" {
+		t.Fatalf("another run judged: %q, %v", why, err)
+	}
+	// A CREATE taken in just before the destroy was recorded.
+	again := &run.Run{ID: run.NewID(), Request: run.Request{Portal: "port", PortalRunID: "c2", Action: "create-service",
+		Inputs: map[string]any{"tenant": "acme", "environment": "dev", "name": "checkout"}},
+		Operation: run.Create, Stack: c.Stack, State: run.Succeeded, CreatedAt: d.CreatedAt.Add(-time.Millisecond), UpdatedAt: d.CreatedAt}
+	if _, _, err := f.st.CreateRun(f.ctx, again, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	if why, err := f.s.Obsolete(f.ctx, d); err != nil || !strings.Contains(why, "created again by run "+again.ID) {
+		t.Fatalf("the destroy after a re-create: %q, %v", why, err)
+	}
+}
