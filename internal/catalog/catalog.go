@@ -278,6 +278,10 @@ func build(name string, f *actionFile) (*Action, []error) {
 		bad("destroyedEntities", `must be "mark" (status destroyed, the default) or "delete", got %q`, f.DestroyedEntities)
 	case f.DestroyedEntities != "" && op == run.Day2:
 		bad("destroyedEntities", "says what a destroy does to the stack's entities; a DAY-2 action destroys none")
+	case f.DestroyedEntities == "delete" && op == run.Delete && f.Output != nil:
+		// The output's entity may be shared by other stacks (a service's),
+		// which the stack's own entities (what a destroy deletes) never are.
+		bad("destroyedEntities", "delete is for the stack's own entities; a DELETE action that also writes an output entity may not delete it")
 	}
 	if f.GitLab.Project == "" {
 		bad("gitlab.project", "is required")

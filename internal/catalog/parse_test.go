@@ -50,6 +50,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad identifier", strings.Replace(s3, "identifier: add-s3-bucket", "identifier: Add S3", 1), []string{"identifier"}},
 		{"destroyed entities of a DAY-2", s3 + "\ndestroyedEntities: delete\n", []string{"destroyedEntities", "DAY-2"}},
 		{"destroyed entities unknown", strings.Replace(realFile(t, "delete-service.yaml"), "operation: DELETE", "operation: DELETE\ndestroyedEntities: purge", 1), []string{`destroyedEntities: must be "mark"`}},
+		{"deleting a DELETE's output", strings.Replace(strings.Replace(realFile(t, "delete-service.yaml"), "operation: DELETE", "operation: DELETE\ndestroyedEntities: delete", 1),
+			"serviceFrom: entity.identifier", "serviceFrom: entity.identifier\noutput:\n  blueprint: service\n  identifier: ${entity.identifier}", 1), []string{"may not delete it"}},
 		{"ttl on a DAY-2", strings.Replace(s3, "      bucketName:", "      ttl:\n        type: string\n      bucketName:", 1), []string{"ttl", "CREATE"}},
 	}
 	for _, tt := range tests {

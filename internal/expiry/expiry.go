@@ -47,6 +47,9 @@ type Scheduler struct {
 	// Every is how often the scheduler looks (default a minute).
 	Every time.Duration
 	Now   func() time.Time
+	// Portal is the portal whose catalog holds the entities the expiry is
+	// written onto (Port; empty: every portal's runs count).
+	Portal string
 	// Notify, when set, is called after destroys were queued.
 	Notify func()
 	// Extend's collaborators: the policy bounds the new TTL, Teams finds
@@ -131,8 +134,8 @@ func (s *Scheduler) Check(ctx context.Context) (Result, error) {
 // a CREATE or DELETE is under way (which may end it too: look again once it
 // is done).
 type since struct {
-	ended *run.Run
-	busy  bool
+	ended          *run.Run
+	busy, deleting bool
 }
 
 func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
@@ -153,8 +156,11 @@ func (s *Scheduler) since(ctx context.Context, c *run.Run) (since, error) {
 			out.ended = r
 		case r.State == run.Succeeded && r.Operation == run.Create && r.Request.Portal != run.PortalPaved:
 			out.ended = r
-		case (r.Operation == run.Delete || r.Operation == run.Create) && !r.State.Terminal():
+		case (r.Operation == run.Delete || r.Operation == run.Create) && (r.State == run.Queued || r.State == run.Dispatching || r.State == run.Running):
+			// One waiting for an approval does not hold the destroy: anyone
+			// could otherwise put an expiry off by asking.
 			out.busy = true
+			out.deleting = out.deleting || r.Operation == run.Delete
 		}
 		if out.ended != nil {
 			break
@@ -167,10 +173,15 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 	if c.ExpiresAt.IsZero() || c.Request.Portal == run.PortalPaved {
 		return nil
 	}
-	if c.ExpiryDestroying.Equal(c.ExpiresAt) {
+	decided := c.ExpiryDestroying.Equal(c.ExpiresAt)
+	if decided {
 		// This expiry's destroy was decided: make sure its run exists (a
-		// crash may have come between), and leave the rest to that run.
-		return s.ensureDestroy(ctx, c, now, res)
+		// crash may have come between), and leave the rest to that run,
+		// unless it ended without destroying the stack: then a delete or a
+		// new CREATE since still ends the expiry.
+		if failed, err := s.ensureDestroy(ctx, c, now, res); err != nil || !failed {
+			return err
+		}
 	}
 	st, err := s.since(ctx, c)
 	if err != nil {
@@ -189,6 +200,8 @@ func (s *Scheduler) checkOne(ctx context.Context, c *run.Run, now time.Time, res
 	}
 	warnAt := c.ExpiresAt.Add(-s.WarnBefore)
 	switch {
+	case decided:
+		return nil // its destroy failed: it waits for someone (an extension tries again)
 	case st.busy:
 		return nil // a change under way may end or renew the stack: next time
 	case !now.Before(c.ExpiresAt):
@@ -292,29 +305,34 @@ func (s *Scheduler) destroy(ctx context.Context, c *run.Run, now time.Time, res 
 	case err != nil:
 		return fmt.Errorf("expiry: decide the destroy of stack %s: %w", c.Stack.Key(), err)
 	}
-	return s.ensureDestroy(ctx, decided, now, res)
+	_, err = s.ensureDestroy(ctx, decided, now, res)
+	return err
 }
 
 // ensureDestroy stores the destroy run c's row names, unless it exists;
-// once that run destroyed the stack, c's expiry is done with.
-func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time, res *Result) error {
+// once that run destroyed the stack, c's expiry is done with. failed says
+// the run ended without destroying it.
+func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time, res *Result) (failed bool, err error) {
 	if d, err := s.Store.Run(ctx, c.ExpiryDestroyRun); err == nil {
-		if d.State != run.Succeeded {
-			return nil // queued, running, or failed: the run says how it went
+		switch {
+		case d.State == run.Succeeded:
+			// Its entities were marked destroyed (or deleted: no write may
+			// bring them back) by the destroy itself.
+			if err := s.clear(ctx, c, fmt.Sprintf("stack %s was destroyed at its expiry by run %s", c.Stack.Key(), d.ID), false); err != nil {
+				return false, err
+			}
+			res.Cleared++
+			return false, nil
+		case d.State.Terminal():
+			return true, nil
 		}
-		// Its entities were marked destroyed (or deleted: no write may bring
-		// them back) by the destroy itself.
-		if err := s.clear(ctx, c, fmt.Sprintf("stack %s was destroyed at its expiry by run %s", c.Stack.Key(), d.ID), false); err != nil {
-			return err
-		}
-		res.Cleared++
-		return nil
+		return false, nil // queued or running: the run says how it goes
 	} else if !errors.Is(err, run.ErrNotFound) {
-		return fmt.Errorf("expiry: read the destroy run %s of stack %s: %w", c.ExpiryDestroyRun, c.Stack.Key(), err)
+		return false, fmt.Errorf("expiry: read the destroy run %s of stack %s: %w", c.ExpiryDestroyRun, c.Stack.Key(), err)
 	}
 	refs, err := s.entities(ctx, c)
 	if err != nil {
-		return err
+		return false, err
 	}
 	r := &run.Run{
 		ID: c.ExpiryDestroyRun,
@@ -329,17 +347,17 @@ func (s *Scheduler) ensureDestroy(ctx context.Context, c *run.Run, now time.Time
 	ch.Add(fmt.Sprintf("stack %s expired at %s (TTL %s, set by run %s): destroying it", c.Stack.Key(), c.ExpiresAt.Format(time.RFC3339), run.FormatTTL(c.TTL), c.ID))
 	ch.Tasks = append(ch.Tasks, store.NewTask{Kind: store.KindDispatch, Payload: struct{}{}})
 	if _, created, err := s.Store.CreateRun(ctx, r, ch); err != nil {
-		return fmt.Errorf("expiry: queue the destroy of stack %s: %w", c.Stack.Key(), err)
+		return false, fmt.Errorf("expiry: queue the destroy of stack %s: %w", c.Stack.Key(), err)
 	} else if created {
 		res.Destroying++
 		s.Log.Info("ephemeral stack expired: destroy queued", zap.String("stack", c.Stack.Key()), zap.String("run_id", r.ID), zap.String("created_by", c.ID))
 	}
-	return nil
+	return false, nil
 }
 
 // entities are the stack's own entities, of its runs since c made it.
 func (s *Scheduler) entities(ctx context.Context, c *run.Run) ([]run.EntityRef, error) {
-	refs, err := stackentity.Finder{Store: s.Store, Catalog: s.Catalog}.Owned(ctx, c.Stack, c.CreatedAt)
+	refs, err := stackentity.Finder{Store: s.Store, Catalog: s.Catalog, Portal: s.Portal}.Owned(ctx, c.Stack, c.CreatedAt)
 	if err != nil {
 		return nil, fmt.Errorf("expiry: %w", err)
 	}

@@ -337,3 +337,33 @@ func TestDestroyJudgedAgainAtDispatch(t *testing.T) {
 		t.Fatalf("the destroy after a re-create: %q, %v", why, err)
 	}
 }
+
+// A stack deleted by hand is not extended, even before the scheduler saw
+// the delete; after a failed destroy a delete still ends the expiry; a
+// CREATE that only waits for an approval does not hold the destroy.
+func TestDeletesEndExpiriesAndApprovalsDoNotHold(t *testing.T) {
+	f := newFixture(t)
+	c := f.succeeded("c1", "create-service", run.Create, "dev", "checkout", time.Hour, map[string]any{"ttl": "1h"})
+	waiting := f.succeeded("c2", "create-service", run.Create, "dev", "checkout", 0, nil)
+	if _, err := f.st.Update(f.ctx, waiting.ID, func(r *run.Run) (store.Change, error) {
+		r.State = run.AwaitingApproval
+		return store.Change{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.T = c.ExpiresAt
+	f.check(Result{Destroying: 1})
+	d := f.destroys()[0]
+	if _, err := f.st.Update(f.ctx, d.ID, func(r *run.Run) (store.Change, error) { return store.Change{}, r.MoveTo(run.Canceled, f.clock.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	f.succeeded("d1", "delete-service", run.Delete, "dev", "checkout", 0, nil)
+	if _, err := f.s.Extend(f.ctx, extend("2h")); !errors.Is(err, ErrNotEphemeral) || !strings.Contains(err.Error(), "deleted by run") {
+		t.Fatalf("extend a stack deleted by hand: %v", err)
+	}
+	f.check(Result{Cleared: 1})
+	if left, _ := f.st.ListRuns(f.ctx, store.Query{Expiring: true}); len(left) != 0 {
+		t.Fatalf("expiring after the delete: %v", left)
+	}
+}

@@ -63,6 +63,20 @@ func (s *Scheduler) Extend(ctx context.Context, req run.Request) (*run.Run, erro
 		return nil, fmt.Errorf("%s: %w %s: it was made without a ttl, or it is gone", ExtendAction, ErrNotEphemeral, stack.Key())
 	}
 	c, now := found[0], s.now()
+	// A stack deleted (or being deleted) is not extended, even before the
+	// scheduler has seen it: the write would put an expiry back onto
+	// entities marked destroyed.
+	st, err := s.since(ctx, c)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", ExtendAction, err)
+	case st.ended != nil && st.ended.Operation == run.Delete:
+		return nil, fmt.Errorf("%s: %w %s: it was deleted by run %s", ExtendAction, ErrNotEphemeral, stack.Key(), st.ended.ID)
+	case st.ended != nil:
+		return nil, fmt.Errorf("%s: %w %s: it was created again by run %s, whose ttl (if any) applies", ExtendAction, ErrNotEphemeral, stack.Key(), st.ended.ID)
+	case st.deleting:
+		return nil, fmt.Errorf("%s: %w: a delete of stack %s is under way", ExtendAction, ErrExpired, stack.Key())
+	}
 	retry := false // this expiry's destroy failed: a new expiry tries it again
 	if c.ExpiryDestroying.Equal(c.ExpiresAt) {
 		if retry, err = s.destroyFailed(ctx, c); !retry {

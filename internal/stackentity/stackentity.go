@@ -31,6 +31,9 @@ type Catalog interface {
 type Finder struct {
 	Store   Store
 	Catalog Catalog
+	// Portal, when set, counts only the runs of the portal whose catalog
+	// holds the entities (Port): a run from Backstage wrote none there.
+	Portal string
 }
 
 // stackScan bounds the runs of the stack read (newest first, paved's own
@@ -43,8 +46,8 @@ const (
 	sharedScan = 5000
 )
 
-// Owned are the entities the stack's succeeded runs made since since (all
-// of them for the zero time) wrote, and no other stack's.
+// Owned are the entities the stack's succeeded runs made since since (the
+// zero time: since its last delete) wrote, and no other stack's.
 func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]run.EntityRef, error) {
 	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, NotPortal: run.PortalPaved, Limit: stackScan})
 	if err != nil {
@@ -52,7 +55,10 @@ func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]
 	}
 	var refs []run.EntityRef
 	for _, r := range runs {
-		if r.DryRun || r.Request.Portal == run.PortalPaved || r.CreatedAt.Before(since) {
+		if r.Operation == run.Delete && !r.DryRun {
+			break // an earlier life of the stack: its entities were ended then
+		}
+		if r.DryRun || r.Request.Portal == run.PortalPaved || r.CreatedAt.Before(since) || (f.Portal != "" && r.Request.Portal != f.Portal) {
 			continue
 		}
 		a, ok := f.Catalog.Get(r.Request.Action)
