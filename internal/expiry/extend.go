@@ -150,8 +150,8 @@ func (s *Scheduler) destroyFailed(ctx context.Context, c *run.Run) (bool, error)
 		return false, fmt.Errorf("%s: %w at %s; its destroy, run %s, is about to begin", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339), c.ExpiryDestroyRun)
 	case err != nil:
 		return false, fmt.Errorf("%s: read the destroy run %s: %w", ExtendAction, c.ExpiryDestroyRun, err)
-	case d.State == run.Failed || d.State == run.Canceled:
-		return true, nil
+	case d.State.Terminal() && d.State != run.Succeeded:
+		return true, nil // failed, timed out, canceled (or judged obsolete)
 	}
 	return false, fmt.Errorf("%s: %w at %s; its destroy is run %s (%s)", ExtendAction, ErrExpired, c.ExpiresAt.Format(time.RFC3339), d.ID, d.State)
 }

@@ -189,7 +189,7 @@ func (w *Worker) deliverTo(ctx context.Context, t store.Task, r *run.Run) (err e
 		case rep.Delete != nil:
 			rep = run.Report{Delete: rep.Delete}
 		case rep.Entity != nil:
-			rep = run.Report{Entity: rep.Entity}
+			rep = run.Report{Entity: rep.Entity, Untied: rep.Untied}
 		default:
 			return w.Store.Complete(ctx, t.ID)
 		}

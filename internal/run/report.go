@@ -16,7 +16,10 @@ type Report struct {
 	// Entity is written to the portal catalog (upsert and merge).
 	Entity *EntityUpsert `json:"entity,omitempty"`
 	// Untied reports only the Entity, tied to no portal run: news of the
-	// run's stack long after the run ended (an expiry's warning).
+	// run's stack long after the run ended (an expiry's warning). It
+	// updates an entity that exists and never creates one: the entity may
+	// have been deleted since (a destroyed stack's), and news of another
+	// run may overtake it.
 	Untied bool `json:"untied,omitempty"`
 	// Delete removes an entity from the portal catalog (a destroyed
 	// stack's, for an action that deletes rather than marks them); one

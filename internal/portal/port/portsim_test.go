@@ -66,6 +66,18 @@ func TestAgainstPortsim(t *testing.T) {
 		t.Errorf("run in the simulator: %+v", r)
 	}
 
+	// News of a stack (untied) changes an entity that is there and creates
+	// none.
+	for _, id := range []string{"checkout", "gone"} {
+		news := run.Report{Untied: true, Entity: &run.EntityUpsert{Blueprint: "service", Identifier: id, Properties: map[string]any{"status": "expiring"}}}
+		if err := c.Report(ctx, "", news); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sim.Entities("service"); len(got) != 1 || got[0].Identifier != "checkout" || got[0].Properties["status"] != "expiring" || !reflect.DeepEqual(got[0].Team, []string{"payments_eu"}) {
+		t.Fatalf("entities after untied news: %+v", got)
+	}
+
 	// A destroyed stack's entity deleted, tied to no run; a second deletion
 	// (a retry whose first answer was lost) finds it gone and succeeds.
 	del := run.Report{Delete: &run.EntityRef{Blueprint: "service", Identifier: "checkout"}}

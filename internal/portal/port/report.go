@@ -61,9 +61,13 @@ func identifierRune(r rune) bool {
 // twice. Port's docs do not say how it answers a second final PATCH on a
 // run it has already locked.
 func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) error {
-	if portRunID == "" && rep.Entity != nil && rep == (run.Report{Entity: rep.Entity}) {
+	if portRunID == "" && rep.Entity != nil && rep == (run.Report{Entity: rep.Entity, Untied: rep.Untied}) {
 		// A run of paved's own (a drift check) has no Port run: an entity
-		// write alone is delivered, tied to no run.
+		// write alone is delivered, tied to no run. News of a stack
+		// (untied) only updates an entity that is still there.
+		if rep.Untied {
+			return c.patchEntity(ctx, rep.Entity)
+		}
 		return c.upsertEntity(ctx, "", rep.Entity)
 	}
 	if rep.Delete != nil {
@@ -211,6 +215,27 @@ func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.Enti
 		query: entityQuery(portRunID),
 		body:  entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
 	})
+}
+
+// patchEntity is PATCH /v1/blueprints/{bp}/entities/{id} ("Patch an
+// entity"): the properties given are changed, the rest kept; an entity not
+// there (404) is left so, and that is success: nothing is left to tell.
+func (c *Client) patchEntity(ctx context.Context, e *run.EntityUpsert) error {
+	op := fmt.Sprintf("patch entity %s/%s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60))
+	if e.Blueprint == "" || !entityIdentifierOK(e.Identifier) {
+		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, errInvalid)
+	}
+	props := e.Properties
+	if props == nil {
+		props = map[string]any{}
+	}
+	err := c.do(ctx, call{op: op, method: http.MethodPatch,
+		path: "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities/" + url.PathEscape(e.Identifier),
+		body: map[string]any{"properties": props}})
+	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	return err
 }
 
 // deleteEntity is DELETE /v1/blueprints/{bp}/entities/{id}, without

@@ -21,6 +21,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("POST /v1/actions/runs/{run_id}/logs", s.authed(s.addLog))
 	mux.Handle("POST /v1/blueprints/{blueprint}/entities", s.authed(s.upsertEntity))
 	mux.Handle("DELETE /v1/blueprints/{blueprint}/entities/{entity}", s.authed(s.deleteEntity))
+	mux.Handle("PATCH /v1/blueprints/{blueprint}/entities/{entity}", s.authed(s.patchEntity))
 	mux.Handle("GET /v1/users/{email}", s.authed(s.getUser))
 	s.catalog.Routes(mux, s.authed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -329,6 +330,47 @@ func (s *Sim) deleteEntity(w http.ResponseWriter, r *http.Request) {
 	delete(s.entities[bp], id)
 	s.deleted = append(s.deleted, bp+"/"+id)
 	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// patchEntity is PATCH /v1/blueprints/{blueprint}/entities/{entity} ("Patch an entity" in
+// Port's API reference): the given title, properties and relations change, the rest stay;
+// 200 {ok, entity}, 404 for an unknown blueprint or entity (a patch creates nothing).
+func (s *Sim) patchEntity(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Title      *string        `json:"title"`
+		Properties map[string]any `json:"properties"`
+		Relations  map[string]any `json:"relations"`
+	}
+	raw, ok := wire.ReadBody(w, r)
+	if !ok || !wire.DecodeBytes(w, raw, &req, http.StatusUnprocessableEntity, "invalid_request") {
+		return
+	}
+	bp, id := r.PathValue("blueprint"), r.PathValue("entity")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.AnyBlueprint && !s.blueprints[bp] {
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("A blueprint with the provided identifier %q was not found", bp))
+		return
+	}
+	old := s.entities[bp][id]
+	if old == nil {
+		wire.WriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("An entity with the provided identifier %q was not found", id))
+		return
+	}
+	e := model.CloneEntity(*old)
+	if req.Title != nil {
+		e.Title = *req.Title
+	}
+	for k, v := range req.Properties {
+		e.Properties[k] = v
+	}
+	for k, v := range req.Relations {
+		e.Relations[k] = v
+	}
+	e.UpdatedAt, e.UpdatedBy = s.now(), "portsim-client"
+	e = model.CloneEntity(e)
+	s.entities[bp][id] = &e
+	wire.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "entity": wire.EntityView(e)})
 }
 
 // getUser is GET /v1/users/{user_email} -> {ok, user} in the shape of Port's API reference
