@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -98,12 +99,14 @@ func TestCostEstimateReachesThePortal(t *testing.T) {
 func TestDeleteMarksTheStacksOwnEntities(t *testing.T) {
 	e := h.Start(t, pavedBin, h.Options{})
 	cart := &portsim.Entity{Identifier: "cart", Title: "cart", Blueprint: "service", Team: []string{"payments"}}
-	press := func(inv portsim.Invocation) {
+	press := func(inv portsim.Invocation) portsim.RunRecord {
 		t.Helper()
 		portRun, _ := e.Press(inv)
-		if r := e.WaitPort(portRun); r.Status != "SUCCESS" {
+		r := e.WaitPort(portRun)
+		if r.Status != "SUCCESS" {
 			t.Fatalf("%s: Port run %s\n%s", inv.Action, r.Status, h.LogText(r))
 		}
+		return r
 	}
 	create := func(env string) portsim.Invocation {
 		return portsim.Invocation{Action: "create-service", Blueprint: "service", Operation: "CREATE", User: h.Dana,
@@ -126,7 +129,16 @@ func TestDeleteMarksTheStacksOwnEntities(t *testing.T) {
 	press(portsim.Invocation{Action: "add-s3-bucket", Blueprint: "service", Operation: "DAY-2", User: h.Dana, Entity: cart,
 		Inputs: map[string]any{"tenant": "acme", "environment": "dev", "bucketName": "receipts"}})
 
-	press(del("dev"))
+	r := press(del("dev"))
+	var seen []any
+	for _, w := range entityWrites(t, r) {
+		seen = append(seen, w["status"])
+	}
+	// destroying once paved lets the destroy apply, then destroyed: for the
+	// bucket, the dev stack's only entity of its own.
+	if fmt.Sprint(seen) != "[destroying destroyed]" {
+		t.Fatalf("the delete's entity writes: %v", seen)
+	}
 	if got := status("s3_bucket", "acme-dev-cart-receipts"); got != "destroyed" {
 		t.Fatalf("the dev stack's bucket after its delete: %v", got)
 	}
