@@ -95,7 +95,11 @@ func TestCapCountsRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &arrivals{}
 		sim, c := bubble(t, gitlabsim.Config{Seed: 8, Faults: gitlabsim.Faults{ServerErrorRate: 0.2}}, rec,
-			Options{RequestsPerMinute: perMinute, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+			// Twenty callers on a cap of ten a second wait for slots, and the
+			// window wakes waiters in no fixed order: one could wait out the
+			// default call deadline (4 × 30 s), which depends on scheduling,
+			// not on the cap. A deadline past the run keeps the test to the cap.
+			Options{RequestsPerMinute: perMinute, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 10 * time.Minute})
 		p, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "grp/svc", Ref: "main",
 			Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_1"}}})
 		if err != nil {
