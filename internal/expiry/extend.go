@@ -93,11 +93,8 @@ func (s *Scheduler) Extend(ctx context.Context, req run.Request) (*run.Run, erro
 			return nil, fmt.Errorf("%s: look up the teams of %s: %w", ExtendAction, req.User.Email, err)
 		}
 	}
-	in := policy.Input{Action: ExtendAction, Operation: string(run.Day2), Inputs: req.Inputs,
-		Tenant: tenant, Environment: env, Service: stack.Service, Team: c.Team, TTLSeconds: int64(ttl / time.Second)}
-	in.User.Email, in.User.Teams = req.User.Email, req.User.Teams
-	in.Entity.Identifier, in.Entity.Blueprint, in.Entity.Team, in.Entity.Properties = req.Entity.Identifier, req.Entity.Blueprint, req.Entity.Team, req.Entity.Properties
-	d, err := s.Policy.Decide(ctx, in)
+	// Asked as a DAY-2 run of the stack with the new TTL would be.
+	d, err := s.Policy.Decide(ctx, policy.InputOf(&run.Run{Request: req, Operation: run.Day2, Stack: stack, Team: c.Team, TTL: ttl}))
 	if err != nil {
 		return nil, fmt.Errorf("%s: evaluate policy: %w", ExtendAction, err)
 	}

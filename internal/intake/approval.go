@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/telemetry"
@@ -53,7 +54,7 @@ func listed(names []string) string {
 // mayDecide asks the policy whether by may approve or deny r: never the
 // person who asked for it, and only someone its approvers rule names.
 func (s *Service) mayDecide(ctx context.Context, r *run.Run, by run.Approver) error {
-	in := policyInput(r)
+	in := policy.InputOf(r)
 	if r.Preview != nil {
 		in.Preview = previewInput(*r.Preview) // the approvers may depend on what it changes
 	}

@@ -218,7 +218,7 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		}
 		r.Request.User.Teams = teams
 	}
-	decision, err := s.Policy.Decide(ctx, policyInput(r))
+	decision, err := s.Policy.Decide(ctx, policy.InputOf(r))
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: evaluate policy: %w", r.ID, err)
 	}
@@ -372,16 +372,4 @@ func userName(u run.User) string {
 		return u.Name
 	}
 	return "an unnamed user"
-}
-
-func policyInput(r *run.Run) policy.Input {
-	in := policy.Input{
-		Action: r.Request.Action, Operation: string(r.Operation), Inputs: r.Request.Inputs,
-		Tenant: r.Stack.Tenant, Environment: r.Stack.Environment, Service: r.Stack.Service, Team: r.Team,
-	}
-	in.TTLSeconds = int64(r.TTL / time.Second)
-	in.User.Email, in.User.Teams = r.Request.User.Email, r.Request.User.Teams
-	e := r.Request.Entity
-	in.Entity.Identifier, in.Entity.Blueprint, in.Entity.Team, in.Entity.Properties = e.Identifier, e.Blueprint, e.Team, e.Properties
-	return in
 }

@@ -60,7 +60,7 @@ func (s *Service) Preview(ctx context.Context, id string, p run.Preview) (*run.R
 		p.Cost = nil // what the cloud drifted to is not a change's cost
 	} else {
 		// A drift check applies nothing: there is nothing to judge.
-		in := policyInput(before)
+		in := policy.InputOf(before)
 		in.Preview = previewInput(p)
 		if p.Cost != nil {
 			if in.Preview["cost"], err = s.costInput(ctx, before, p.Cost); err != nil {

@@ -20,12 +20,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/paved-idp/paved/internal/run"
 )
 
 // Query is the rule paved evaluates; it yields {"deny": set of denials,
@@ -54,6 +57,20 @@ type Input struct {
 	// TTLSeconds is the ephemeral stack's TTL (the input ttl) in seconds,
 	// absent when the stack is kept.
 	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// InputOf is what the policy sees of run r: its request, stack, owning
+// team and TTL (the preview is added by who judges one).
+func InputOf(r *run.Run) Input {
+	in := Input{
+		Action: r.Request.Action, Operation: string(r.Operation), Inputs: r.Request.Inputs,
+		Tenant: r.Stack.Tenant, Environment: r.Stack.Environment, Service: r.Stack.Service, Team: r.Team,
+		TTLSeconds: int64(r.TTL / time.Second),
+	}
+	in.User.Email, in.User.Teams = r.Request.User.Email, r.Request.User.Teams
+	e := r.Request.Entity
+	in.Entity.Identifier, in.Entity.Blueprint, in.Entity.Team, in.Entity.Properties = e.Identifier, e.Blueprint, e.Team, e.Properties
+	return in
 }
 
 // User is the person who asked, with their portal teams.

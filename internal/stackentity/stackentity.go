@@ -53,12 +53,13 @@ func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
 	}
+	l := lookup{Finder: f, actionRuns: map[string][]*run.Run{}, deleted: map[string]bool{}}
 	var refs []run.EntityRef
 	for _, r := range runs {
 		if r.Operation == run.Delete && !r.DryRun {
 			break // an earlier life of the stack: its entities were ended then
 		}
-		if r.DryRun || r.Request.Portal == run.PortalPaved || r.CreatedAt.Before(since) || (f.Portal != "" && r.Request.Portal != f.Portal) {
+		if r.DryRun || r.CreatedAt.Before(since) || (f.Portal != "" && r.Request.Portal != f.Portal) {
 			continue
 		}
 		a, ok := f.Catalog.Get(r.Request.Action)
@@ -73,7 +74,7 @@ func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]
 		if slices.Contains(refs, ref) {
 			continue
 		}
-		shared, err := f.shared(ctx, a, stack.Key(), ref)
+		shared, err := l.shared(ctx, a, stack.Key(), ref)
 		if err != nil {
 			return nil, err
 		}
@@ -84,12 +85,25 @@ func (f Finder) Owned(ctx context.Context, stack run.Stack, since time.Time) ([]
 	return refs, nil
 }
 
+// lookup is one Owned call's reads, each made once: an action's runs, and
+// whether a stack was deleted.
+type lookup struct {
+	Finder
+	actionRuns map[string][]*run.Run
+	deleted    map[string]bool
+}
+
 // shared says whether a succeeded run of another stack, one not deleted
 // since, wrote ref through action a (among its newest runs).
-func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref run.EntityRef) (bool, error) {
-	runs, err := f.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: sharedScan})
-	if err != nil {
-		return false, fmt.Errorf("list the runs of action %s: %w", a.Identifier, err)
+func (l lookup) shared(ctx context.Context, a *catalog.Action, stack string, ref run.EntityRef) (bool, error) {
+	runs, ok := l.actionRuns[a.Identifier]
+	if !ok {
+		var err error
+		runs, err = l.Store.ListRuns(ctx, store.Query{States: []run.State{run.Succeeded}, Action: a.Identifier, NotPortal: run.PortalPaved, Limit: sharedScan})
+		if err != nil {
+			return false, fmt.Errorf("list the runs of action %s: %w", a.Identifier, err)
+		}
+		l.actionRuns[a.Identifier] = runs
 	}
 	for _, r := range runs {
 		if r.Stack.Key() == stack || r.DryRun {
@@ -98,7 +112,7 @@ func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref
 		if e := a.EntityFor(r); e == nil || e.Blueprint != ref.Blueprint || e.Identifier != ref.Identifier {
 			continue
 		}
-		gone, err := f.deleted(ctx, r.Stack)
+		gone, err := l.stackDeleted(ctx, r.Stack)
 		if err != nil {
 			return false, err
 		}
@@ -109,18 +123,24 @@ func (f Finder) shared(ctx context.Context, a *catalog.Action, stack string, ref
 	return false, nil
 }
 
-// deleted says whether the stack's latest change (drift checks and dry
-// runs aside) was a DELETE that succeeded.
-func (f Finder) deleted(ctx context.Context, stack run.Stack) (bool, error) {
-	runs, err := f.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: stackScan})
+// stackDeleted says whether the stack's latest change (drift checks and
+// dry runs aside) was a DELETE that succeeded.
+func (l lookup) stackDeleted(ctx context.Context, stack run.Stack) (bool, error) {
+	if gone, ok := l.deleted[stack.Key()]; ok {
+		return gone, nil
+	}
+	runs, err := l.Store.ListRuns(ctx, store.Query{Stack: stack.Key(), States: []run.State{run.Succeeded}, Limit: stackScan})
 	if err != nil {
 		return false, fmt.Errorf("list the runs of stack %s: %w", stack.Key(), err)
 	}
+	gone := false
 	for _, r := range runs {
 		if r.DryRun || r.Operation == run.Drift {
 			continue
 		}
-		return r.Operation == run.Delete, nil
+		gone = r.Operation == run.Delete
+		break
 	}
-	return false, nil
+	l.deleted[stack.Key()] = gone
+	return gone, nil
 }
