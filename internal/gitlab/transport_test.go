@@ -94,12 +94,12 @@ func TestCapCountsRetries(t *testing.T) {
 	const perMinute, callers, run = 600, 20, 5 * time.Minute
 	synctest.Test(t, func(t *testing.T) {
 		rec := &arrivals{}
+		// The default call deadline holds: the window serves waiters in
+		// order, so twenty callers on a cap of ten a second each wait about
+		// two seconds a slot (when it woke them to race, one could wait out
+		// the deadline, and did once in CI).
 		sim, c := bubble(t, gitlabsim.Config{Seed: 8, Faults: gitlabsim.Faults{ServerErrorRate: 0.2}}, rec,
-			// Twenty callers on a cap of ten a second wait for slots, and the
-			// window wakes waiters in no fixed order: one could wait out the
-			// default call deadline (4 × 30 s), which depends on scheduling,
-			// not on the cap. A deadline past the run keeps the test to the cap.
-			Options{RequestsPerMinute: perMinute, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 10 * time.Minute})
+			Options{RequestsPerMinute: perMinute, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
 		p, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "grp/svc", Ref: "main",
 			Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_1"}}})
 		if err != nil {
