@@ -62,15 +62,28 @@ func testIntake(t *testing.T, m mode) {
 			}
 			barePool := makePool(t, e, 4000, intakeStacks, "svc")
 			var pavedRates, bareRates, ratios []float64
+			// CPU a request, of the server and of this process (the load
+			// generator, the simulators idle), in each side's trials: on a
+			// shared 2-core box the rates swing with the neighbours, the
+			// CPU a request much less, and it says where the time goes.
+			var pavedCPU, genCPU, bareCPU, bareGenCPU []float64
 			for rep := range m.intakeRepeats {
 				n := int(estimate*m.intakeDuration.Seconds()*1.5) + 500
 				p := makePool(t, e, n, intakeStacks, "svc")
 				var a, b tally
 				runA := func() {
+					cpu := meterCPU(t, e.PID(), 0)
 					a = closedLoop(e.Port, pavedURL, p, false, c, m.intakeDuration)
+					used := cpu.used(t)
+					pavedCPU, genCPU = append(pavedCPU, perRequest(used[0], a.sent)), append(genCPU, perRequest(used[1], a.sent))
 					check.add(t, "paved "+name, a)
 				}
-				runB := func() { b = closedLoop(e.Port, bareURL, barePool, true, c, m.intakeDuration) }
+				runB := func() {
+					cpu := meterCPU(t, bare.cmd.Process.Pid, 0)
+					b = closedLoop(e.Port, bareURL, barePool, true, c, m.intakeDuration)
+					used := cpu.used(t)
+					bareCPU, bareGenCPU = append(bareCPU, perRequest(used[0], b.sent)), append(bareGenCPU, perRequest(used[1], b.sent))
+				}
 				if rep%2 == 0 {
 					runA()
 					runB()
@@ -93,6 +106,9 @@ func testIntake(t *testing.T, m mode) {
 			}
 			report("intake", fmt.Sprintf("paved req/s, closed loop c=%d", c), spread(pavedRates, rps), "", "")
 			report("intake", fmt.Sprintf("bare gin req/s, closed loop c=%d", c), spread(bareRates, rps), "", "")
+			report("intake", fmt.Sprintf("paved CPU a request, c=%d", c), spread(pavedCPU, usec), "", "")
+			report("intake", fmt.Sprintf("bare gin CPU a request, c=%d", c), spread(bareCPU, usec), "", "")
+			report("intake", fmt.Sprintf("load generator CPU a request, c=%d, paved / bare trials", c), spread(genCPU, usec)+" / "+spread(bareGenCPU, usec), "", "")
 			r := median(ratios)
 			v := verdict(r >= 0.30)
 			if r >= 0.5 {
@@ -107,6 +123,14 @@ func testIntake(t *testing.T, m mode) {
 	report("intake", "202s without a stored run", count(float64(missing)), "0", verdict(missing == 0))
 	report("intake", "stored runs without a 202", count(float64(unanswered)), "0", verdict(unanswered == 0))
 	report("intake", "5xx answers", count(float64(c5xx)), "0", verdict(c5xx == 0))
+}
+
+// perRequest is cpu over n requests, in µs.
+func perRequest(cpu time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 // answers collects every answer paved gave in one world.
