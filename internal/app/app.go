@@ -25,6 +25,7 @@ import (
 	"github.com/paved-idp/paved/internal/dispatch"
 	"github.com/paved-idp/paved/internal/drift"
 	"github.com/paved-idp/paved/internal/expiry"
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
@@ -168,6 +169,10 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	dispatchWake, reportWake := worker.NewWaker(), worker.NewWaker()
 	runURL := func(id string) string { return strings.TrimRight(cfg.Server.PublicURL, "/") + "/ui/runs/" + id }
 	in := &intake.Service{Store: st, Catalog: cat, Policy: pol, Log: log.Named("intake"), DefaultTimeout: cfg.Workers.RunTimeout, Metrics: metrics, Tracer: tracer,
+		RunURL: runURL}
+	// The gate logs under intake's name: a run's way in, its preview and the
+	// decisions on it are one story to whoever reads or queries the logs.
+	gt := &gate.Service{Store: st, Catalog: cat, Policy: pol, Log: in.Log, Metrics: metrics,
 		ApprovalTTL: cfg.Approvals.TTL, RunURL: runURL, MaxLogLines: cfg.Limits.RunLogLines}
 	portals := map[string]report.Portal{}
 	srvCfg := server.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, GitLabWebhookToken: hookToken, APIClients: apiClients, RunTokenKey: []byte(runKey),
@@ -191,7 +196,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		pc := &portClients{id: id, secret: sec, build: func(id, sec string) *port.Client {
 			return port.NewClient(cfg.Port.BaseURL, id, sec, port.Options{HTTPClient: portHC, UserCacheTTL: cfg.Port.UserCacheTTL})
 		}}
-		in.Teams = pc
+		in.Teams, gt.Teams = pc, pc
 		portals[port.PortalName] = portReporter{pc}
 		// The webhook key is the client secret too: read at each delivery,
 		// so a rotation applies to both at once.
@@ -214,7 +219,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
 		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
-	in.Spending = cost.Ledger{Runs: st}
+	gt.Spending = cost.Ledger{Runs: st}
 	in.StackEntities = stackentity.Finder{Store: st, Catalog: cat, Portal: a.report.CatalogPortal}
 	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
 		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams, Portal: a.report.CatalogPortal}
@@ -222,15 +227,17 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	a.dispatch.Guard = a.expiry // an expiry's destroy is judged again when it holds its stack
 	// Every state change queues reports; wake the reporter for them too.
 	in.Notify = func() { dispatchWake.Wake(); reportWake.Wake() }
+	gt.Notify = in.Notify
+	runs := runControl{in, gt}
 	streamsDone := make(chan struct{})
 	a.endStreams = sync.OnceFunc(func() { close(streamsDone) })
 	srvCfg.StreamsDone = streamsDone
-	if srvCfg.UI, err = operatorPage(cfg, resolve, runKey, st, in, streamsDone, metrics, log.Named("operator")); err != nil {
+	if srvCfg.UI, err = operatorPage(cfg, resolve, runKey, st, runs, streamsDone, metrics, log.Named("operator")); err != nil {
 		st.Close()
 		return nil, err
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newStoreCollector(st))
-	a.handler = server.New(srvCfg, in, st, a.tracker, log.Named("http"), reg)
+	a.handler = server.New(srvCfg, runs, st, a.tracker, log.Named("http"), reg)
 	return a, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/dispatch"
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/operator"
 	"github.com/paved-idp/paved/internal/server"
@@ -19,6 +20,7 @@ import (
 // store (one process) and the PostgreSQL store (many replicas) are both one.
 type Store interface {
 	intake.Store
+	gate.Store
 	track.Store
 	server.Runs
 	store.RunOutbox

@@ -1,7 +1,8 @@
 // Package intake turns a portal's request into a stored run: it checks the
 // action exists, validates the inputs against the action's schema, asks the
 // policy, and records the run (queued, awaiting approval or rejected) with
-// its first reports and its dispatch task in one transaction.
+// its first reports and its dispatch task in one transaction. What comes
+// after the run's preview (its judgement, the approvals) is package gate's.
 package intake
 
 import (
@@ -32,9 +33,6 @@ type Store interface {
 	CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*run.Run, bool, error)
 	Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error)
 	StackDepth(ctx context.Context, stackKey string) (int, error)
-	Run(ctx context.Context, id string) (*run.Run, error)
-	Events(ctx context.Context, id string) ([]run.Event, error)
-	AppendLogs(ctx context.Context, id string, lines []string, max int) error
 }
 
 // Catalog finds action definitions.
@@ -54,13 +52,6 @@ type StackEntities interface {
 	Owned(ctx context.Context, stack run.Stack, since time.Time) ([]run.EntityRef, error)
 }
 
-// Spending totals what a tenant's stacks in an environment cost a month,
-// but one (the run's own, whose estimate the preview carries), for
-// budgets in the policy.
-type Spending interface {
-	Others(ctx context.Context, tenant, environment, exceptStack string) (float64, error)
-}
-
 // Teams looks up the teams of a portal user when the request does not carry them.
 type Teams interface {
 	UserTeams(ctx context.Context, email string) ([]string, error)
@@ -72,9 +63,6 @@ type Service struct {
 	Catalog Catalog
 	Policy  Policy
 	Teams   Teams
-	// Spending, when set, gives the policy the other stacks' costs with a
-	// preview's estimate (input.preview.cost.others).
-	Spending Spending
 	// StackEntities, when set, names a DELETE's stack's entities at intake
 	// (run.Run.ReportsOn), for its lifecycle writes.
 	StackEntities StackEntities
@@ -85,14 +73,8 @@ type Service struct {
 	Notify func()
 	// DefaultTimeout applies to actions that declare none.
 	DefaultTimeout time.Duration
-	// ApprovalTTL is how long a run waits for approval before it is
-	// rejected; 0 waits for ever.
-	ApprovalTTL time.Duration
 	// RunURL is a run's page, written onto entities as lastRun (nil: none).
 	RunURL func(id string) string
-	// MaxLogLines caps a run's log (the preview's lines count); 0 means
-	// 10,000, as the tracker's default.
-	MaxLogLines int
 	// Metrics and Tracer watch intake (nil: nothing is recorded).
 	Metrics *telemetry.Metrics
 	Tracer  trace.Tracer
@@ -103,13 +85,6 @@ func (s *Service) runURL(id string) string {
 		return ""
 	}
 	return s.RunURL(id)
-}
-
-func (s *Service) maxLogLines() int {
-	if s.MaxLogLines > 0 {
-		return s.MaxLogLines
-	}
-	return 10000
 }
 
 func (s *Service) now() time.Time {
@@ -175,7 +150,7 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if req.Caller != "" {
 		via = " via " + req.Caller
 	}
-	ch.Add(fmt.Sprintf("received %s from %s%s (%s run %s)", clip.String(req.Action, 128), clip.String(userName(req.User), 128), via, clip.String(req.Portal, 64), clip.String(req.PortalRunID, 128)))
+	ch.Add(fmt.Sprintf("received %s from %s%s (%s run %s)", clip.String(req.Action, 128), clip.String(UserName(req.User), 128), via, clip.String(req.Portal, 64), clip.String(req.PortalRunID, 128)))
 
 	action, ok := s.Catalog.Get(req.Action)
 	if !ok {
@@ -245,8 +220,8 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 		// The approval comes after the preview, so that the approver sees
 		// what will change and approves exactly that.
 		r.Guarded, r.Approvers = true, decision.Approvers
-		ch.Add("guarded: the pipeline previews the change; it is applied only once that preview is approved by " + listed(decision.Approvers))
-		accepted += "; it is previewed first, and applied only once " + listed(decision.Approvers) + " approve that preview"
+		ch.Add("guarded: the pipeline previews the change; it is applied only once that preview is approved by " + Listed(decision.Approvers))
+		accepted += "; it is previewed first, and applied only once " + Listed(decision.Approvers) + " approve that preview"
 	}
 	if r.Operation == run.Delete && !r.DryRun && s.StackEntities != nil {
 		// Named now, from the runs that made them: the destroy's lifecycle
@@ -263,7 +238,7 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("submit run %s: %w", r.ID, err)
 	}
-	if err := s.queue(r, &ch, ahead, now, accepted); err != nil {
+	if err := Queue(r, &ch, ahead, now, accepted); err != nil {
 		return nil, false, err
 	}
 	out, created, err := s.create(ctx, r, ch)
@@ -273,11 +248,13 @@ func (s *Service) submit(ctx context.Context, req run.Request) (*run.Run, bool, 
 	return out, created, err
 }
 
-// queue moves a run to queued and adds its dispatch task and a status label
+// Queue moves a run to queued and adds its dispatch task and a status label
 // that says how many runs of its stack go before it (ahead, read before the
 // transaction: a read inside it would wait for a second connection). The
-// label and log travel as one report: one outbox row, not two.
-func (s *Service) queue(r *run.Run, ch *store.Change, ahead int, now time.Time, log string) error {
+// label and log travel as one report: one outbox row, not two. It is
+// exported for the gate, which queues an approved run just as intake
+// queues a new one.
+func Queue(r *run.Run, ch *store.Change, ahead int, now time.Time, log string) error {
 	if err := r.MoveTo(run.Queued, now); err != nil {
 		return err
 	}
@@ -364,7 +341,9 @@ func (s *Service) known() string {
 	return strings.Join(ids, ", ")
 }
 
-func userName(u run.User) string {
+// UserName names the user who asked, in a message: what intake records at
+// receipt, and the gate when it says who may not approve.
+func UserName(u run.User) string {
 	if u.Email != "" {
 		return u.Email
 	}
@@ -372,4 +351,13 @@ func userName(u run.User) string {
 		return u.Name
 	}
 	return "an unnamed user"
+}
+
+// Listed names the approvers in a message, "nobody" when the policy names
+// none; shared with the gate, so that every message names them alike.
+func Listed(names []string) string {
+	if len(names) == 0 {
+		return "nobody"
+	}
+	return strings.Join(names, ", ")
 }

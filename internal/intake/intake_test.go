@@ -6,49 +6,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
-	"github.com/paved-idp/paved/internal/catalog"
-	"github.com/paved-idp/paved/internal/policy"
+	"github.com/paved-idp/paved/internal/intake/intaketest"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
-
-type teams map[string][]string
-
-func (t teams) UserTeams(_ context.Context, email string) ([]string, error) {
-	if ts, ok := t[email]; ok {
-		return ts, nil
-	}
-	return nil, errors.New("port: get user: 503 Service Unavailable")
-}
 
 func setup(t testing.TB) (*Service, *sqlite.Store) {
 	t.Helper()
-	ctx := context.Background()
-	st := sqlitetest.Open(t)
-	cat, err := catalog.Load("../../actions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.New(ctx, "../../actions/policy", policy.Data{
-		Environments: []policy.Environment{{Name: "dev"}, {Name: "prod", Production: true}}, Tenants: []string{"acme"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := intaketest.New(t)
 	notified := 0
-	s := &Service{Store: st, Catalog: cat, Policy: pol, Log: zap.NewNop(), Notify: func() { notified++ },
-		Teams: teams{"dana@acme.example": {"payments"}, "sam@acme.example": {"web"}}}
-	return s, st
+	s := &Service{Store: w.Store, Catalog: w.Catalog, Policy: w.Policy, Log: zap.NewNop(), Notify: func() { notified++ }, Teams: w.Teams}
+	return s, w.Store
 }
 
-func bucketReq(id, user, env string) run.Request {
-	return run.Request{Portal: "port", PortalRunID: id, Action: "add-s3-bucket", User: run.User{Email: user},
-		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
-		Inputs: map[string]any{"tenant": "acme", "environment": env, "bucketName": "receipts"}}
-}
+var bucketReq = intaketest.BucketReq
 
 func reports(t *testing.T, st *sqlite.Store) []run.Report { return sqlitetest.Reports(t, st) }
 
@@ -163,6 +141,44 @@ func TestCancel(t *testing.T) {
 	}
 	if _, err := s.Cancel(ctx, "r_nope", "ops"); !errors.Is(err, run.ErrNotFound) {
 		t.Fatalf("cancel unknown: %v", err)
+	}
+}
+
+// Intake is measured by outcome, and a denial is counted under its rule.
+func TestIntakeMetrics(t *testing.T) {
+	s, _ := setup(t)
+	reg := prometheus.NewRegistry()
+	s.Metrics = telemetry.NewMetrics(reg)
+	ctx := context.Background()
+	if r, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil || r.State != run.Queued {
+		t.Fatal(r, err)
+	}
+	if r, _, err := s.Submit(ctx, bucketReq("m2", "sam@acme.example", "prod")); err != nil || r.State != run.Rejected {
+		t.Fatal(r, err) // sam is not in the owning team
+	}
+	if _, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP paved_policy_denials_total Policy denials by the rule that denied (unnamed: the policy gave a plain message); one run may count under several rules.
+# TYPE paved_policy_denials_total counter
+paved_policy_denials_total{rule="production-owning-team"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paved_policy_denials_total"); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "paved_intake_seconds" {
+			for _, m := range mf.GetMetric() {
+				// Labels come sorted by name: outcome, then portal.
+				counts[m.GetLabel()[1].GetValue()+"/"+m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if counts["port/queued"] != 1 || counts["port/rejected"] != 1 || counts["port/duplicate"] != 1 {
+		t.Fatalf("intake observations %v", counts)
 	}
 }
 

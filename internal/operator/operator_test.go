@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
@@ -58,12 +59,22 @@ func testPolicy(t *testing.T) *policy.Engine {
 	return pol
 }
 
+// control is the page's Control as paved wires it: the gate decides, intake cancels.
+type control struct {
+	*gate.Service
+	in *intake.Service
+}
+
+func (c control) Cancel(ctx context.Context, id, by string) (*run.Run, error) {
+	return c.in.Cancel(ctx, id, by)
+}
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	st := sqlitetest.Open(t)
 	w := &world{t: t, st: st, clock: &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}, done: make(chan struct{})}
 	u, err := newUI(Config{Operators: map[string]string{"alice": aliceToken, "bob": bobToken}, SessionKey: []byte("0123456789abcdef0123456789abcdef"),
-		SessionTTL: time.Hour, Now: w.clock.Now, Done: w.done, OnAuthFailure: func(r string) { w.refusals = append(w.refusals, r) }}, st, &intake.Service{Store: st, Log: zap.NewNop(), Policy: testPolicy(t)}, zap.NewNop())
+		SessionTTL: time.Hour, Now: w.clock.Now, Done: w.done, OnAuthFailure: func(r string) { w.refusals = append(w.refusals, r) }}, st, control{&gate.Service{Store: st, Log: zap.NewNop(), Policy: testPolicy(t)}, &intake.Service{Store: st, Log: zap.NewNop()}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
-	"github.com/paved-idp/paved/internal/intake"
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/telemetry"
@@ -145,7 +145,7 @@ func (u *ui) control(w http.ResponseWriter, r *http.Request, s session) {
 		http.Redirect(w, r, "/ui/runs/"+url.PathEscape(id), http.StatusSeeOther)
 	case errors.Is(err, run.ErrNotFound):
 		u.message(w, &s, http.StatusNotFound, "No such run", "There is no run "+clip.String(id, 64)+".")
-	case errors.Is(err, intake.ErrNotApprover):
+	case errors.Is(err, gate.ErrNotApprover):
 		log.Info("operator action refused by policy", zap.Error(err))
 		u.message(w, &s, http.StatusForbidden, "Not yours to decide", err.Error()+".")
 	case errors.Is(err, run.ErrIllegalTransition):

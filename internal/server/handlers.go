@@ -16,6 +16,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/expiry"
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/gitlab"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/logstream"
@@ -63,7 +64,7 @@ func (s *Server) portWebhook(c *exchange) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	if inv.Request.Action == intake.ApproveRunAction {
+	if inv.Request.Action == gate.ApproveRunAction {
 		s.portDecision(c, inv.Request)
 		return
 	}
@@ -119,7 +120,7 @@ func (s *Server) gitlabWebhook(c *exchange) {
 // decision through the usual reports.
 func (s *Server) portDecision(c *exchange, req run.Request) {
 	r, err := s.intake.Decide(c.r.Context(), req)
-	if errors.Is(err, intake.ErrBadDecision) {
+	if errors.Is(err, gate.ErrBadDecision) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -470,10 +471,10 @@ func (s *Server) pipelinePreview(c *exchange) {
 	}
 	r, err := s.intake.Preview(c.r.Context(), c.param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy, Cost: body.Cost})
 	switch {
-	case errors.Is(err, intake.ErrBadPreview):
+	case errors.Is(err, gate.ErrBadPreview):
 		fail(c, http.StatusBadRequest, err.Error()+"; "+usage)
 		return
-	case errors.Is(err, intake.ErrNotYet):
+	case errors.Is(err, gate.ErrNotYet):
 		// The trigger's answer is still being recorded: the job retries.
 		c.w.Header().Set("Retry-After", "1")
 		fail(c, http.StatusServiceUnavailable, err.Error())
@@ -491,7 +492,7 @@ func (s *Server) runError(c *exchange, err error) bool {
 		return false
 	case errors.Is(err, run.ErrNotFound):
 		fail(c, http.StatusNotFound, "no run "+c.param("id"))
-	case errors.Is(err, intake.ErrNotApprover):
+	case errors.Is(err, gate.ErrNotApprover):
 		fail(c, http.StatusForbidden, err.Error())
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
 		fail(c, http.StatusConflict, err.Error())

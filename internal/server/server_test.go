@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/paved-idp/paved/internal/gate"
 	"github.com/paved-idp/paved/internal/gitlab"
-	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -50,7 +50,7 @@ func (f *fakeIntake) Submit(_ context.Context, req run.Request) (*run.Run, bool,
 func (f *fakeIntake) Approve(_ context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
 	f.approvers = append(f.approvers, by)
 	if by.ID == "outsider@acme.example" {
-		return nil, fmt.Errorf("approve run %s: %w", id, &intake.ApproverError{RunID: id, Approver: by.ID, Allowed: []string{"platform"}})
+		return nil, fmt.Errorf("approve run %s: %w", id, &gate.ApproverError{RunID: id, Approver: by.ID, Allowed: []string{"platform"}})
 	}
 	return nil, run.ErrNotFound
 }
@@ -58,14 +58,14 @@ func (f *fakeIntake) Cancel(context.Context, string, string) (*run.Run, error) {
 	return &run.Run{ID: "r_1", State: run.Canceled}, nil
 }
 
-// Preview answers like the intake: a run still dispatching is not ready,
+// Preview answers like the gate: a run still dispatching is not ready,
 // a bad preview is refused, and otherwise the verdict comes back.
 func (f *fakeIntake) Preview(_ context.Context, id string, p run.Preview) (*run.Run, error) {
 	switch {
 	case id == "r_early":
-		return nil, intake.ErrNotYet
+		return nil, gate.ErrNotYet
 	case p.Digest == "":
-		return nil, intake.ErrBadPreview
+		return nil, gate.ErrBadPreview
 	}
 	p.Verdict = run.VerdictAwaitApproval
 	return &run.Run{ID: id, State: run.AwaitingApproval, Preview: &p}, nil
@@ -74,7 +74,7 @@ func (f *fakeIntake) Preview(_ context.Context, id string, p run.Preview) (*run.
 func (f *fakeIntake) Decide(_ context.Context, req run.Request) (*run.Run, error) {
 	f.submitted = append(f.submitted, req)
 	if req.Inputs["runId"] == nil {
-		return nil, intake.ErrBadDecision
+		return nil, gate.ErrBadDecision
 	}
 	return &run.Run{ID: req.Inputs["runId"].(string), State: run.Queued}, nil
 }
@@ -478,7 +478,7 @@ func TestApprovalNamesTheApprover(t *testing.T) {
 func TestPortApproveRunActionIsAnsweredSynchronously(t *testing.T) {
 	h, in, _, _ := newTest(t, fakeRuns{})
 	send := func(inputs map[string]any) *httptest.ResponseRecorder {
-		body, err := json.Marshal(map[string]any{"action": intake.ApproveRunAction, "resourceType": "run", "status": "TRIGGERED",
+		body, err := json.Marshal(map[string]any{"action": gate.ApproveRunAction, "resourceType": "run", "status": "TRIGGERED",
 			"trigger": map[string]any{"by": map[string]any{"user": map[string]any{"email": "lead@acme.example"}}},
 			"context": map[string]any{"runId": "r_port_approval"},
 			"payload": map[string]any{"entity": map[string]any{"identifier": "checkout", "blueprint": "service"}, "action": map[string]any{"trigger": "DAY-2"}, "properties": inputs}})

@@ -1,4 +1,4 @@
-package intake
+package gate
 
 import (
 	"context"
@@ -7,28 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
+	"github.com/paved-idp/paved/internal/intake/intaketest"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
-	"github.com/paved-idp/paved/internal/telemetry"
 )
-
-func deleteReq(id string) run.Request {
-	return run.Request{Portal: "port", PortalRunID: id, Action: "delete-service", User: run.User{Email: "dana@acme.example"},
-		Entity: run.Entity{Identifier: "checkout", Blueprint: "service", Team: []string{"payments"}},
-		Inputs: map[string]any{"tenant": "acme", "environment": "prod", "confirm": true, "confirmName": "checkout"}}
-}
 
 // A production delete waits for approval; the policy's approvers rule says
 // who may decide, the asker may not, and the decision is audited.
 func TestApprovalsAreDecidedByPolicy(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	s.ApprovalTTL = 72 * time.Hour
 	ctx := context.Background()
-	r := awaiting(t, s, st, deleteReq("d1"))
+	r := awaiting(t, s, in, st, deleteReq("d1"))
 	if got := strings.Join(r.Approvers, ","); got != "operator:*,payments,platform" {
 		t.Fatalf("approvers %q", got)
 	}
@@ -79,62 +70,24 @@ func TestApprovalsAreDecidedByPolicy(t *testing.T) {
 	}
 
 	// Any operator, as the policy says operator:*; a deny records its reason.
-	r2 := awaiting(t, s, st, deleteReq("d2"))
+	r2 := awaiting(t, s, in, st, deleteReq("d2"))
 	denied, err := s.Deny(ctx, r2.ID, run.Approver{ID: "operator:olivia"}, "not during the freeze")
 	if err != nil || denied.State != run.Rejected || !strings.Contains(denied.Reasons[0], "denied by operator:olivia at ") || !strings.HasSuffix(denied.Reasons[0], ": not during the freeze") {
 		t.Fatalf("deny: %+v %v", denied, err)
 	}
 	// The owning team may approve a delete too.
-	r3 := awaiting(t, s, st, deleteReq("d3"))
+	r3 := awaiting(t, s, in, st, deleteReq("d3"))
 	if _, err := s.Approve(ctx, r3.ID, run.Approver{ID: "pat@acme.example", Teams: []string{"payments"}}, ""); err != nil {
 		t.Fatalf("owning team: %v", err)
-	}
-}
-
-// Intake is measured by outcome, and a denial is counted under its rule.
-func TestIntakeMetrics(t *testing.T) {
-	s, _ := setup(t)
-	reg := prometheus.NewRegistry()
-	s.Metrics = telemetry.NewMetrics(reg)
-	ctx := context.Background()
-	if r, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil || r.State != run.Queued {
-		t.Fatal(r, err)
-	}
-	if r, _, err := s.Submit(ctx, bucketReq("m2", "sam@acme.example", "prod")); err != nil || r.State != run.Rejected {
-		t.Fatal(r, err) // sam is not in the owning team
-	}
-	if _, _, err := s.Submit(ctx, bucketReq("m1", "dana@acme.example", "dev")); err != nil {
-		t.Fatal(err)
-	}
-	want := `
-# HELP paved_policy_denials_total Policy denials by the rule that denied (unnamed: the policy gave a plain message); one run may count under several rules.
-# TYPE paved_policy_denials_total counter
-paved_policy_denials_total{rule="production-owning-team"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "paved_policy_denials_total"); err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]uint64{}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "paved_intake_seconds" {
-			for _, m := range mf.GetMetric() {
-				// Labels come sorted by name: outcome, then portal.
-				counts[m.GetLabel()[1].GetValue()+"/"+m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	if counts["port/queued"] != 1 || counts["port/rejected"] != 1 || counts["port/duplicate"] != 1 {
-		t.Fatalf("intake observations %v", counts)
 	}
 }
 
 // From Port's approve-run action: the approver is Port's user, their teams
 // looked up in Port; bad inputs are refused before anything is read.
 func TestDecideFromThePortal(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
-	r := awaiting(t, s, st, deleteReq("p1"))
+	r := awaiting(t, s, in, st, deleteReq("p1"))
 	decide := func(email string, inputs map[string]any) (*run.Run, error) {
 		return s.Decide(ctx, run.Request{Portal: "port", PortalRunID: "x", Action: ApproveRunAction, User: run.User{Email: email}, Inputs: inputs})
 	}
@@ -150,7 +103,7 @@ func TestDecideFromThePortal(t *testing.T) {
 	if _, err := decide("dana@acme.example", map[string]any{"runId": r.ID, "decision": "approve"}); !errors.As(err, &ae) || !ae.Self {
 		t.Fatalf("dana: %v", err)
 	}
-	s.Teams = teams{"pat@acme.example": {"payments"}}
+	s.Teams = intaketest.Teams{"pat@acme.example": {"payments"}}
 	got, err := decide("pat@acme.example", map[string]any{"runId": r.ID, "decision": "deny", "reason": "wrong service"})
 	if err != nil || got.State != run.Rejected || !strings.HasSuffix(got.Reasons[0], ": wrong service") {
 		t.Fatalf("pat denies: %+v %v", got, err)
@@ -168,12 +121,12 @@ func TestDecideFromThePortal(t *testing.T) {
 // A decision after the approval expired is refused, even before the sweep
 // has rejected the run.
 func TestNoDecisionAfterTheApprovalExpired(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	s.ApprovalTTL = time.Hour
 	ctx := context.Background()
 	start := time.Now()
 	s.Now = func() time.Time { return start }
-	r := awaiting(t, s, st, deleteReq("e1"))
+	r := awaiting(t, s, in, st, deleteReq("e1"))
 	s.Now = func() time.Time { return start.Add(time.Hour) }
 	_, err := s.Approve(ctx, r.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, "")
 	if !errors.Is(err, run.ErrIllegalTransition) || !strings.Contains(err.Error(), "expired at") {

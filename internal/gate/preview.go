@@ -1,4 +1,4 @@
-package intake
+package gate
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -168,9 +169,9 @@ func (s *Service) awaitPreview(r *run.Run, ch *store.Change, approvers []string,
 	if s.ApprovalTTL > 0 {
 		r.ApprovalExpiresAt = now.Add(s.ApprovalTTL)
 	}
-	who := "approval by " + listed(approvers)
+	who := "approval by " + intake.Listed(approvers)
 	ch.Add(fmt.Sprintf("awaiting %s of preview %s", who, r.Preview.Digest))
-	log := fmt.Sprintf("Nothing is applied until this preview (%s) is approved by %s (not by %s, who asked for it)", r.Preview.Label(), listed(approvers), userName(r.Request.User))
+	log := fmt.Sprintf("Nothing is applied until this preview (%s) is approved by %s (not by %s, who asked for it)", r.Preview.Label(), intake.Listed(approvers), intake.UserName(r.Request.User))
 	if !r.ApprovalExpiresAt.IsZero() {
 		log += fmt.Sprintf("; unless decided by %s the run is rejected", r.ApprovalExpiresAt.Format(time.RFC3339))
 	}

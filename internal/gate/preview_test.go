@@ -1,4 +1,4 @@
-package intake
+package gate
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/cost"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
@@ -54,10 +55,10 @@ func running(t *testing.T, st *sqlite.Store, r *run.Run, pipeline int64) {
 
 // awaiting submits a guarded request and plays its preview pipeline up to
 // the preview, after which the run waits for an approval of it.
-func awaiting(t *testing.T, s *Service, st *sqlite.Store, req run.Request) *run.Run {
+func awaiting(t *testing.T, s *Service, in *intake.Service, st *sqlite.Store, req run.Request) *run.Run {
 	t.Helper()
 	ctx := context.Background()
-	r, _, err := s.Submit(ctx, req)
+	r, _, err := in.Submit(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +79,9 @@ func awaiting(t *testing.T, s *Service, st *sqlite.Store, req run.Request) *run.
 // A guarded run is previewed, waits for an approval of that preview, and
 // its apply pipeline applies only the same preview.
 func TestApprovalIsBoundToThePreview(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
-	r := awaiting(t, s, st, deleteReq("b1"))
+	r := awaiting(t, s, in, st, deleteReq("b1"))
 	// The pipeline sends the same preview again (its answer was lost): the
 	// same verdict, though the run now awaits approval.
 	if again, err := s.Preview(ctx, r.ID, destroyPreview(digestOf('a'))); err != nil || again.Preview.Verdict != run.VerdictAwaitApproval {
@@ -101,7 +102,7 @@ func TestApprovalIsBoundToThePreview(t *testing.T) {
 	}
 
 	// Another run, whose stack changed between its preview and its apply.
-	r2 := awaiting(t, s, st, deleteReq("b2"))
+	r2 := awaiting(t, s, in, st, deleteReq("b2"))
 	if _, err := s.Approve(ctx, r2.ID, run.Approver{ID: "lee@acme.example", Teams: []string{"platform"}}, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +121,9 @@ func TestApprovalIsBoundToThePreview(t *testing.T) {
 // would delete or replace a database in production, and asks for approval
 // of any replace or delete there.
 func TestPolicySeesThePreview(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
-	r, _, err := s.Submit(ctx, bucketReq("v1", "dana@acme.example", "prod"))
+	r, _, err := in.Submit(ctx, bucketReq("v1", "dana@acme.example", "prod"))
 	if err != nil || r.State != run.Queued || r.Guarded {
 		t.Fatalf("submit: %+v %v", r, err)
 	}
@@ -135,14 +136,14 @@ func TestPolicySeesThePreview(t *testing.T) {
 		t.Fatalf("a database replaced in production: %+v %v", got.Preview, err)
 	}
 
-	r2, _, _ := s.Submit(ctx, bucketReq("v2", "dana@acme.example", "prod"))
+	r2, _, _ := in.Submit(ctx, bucketReq("v2", "dana@acme.example", "prod"))
 	running(t, st, r2, 201)
 	topic := run.Preview{Digest: digestOf('d'), Resources: []run.PreviewResource{{Op: run.OpReplace, Type: "aws:sns/topic:Topic", Name: "acme-prod-checkout-events"}}}
 	if got, err := s.Preview(ctx, r2.ID, topic); err != nil || got.State != run.AwaitingApproval {
 		t.Fatalf("a replace in production: %+v %v", got, err)
 	}
 
-	r3, _, _ := s.Submit(ctx, bucketReq("v3", "dana@acme.example", "dev"))
+	r3, _, _ := in.Submit(ctx, bucketReq("v3", "dana@acme.example", "dev"))
 	running(t, st, r3, 202)
 	if got, err := s.Preview(ctx, r3.ID, topic); err != nil || got.Preview.Verdict != run.VerdictApply || got.State != run.Running {
 		t.Fatalf("a replace in dev: %+v %v", got, err)
@@ -155,11 +156,11 @@ func TestPolicySeesThePreview(t *testing.T) {
 
 // A dry run stops after its preview, whatever it shows.
 func TestDryRunStopsAtThePreview(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
 	req := deleteReq("dr1")
 	req.Inputs["dryRun"] = true
-	r, _, err := s.Submit(ctx, req)
+	r, _, err := in.Submit(ctx, req)
 	if err != nil || r.State != run.Queued || !r.DryRun || r.Guarded {
 		t.Fatalf("a dry run of a guarded action: %+v %v", r, err)
 	}
@@ -171,9 +172,9 @@ func TestDryRunStopsAtThePreview(t *testing.T) {
 }
 
 func TestPreviewRefusesWhatItCannotJudge(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
-	r, _, _ := s.Submit(ctx, bucketReq("x1", "dana@acme.example", "dev"))
+	r, _, _ := in.Submit(ctx, bucketReq("x1", "dana@acme.example", "dev"))
 	if _, err := s.Preview(ctx, r.ID, destroyPreview(digestOf('f'))); !errors.Is(err, store.ErrFinished) {
 		t.Fatalf("a preview of a queued run: %v", err)
 	}
@@ -199,7 +200,7 @@ func TestPreviewRefusesWhatItCannotJudge(t *testing.T) {
 // A run canceled after paved let it apply marks its entity failed; one
 // canceled before its preview leaves the entity alone.
 func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	ctx := context.Background()
 	entities := func() (out []*run.EntityUpsert) {
 		for _, rep := range reports(t, st) {
@@ -209,20 +210,20 @@ func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
 		}
 		return out
 	}
-	early, _, _ := s.Submit(ctx, bucketReq("c1", "dana@acme.example", "dev"))
-	if _, err := s.Cancel(ctx, early.ID, "operator:olivia"); err != nil {
+	early, _, _ := in.Submit(ctx, bucketReq("c1", "dana@acme.example", "dev"))
+	if _, err := in.Cancel(ctx, early.ID, "operator:olivia"); err != nil {
 		t.Fatal(err)
 	}
 	if got := entities(); len(got) != 0 {
 		t.Fatalf("a run canceled before its preview wrote %v", got)
 	}
-	r, _, _ := s.Submit(ctx, bucketReq("c2", "dana@acme.example", "dev"))
+	r, _, _ := in.Submit(ctx, bucketReq("c2", "dana@acme.example", "dev"))
 	running(t, st, r, 600)
 	p := run.Preview{Digest: digestOf('9'), Resources: []run.PreviewResource{{Op: run.OpCreate, Type: "aws:s3/bucketV2:BucketV2", Name: "acme-dev-checkout-c2"}}}
 	if got, err := s.Preview(ctx, r.ID, p); err != nil || got.Preview.Verdict != run.VerdictApply {
 		t.Fatalf("preview: %v %v", got, err)
 	}
-	if _, err := s.Cancel(ctx, r.ID, "operator:olivia"); err != nil {
+	if _, err := in.Cancel(ctx, r.ID, "operator:olivia"); err != nil {
 		t.Fatal(err)
 	}
 	got := entities()
@@ -238,7 +239,7 @@ func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
 // the budget, the total and the delta; one within it applies, its estimate
 // in the status label and the log.
 func TestBudgetCountsTheOtherStacks(t *testing.T) {
-	s, st := setup(t)
+	s, in, st := setup(t)
 	s.Spending = cost.Ledger{Runs: st}
 	ctx := context.Background()
 	at := time.Now().Add(-time.Hour)
@@ -261,7 +262,7 @@ func TestBudgetCountsTheOtherStacks(t *testing.T) {
 		return run.Preview{Digest: digestOf(c), Resources: []run.PreviewResource{{Op: run.OpCreate, Type: "aws:rds/clusterInstance:ClusterInstance", Name: "acme-dev-checkout-db"}},
 			Cost: &run.Cost{Monthly: monthly, Before: before, Delta: monthly - before, Currency: "USD", Prices: "us-east-1"}}
 	}
-	r, _, _ := s.Submit(ctx, bucketReq("b1", "dana@acme.example", "dev"))
+	r, _, _ := in.Submit(ctx, bucketReq("b1", "dana@acme.example", "dev"))
 	running(t, st, r, 500)
 	got, err := s.Preview(ctx, r.ID, withCost('g', 50, 251.5))
 	want := "over budget: tenant \"acme\" in \"dev\" may spend 2000 USD a month; its stacks cost 1900 now and this change adds 201.5, to 2101.5"
@@ -269,7 +270,7 @@ func TestBudgetCountsTheOtherStacks(t *testing.T) {
 		t.Fatalf("a change over budget: %+v %v", got, err)
 	}
 
-	r2, _, _ := s.Submit(ctx, bucketReq("b2", "dana@acme.example", "dev"))
+	r2, _, _ := in.Submit(ctx, bucketReq("b2", "dana@acme.example", "dev"))
 	running(t, st, r2, 501)
 	if got, err := s.Preview(ctx, r2.ID, withCost('h', 50, 100)); err != nil || got.Preview.Verdict != run.VerdictApply {
 		t.Fatalf("a change within budget: %+v %v", got, err)

@@ -1,4 +1,4 @@
-package intake
+package gate
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -37,19 +38,12 @@ type ApproverError struct {
 
 func (e *ApproverError) Error() string {
 	if e.Self {
-		return fmt.Sprintf("%s asked for run %s and may not approve or deny it; another approver must (%s: %s)", e.Approver, e.RunID, approversRule, listed(e.Allowed))
+		return fmt.Sprintf("%s asked for run %s and may not approve or deny it; another approver must (%s: %s)", e.Approver, e.RunID, approversRule, intake.Listed(e.Allowed))
 	}
-	return fmt.Sprintf("%s is not named by the policy's rule %s for run %s; it names: %s", e.Approver, approversRule, e.RunID, listed(e.Allowed))
+	return fmt.Sprintf("%s is not named by the policy's rule %s for run %s; it names: %s", e.Approver, approversRule, e.RunID, intake.Listed(e.Allowed))
 }
 
 func (e *ApproverError) Unwrap() error { return ErrNotApprover }
-
-func listed(names []string) string {
-	if len(names) == 0 {
-		return "nobody"
-	}
-	return strings.Join(names, ", ")
-}
 
 // mayDecide asks the policy whether by may approve or deny r: never the
 // person who asked for it, and only someone its approvers rule names.
@@ -157,7 +151,7 @@ func (s *Service) Approve(ctx context.Context, id string, by run.Approver, reaso
 			r.PipelineID, r.PipelineStatus = 0, ""
 		}
 		ch.Add(msg)
-		return ch, s.queue(r, &ch, ahead, s.now(), msg)
+		return ch, intake.Queue(r, &ch, ahead, s.now(), msg)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approve run %s: %w", id, err)
