@@ -3,11 +3,14 @@
 // which GitLab project runs it, which stack it changes and which portal entity
 // its results are written to. internal/render turns actions into what the
 // portals read.
+//
+// The schema itself (compiling it, checking inputs against it) is
+// inputschema's, and the ${...} language of an output's templates is
+// placeholder's: this package keeps the action file's own rules.
 package catalog
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +23,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
+	"github.com/paved-idp/paved/internal/catalog/inputschema"
+	"github.com/paved-idp/paved/internal/catalog/placeholder"
 	"github.com/paved-idp/paved/internal/run"
 )
 
@@ -61,12 +65,11 @@ type Action struct {
 	// File is the path the action was read from, for error messages.
 	File string
 
-	schema *jsonschema.Schema
-	shape  *shape
+	schema *inputschema.Schema // nil on a hand-built Action
 }
 
 // Output says which entity a finished run writes and how its Pulumi stack
-// outputs become entity properties. Values are templates; see expand.
+// outputs become entity properties. Values are templates; see placeholder.
 type Output struct {
 	Blueprint  string            `yaml:"blueprint"`
 	Identifier string            `yaml:"identifier"`
@@ -229,7 +232,7 @@ const DryRunInput = "dryRun"
 func withDryRun(schema map[string]any, order *[]string) error {
 	props, ok := schema["properties"].(map[string]any)
 	if !ok {
-		return nil // compileInputs says what is wrong with the schema
+		return nil // inputschema.Compile says what is wrong with the schema
 	}
 	if own, ok := props[DryRunInput]; ok {
 		if m, ok := own.(map[string]any); !ok || m["type"] != "boolean" {
@@ -306,13 +309,15 @@ func build(name string, f *actionFile) (*Action, []error) {
 		errs = append(errs, err)
 	}
 	a.Order = f.Inputs.Order
-	if typeErrs := checkTypes(f.Inputs.Schema); len(typeErrs) > 0 {
-		errs = append(errs, typeErrs...) // the compiler would only repeat them, less precisely
-	} else if schema, sh, err := compileInputs(name, f.Inputs.Schema); err != nil {
+	if typeErrs := inputschema.CheckTypes(f.Inputs.Schema); len(typeErrs) > 0 {
+		for _, e := range typeErrs { // the compiler would only repeat them, less precisely
+			bad("inputs.schema.properties."+e.Input+".type", "%s", e.Msg)
+		}
+	} else if schema, err := inputschema.Compile(name, f.Inputs.Schema); err != nil {
 		bad("inputs.schema", "%v", err)
 	} else {
-		a.Inputs, a.schema, a.shape = f.Inputs.Schema, schema, sh
-		props, required = sh.Properties, sh.Required
+		a.Inputs, a.schema = f.Inputs.Schema, schema
+		props, required = schema.Properties(), schema.Required()
 		errs = append(errs, checkInputs(props, required, f.Inputs.Order)...)
 	}
 	errs = append(errs, checkServiceFrom(f.ServiceFrom, op, props, required)...)
@@ -340,122 +345,15 @@ func defErr(field, format string, args ...any) error {
 
 // InputProperties is the schema of each input as written (numbers as
 // float64); callers must not change it.
-func (a *Action) InputProperties() map[string]map[string]any {
-	if a.shape == nil {
-		return nil
-	}
-	return a.shape.Properties
-}
+func (a *Action) InputProperties() map[string]map[string]any { return a.schema.Properties() }
 
 // RequiredInputs lists the inputs the schema requires.
-func (a *Action) RequiredInputs() []string {
-	if a.shape == nil {
-		return nil
-	}
-	return slices.Clone(a.shape.Required)
-}
+func (a *Action) RequiredInputs() []string { return a.schema.Required() }
 
-// jsonTypes are the type names JSON Schema knows.
-var jsonTypes = []string{"array", "boolean", "integer", "null", "number", "object", "string"}
-
-// checkTypes names each input whose type is not a JSON Schema type, at that
-// input's own field.
-func checkTypes(doc map[string]any) []error {
-	props, _ := doc["properties"].(map[string]any)
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(props)) {
-		p, _ := props[name].(map[string]any)
-		t, ok := p["type"]
-		if !ok {
-			continue
-		}
-		names, _ := t.([]any)
-		if s, isStr := t.(string); isStr {
-			names = []any{s}
-		}
-		for _, n := range names {
-			if s, _ := n.(string); !slices.Contains(jsonTypes, s) {
-				errs = append(errs, defErr("inputs.schema.properties."+name+".type", "unknown type %v; use one of %s", n, strings.Join(jsonTypes, ", ")))
-			}
-		}
-		if len(names) == 0 {
-			errs = append(errs, defErr("inputs.schema.properties."+name+".type", "must be a type name or a list of them, got %v", t))
-		}
-	}
-	return errs
-}
-
-// shape is the part of an input schema the platform's conventions inspect.
-type shape struct {
-	Type                 any                       `json:"type"`
-	AdditionalProperties any                       `json:"additionalProperties"`
-	Properties           map[string]map[string]any `json:"properties"`
-	Required             []string                  `json:"required"`
-}
-
-// compileInputs compiles the input schema and returns its shape for the
-// structural checks that follow.
-func compileInputs(name string, doc map[string]any) (*jsonschema.Schema, *shape, error) {
-	if doc == nil {
-		return nil, nil, errors.New("is required")
-	}
-	if s, ok := doc["$schema"]; ok && s != draft2020 {
-		return nil, nil, fmt.Errorf("$schema must be %q (or absent), got %v", draft2020, s)
-	}
-	// YAML and JSON disagree on number types; a JSON round trip gives the
-	// compiler exactly what it would get from a JSON file.
-	norm, err := jsonValue(doc)
-	if err != nil {
-		return nil, nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	c.UseLoader(noLoader{}) // an action must not reach the network or disk at load
-	url := "paved:///actions/" + filepath.Base(name) + ".json"
-	if err := c.AddResource(url, norm); err != nil {
-		return nil, nil, fmt.Errorf("add schema: %w", err)
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		return nil, nil, fmt.Errorf("compile: %w", err)
-	}
-	var sh shape
-	raw, _ := json.Marshal(doc) // jsonValue proved it marshals
-	if err := json.Unmarshal(raw, &sh); err != nil {
-		return nil, nil, fmt.Errorf("properties must be objects and required a list of names: %w", err)
-	}
-	switch {
-	case sh.Type != "object":
-		return nil, nil, errors.New("type must be object")
-	case sh.AdditionalProperties != false:
-		return nil, nil, errors.New("additionalProperties must be false, so inputs the action does not declare are refused")
-	case len(sh.Properties) == 0:
-		return nil, nil, errors.New("properties must declare the action's inputs")
-	}
-	return sch, &sh, nil
-}
-
-const draft2020 = "https://json-schema.org/draft/2020-12/schema"
-
-// jsonValue is v as encoding/json would decode it, numbers as json.Number:
-// the one representation the schema library handles exactly.
-func jsonValue(v any) (any, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("not representable as JSON: %w", err)
-	}
-	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("not representable as JSON: %w", err)
-	}
-	return out, nil
-}
-
-type noLoader struct{}
-
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("external schema %s not allowed; inline it", url)
+// Validate checks inputs against the action's schema and returns every
+// violation, sorted by field; nil means valid.
+func (a *Action) Validate(inputs map[string]any) []inputschema.FieldError {
+	return a.schema.Validate(inputs)
 }
 
 // checkInputs enforces the platform's conventions on top of JSON Schema:
@@ -526,7 +424,7 @@ func checkOutput(o Output, props map[string]map[string]any, required []string) [
 		errs = append(errs, defErr("output.identifier", "is required"))
 	}
 	check := func(field, tmpl string, allowOutputs bool) {
-		refs, err := placeholders(tmpl)
+		refs, err := placeholder.Refs(tmpl)
 		if err != nil {
 			errs = append(errs, defErr(field, "%v", err))
 			return
@@ -535,8 +433,8 @@ func checkOutput(o Output, props map[string]map[string]any, required []string) [
 			switch {
 			case r == "tenant" || r == "environment" || r == "service" || r == "stack":
 			case strings.HasPrefix(r, "outputs.") && allowOutputs:
-				for _, seg := range outputPathRE.FindAllStringSubmatch(r, -1) {
-					if in := seg[2]; in != "" && props != nil && props[in] == nil {
+				for _, in := range placeholder.PathInputs(r) {
+					if props != nil && props[in] == nil {
 						errs = append(errs, defErr(field, "${%s} names [inputs.%s], which is not a declared input", r, in))
 					}
 				}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/paved-idp/paved/internal/catalog/placeholder"
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/run"
 )
@@ -91,8 +92,8 @@ func (a *Action) entity(r *run.Run, outputs bool) *run.EntityUpsert {
 	if a.Output.Blueprint == "" {
 		return nil
 	}
-	lookup := a.lookup(r)
-	id, ok := expandString(a.Output.Identifier, lookup)
+	lookup := placeholder.Lookup(r)
+	id, ok := placeholder.ExpandString(a.Output.Identifier, lookup)
 	if !ok || id == "" {
 		return nil
 	}
@@ -102,7 +103,7 @@ func (a *Action) entity(r *run.Run, outputs bool) *run.EntityUpsert {
 		Properties: map[string]any{},
 	}
 	if a.Output.Title != "" {
-		e.Title, _ = expandString(a.Output.Title, lookup)
+		e.Title, _ = placeholder.ExpandString(a.Output.Title, lookup)
 	}
 	if r.Team != "" {
 		e.Team = []string{r.Team}
@@ -113,114 +114,19 @@ func (a *Action) entity(r *run.Run, outputs bool) *run.EntityUpsert {
 		}
 		// A property whose output the pipeline did not report is left out,
 		// so an upsert with merge keeps what the portal already shows.
-		if v, ok := expand(tmpl, lookup); ok {
+		if v, ok := placeholder.Expand(tmpl, lookup); ok {
 			e.Properties[k] = v
 		}
 	}
 	if len(a.Output.Relations) > 0 {
 		e.Relations = map[string]any{}
 		for k, tmpl := range a.Output.Relations {
-			if v, ok := expandString(tmpl, lookup); ok && v != "" {
+			if v, ok := placeholder.ExpandString(tmpl, lookup); ok && v != "" {
 				e.Relations[k] = portIdentifier(v)
 			}
 		}
 	}
 	return e
-}
-
-// lookup resolves template placeholders against a run.
-func (a *Action) lookup(r *run.Run) func(string) (any, bool) {
-	return func(ref string) (any, bool) {
-		switch ref {
-		case "tenant":
-			return r.Stack.Tenant, r.Stack.Tenant != ""
-		case "environment":
-			return r.Stack.Environment, r.Stack.Environment != ""
-		case "service":
-			return r.Stack.Service, r.Stack.Service != ""
-		case "stack":
-			return r.Stack.Key(), r.Stack.Service != ""
-		}
-		if k, ok := strings.CutPrefix(ref, "inputs."); ok {
-			v, ok := r.Request.Inputs[k]
-			return v, ok && v != nil
-		}
-		if strings.HasPrefix(ref, "outputs.") {
-			return outputAt(r, ref)
-		}
-		return nil, false
-	}
-}
-
-// outputAt walks a path into the run's stack outputs: outputs.a.b, where a
-// segment [inputs.x] is the value of input x, so that an action reads its
-// own resource from a map of them (outputs.buckets[inputs.bucketName].arn).
-func outputAt(r *run.Run, ref string) (any, bool) {
-	var cur any = r.Outputs
-	for _, seg := range outputPathRE.FindAllStringSubmatch(strings.TrimPrefix(ref, "outputs"), -1) {
-		key := seg[1]
-		if seg[2] != "" {
-			v, ok := r.Request.Inputs[seg[2]]
-			if !ok || v == nil {
-				return nil, false
-			}
-			key = fmt.Sprint(v)
-		}
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[key]; !ok || cur == nil {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-// outputPathRE matches one segment of an outputs path: .name or [inputs.name].
-var outputPathRE = regexp.MustCompile(`\.([A-Za-z0-9_-]+)|\[inputs\.([A-Za-z0-9_]+)\]`)
-
-// placeholderRE is a ${name} reference inside an output template.
-var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
-
-var refRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)?|outputs(\.[A-Za-z0-9_-]+|\[inputs\.[A-Za-z0-9_]+\])+)$`)
-
-// placeholders lists the references in a template and refuses malformed ones.
-func placeholders(tmpl string) ([]string, error) {
-	var refs []string
-	for _, m := range placeholderRE.FindAllStringSubmatch(tmpl, -1) {
-		if !refRE.MatchString(m[1]) {
-			return nil, fmt.Errorf("malformed placeholder ${%s}", m[1])
-		}
-		refs = append(refs, m[1])
-	}
-	if rest := placeholderRE.ReplaceAllString(tmpl, ""); strings.Contains(rest, "${") {
-		return nil, errors.New("unclosed ${")
-	}
-	return refs, nil
-}
-
-// expand fills a template. A template that is exactly one placeholder keeps
-// the value's type, so a boolean input stays a boolean property; anything
-// else becomes a string. ok is false when a referenced value is missing.
-func expand(tmpl string, lookup func(string) (any, bool)) (any, bool) {
-	if m := placeholderRE.FindStringSubmatchIndex(tmpl); m != nil && m[0] == 0 && m[1] == len(tmpl) {
-		return lookup(tmpl[m[2]:m[3]])
-	}
-	return expandString(tmpl, lookup)
-}
-
-func expandString(tmpl string, lookup func(string) (any, bool)) (string, bool) {
-	ok := true
-	out := placeholderRE.ReplaceAllStringFunc(tmpl, func(m string) string {
-		v, found := lookup(m[2 : len(m)-1])
-		if !found {
-			ok = false
-			return ""
-		}
-		return fmt.Sprint(v) // strings, bools, float64 and json.Number read naturally
-	})
-	return out, ok
 }
 
 // notPortRE matches what Port identifiers (^[A-Za-z0-9@_.:\/=-]+$) may not hold.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/blueprint"
 	"github.com/paved-idp/paved/internal/catalog"
+	"github.com/paved-idp/paved/internal/catalog/placeholder"
 	"github.com/paved-idp/paved/internal/policy"
 	"github.com/paved-idp/paved/internal/srcpos"
 )
@@ -212,19 +213,15 @@ func againstBlueprints(a *catalog.Action, ix *srcpos.Index, byID map[string]*blu
 	return ps
 }
 
-// placeholderRE is one ${...} reference of an output template.
-var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
-
 // templateType is the Port property type a template's value has, and what
 // gives it: a template that is one ${inputs.x} keeps the input's type, one
 // that is ${outputs...} is whatever the pipeline reports (""), and anything
 // else becomes a string.
 func templateType(tmpl string, a *catalog.Action) (typ, from string) {
-	m := placeholderRE.FindStringSubmatchIndex(tmpl)
-	if m == nil || m[0] != 0 || m[1] != len(tmpl) {
+	ref, ok := placeholder.Whole(tmpl)
+	if !ok {
 		return "string", "the template " + strconv.Quote(tmpl)
 	}
-	ref := tmpl[m[2]:m[3]]
 	if strings.HasPrefix(ref, "outputs") {
 		return "", ""
 	}

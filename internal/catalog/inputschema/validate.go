@@ -1,4 +1,4 @@
-package catalog
+package inputschema
 
 import (
 	"encoding/json"
@@ -22,9 +22,9 @@ type FieldError struct {
 
 func (e FieldError) String() string { return e.Field + " " + e.Message }
 
-// Validate checks inputs against the action's schema and returns every
-// violation, sorted by field; nil means valid.
-func (a *Action) Validate(inputs map[string]any) []FieldError {
+// Validate checks inputs against the schema and returns every violation,
+// sorted by field; nil means valid.
+func (s *Schema) Validate(inputs map[string]any) []FieldError {
 	if inputs == nil {
 		inputs = map[string]any{}
 	}
@@ -35,7 +35,7 @@ func (a *Action) Validate(inputs map[string]any) []FieldError {
 	if err != nil {
 		return []FieldError{{Field: "inputs", Message: "are " + err.Error()}}
 	}
-	err = a.schema.Validate(doc)
+	err = s.compiled.Validate(doc)
 	if err == nil {
 		return nil
 	}
