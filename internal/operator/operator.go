@@ -1,7 +1,7 @@
 // Package operator is paved's web page for the platform team, under /ui/:
 // runs with filters, a run's timeline and live log, the queue per stack, and
 // cancel, approve and deny buttons. Pages are rendered on the server (see
-// markup) with embedded assets; the one script only follows the live log. Operators sign in with a token; every POST is checked against CSRF.
+// package view) with embedded assets; the one script only follows the live log. Operators sign in with a token; every POST is checked against CSRF.
 package operator
 
 import (
@@ -11,13 +11,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/operator/view"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -152,50 +152,24 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// page is what every template gets: the layout's fields and the page's own.
-type page struct {
-	Title    string
-	Nav      string // the highlighted menu entry
-	Operator string // empty when nobody is signed in
-	CSRF     string
-	Data     any
-}
-
 // render writes a page (built whole first: an answer is never half a page).
-func (u *ui) render(w http.ResponseWriter, status int, p page) {
-	var m markup
-	view(&m, p)
+func (u *ui) render(w http.ResponseWriter, status int, p view.Page) {
+	b := view.Render(p)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = m.b.WriteTo(w)
+	_, _ = b.WriteTo(w)
 }
 
 // authedPage renders a page for a signed-in operator.
 func (u *ui) authedPage(w http.ResponseWriter, s session, title, nav string, data any) {
-	u.render(w, http.StatusOK, page{Title: title, Nav: nav, Operator: s.name, CSRF: u.csrf(s), Data: data})
+	u.render(w, http.StatusOK, view.Page{Title: title, Nav: nav, Operator: s.name, CSRF: u.csrf(s), Data: data})
 }
 
 // message renders an error or notice page; s is nil when nobody is signed in.
 func (u *ui) message(w http.ResponseWriter, s *session, status int, title, text string) {
-	p := page{Title: title, Data: messageData{title, text}}
+	p := view.Page{Title: title, Data: view.Message{Title: title, Text: text}}
 	if s != nil {
 		p.Operator, p.CSRF = s.name, u.csrf(*s)
 	}
 	u.render(w, status, p)
-}
-
-func timestamp(t time.Time) string {
-	if t.IsZero() {
-		return "—"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
-}
-
-// webURL is u when it is an http(s) URL, else empty: only those become links.
-func webURL(raw string) string {
-	p, err := url.Parse(raw)
-	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return ""
-	}
-	return raw
 }

@@ -1,7 +1,6 @@
 package operator
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/gate"
+	"github.com/paved-idp/paved/internal/operator/view"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/telemetry"
@@ -31,13 +31,10 @@ func states() []run.State {
 		run.Succeeded, run.Failed, run.Canceled, run.TimedOut, run.Rejected}
 }
 
-// filters are the runs list's query parameters.
-type filters struct{ State, Action, Tenant, Environment, User string }
-
 func (u *ui) runsList(w http.ResponseWriter, r *http.Request, s session) {
 	q := r.URL.Query()
 	get := func(k string) string { return strings.TrimSpace(q.Get(k)) }
-	f := filters{State: get("state"), Action: get("action"), Tenant: get("tenant"), Environment: get("environment"), User: get("user")}
+	f := view.Filters{State: get("state"), Action: get("action"), Tenant: get("tenant"), Environment: get("environment"), User: get("user")}
 	sq := store.Query{Limit: listLimit, Action: f.Action, Tenant: f.Tenant, Environment: f.Environment, User: f.User}
 	if f.State != "" {
 		if !slices.Contains(states(), run.State(f.State)) {
@@ -51,24 +48,7 @@ func (u *ui) runsList(w http.ResponseWriter, r *http.Request, s session) {
 		u.storeFailed(w, s, "list runs", err)
 		return
 	}
-	u.authedPage(w, s, "Runs", "runs", runsData{f, states(), runs, listLimit, f != filters{}})
-}
-
-// input is one of a run's inputs, its value as text.
-type input struct{ Key, Value string }
-
-func inputsOf(r *run.Run) []input {
-	out := make([]input, 0, len(r.Request.Inputs))
-	for k, v := range r.Request.Inputs {
-		text, ok := v.(string)
-		if !ok {
-			b, _ := json.Marshal(v)
-			text = string(b)
-		}
-		out = append(out, input{k, text})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
+	u.authedPage(w, s, "Runs", "runs", view.Runs{Filters: f, States: states(), Runs: runs, Limit: listLimit, Filtered: f != view.Filters{}})
 }
 
 func (u *ui) runPage(w http.ResponseWriter, r *http.Request, s session) {
@@ -92,9 +72,9 @@ func (u *ui) runPage(w http.ResponseWriter, r *http.Request, s session) {
 		after = lines[len(lines)-1].Seq
 	}
 	st := rn.State
-	u.authedPage(w, s, "Run "+rn.ID, "runs", runData{rn, inputsOf(rn), events, lines, after,
-		st == run.AwaitingApproval || st == run.Queued || st == run.Dispatching || st == run.Running,
-		st == run.AwaitingApproval, st.Terminal()})
+	u.authedPage(w, s, "Run "+rn.ID, "runs", view.Run{Run: rn, Events: events, Lines: lines, After: after,
+		CanCancel: st == run.AwaitingApproval || st == run.Queued || st == run.Dispatching || st == run.Running,
+		CanDecide: st == run.AwaitingApproval, Ended: st.Terminal()})
 }
 
 // findRun reads the run the path names, answering 404 itself.
@@ -157,19 +137,6 @@ func (u *ui) control(w http.ResponseWriter, r *http.Request, s session) {
 	}
 }
 
-// place is a run in its stack's line.
-type place struct {
-	Run *run.Run
-	// Ahead counts the runs before it; -1 for a run not in line yet
-	// (received, or awaiting approval).
-	Ahead int
-}
-
-type stackLine struct {
-	Key    string
-	Places []place
-}
-
 func (u *ui) queue(w http.ResponseWriter, r *http.Request, s session) {
 	ctx := r.Context()
 	open, err := u.runs.ListRuns(ctx, store.Query{States: []run.State{run.Received, run.AwaitingApproval, run.Queued, run.Dispatching, run.Running},
@@ -183,7 +150,7 @@ func (u *ui) queue(w http.ResponseWriter, r *http.Request, s session) {
 		byStack[rn.Stack.Key()] = append(byStack[rn.Stack.Key()], rn)
 		known[rn.ID] = rn
 	}
-	lines := make([]stackLine, 0, len(byStack))
+	lines := make([]view.Stack, 0, len(byStack))
 	for key, runs := range byStack {
 		// The store knows the line's order: the run holding the stack, then
 		// queued runs oldest first.
@@ -192,7 +159,7 @@ func (u *ui) queue(w http.ResponseWriter, r *http.Request, s session) {
 			u.storeFailed(w, s, "read a stack's queue", err)
 			return
 		}
-		l := stackLine{Key: key}
+		l := view.Stack{Key: key}
 		for i, id := range ids {
 			rn := known[id]
 			if rn == nil { // past the list's limit, or it joined the line since
@@ -201,15 +168,15 @@ func (u *ui) queue(w http.ResponseWriter, r *http.Request, s session) {
 					return
 				}
 			}
-			l.Places = append(l.Places, place{rn, i})
+			l.Places = append(l.Places, view.Place{Run: rn, Ahead: i})
 		}
 		for _, rn := range runs {
 			if rn.State == run.Received || rn.State == run.AwaitingApproval {
-				l.Places = append(l.Places, place{rn, -1})
+				l.Places = append(l.Places, view.Place{Run: rn, Ahead: -1})
 			}
 		}
 		lines = append(lines, l)
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].Key < lines[j].Key })
-	u.authedPage(w, s, "Queue", "queue", queueData{lines})
+	u.authedPage(w, s, "Queue", "queue", view.Queue{Stacks: lines})
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/paved-idp/paved/internal/operator/view"
 )
 
 const (
@@ -170,7 +172,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request, status int, probl
 		secret = base64.RawURLEncoding.EncodeToString(b[:])
 		u.setCookie(w, loginCookie, secret, 0)
 	}
-	u.render(w, status, page{Title: "Sign in", CSRF: u.mac("login", secret), Data: loginData{problem}})
+	u.render(w, status, view.Page{Title: "Sign in", CSRF: u.mac("login", secret), Data: view.Login{Problem: problem}})
 }
 
 func validLoginSecret(v string) bool {

@@ -1,38 +1,78 @@
-package operator
+// Package view writes the operator page's HTML: the layout and each page,
+// from data the handlers have already read. It is the only code that holds
+// the escaping markup builder (html.go), so nothing that handles a request
+// can write markup: it can only hand a view its data.
+package view
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
 
+// Page is what every page gets: the layout's fields and the page's own.
+type Page struct {
+	Title    string
+	Nav      string // the highlighted menu entry
+	Operator string // empty when nobody is signed in
+	CSRF     string
+	Data     any // Login, Message, Runs, Run or Queue
+}
+
+// Render builds p's page.
+func Render(p Page) *bytes.Buffer {
+	var m markup
+	view(&m, p)
+	return &m.b
+}
+
 // The pages' data.
 type (
-	loginData   struct{ Problem string }
-	messageData struct{ Title, Text string }
-	runsData    struct {
-		Filters  filters
+	Login   struct{ Problem string }
+	Message struct{ Title, Text string }
+	Runs    struct {
+		Filters  Filters
 		States   []run.State
 		Runs     []*run.Run
 		Limit    int
 		Filtered bool
 	}
-	runData struct {
+	Run struct {
 		Run                         *run.Run
-		Inputs                      []input
 		Events                      []run.Event
 		Lines                       []store.LogLine
 		After                       int64
 		CanCancel, CanDecide, Ended bool
 	}
-	queueData struct{ Stacks []stackLine }
+	Queue struct{ Stacks []Stack }
 )
 
+// Filters are the runs list's query parameters.
+type Filters struct{ State, Action, Tenant, Environment, User string }
+
+// Stack is a stack's line of unfinished runs.
+type Stack struct {
+	Key    string
+	Places []Place
+}
+
+// Place is a run in its stack's line.
+type Place struct {
+	Run *run.Run
+	// Ahead counts the runs before it; -1 for a run not in line yet
+	// (received, or awaiting approval).
+	Ahead int
+}
+
 // view writes p's page into m.
-func view(m *markup, p page) {
+func view(m *markup, p Page) {
 	m.raw("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" +
 		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>").text(p.Title).raw(" · paved operator</title>\n" +
 		"<link rel=\"icon\" href=\"/ui/assets/favicon.svg\" type=\"image/svg+xml\">\n" +
@@ -49,15 +89,15 @@ func view(m *markup, p page) {
 	}
 	m.raw("\n</header>\n<main>\n")
 	switch d := p.Data.(type) {
-	case loginData:
+	case Login:
 		viewLogin(m, p, d)
-	case messageData:
+	case Message:
 		viewMessage(m, d)
-	case runsData:
+	case Runs:
 		viewRuns(m, d)
-	case runData:
+	case Run:
 		viewRun(m, p, d)
-	case queueData:
+	case Queue:
 		viewQueue(m, d)
 	}
 	m.raw("</main>\n</body>\n</html>\n")
@@ -87,7 +127,7 @@ func pipelineLink(m *markup, r *run.Run) {
 	}
 }
 
-func viewLogin(m *markup, p page, d loginData) {
+func viewLogin(m *markup, p Page, d Login) {
 	m.raw("<section class=\"card login\">\n  <h1>Sign in</h1>\n" +
 		"  <p class=\"muted\">Paste your operator token. It names you: what you do here is recorded as <code>operator:&lt;your name&gt;</code>.</p>\n")
 	if d.Problem != "" {
@@ -100,12 +140,12 @@ func viewLogin(m *markup, p page, d loginData) {
 		"    <button type=\"submit\" class=\"primary\">Sign in</button>\n  </form>\n</section>\n")
 }
 
-func viewMessage(m *markup, d messageData) {
+func viewMessage(m *markup, d Message) {
 	m.raw("<section class=\"card notice\">\n  <h1>").text(d.Title).raw("</h1>\n  <p>").text(d.Text).
 		raw("</p>\n  <p><a href=\"/ui/\">Back to the runs</a></p>\n</section>\n")
 }
 
-func viewRuns(m *markup, d runsData) {
+func viewRuns(m *markup, d Runs) {
 	m.raw("<div class=\"titlebar\">\n  <h1>Runs</h1>\n  <span class=\"muted\">newest first").when(d.Filtered, ", filtered").
 		raw("; at most ").int(int64(d.Limit)).raw("</span>\n</div>\n<form class=\"filters\" method=\"get\" action=\"/ui/\">\n" +
 		"  <label>State\n    <select name=\"state\">\n      <option value=\"\">any</option>\n")
@@ -150,7 +190,7 @@ func postButton(m *markup, csrf, id, verb, class, buttonID, label string) {
 	m.raw("      <button type=\"submit\"").attr("class", class).attr("id", buttonID).raw(">").text(label).raw("</button>\n    </form>\n")
 }
 
-func viewRun(m *markup, p page, d runData) {
+func viewRun(m *markup, p Page, d Run) {
 	r := d.Run
 	m.raw("<p class=\"crumbs\"><a href=\"/ui/\">Runs</a> / <span class=\"mono\">").text(r.ID).raw("</span></p>\n" +
 		"<div class=\"titlebar\">\n  <h1>").text(r.Request.Action).raw(" <span class=\"muted\">on ").text(r.Stack.Key()).raw("</span></h1>\n  <span id=\"state\">")
@@ -224,10 +264,11 @@ func viewRun(m *markup, p page, d runData) {
 	fact("Updated", "mono")
 	m.text(timestamp(r.UpdatedAt)).raw("</dd>\n    </dl>\n  </section>\n" +
 		"  <section class=\"card\">\n    <h2>Inputs</h2>\n    <table class=\"kv\" id=\"inputs\">\n      ")
-	for _, in := range d.Inputs {
+	inputs := inputsOf(r)
+	for _, in := range inputs {
 		m.raw("<tr><th>").text(in.Key).raw("</th><td class=\"mono\">").text(in.Value).raw("</td></tr>")
 	}
-	if len(d.Inputs) == 0 {
+	if len(inputs) == 0 {
 		m.raw("<tr><td class=\"empty\">No inputs.</td></tr>")
 	}
 	m.raw("\n    </table>\n  </section>\n</div>\n<section class=\"card\">\n  <h2>Timeline</h2>\n  <ol class=\"timeline\" id=\"timeline\">\n    ")
@@ -251,7 +292,7 @@ func viewRun(m *markup, p page, d runData) {
 	m.raw("\n  </div>\n</section>\n")
 }
 
-func viewQueue(m *markup, d queueData) {
+func viewQueue(m *markup, d Queue) {
 	m.raw("<div class=\"titlebar\">\n  <h1>Queue</h1>\n" +
 		"  <span class=\"muted\">unfinished runs by stack, in the order they run; one run per stack holds it at a time</span>\n</div>\n")
 	for _, st := range d.Stacks {
@@ -279,4 +320,37 @@ func viewQueue(m *markup, d queueData) {
 	if len(d.Stacks) == 0 {
 		m.raw("<section class=\"card\"><p class=\"empty\">No unfinished runs: every stack is free.</p></section>\n")
 	}
+}
+
+// input is one of a run's inputs, its value as text.
+type input struct{ Key, Value string }
+
+func inputsOf(r *run.Run) []input {
+	out := make([]input, 0, len(r.Request.Inputs))
+	for k, v := range r.Request.Inputs {
+		text, ok := v.(string)
+		if !ok {
+			b, _ := json.Marshal(v)
+			text = string(b)
+		}
+		out = append(out, input{k, text})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// webURL is u when it is an http(s) URL, else empty: only those become links.
+func webURL(raw string) string {
+	p, err := url.Parse(raw)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return ""
+	}
+	return raw
 }
