@@ -23,6 +23,7 @@ import (
 	"github.com/paved-idp/paved/internal/portal/port"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/server/router"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/track"
 )
@@ -44,24 +45,24 @@ func answerOf(r *run.Run, created bool) runAnswer {
 // asynchronous: the answer is 202 as soon as the run is recorded, and the
 // result goes back through Port's API. A refused run is recorded too (and
 // reported to Port as FAILURE); the answer carries the same reasons.
-func (s *Server) portWebhook(c *exchange) {
+func (s *Server) portWebhook(c *router.Exchange) {
 	if s.cfg.PortVerifier == nil {
-		fail(c, http.StatusNotFound, "Port intake is not enabled")
+		c.Fail(http.StatusNotFound, "Port intake is not enabled")
 		return
 	}
-	body, ok := s.readBody(c)
+	body, ok := c.ReadBody()
 	if !ok {
 		return
 	}
-	if err := s.cfg.PortVerifier.Verify(c.r.Header, body); err != nil {
+	if err := s.cfg.PortVerifier.Verify(c.R.Header, body); err != nil {
 		s.cfg.Metrics.AuthFailure("port_webhook", verifyReason(err))
-		s.log.Warn("port webhook refused", zap.String("request_id", c.id), zap.Error(err))
-		fail(c, http.StatusUnauthorized, err.Error())
+		s.log.Warn("port webhook refused", zap.String("request_id", c.ID), zap.Error(err))
+		c.Fail(http.StatusUnauthorized, err.Error())
 		return
 	}
 	inv, err := webhook.Decode(body)
 	if err != nil {
-		fail(c, http.StatusBadRequest, err.Error())
+		c.Fail(http.StatusBadRequest, err.Error())
 		return
 	}
 	if inv.Request.Action == gate.ApproveRunAction {
@@ -72,84 +73,84 @@ func (s *Server) portWebhook(c *exchange) {
 		s.portExtend(c, inv.Request)
 		return
 	}
-	r, created, err := s.intake.Submit(c.r.Context(), inv.Request)
+	r, created, err := s.intake.Submit(c.R.Context(), inv.Request)
 	if s.submitError(c, "port", err) {
 		return
 	}
-	c.json(http.StatusAccepted, answerOf(r, created))
+	c.JSON(http.StatusAccepted, answerOf(r, created))
 }
 
-func (s *Server) gitlabWebhook(c *exchange) {
-	body, ok := s.readBody(c)
+func (s *Server) gitlabWebhook(c *router.Exchange) {
+	body, ok := c.ReadBody()
 	if !ok {
 		return
 	}
-	ev, err := gitlab.DecodePipelineHook(c.r.Header, body, s.cfg.GitLabWebhookToken)
+	ev, err := gitlab.DecodePipelineHook(c.R.Header, body, s.cfg.GitLabWebhookToken)
 	switch {
 	case errors.Is(err, gitlab.ErrUnauthorized):
 		s.cfg.Metrics.AuthFailure("gitlab_webhook", "bad_token")
-		fail(c, http.StatusUnauthorized, "X-Gitlab-Token does not match")
+		c.Fail(http.StatusUnauthorized, "X-Gitlab-Token does not match")
 		return
 	case errors.Is(err, gitlab.ErrNotPipelineHook):
 		// Other events may be enabled on the hook; they are not errors.
-		c.json(http.StatusOK, map[string]any{"ignored": "not a pipeline event"})
+		c.JSON(http.StatusOK, map[string]any{"ignored": "not a pipeline event"})
 		return
 	case err != nil:
-		fail(c, http.StatusBadRequest, err.Error())
+		c.Fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	out, err := s.tracker.HandleHook(c.r.Context(), ev)
+	out, err := s.tracker.HandleHook(c.R.Context(), ev)
 	if err != nil {
 		s.log.Error("apply pipeline hook", zap.Int64("pipeline", ev.PipelineID), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "could not apply the event; GitLab may retry")
+		c.Fail(http.StatusInternalServerError, "could not apply the event; GitLab may retry")
 		return
 	}
 	if !out.Applied {
 		// 200 all the same: GitLab disables hooks that keep failing, and a
 		// hook paved has no use for is not GitLab's error.
 		s.log.Info("pipeline hook ignored", zap.Int64("pipeline", ev.PipelineID), zap.Int64("project", ev.ProjectID), zap.String("why", out.What))
-		c.json(http.StatusOK, map[string]any{"ignored": out.What})
+		c.JSON(http.StatusOK, map[string]any{"ignored": out.What})
 		return
 	}
-	c.json(http.StatusOK, map[string]any{"applied": out.What})
+	c.JSON(http.StatusOK, map[string]any{"applied": out.What})
 }
 
 // portDecision answers the approve-run action at once: Port invokes it as a
 // synchronous webhook and marks its run by the answer (2xx SUCCESS, else
 // FAILURE with the error), while the decided run's own Port log gets the
 // decision through the usual reports.
-func (s *Server) portDecision(c *exchange, req run.Request) {
-	r, err := s.intake.Decide(c.r.Context(), req)
+func (s *Server) portDecision(c *router.Exchange, req run.Request) {
+	r, err := s.intake.Decide(c.R.Context(), req)
 	if errors.Is(err, gate.ErrBadDecision) {
-		fail(c, http.StatusBadRequest, err.Error())
+		c.Fail(http.StatusBadRequest, err.Error())
 		return
 	}
 	if s.runError(c, err) {
 		return
 	}
-	c.json(http.StatusOK, map[string]any{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
+	c.JSON(http.StatusOK, map[string]any{"runId": r.ID, "state": r.State, "message": fmt.Sprintf("run %s is now %s", r.ID, r.State)})
 }
 
 // portExtend answers the extend-TTL action at once, as portDecision does:
 // Port marks the action's run by the answer, whose message says the new
 // expiry or exactly why not.
-func (s *Server) portExtend(c *exchange, req run.Request) {
-	r, err := s.cfg.Extender.Extend(c.r.Context(), req)
+func (s *Server) portExtend(c *router.Exchange, req run.Request) {
+	r, err := s.cfg.Extender.Extend(c.R.Context(), req)
 	switch {
 	case err == nil:
-		c.json(http.StatusOK, map[string]any{"runId": r.ID, "stack": r.Stack.Key(), "expiresAt": r.ExpiresAt,
+		c.JSON(http.StatusOK, map[string]any{"runId": r.ID, "stack": r.Stack.Key(), "expiresAt": r.ExpiresAt,
 			"message": fmt.Sprintf("stack %s now expires at %s", r.Stack.Key(), r.ExpiresAt.Format(time.RFC3339))})
 	case errors.Is(err, expiry.ErrBadExtension):
-		fail(c, http.StatusBadRequest, err.Error())
+		c.Fail(http.StatusBadRequest, err.Error())
 	case errors.Is(err, expiry.ErrNotEphemeral):
-		fail(c, http.StatusNotFound, err.Error())
+		c.Fail(http.StatusNotFound, err.Error())
 	case errors.Is(err, expiry.ErrExpired):
-		fail(c, http.StatusConflict, err.Error())
+		c.Fail(http.StatusConflict, err.Error())
 	case errors.Is(err, expiry.ErrRefused):
-		fail(c, http.StatusForbidden, err.Error())
+		c.Fail(http.StatusForbidden, err.Error())
 	default:
-		s.log.Error("extend a stack's ttl", zap.String("request_id", c.id), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "internal error; request id "+c.id)
+		s.log.Error("extend a stack's ttl", zap.String("request_id", c.ID), zap.Error(err))
+		c.Fail(http.StatusInternalServerError, "internal error; request id "+c.ID)
 	}
 }
 
@@ -176,8 +177,8 @@ type apiRunRequest struct {
 	Inputs         map[string]any `json:"inputs"`
 }
 
-func (s *Server) createRun(c *exchange) {
-	body, ok := s.readBody(c)
+func (s *Server) createRun(c *router.Exchange, client *APIClient) {
+	body, ok := c.ReadBody()
 	if !ok {
 		return
 	}
@@ -185,12 +186,12 @@ func (s *Server) createRun(c *exchange) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		fail(c, http.StatusBadRequest, "body is not a run request: "+err.Error())
+		c.Fail(http.StatusBadRequest, "body is not a run request: "+err.Error())
 		return
 	}
-	if h := c.r.Header.Get("Idempotency-Key"); h != "" {
+	if h := c.R.Header.Get("Idempotency-Key"); h != "" {
 		if req.IdempotencyKey != "" && req.IdempotencyKey != h {
-			fail(c, http.StatusBadRequest, "the Idempotency-Key header and the body's idempotencyKey differ; send one")
+			c.Fail(http.StatusBadRequest, "the Idempotency-Key header and the body's idempotencyKey differ; send one")
 			return
 		}
 		req.IdempotencyKey = h
@@ -206,32 +207,31 @@ func (s *Server) createRun(c *exchange) {
 		missing = append(missing, "user.email")
 	}
 	if len(missing) > 0 {
-		fail(c, http.StatusBadRequest, "missing: "+strings.Join(missing, ", "))
+		c.Fail(http.StatusBadRequest, "missing: "+strings.Join(missing, ", "))
 		return
 	}
 	if req.Portal == "" {
 		req.Portal = "api"
 	}
 	if req.Portal == port.PortalName {
-		fail(c, http.StatusBadRequest, `portal "port" runs arrive through /webhooks/port`)
+		c.Fail(http.StatusBadRequest, `portal "port" runs arrive through /webhooks/port`)
 		return
 	}
 	if len(req.IdempotencyKey) > 255 {
-		fail(c, http.StatusBadRequest, "the idempotency key is longer than 255 characters")
+		c.Fail(http.StatusBadRequest, "the idempotency key is longer than 255 characters")
 		return
 	}
-	client := c.client
 	if strings.Contains(client.Name, "@") && !strings.EqualFold(req.User.Email, client.Name) {
-		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q submits only as itself, not as %q", client.Name, clip.String(req.User.Email, 128)))
+		c.Fail(http.StatusForbidden, fmt.Sprintf("API client %q submits only as itself, not as %q", client.Name, clip.String(req.User.Email, 128)))
 		return
 	}
 	if len(client.Actions) > 0 && !slices.Contains(client.Actions, req.Action) {
-		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may not run action %q; it may run: %s", client.Name, clip.String(req.Action, 128), strings.Join(client.Actions, ", ")))
+		c.Fail(http.StatusForbidden, fmt.Sprintf("API client %q may not run action %q; it may run: %s", client.Name, clip.String(req.Action, 128), strings.Join(client.Actions, ", ")))
 		return
 	}
 	req.User.Teams = groupNames(req.User.Teams)
 	req.Entity.Team = groupNames(req.Entity.Team)
-	r, created, err := s.intake.Submit(c.r.Context(), run.Request{
+	r, created, err := s.intake.Submit(c.R.Context(), run.Request{
 		Portal: req.Portal, PortalRunID: req.IdempotencyKey, Action: req.Action, Caller: client.Name, User: req.User, Entity: req.Entity, Inputs: req.Inputs,
 	})
 	if s.submitError(c, "api", err) {
@@ -244,7 +244,7 @@ func (s *Server) createRun(c *exchange) {
 	case !created:
 		code = http.StatusOK
 	}
-	c.json(code, answerOf(r, created))
+	c.JSON(code, answerOf(r, created))
 }
 
 // groupNames turns Backstage group entity refs ("group:default/payments")
@@ -267,32 +267,32 @@ func groupNames(teams []string) []string {
 // runLogs streams a run's log as server-sent events (logstream), for
 // Backstage's paved:run step: resumable with Last-Event-ID, ended with an
 // "end" event carrying the run's final state.
-func (s *Server) runLogs(c *exchange) {
-	r, err := s.runs.Run(c.r.Context(), c.param("id"))
+func (s *Server) runLogs(c *router.Exchange, _ *APIClient) {
+	r, err := s.runs.Run(c.R.Context(), c.Param("id"))
 	if s.runError(c, err) {
 		return
 	}
-	after, err := logstream.ResumeAt(c.r)
+	after, err := logstream.ResumeAt(c.R)
 	if err != nil {
-		fail(c, http.StatusBadRequest, err.Error())
+		c.Fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	logstream.Serve(c.w, c.r, s.runs, r.ID, after, logstream.Options{Done: s.cfg.StreamsDone, Log: s.log})
+	logstream.Serve(c.W, c.R, s.runs, r.ID, after, logstream.Options{Done: s.cfg.StreamsDone, Log: s.log})
 }
 
 // submitError answers for a failed submission; it returns false on no
 // error. A reused idempotency key is the caller's conflict (409); anything
 // else is paved's failure.
-func (s *Server) submitError(c *exchange, portal string, err error) bool {
+func (s *Server) submitError(c *router.Exchange, portal string, err error) bool {
 	var conflict *intake.ConflictError
 	switch {
 	case err == nil:
 		return false
 	case errors.As(err, &conflict):
-		fail(c, http.StatusConflict, conflict.Error())
+		c.Fail(http.StatusConflict, conflict.Error())
 	default:
-		s.log.Error("submit "+portal+" run", zap.String("request_id", c.id), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "could not record the run; request id "+c.id)
+		s.log.Error("submit "+portal+" run", zap.String("request_id", c.ID), zap.Error(err))
+		c.Fail(http.StatusInternalServerError, "could not record the run; request id "+c.ID)
 	}
 	return true
 }
@@ -303,39 +303,39 @@ type runView struct {
 	Events []run.Event `json:"events"`
 }
 
-func (s *Server) getRun(c *exchange) {
-	r, err := s.runs.Run(c.r.Context(), c.param("id"))
+func (s *Server) getRun(c *router.Exchange, _ *APIClient) {
+	r, err := s.runs.Run(c.R.Context(), c.Param("id"))
 	if s.runError(c, err) {
 		return
 	}
-	evs, err := s.runs.Events(c.r.Context(), r.ID)
+	evs, err := s.runs.Events(c.R.Context(), r.ID)
 	if s.runError(c, err) {
 		return
 	}
-	c.json(http.StatusOK, runView{Run: r, Events: evs})
+	c.JSON(http.StatusOK, runView{Run: r, Events: evs})
 }
 
-func (s *Server) listRuns(c *exchange) {
+func (s *Server) listRuns(c *router.Exchange, _ *APIClient) {
 	q := store.Query{Limit: 100}
-	if v := c.r.URL.Query().Get("limit"); v != "" {
+	if v := c.R.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			fail(c, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			c.Fail(http.StatusBadRequest, "limit must be a number from 1 to 1000")
 			return
 		}
 		q.Limit = n
 	}
-	for _, st := range c.r.URL.Query()["state"] {
+	for _, st := range c.R.URL.Query()["state"] {
 		q.States = append(q.States, run.State(st))
 	}
-	runs, err := s.runs.ListRuns(c.r.Context(), q)
+	runs, err := s.runs.ListRuns(c.R.Context(), q)
 	if s.runError(c, err) {
 		return
 	}
 	if runs == nil {
 		runs = []*run.Run{}
 	}
-	c.json(http.StatusOK, map[string]any{"runs": runs})
+	c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
 // decision is a person's call on a run. Approvals name the approver with
@@ -382,31 +382,30 @@ func approverOf(client *APIClient, d decision, email bool) (by run.Approver, cod
 
 const approverUsage = `body must be {"approver": {"email": "...", "teams": ["..."]}, "reason": "..."} (or {"by": "<email>"})`
 
-func (s *Server) approve(c *exchange) {
-	s.control(c, approverUsage, true, s.intake.Approve)
+func (s *Server) approve(c *router.Exchange, client *APIClient) {
+	s.control(c, client, approverUsage, true, s.intake.Approve)
 }
 
-func (s *Server) deny(c *exchange) {
-	s.control(c, approverUsage, true, s.intake.Deny)
+func (s *Server) deny(c *router.Exchange, client *APIClient) {
+	s.control(c, client, approverUsage, true, s.intake.Deny)
 }
 
-func (s *Server) cancel(c *exchange) {
-	s.control(c, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
+func (s *Server) cancel(c *router.Exchange, client *APIClient) {
+	s.control(c, client, `body must be {"by": "<who cancels>"}`, false, func(ctx context.Context, id string, by run.Approver, _ string) (*run.Run, error) {
 		return s.intake.Cancel(ctx, id, by.ID)
 	})
 }
 
 // control runs a person's decision on a run (approve, deny, cancel).
-func (s *Server) control(c *exchange, usage string, email bool, act func(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)) {
-	client := c.client
+func (s *Server) control(c *router.Exchange, client *APIClient, usage string, email bool, act func(ctx context.Context, id string, by run.Approver, reason string) (*run.Run, error)) {
 	// A client limited to some actions submits them, and decides nothing:
 	// an approval names its approver on the client's word.
 	if len(client.Actions) > 0 {
-		fail(c, http.StatusForbidden, fmt.Sprintf("API client %q may only submit runs of %s; it may not approve, deny or cancel", client.Name, strings.Join(client.Actions, ", ")))
+		c.Fail(http.StatusForbidden, fmt.Sprintf("API client %q may only submit runs of %s; it may not approve, deny or cancel", client.Name, strings.Join(client.Actions, ", ")))
 		return
 	}
 	var d decision
-	if !s.bindJSON(c, &d, usage) {
+	if !bindJSON(c, &d, usage) {
 		return
 	}
 	by, code, msg := approverOf(client, d, email)
@@ -414,51 +413,51 @@ func (s *Server) control(c *exchange, usage string, email bool, act func(ctx con
 		if msg == "" {
 			msg = usage
 		}
-		fail(c, code, msg)
+		c.Fail(code, msg)
 		return
 	}
-	r, err := act(c.r.Context(), c.param("id"), by, d.Reason)
+	r, err := act(c.R.Context(), c.Param("id"), by, d.Reason)
 	if s.runError(c, err) {
 		return
 	}
-	c.json(http.StatusOK, answerOf(r, true))
+	c.JSON(http.StatusOK, answerOf(r, true))
 }
 
-func (s *Server) pipelineLogs(c *exchange) {
+func (s *Server) pipelineLogs(c *router.Exchange) {
 	var body struct {
 		Lines []string `json:"lines"`
 	}
-	if !s.bindJSON(c, &body, `body must be {"lines": ["..."]}`) {
+	if !bindJSON(c, &body, `body must be {"lines": ["..."]}`) {
 		return
 	}
 	if len(body.Lines) == 0 {
-		fail(c, http.StatusBadRequest, `body must be {"lines": ["..."]}`)
+		c.Fail(http.StatusBadRequest, `body must be {"lines": ["..."]}`)
 		return
 	}
-	if s.runError(c, s.tracker.AppendLogs(c.r.Context(), c.param("id"), body.Lines)) {
+	if s.runError(c, s.tracker.AppendLogs(c.R.Context(), c.Param("id"), body.Lines)) {
 		return
 	}
-	c.json(http.StatusAccepted, map[string]any{"accepted": len(body.Lines)})
+	c.JSON(http.StatusAccepted, map[string]any{"accepted": len(body.Lines)})
 }
 
-func (s *Server) pipelineOutputs(c *exchange) {
+func (s *Server) pipelineOutputs(c *router.Exchange) {
 	var body struct {
 		Outputs map[string]any `json:"outputs"`
 	}
-	if !s.bindJSON(c, &body, `body must be {"outputs": {...}}`) {
+	if !bindJSON(c, &body, `body must be {"outputs": {...}}`) {
 		return
 	}
 	if body.Outputs == nil {
-		fail(c, http.StatusBadRequest, `body must be {"outputs": {...}}`)
+		c.Fail(http.StatusBadRequest, `body must be {"outputs": {...}}`)
 		return
 	}
-	if s.runError(c, s.tracker.RecordOutputs(c.r.Context(), c.param("id"), body.Outputs)) {
+	if s.runError(c, s.tracker.RecordOutputs(c.R.Context(), c.Param("id"), body.Outputs)) {
 		return
 	}
-	c.json(http.StatusOK, map[string]any{"recorded": len(body.Outputs)})
+	c.JSON(http.StatusOK, map[string]any{"recorded": len(body.Outputs)})
 }
 
-func (s *Server) pipelinePreview(c *exchange) {
+func (s *Server) pipelinePreview(c *router.Exchange) {
 	const usage = `body must be {"resources": [{"op": "create|update|replace|delete", "type": "...", "name": "..."}], "digest": "sha256:...", "destroy": false, "cost": {"monthly": 0, "before": 0, "delta": 0, "currency": "USD", "prices": "...", "unpriced": []} (optional)}, as paved preview posts it`
 	var body struct {
 		Resources []run.PreviewResource `json:"resources"`
@@ -466,54 +465,54 @@ func (s *Server) pipelinePreview(c *exchange) {
 		Destroy   bool                  `json:"destroy"`
 		Cost      *run.Cost             `json:"cost"`
 	}
-	if !s.bindJSON(c, &body, usage) {
+	if !bindJSON(c, &body, usage) {
 		return
 	}
-	r, err := s.intake.Preview(c.r.Context(), c.param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy, Cost: body.Cost})
+	r, err := s.intake.Preview(c.R.Context(), c.Param("id"), run.Preview{Resources: body.Resources, Digest: body.Digest, Destroy: body.Destroy, Cost: body.Cost})
 	switch {
 	case errors.Is(err, gate.ErrBadPreview):
-		fail(c, http.StatusBadRequest, err.Error()+"; "+usage)
+		c.Fail(http.StatusBadRequest, err.Error()+"; "+usage)
 		return
 	case errors.Is(err, gate.ErrNotYet):
 		// The trigger's answer is still being recorded: the job retries.
-		c.w.Header().Set("Retry-After", "1")
-		fail(c, http.StatusServiceUnavailable, err.Error())
+		c.W.Header().Set("Retry-After", "1")
+		c.Fail(http.StatusServiceUnavailable, err.Error())
 		return
 	case s.runError(c, err):
 		return
 	}
-	c.json(http.StatusOK, map[string]any{"verdict": r.Preview.Verdict, "summary": r.Preview.Label(), "reasons": r.Preview.Reasons})
+	c.JSON(http.StatusOK, map[string]any{"verdict": r.Preview.Verdict, "summary": r.Preview.Label(), "reasons": r.Preview.Reasons})
 }
 
 // runError answers for a failed run operation; it returns false on no error.
-func (s *Server) runError(c *exchange, err error) bool {
+func (s *Server) runError(c *router.Exchange, err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, run.ErrNotFound):
-		fail(c, http.StatusNotFound, "no run "+c.param("id"))
+		c.Fail(http.StatusNotFound, "no run "+c.Param("id"))
 	case errors.Is(err, gate.ErrNotApprover):
-		fail(c, http.StatusForbidden, err.Error())
+		c.Fail(http.StatusForbidden, err.Error())
 	case errors.Is(err, run.ErrIllegalTransition), errors.Is(err, track.ErrFinished):
-		fail(c, http.StatusConflict, err.Error())
+		c.Fail(http.StatusConflict, err.Error())
 	case errors.Is(err, track.ErrTooMany), errors.Is(err, track.ErrTooLarge):
-		fail(c, http.StatusRequestEntityTooLarge, err.Error())
+		c.Fail(http.StatusRequestEntityTooLarge, err.Error())
 	default:
-		s.log.Error("run operation", zap.String("request_id", c.id), zap.Error(err))
-		fail(c, http.StatusInternalServerError, "internal error; request id "+c.id)
+		s.log.Error("run operation", zap.String("request_id", c.ID), zap.Error(err))
+		c.Fail(http.StatusInternalServerError, "internal error; request id "+c.ID)
 	}
 	return true
 }
 
 // bindJSON decodes a JSON body; on failure it has answered: 413 for a body
 // over the limit, 400 with usage otherwise.
-func (s *Server) bindJSON(c *exchange, v any, usage string) bool {
-	body, ok := s.readBody(c)
+func bindJSON(c *router.Exchange, v any, usage string) bool {
+	body, ok := c.ReadBody()
 	if !ok {
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		fail(c, http.StatusBadRequest, usage)
+		c.Fail(http.StatusBadRequest, usage)
 		return false
 	}
 	return true
