@@ -20,6 +20,7 @@ import (
 	"github.com/paved-idp/paved/internal/catalogcmd"
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/demo"
+	"github.com/paved-idp/paved/internal/gcpace"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -64,6 +65,11 @@ func serveCmd() *cobra.Command {
 			a, err := app.Build(cmd.Context(), cfg, log, app.Options{Version: version})
 			if err != nil {
 				return err
+			}
+			// The GC's pace follows the load (see gcpace); a process-wide
+			// setting, so the command owns it, not the app.
+			if p := gcpace.New(); p != nil {
+				go p.Run(cmd.Context())
 			}
 			return a.Run(cmd.Context(), nil)
 		},
