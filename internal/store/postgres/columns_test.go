@@ -1,11 +1,14 @@
-package postgres
+package postgres_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
 
@@ -14,18 +17,25 @@ import (
 // request input that looks like one, nor from a \u0000 the json holds.
 func TestStackColumnsFilledFromTheRunsStack(t *testing.T) {
 	ctx := context.Background()
-	s := openInternal(t)
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn)
 	r := storetest.NewRun("cols", "svc", time.Now().UTC())
 	r.Request.Inputs["odd"] = "a\x00b"
 	r.Request.Inputs["decoy"] = map[string]any{"stack": map[string]any{"tenant": "evil"}}
 	if _, _, err := s.CreateRun(ctx, r, store.Change{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE runs SET tenant = '', environment = '' WHERE id = $1`, r.ID); err != nil {
+	// The old replica is a connection of the test's own.
+	old, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close(ctx)
+	if _, err := old.Exec(ctx, `UPDATE runs SET tenant = '', environment = '' WHERE id = $1`, r.ID); err != nil {
 		t.Fatal(err)
 	}
 	var tenant, env string
-	if err := s.pool.QueryRow(ctx, `SELECT tenant, environment FROM runs WHERE id = $1`, r.ID).Scan(&tenant, &env); err != nil {
+	if err := old.QueryRow(ctx, `SELECT tenant, environment FROM runs WHERE id = $1`, r.ID).Scan(&tenant, &env); err != nil {
 		t.Fatal(err)
 	}
 	if tenant != r.Stack.Tenant || env != r.Stack.Environment {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres/txn"
 )
 
 // AppendLogs stores a pipeline's log lines as rows of their own (byte for
@@ -17,7 +18,7 @@ import (
 // (store.ErrFinished); so does a run whose log would pass max lines
 // (store.ErrLimit), and then none is stored.
 func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max int) error {
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := txn.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		var state, stackKey string
 		// The run's row lock orders appends (and their reports) with every
 		// other change of the run, from any replica.
@@ -53,7 +54,7 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max i
 		if err := s.queueChange(b, id, state, stackKey, ch); err != nil {
 			return err
 		}
-		return sendBatch(ctx, tx, b)
+		return txn.SendBatch(ctx, tx, b)
 	})
 	if err != nil {
 		return fmt.Errorf("append %d log line(s) to run %s: %w", len(lines), id, err)

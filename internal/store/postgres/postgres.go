@@ -5,7 +5,8 @@
 // transaction that writes the run, its events and its outbox tasks together;
 // outbox tasks are claimed with FOR UPDATE SKIP LOCKED under a lease, so any
 // replica dispatches, tracks and reports any run, and a dead replica's
-// claims run out and are taken over.
+// claims run out and are taken over. The outbox is a package of its own
+// (postgres/outbox), embedded in Store; txn holds the way both write.
 package postgres
 
 import (
@@ -17,11 +18,11 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/paved-idp/paved/internal/store/postgres/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -31,14 +32,11 @@ var migrations embed.FS
 // replicas starting together migrate one after another ("paved" in ASCII).
 const migrateLock int64 = 0x7061766564
 
-// parkFor is how long a dispatch task waiting for its stack sleeps before
-// it is looked at again. A run that lets its stack go wakes the stack's
-// waiting tasks at once; this only bounds how long a missed wake-up could
-// delay one.
-const parkFor = 15 * time.Second
-
 // Store is a run store in a PostgreSQL database.
 type Store struct {
+	// The outbox's methods (Claim, Complete, Retry, Release, Pending,
+	// Backlog) are the store's.
+	*outbox.Outbox
 	pool *pgxpool.Pool
 	now  func() time.Time
 }
@@ -77,6 +75,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	s := &Store{pool: pool, now: time.Now}
+	s.Outbox = outbox.New(pool, func() time.Time { return s.now() })
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -170,41 +169,4 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// tx runs fn in a transaction (READ COMMITTED, row locks where a
-// statement says so). A transaction PostgreSQL aborted for a deadlock or a
-// serialization failure has written nothing and is run again, fn included,
-// as SQLite's store retries a busy database.
-func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
-}
-
-// retryable reports the errors after which PostgreSQL has rolled the whole
-// transaction back and trying again can succeed.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01": // serialization_failure, deadlock_detected
-			return true
-		}
-	}
-	return false
-}
-
-// clean makes free text storable in a text column, which takes neither NUL
-// nor bytes that are not UTF-8: events and task errors are messages for
-// people, so such bytes become U+FFFD.
-func clean(s string) string {
-	if !strings.ContainsRune(s, 0) && utf8.ValidString(s) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -164,12 +163,5 @@ func TestErrorsMatchSQLite(t *testing.T) {
 	}
 	if tasks, err := s.Claim(ctx, store.KindReport, time.Minute, 0); err != nil || len(tasks) != 0 {
 		t.Fatalf("claim of none: %v %v", tasks, err)
-	}
-}
-
-func mustJSON(t testing.TB, data []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Errorf("decode %s: %v", data, err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres/outbox"
+	"github.com/paved-idp/paved/internal/store/postgres/txn"
 )
 
 // CreateRun stores a new run with its change. When a run with the same
@@ -24,7 +26,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
 	}
 	var existing *run.Run
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = txn.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		existing = nil
 		// A concurrent insert of the same key makes this one wait for it,
 		// then do nothing.
@@ -43,7 +45,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch); err != nil {
 			return err
 		}
-		return sendBatch(ctx, tx, b)
+		return txn.SendBatch(ctx, tx, b)
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
@@ -60,7 +62,7 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 // nothing and returns the run as it is.
 func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.Change, error)) (*run.Run, error) {
 	var out *run.Run
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := txn.Run(ctx, s.pool, func(tx pgx.Tx) error {
 		out = nil
 		var data []byte
 		var wasOnStack bool
@@ -101,18 +103,15 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		if key := r.Stack.Key(); key != oldStack {
-			// The run's open tasks follow it to its new stack; a parked
-			// dispatch looks at the new stack at once.
-			b.Queue(`UPDATE outbox SET stack_key = $2, parked = false, next_at = CASE WHEN parked THEN $3 ELSE next_at END
-				WHERE run_id = $1 AND done_at IS NULL`, r.ID, key, s.now())
+			outbox.Restack(b, r.ID, key, s.now())
 		}
-		if err := sendBatch(ctx, tx, b); err != nil {
+		if err := txn.SendBatch(ctx, tx, b); err != nil {
 			return err
 		}
 		if wasOnStack && (!onStack || r.Stack.Key() != oldStack) {
 			// The run let its stack go (or left the line for it): the
 			// dispatches waiting there may go now.
-			if err := s.wakeStack(ctx, tx, oldStack); err != nil {
+			if err := outbox.Wake(ctx, tx, oldStack, s.now); err != nil {
 				return err
 			}
 		}
@@ -126,16 +125,15 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 }
 
 // queueChange queues the statements that write a change's events and tasks
-// for run id, now in state. Events number on from the run's last; a task is
-// the head of its (run, kind) when it is the change's first of that kind
-// and the run has no open task of that kind. Callers hold the run's row
-// lock, so the heads and numbers they read cannot move under them.
+// for run id, now in state. Events number on from the run's last; the
+// outbox says which task is the head of its (run, kind). Callers hold the
+// run's row lock, so the heads and numbers they read cannot move under them.
 func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.Change) error {
 	now := s.now()
 	if len(ch.Events) > 0 {
 		msgs := make([]string, len(ch.Events))
 		for i, m := range ch.Events {
-			msgs[i] = clean(m)
+			msgs[i] = txn.Clean(m)
 		}
 		b.Queue(`INSERT INTO run_events (run_id, seq, at, state, message)
 			SELECT $1, m.n + e.ord, $2, $3, e.message
@@ -143,45 +141,7 @@ func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.C
 				(SELECT COALESCE(MAX(seq), 0) AS n FROM run_events WHERE run_id = $1) m`,
 			id, now, state, msgs)
 	}
-	if len(ch.Tasks) == 0 {
-		return nil
-	}
-	kinds := make([]string, len(ch.Tasks))
-	payloads := make([]string, len(ch.Tasks))
-	due := make([]time.Time, len(ch.Tasks))
-	for i, t := range ch.Tasks {
-		p, err := json.Marshal(t.Payload)
-		if err != nil {
-			return fmt.Errorf("encode %s task: %w", t.Kind, err)
-		}
-		kinds[i], payloads[i], due[i] = t.Kind, string(p), now
-		if !t.NotBefore.IsZero() {
-			due[i] = t.NotBefore
-		}
-	}
-	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head)
-		SELECT $1, t.kind, $2, t.payload::json, t.next_at, $3,
-			row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1
-			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL)
-		FROM unnest($4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS t(kind, payload, next_at, ord)
-		ORDER BY t.ord`,
-		id, stackKey, now, kinds, payloads, due)
-	return nil
-}
-
-// sendBatch runs the queued statements in order and returns the first error.
-func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
-	if b.Len() == 0 {
-		return nil
-	}
-	br := tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	return br.Close()
+	return outbox.Queue(b, id, stackKey, now, ch.Tasks)
 }
 
 type querier interface {

@@ -1,4 +1,9 @@
-package postgres
+// Package outbox is the PostgreSQL store's outbox: the tasks a run's
+// changes write in the run's own transaction (Queue, Restack, Wake), which
+// workers claim under a lease and complete, retry or hand back (Outbox).
+// The run store (postgres) owns the schema and embeds an Outbox: its
+// methods are the store's.
+package outbox
 
 import (
 	"cmp"
@@ -8,8 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres/txn"
 )
 
 // How the outbox stays cheap however long its backlog grows:
@@ -23,11 +30,29 @@ import (
 //   - A dispatch head whose stack is taken is parked: its next_at moves
 //     parkFor on and it leaves the due heads, so later claims do not read it
 //     again. A run that lets its stack go wakes that stack's parked heads in
-//     the same transaction (Update, wakeStack).
+//     the same transaction (the store's Update calls Wake).
 //
 // Lock order, so that no two transactions wait for each other: a
 // transaction takes run rows before outbox rows, several of either in id
 // order; a claim takes outbox rows with SKIP LOCKED and never waits.
+
+// parkFor is how long a dispatch task waiting for its stack sleeps before
+// it is looked at again. A run that lets its stack go wakes the stack's
+// waiting tasks at once; this only bounds how long a missed wake-up could
+// delay one.
+const parkFor = 15 * time.Second
+
+// Outbox is the outbox table of a store's database.
+type Outbox struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New returns the outbox in pool's database. now is the store's clock,
+// read at each use, so that the store's SetClock moves the outbox's too.
+func New(pool *pgxpool.Pool, now func() time.Time) *Outbox {
+	return &Outbox{pool: pool, now: now}
+}
 
 // claimHeads leases up to limit due heads of kind in one statement. The
 // locked ids are handed to the UPDATE as an array so that it finds them by
@@ -66,21 +91,21 @@ const leaseTasks = `UPDATE outbox SET attempts = attempts + 1, next_at = $2, par
 // completed or retried by then becomes claimable again (a crashed
 // replica's work is picked up by another). Only the oldest open task of a
 // (run, kind) is claimable, and a dispatch only while its stack is free.
-func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
+func (o *Outbox) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now := s.now()
+	now := o.now()
 	var out []store.Task
 	var err error
 	if kind == store.KindDispatch {
-		err = s.tx(ctx, func(tx pgx.Tx) error {
-			out, err = s.claimDispatch(ctx, tx, now, lease, limit)
+		err = txn.Run(ctx, o.pool, func(tx pgx.Tx) error {
+			out, err = o.claimDispatch(ctx, tx, now, lease, limit)
 			return err
 		})
 	} else {
 		var rows pgx.Rows
-		if rows, err = s.pool.Query(ctx, claimHeads, kind, now, limit, now.Add(lease)); err == nil {
+		if rows, err = o.pool.Query(ctx, claimHeads, kind, now, limit, now.Add(lease)); err == nil {
 			out, err = collectTasks(rows)
 		}
 	}
@@ -94,7 +119,7 @@ func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, lim
 // claimDispatch leases up to limit dispatch heads whose stack is free and
 // parks the ones it finds waiting, taking a few more candidates per round
 // than it needs so that a line of waiting heads is parked in few rounds.
-func (s *Store) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int) ([]store.Task, error) {
+func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int) ([]store.Task, error) {
 	const slack = 16
 	var out []store.Task
 	for len(out) < limit {
@@ -163,25 +188,6 @@ func (s *Store) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, lea
 	return out, nil
 }
 
-const stackHeads = `SELECT id FROM outbox WHERE stack_key = $1 AND kind = 'dispatch' AND head AND done_at IS NULL ORDER BY id FOR UPDATE`
-
-// wakeStack makes the parked dispatch heads of a stack due now. It locks
-// every open dispatch head of the stack first, parked or not: a claim that
-// is parking one right now holds its lock, so this waits for that claim to
-// commit and then sees the head parked, instead of missing it.
-func (s *Store) wakeStack(ctx context.Context, tx pgx.Tx, stackKey string) error {
-	rows, err := tx.Query(ctx, stackHeads, stackKey)
-	if err != nil {
-		return err
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE outbox SET parked = false, next_at = $2 WHERE id = ANY($1::bigint[]) AND parked`, ids, s.now())
-	return err
-}
-
 func collectTasks(rows pgx.Rows) ([]store.Task, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Task, error) {
 		var t store.Task
@@ -215,15 +221,15 @@ const lockTaskRuns = `SELECT id FROM runs
 // Complete marks tasks done, all in one transaction, and hands each of
 // their (run, kind) to its next task. Completing a task that is done
 // already, or that does not exist, changes nothing.
-func (s *Store) Complete(ctx context.Context, ids ...int64) error {
+func (o *Outbox) Complete(ctx context.Context, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := txn.Run(ctx, o.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(lockTaskRuns, ids)
-		b.Queue(completeTasks, ids, s.now())
-		return sendBatch(ctx, tx, b)
+		b.Queue(completeTasks, ids, o.now())
+		return txn.SendBatch(ctx, tx, b)
 	})
 	if err != nil {
 		return fmt.Errorf("complete %d task(s): %w", len(ids), err)
@@ -232,8 +238,8 @@ func (s *Store) Complete(ctx context.Context, ids ...int64) error {
 }
 
 // Retry makes a task claimable again at the given time and keeps the error.
-func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET next_at = $2, last_error = $3, parked = false WHERE id = $1`, id, at, clean(lastErr)); err != nil {
+func (o *Outbox) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
+	if _, err := o.pool.Exec(ctx, `UPDATE outbox SET next_at = $2, last_error = $3, parked = false WHERE id = $1`, id, at, txn.Clean(lastErr)); err != nil {
 		return fmt.Errorf("retry task %d: %w", id, err)
 	}
 	return nil
@@ -244,11 +250,11 @@ const releaseTasks = `UPDATE outbox SET next_at = $2, parked = false
 
 // Release makes claimed tasks claimable at once; a worker that shuts down
 // hands its claims back instead of waiting for their lease to end.
-func (s *Store) Release(ctx context.Context, ids ...int64) error {
+func (o *Outbox) Release(ctx context.Context, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, releaseTasks, ids, s.now())
+	_, err := o.pool.Exec(ctx, releaseTasks, ids, o.now())
 	if err != nil {
 		return fmt.Errorf("release tasks: %w", err)
 	}
@@ -256,23 +262,23 @@ func (s *Store) Release(ctx context.Context, ids ...int64) error {
 }
 
 // Pending counts open tasks of a kind.
-func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
+func (o *Outbox) Pending(ctx context.Context, kind string) (int, error) {
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL`, kind).Scan(&n); err != nil {
+	if err := o.pool.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL`, kind).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
 	}
 	return n, nil
 }
 
 // Backlog tells an outbox kind's depth and its oldest due head.
-func (s *Store) Backlog(ctx context.Context, kind string) (store.Backlog, error) {
+func (o *Outbox) Backlog(ctx context.Context, kind string) (store.Backlog, error) {
 	var b store.Backlog
 	var oldest *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL),
+	if err := o.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM outbox WHERE kind = $1 AND done_at IS NULL),
 		(SELECT MIN(next_at) FROM outbox WHERE kind = $1 AND head AND done_at IS NULL)`, kind).Scan(&b.Depth, &oldest); err != nil {
 		return store.Backlog{}, fmt.Errorf("%s backlog: %w", kind, err)
 	}
-	if oldest != nil && !oldest.After(s.now()) {
+	if oldest != nil && !oldest.After(o.now()) {
 		b.OldestDue = *oldest
 	}
 	return b, nil

@@ -1,4 +1,4 @@
-package postgres
+package outbox_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres"
+	"github.com/paved-idp/paved/internal/store/postgres/outbox"
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
@@ -22,12 +24,13 @@ import (
 // multiple of the batch, whatever waits behind each run's head.
 func TestBatchStatementsReadOnlyTheirBatch(t *testing.T) {
 	ctx := context.Background()
-	s := openInternal(t)
+	dsn := pgtest.DSN(t)
+	s, conn := open(t, dsn), connect(t, dsn)
 	const runs, perRun, batch = 200, 25, 32
 	fill(t, s, runs, perRun, "svc")
-	history(t, s, 20000)
-	analyze(t, s)
-	now := s.now()
+	history(t, conn, 20000)
+	analyze(t, conn)
+	now := time.Now() // the store's clock
 	tasks, err := s.Claim(ctx, store.KindReport, time.Minute, batch)
 	if err != nil || len(tasks) != batch {
 		t.Fatalf("claim: %d, %v", len(tasks), err)
@@ -47,16 +50,16 @@ func TestBatchStatementsReadOnlyTheirBatch(t *testing.T) {
 		args  []any
 		max   map[string]int
 	}{
-		{"claim", claimHeads, []any{store.KindReport, now.Add(time.Second), batch, now.Add(time.Minute)}, map[string]int{"outbox": 3 * batch}},
-		{"complete: lock runs", lockTaskRuns, []any{ids}, map[string]int{"outbox": batch, "runs": batch}},
-		{"complete", completeTasks, []any{ids, now}, map[string]int{"outbox": 6 * batch}},
-		{"release", releaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
-		{"lease", leaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
-		{"dispatch candidates", dueDispatchHeads, []any{now.Add(time.Second), batch + 16}, map[string]int{"outbox": batch + 16}},
-		{"stack free", stackFree, []any{runIDs}, map[string]int{"runs": 3 * batch}},
-		{"stack heads", stackHeads, []any{r.Stack.Key()}, map[string]int{"outbox": 2}}, // its report head and its dispatch
+		{"claim", outbox.ClaimHeads, []any{store.KindReport, now.Add(time.Second), batch, now.Add(time.Minute)}, map[string]int{"outbox": 3 * batch}},
+		{"complete: lock runs", outbox.LockTaskRuns, []any{ids}, map[string]int{"outbox": batch, "runs": batch}},
+		{"complete", outbox.CompleteTasks, []any{ids, now}, map[string]int{"outbox": 6 * batch}},
+		{"release", outbox.ReleaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
+		{"lease", outbox.LeaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
+		{"dispatch candidates", outbox.DueDispatchHeads, []any{now.Add(time.Second), batch + 16}, map[string]int{"outbox": batch + 16}},
+		{"stack free", outbox.StackFree, []any{runIDs}, map[string]int{"runs": 3 * batch}},
+		{"stack heads", outbox.StackHeads, []any{r.Stack.Key()}, map[string]int{"outbox": 2}}, // its report head and its dispatch
 	} {
-		rows := rowsRead(t, s, tc.query, tc.args...)
+		rows := rowsRead(t, conn, tc.query, tc.args...)
 		for table, n := range rows {
 			if max, ok := tc.max[table]; !ok || n > max {
 				t.Errorf("%s read %d %s rows (at most %d) with %d open tasks: %v", tc.name, n, table, max, runs*(perRun+1), rows)
@@ -69,7 +72,8 @@ func TestBatchStatementsReadOnlyTheirBatch(t *testing.T) {
 // claim that meets it; later claims do not read it again.
 func TestWaitingDispatchesAreReadOnce(t *testing.T) {
 	ctx := context.Background()
-	s := openInternal(t)
+	dsn := pgtest.DSN(t)
+	s, conn := open(t, dsn), connect(t, dsn)
 	holder := storetest.NewRun("holder", "busy", time.Now().UTC().Add(-time.Hour))
 	holder.State = run.Running
 	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
@@ -81,28 +85,19 @@ func TestWaitingDispatchesAreReadOnce(t *testing.T) {
 		t.Fatalf("claimed %v, %v while the stack is busy", got, err)
 	}
 	var parked int
-	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE parked`).Scan(&parked); err != nil || parked != waiting {
+	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE parked`).Scan(&parked); err != nil || parked != waiting {
 		t.Fatalf("%d parked, %v; want %d", parked, err, waiting)
 	}
-	analyze(t, s)
-	rows := rowsRead(t, s, dueDispatchHeads, s.now(), 17)
+	analyze(t, conn)
+	rows := rowsRead(t, conn, outbox.DueDispatchHeads, time.Now(), 17)
 	if rows["outbox"] != 0 {
 		t.Fatalf("the next claim read %d parked tasks again", rows["outbox"])
 	}
 }
 
-func openInternal(t *testing.T) *Store {
-	s, err := Open(context.Background(), pgtest.DSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // fill stores runs queued runs on stacks named from svc, each with a
 // dispatch task and perRun report tasks.
-func fill(t testing.TB, s *Store, runs, perRun int, svc string) {
+func fill(t testing.TB, s *postgres.Store, runs, perRun int, svc string) {
 	t.Helper()
 	errs := make(chan error, runs)
 	sem := make(chan struct{}, 8)
@@ -133,14 +128,14 @@ func fill(t testing.TB, s *Store, runs, perRun int, svc string) {
 // history adds n finished runs, with their done tasks, as a store that has
 // run for a while holds: the tables' size is what makes the planner's
 // choices the ones production sees.
-func history(t *testing.T, s *Store, n int) {
+func history(t *testing.T, conn *pgx.Conn, n int) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := s.pool.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at)
+	_, err := conn.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at)
 		SELECT 'r_old' || i, 'port', 'old-' || i, 'add-s3-bucket', 'succeeded', 'acme-dev-old' || (i % 500), i, 'success', '{}', now() - interval '1 day', now() - interval '1 day'
 		FROM generate_series(1, $1) i`, n)
 	if err == nil {
-		_, err = s.pool.Exec(ctx, `INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, done_at, head)
+		_, err = conn.Exec(ctx, `INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, done_at, head)
 			SELECT id, 'report', stack_key, '{}', created_at, created_at, created_at, false FROM runs WHERE id LIKE 'r_old%'`)
 	}
 	if err != nil {
@@ -148,19 +143,19 @@ func history(t *testing.T, s *Store, n int) {
 	}
 }
 
-func analyze(t testing.TB, s *Store) {
+func analyze(t testing.TB, conn *pgx.Conn) {
 	t.Helper()
-	if _, err := s.pool.Exec(context.Background(), `ANALYZE`); err != nil {
+	if _, err := conn.Exec(context.Background(), `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // rowsRead runs query under EXPLAIN ANALYZE in a transaction it rolls back
 // and returns, per table, the rows its scans produced or filtered out.
-func rowsRead(t *testing.T, s *Store, query string, args ...any) map[string]int {
+func rowsRead(t *testing.T, conn *pgx.Conn, query string, args ...any) map[string]int {
 	t.Helper()
 	var plan []byte
-	err := pgx.BeginFunc(context.Background(), s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(context.Background(), conn, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(context.Background(), `EXPLAIN (ANALYZE, FORMAT JSON) `+query, args...).Scan(&plan); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package postgres
+package outbox_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/store"
+	"github.com/paved-idp/paved/internal/store/postgres"
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 )
 
@@ -18,13 +19,14 @@ func BenchmarkClaimBacklog(b *testing.B) {
 	for _, backlog := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprint(backlog), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := Open(ctx, pgtest.DSN(b))
+			dsn := pgtest.DSN(b)
+			s, err := postgres.Open(ctx, dsn)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
 			fill(b, s, backlog/10, 10, "svc")
-			analyze(b, s)
+			analyze(b, connect(b, dsn))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				tasks, err := s.Claim(ctx, store.KindReport, time.Minute, 32)

@@ -1,4 +1,4 @@
-package postgres_test
+package outbox_test
 
 import (
 	"context"

@@ -1,0 +1,75 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paved-idp/paved/internal/store"
+)
+
+// What the run store's writes do to the outbox, queued into or run in the
+// transaction that holds the run's row lock, so that the heads they read
+// and set cannot move under them.
+
+// Queue queues the statement that writes a change's tasks for run id, due
+// now unless a task says otherwise. A task is the head of its (run, kind)
+// when it is the change's first of that kind and the run has no open task
+// of that kind.
+func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	kinds := make([]string, len(tasks))
+	payloads := make([]string, len(tasks))
+	due := make([]time.Time, len(tasks))
+	for i, t := range tasks {
+		p, err := json.Marshal(t.Payload)
+		if err != nil {
+			return fmt.Errorf("encode %s task: %w", t.Kind, err)
+		}
+		kinds[i], payloads[i], due[i] = t.Kind, string(p), now
+		if !t.NotBefore.IsZero() {
+			due[i] = t.NotBefore
+		}
+	}
+	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head)
+		SELECT $1, t.kind, $2, t.payload::json, t.next_at, $3,
+			row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1
+			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL)
+		FROM unnest($4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS t(kind, payload, next_at, ord)
+		ORDER BY t.ord`,
+		id, stackKey, now, kinds, payloads, due)
+	return nil
+}
+
+// Restack queues the statement that moves a run's open tasks to its new
+// stack; a parked dispatch looks at the new stack at once.
+func Restack(b *pgx.Batch, runID, stackKey string, now time.Time) {
+	b.Queue(`UPDATE outbox SET stack_key = $2, parked = false, next_at = CASE WHEN parked THEN $3 ELSE next_at END
+				WHERE run_id = $1 AND done_at IS NULL`, runID, stackKey, now)
+}
+
+const stackHeads = `SELECT id FROM outbox WHERE stack_key = $1 AND kind = 'dispatch' AND head AND done_at IS NULL ORDER BY id FOR UPDATE`
+
+// Wake makes the parked dispatch heads of a stack due now, in the
+// transaction of a run that lets the stack go. It locks every open
+// dispatch head of the stack first, parked or not: a claim that is parking
+// one right now holds its lock, so this waits for that claim to commit and
+// then sees the head parked, instead of missing it. now is the store's
+// clock, read once the heads are locked.
+func Wake(ctx context.Context, tx pgx.Tx, stackKey string, now func() time.Time) error {
+	rows, err := tx.Query(ctx, stackHeads, stackKey)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE outbox SET parked = false, next_at = $2 WHERE id = ANY($1::bigint[]) AND parked`, ids, now())
+	return err
+}

@@ -1,0 +1,68 @@
+// Package txn is how the PostgreSQL store writes, the same way in the run
+// store (postgres) and its outbox (postgres/outbox): transactions that
+// PostgreSQL aborted for a deadlock or a serialization failure run again,
+// queued statements go in one round trip, and free text is made storable.
+package txn
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Run runs fn in a transaction (READ COMMITTED, row locks where a
+// statement says so). A transaction PostgreSQL aborted for a deadlock or a
+// serialization failure has written nothing and is run again, fn included,
+// as SQLite's store retries a busy database.
+func Run(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, pool, fn)
+		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// retryable reports the errors after which PostgreSQL has rolled the whole
+// transaction back and trying again can succeed.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return true
+		}
+	}
+	return false
+}
+
+// SendBatch runs the queued statements in order and returns the first error.
+func SendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// Clean makes free text storable in a text column, which takes neither NUL
+// nor bytes that are not UTF-8: events and task errors are messages for
+// people, so such bytes become U+FFFD.
+func Clean(s string) string {
+	if !strings.ContainsRune(s, 0) && utf8.ValidString(s) {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
