@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/paved-idp/paved/internal/portal/port"
+	"github.com/paved-idp/paved/internal/portal/port/runreport"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/secret"
 )
@@ -74,9 +75,9 @@ func (p *portClients) UserTeams(ctx context.Context, email string) ([]string, er
 }
 
 func (p *portClients) Report(ctx context.Context, portRunID string, rep run.Report) error {
-	return p.client().Report(ctx, portRunID, rep)
+	return runreport.Report(ctx, p.client(), portRunID, rep)
 }
 
 func (p *portClients) Finished(ctx context.Context, portRunID string) (bool, error) {
-	return p.client().Finished(ctx, portRunID)
+	return runreport.Finished(ctx, p.client(), portRunID)
 }

@@ -1,7 +1,8 @@
-// Package port speaks Port's (getport.io) wire formats: it reports a run's
-// progress back through Port's REST API. The webhook invocations Port sends
-// for self-service actions are verified and decoded by the subpackage
-// webhook.
+// Package port is paved's client for Port's (getport.io) REST API: access
+// tokens, requests, Port's errors and whether a retry can help, and the
+// user-teams lookup. The subpackage runreport turns a run's reports into
+// calls through this client; the subpackage webhook verifies and decodes
+// the invocations Port sends for self-service actions.
 //
 // The formats follow Port's public documentation; see shared/DESIGN.md
 // "Port → paved" and "paved → Port" and the notes on each type here.
@@ -85,11 +86,6 @@ type tokenFlight struct {
 	err   error
 }
 
-type cachedUser struct {
-	teams []string
-	until time.Time
-}
-
 // NewClient returns a client for the Port API at baseURL (DefaultBaseURL
 // when empty).
 func NewClient(baseURL, clientID, clientSecret string, opt Options) *Client {
@@ -146,9 +142,10 @@ func (e *RateLimitError) Error() string {
 // Unwrap exposes the APIError inside.
 func (e *RateLimitError) Unwrap() error { return &e.APIError }
 
-// errInvalid marks a request we refuse to send because Port would refuse it
-// too; retrying cannot help.
-var errInvalid = errors.New("invalid request")
+// ErrInvalid marks a request we refuse to send because Port would refuse it
+// too; retrying cannot help. It is exported for the requests built outside
+// this package (runreport's), so that IsPermanent knows them as well.
+var ErrInvalid = errors.New("invalid request")
 
 // IsPermanent reports whether retrying err cannot succeed: Port refused the
 // request itself (a 4xx other than 401, 408 and 429), or the request was
@@ -158,7 +155,7 @@ func IsPermanent(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, errInvalid) {
+	if errors.Is(err, ErrInvalid) {
 		return true
 	}
 	var rl *RateLimitError
@@ -178,19 +175,19 @@ func IsPermanent(err error) bool {
 
 // call is one Port API request.
 type call struct {
-	op     string     // for error messages
-	method string     // HTTP method
-	path   string     // already escaped
-	query  url.Values // may be nil
-	body   any        // JSON-encoded when not nil
-	out    any        // JSON-decoded into when not nil
+	op     string // for error messages
+	method string // HTTP method
+	path   string // already escaped, with its query if any
+	body   any    // JSON-encoded when not nil
+	out    any    // JSON-decoded into when not nil
 }
 
 // Call sends one request to Port's API with the client's token, for routes
-// this package has no method for (internal/portsync's blueprints and
-// actions): path is escaped and starts with /v1/, body is sent as JSON when
-// not nil, the answer is decoded into out when not nil. A non-2xx answer is
-// an *APIError (*RateLimitError for a 429); op names the call in errors.
+// this package has no method for (runreport's runs and entities,
+// internal/portsync's blueprints and actions): path is escaped, starts with
+// /v1/ and may end in an encoded query, body is sent as JSON when not nil,
+// the answer is decoded into out when not nil. A non-2xx answer is an
+// *APIError (*RateLimitError for a 429); op names the call in errors.
 func (c *Client) Call(ctx context.Context, op, method, path string, body, out any) error {
 	return c.do(ctx, call{op: op, method: method, path: path, body: body, out: out})
 }
@@ -203,7 +200,7 @@ func (c *Client) do(ctx context.Context, r call) error {
 	if r.body != nil {
 		var err error
 		if payload, err = json.Marshal(r.body); err != nil {
-			return fmt.Errorf("port: %s: encode body: %v: %w", r.op, err, errInvalid)
+			return fmt.Errorf("port: %s: encode body: %v: %w", r.op, err, ErrInvalid)
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -233,9 +230,6 @@ func (c *Client) do(ctx context.Context, r call) error {
 
 func (c *Client) send(ctx context.Context, r call, payload []byte, token string) (int, []byte, http.Header, error) {
 	u := c.base + r.path
-	if len(r.query) > 0 {
-		u += "?" + r.query.Encode()
-	}
 	var rd io.Reader
 	if payload != nil {
 		rd = bytes.NewReader(payload)

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/paved-idp/paved/internal/run"
 )
 
 var testNow = time.Date(2026, 11, 3, 9, 12, 45, 0, time.UTC)
@@ -149,6 +147,16 @@ func (f *fakePort) client(clk *clock) *Client {
 
 func newClock() *clock { return &clock{t: testNow} }
 
+// postLog and patchRun send two of the calls runreport makes, so that the
+// client's own behaviour (token, retry, errors) is tested without it.
+func postLog(ctx context.Context, c *Client, msg string) error {
+	return c.Call(ctx, "post log to run r_1", http.MethodPost, "/v1/actions/runs/r_1/logs", map[string]string{"message": msg}, nil)
+}
+
+func patchRun(ctx context.Context, c *Client, label string) error {
+	return c.Call(ctx, "patch run r_1", http.MethodPatch, "/v1/actions/runs/r_1", map[string]string{"statusLabel": label}, nil)
+}
+
 // holdTokenFetch makes f's token route wait until the returned release is
 // called; started is closed once the first fetch has reached Port.
 func holdTokenFetch(t *testing.T, f *fakePort) (started <-chan struct{}, release func()) {
@@ -176,7 +184,7 @@ func TestTokenFetchedOnceForManyCalls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.Report(ctx, "r_1", run.Report{Log: fmt.Sprintf("line %d", i)}); err != nil {
+			if err := postLog(ctx, c, fmt.Sprintf("line %d", i)); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -215,19 +223,18 @@ func TestTokenRefresh(t *testing.T) {
 			clk := newClock()
 			c := f.client(clk)
 			ctx := context.Background()
-			log := run.Report{Log: "x"}
-			if err := c.Report(ctx, "r_1", log); err != nil {
+			if err := postLog(ctx, c, "x"); err != nil {
 				t.Fatal(err)
 			}
 			clk.Add(tt.stillGood)
-			if err := c.Report(ctx, "r_1", log); err != nil {
+			if err := postLog(ctx, c, "x"); err != nil {
 				t.Fatal(err)
 			}
 			if n := f.tokenCount(); n != 1 {
 				t.Fatalf("after %s: %d tokens, want 1", tt.stillGood, n)
 			}
 			clk.Add(tt.refreshed - tt.stillGood)
-			if err := c.Report(ctx, "r_1", log); err != nil {
+			if err := postLog(ctx, c, "x"); err != nil {
 				t.Fatal(err)
 			}
 			reqs := f.requests()
@@ -242,12 +249,12 @@ func TestTokenRefreshedOn401(t *testing.T) {
 	f := newFakePort(t)
 	c := f.client(newClock())
 	ctx := context.Background()
-	if err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Queued"}); err != nil {
+	if err := patchRun(ctx, c, "Queued"); err != nil {
 		t.Fatal(err)
 	}
 	// Port revokes the token early.
 	f.set(func(f *fakePort) { f.revoked["tok-1"] = true })
-	if err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Running"}); err != nil {
+	if err := patchRun(ctx, c, "Running"); err != nil {
 		t.Fatalf("after revocation: %v", err)
 	}
 	reqs := f.requests()
@@ -264,132 +271,13 @@ func TestTokenRefreshedOn401(t *testing.T) {
 		}
 	})
 	before := len(f.requests())
-	err := c.Report(ctx, "r_1", run.Report{StatusLabel: "Running"})
+	err := patchRun(ctx, c, "Running")
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.StatusCode != 401 || IsPermanent(err) {
 		t.Fatalf("err = %v; want a non-permanent 401", err)
 	}
 	if n := len(f.requests()) - before; n != 2 {
 		t.Fatalf("sent %d requests, want 2 (one retry)", n)
-	}
-}
-
-func TestReportRequests(t *testing.T) {
-	entity := &run.EntityUpsert{
-		Blueprint: "queue", Identifier: "acme-staging-orders", Title: "orders",
-		Team: []string{"payments"}, Properties: map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
-		Relations: map[string]any{"service": "payments-api"},
-	}
-	const pipeline = "https://gitlab.example.com/platform/infra/-/pipelines/4711"
-	tests := []struct {
-		name  string
-		runID string
-		rep   run.Report
-		want  []seen // Auth not compared
-	}{
-		{"log", "r_1", run.Report{Log: "pulumi up: 3 to create"}, []seen{
-			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "pulumi up: 3 to create"}},
-		}},
-		{"status label", "r_1", run.Report{StatusLabel: "Queued (2nd in line)"}, []seen{
-			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"statusLabel": "Queued (2nd in line)"}},
-		}},
-		{"link", "r_1", run.Report{Link: pipeline}, []seen{
-			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}}},
-		}},
-		{"log and label in one log call", "r_1", run.Report{Log: "Starting a pipeline", StatusLabel: "Starting pipeline"}, []seen{
-			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "Starting a pipeline", "statusLabel": "Starting pipeline"}},
-		}},
-		{"link and label in one patch", "r_1", run.Report{Link: pipeline, StatusLabel: "Running"}, []seen{
-			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"link": []any{pipeline}, "statusLabel": "Running"}},
-		}},
-		{"entity", "r_1", run.Report{Entity: entity}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
-				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
-				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
-				"relations":  map[string]any{"service": "payments-api"},
-			}},
-		}},
-		{"entity without properties", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "service", Identifier: "svc"}}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/service/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
-				"identifier": "svc", "properties": map[string]any{},
-			}},
-		}},
-		{"final success", "r_1", run.Report{Final: run.Success, Summary: "Queue orders created", StatusLabel: "Done", Link: pipeline}, []seen{
-			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{
-				"status": "SUCCESS", "summary": "Queue orders created", "statusLabel": "Done", "link": []any{pipeline},
-			}},
-		}},
-		{"everything, in order", "r_1", run.Report{Entity: entity, Log: "done", Final: run.Failure, Summary: "pulumi up failed"}, []seen{
-			{Method: "POST", Path: "/v1/blueprints/queue/entities", Query: "create_missing_related_entities=true&merge=true&run_id=r_1&upsert=true", Body: map[string]any{
-				"identifier": "acme-staging-orders", "title": "orders", "team": []any{"payments"},
-				"properties": map[string]any{"arn": "arn:aws:sqs:eu-west-1:1:orders", "fifo": true},
-				"relations":  map[string]any{"service": "payments-api"},
-			}},
-			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": "done"}},
-			{Method: "PATCH", Path: "/v1/actions/runs/r_1", Body: map[string]any{"status": "FAILURE", "statusLabel": "Failed", "summary": "pulumi up failed"}},
-		}},
-		{"huge log is truncated", "r_1", run.Report{Log: strings.Repeat("é", 200<<10)}, []seen{
-			{Method: "POST", Path: "/v1/actions/runs/r_1/logs", Body: map[string]any{"message": strings.Repeat("é", 128<<10) + " …[truncated by paved]"}},
-		}},
-		{"empty report sends nothing", "r_1", run.Report{}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFakePort(t)
-			c := f.client(newClock())
-			if err := c.Report(context.Background(), tt.runID, tt.rep); err != nil {
-				t.Fatal(err)
-			}
-			got := f.requests()
-			for i := range got {
-				if got[i].Auth != "Bearer tok-1" {
-					t.Errorf("request %d auth %q", i, got[i].Auth)
-				}
-				got[i].Auth = ""
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("requests:\n%+v\nwant\n%+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestReportRefusesInvalid(t *testing.T) {
-	tests := []struct {
-		name  string
-		runID string
-		rep   run.Report
-	}{
-		{"unknown final", "r_1", run.Report{Final: "DONE"}},
-		{"empty run id", "", run.Report{Log: "x"}},
-		{"run id with a slash", "r/1", run.Report{Log: "x"}},
-		{"run id ..", "..", run.Report{StatusLabel: "x"}},
-		{"run id with a space", "r 1", run.Report{Final: run.Success}},
-		{"run id with a newline", "r_1\n", run.Report{Link: "https://x"}},
-		{"run id with a control character", "r\x00", run.Report{Log: "x"}},
-		{"run id with a query", "r?x=1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: "svc"}}},
-		{"run id too long", strings.Repeat("r", 129), run.Report{Log: "x"}},
-		{"huge run id", strings.Repeat("r", 500<<10), run.Report{Final: run.Failure}},
-		{"entity without blueprint", "r_1", run.Report{Entity: &run.EntityUpsert{Identifier: "svc"}}},
-		{"entity identifier with space", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: "my svc"}}},
-		{"entity identifier ..", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: "b", Identifier: ".."}}},
-		{"huge entity identifier", "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: strings.Repeat("b", 500<<10), Identifier: strings.Repeat("é ", 250<<10)}}},
-		{"huge unknown final", "r_1", run.Report{Final: strings.Repeat("F", 500<<10)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFakePort(t)
-			err := f.client(newClock()).Report(context.Background(), tt.runID, tt.rep)
-			if err == nil || !IsPermanent(err) {
-				t.Fatalf("err = %v, want a permanent error", err)
-			}
-			if n := len(err.Error()); n > 300 {
-				t.Fatalf("error of %d bytes: %.400s", n, err)
-			}
-			if n, tokens := len(f.requests()), f.tokenCount(); n != 0 || tokens != 0 {
-				t.Fatalf("sent %d requests and fetched %d tokens for an invalid report", n, tokens)
-			}
-		})
 	}
 }
 
@@ -426,7 +314,7 @@ func TestErrors(t *testing.T) {
 					return true
 				}
 			})
-			err := f.client(newClock()).Report(context.Background(), "r_1", run.Report{StatusLabel: "x"})
+			err := patchRun(context.Background(), f.client(newClock()), "x")
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -460,7 +348,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 			return true
 		}
 	})
-	err := f.client(newClock()).Report(context.Background(), "r_1", run.Report{Log: "x"})
+	err := postLog(context.Background(), f.client(newClock()), "x")
 	if err == nil || strings.Contains(err.Error(), "tok-1") || strings.Contains(err.Error(), testClientSecret) {
 		t.Fatalf("error leaks a secret: %v", err)
 	}
@@ -468,7 +356,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 	// Bad credentials: the token endpoint's refusal names the operation,
 	// not the secret.
 	bad := NewClient(f.srv.URL, testClientID, "wrong-secret-777", Options{HTTPClient: f.srv.Client()})
-	err = bad.Report(context.Background(), "r_1", run.Report{Log: "x"})
+	err = postLog(context.Background(), bad, "x")
 	if err == nil || strings.Contains(err.Error(), "wrong-secret-777") ||
 		!strings.Contains(err.Error(), "port: post log to run r_1: get access token: 401 Unauthorized") {
 		t.Fatalf("err = %v", err)
@@ -480,7 +368,7 @@ func TestNetworkErrorNotPermanent(t *testing.T) {
 	url := f.srv.URL
 	f.srv.Close()
 	c := NewClient(url, testClientID, testClientSecret, Options{})
-	err := c.Report(context.Background(), "r_1", run.Report{Log: "x"})
+	err := postLog(context.Background(), c, "x")
 	if err == nil || IsPermanent(err) || !strings.HasPrefix(err.Error(), "port: post log to run r_1: ") {
 		t.Fatalf("err = %v, want a transient, wrapped error", err)
 	}
@@ -496,12 +384,12 @@ func TestTokenWaiterHonoursContext(t *testing.T) {
 	c := f.client(newClock())
 
 	done := make(chan error, 1)
-	go func() { done <- c.Report(context.Background(), "r_1", run.Report{Log: "first"}) }()
+	go func() { done <- postLog(context.Background(), c, "first") }()
 	<-started // the first caller's fetch is in flight, and held
 
 	ctx, cancel := context.WithCancel(context.Background())
 	waiter := make(chan error, 1)
-	go func() { waiter <- c.Report(ctx, "r_1", run.Report{Log: "second"}) }()
+	go func() { waiter <- postLog(ctx, c, "second") }()
 	cancel()
 	if err := <-waiter; !errors.Is(err, context.Canceled) {
 		t.Fatalf("waiter err = %v, want its context's cancellation", err)
@@ -616,24 +504,14 @@ func TestUserTeamsNotFound(t *testing.T) {
 	}
 }
 
-func TestFinishedRefusesInvalidRunID(t *testing.T) {
-	for _, id := range []string{"", "..", "r/1", "r 1", "r\x1b", strings.Repeat("r", 129), strings.Repeat("r/", 250<<10)} {
-		f := newFakePort(t)
-		_, err := f.client(newClock()).Finished(context.Background(), id)
-		if err == nil || !IsPermanent(err) || len(err.Error()) > 300 {
-			t.Fatalf("run id %.40q: err = %.400v, want a short permanent error", id, err)
-		}
-		if n, tokens := len(f.requests()), f.tokenCount(); n != 0 || tokens != 0 {
-			t.Fatalf("run id %.40q: sent %d requests and fetched %d tokens", id, n, tokens)
-		}
-	}
-}
-
 // TestErrorsClipWebhookContent: a blueprint or email from a webhook body
-// names the call in its error, clipped, whether Port refuses the call or the
-// network fails it.
+// goes into a call's URL, and its error quotes it clipped, whether Port
+// echoes it in its refusal or the network fails the call. The op naming
+// the call is the caller's to clip (runreport's test of the same name).
 func TestErrorsClipWebhookContent(t *testing.T) {
 	huge := strings.Repeat("x", 500<<10)
+	entities := "/v1/blueprints/" + huge + "/entities"
+	entity := map[string]any{"identifier": "svc", "properties": map[string]any{}}
 	f := newFakePort(t)
 	f.set(func(f *fakePort) {
 		f.answer = func(w http.ResponseWriter, r *http.Request) bool {
@@ -643,7 +521,7 @@ func TestErrorsClipWebhookContent(t *testing.T) {
 		}
 	})
 	c := f.client(newClock())
-	err := c.Report(context.Background(), "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: huge, Identifier: "svc"}})
+	err := c.Call(context.Background(), "upsert entity", http.MethodPost, entities, entity, nil)
 	if !IsPermanent(err) || len(err.Error()) > 600 || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("err = %.700v, want a short 404", err)
 	}
@@ -657,7 +535,7 @@ func TestErrorsClipWebhookContent(t *testing.T) {
 	dead.Close()
 	dc := NewClient(dead.URL, testClientID, testClientSecret, Options{Now: newClock().Now})
 	dc.token, dc.refreshAt = "tok-1", testNow.Add(time.Hour) // skip the token fetch: its URL is short
-	err = dc.Report(context.Background(), "r_1", run.Report{Entity: &run.EntityUpsert{Blueprint: huge, Identifier: "svc"}})
+	err = dc.Call(context.Background(), "upsert entity", http.MethodPost, entities, entity, nil)
 	if err == nil || IsPermanent(err) || len(err.Error()) > 600 {
 		t.Fatalf("err = %.700v, want a short transient error", err)
 	}
@@ -667,24 +545,16 @@ func TestErrorsClipWebhookContent(t *testing.T) {
 	}
 }
 
-func TestFinished(t *testing.T) {
-	for _, tt := range []struct {
-		status string
-		want   bool
-	}{{"IN_PROGRESS", false}, {"SUCCESS", true}, {"FAILURE", true}} {
-		f := newFakePort(t)
-		f.set(func(f *fakePort) {
-			f.answer = func(w http.ResponseWriter, r *http.Request) bool {
-				if r.Method != http.MethodGet || r.URL.Path != "/v1/actions/runs/r_1" {
-					t.Errorf("%s %s", r.Method, r.URL.Path)
-				}
-				fmt.Fprintf(w, `{"ok":true,"run":{"id":"r_1","status":%q}}`, tt.status)
-				return true
-			}
-		})
-		got, err := f.client(newClock()).Finished(context.Background(), "r_1")
-		if err != nil || got != tt.want {
-			t.Fatalf("status %s: finished=%v err=%v", tt.status, got, err)
-		}
+// TestCallSendsQuery: a path may end in a query (runreport's entity upsert
+// ties the entity to its run that way), and it reaches Port as one.
+func TestCallSendsQuery(t *testing.T) {
+	f := newFakePort(t)
+	err := f.client(newClock()).Call(context.Background(), "upsert entity", http.MethodPost,
+		"/v1/blueprints/queue/entities?merge=true&run_id=r_1&upsert=true", map[string]any{"identifier": "svc"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.requests(); len(r) != 1 || r[0].Path != "/v1/blueprints/queue/entities" || r[0].Query != "merge=true&run_id=r_1&upsert=true" {
+		t.Fatalf("requests %+v", r)
 	}
 }

@@ -1,20 +1,30 @@
-package port
+// Package runreport delivers paved's portal-neutral run reports to Port: it
+// turns a run.Report into the entity, run PATCH and log calls of Port's REST
+// API, and asks Port whether a run already has its final status. It knows
+// what to send; package port's Client knows how (token, errors, retry
+// classification), so a report needs only its Call.
+package runreport
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/paved-idp/paved/internal/clip"
+	"github.com/paved-idp/paved/internal/portal/port"
 	"github.com/paved-idp/paved/internal/run"
 )
+
+// Caller sends one authenticated request to Port's API and classifies its
+// failures; *port.Client is one.
+type Caller interface {
+	Call(ctx context.Context, op, method, path string, body, out any) error
+}
 
 // entityIdentifierOK checks Port's entity identifier pattern,
 // ^(?!\.{1,2}$)[\p{L}0-9@_.+:\\/='-]{1,1000}$, by hand: RE2 has no
@@ -60,34 +70,34 @@ func identifierRune(r rune) bool {
 // upserts and progress PATCHes repeat harmlessly and a log line may appear
 // twice. Port's docs do not say how it answers a second final PATCH on a
 // run it has already locked.
-func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) error {
+func Report(ctx context.Context, api Caller, portRunID string, rep run.Report) error {
 	if portRunID == "" && rep.Entity != nil && rep == (run.Report{Entity: rep.Entity, Untied: rep.Untied}) {
 		// A run of paved's own (a drift check) has no Port run: an entity
 		// write alone is delivered, tied to no run. News of a stack
 		// (untied) only updates an entity that is still there.
 		if rep.Untied {
-			return c.patchEntity(ctx, rep.Entity)
+			return patchEntity(ctx, api, rep.Entity)
 		}
-		return c.upsertEntity(ctx, "", rep.Entity)
+		return upsertEntity(ctx, api, "", rep.Entity)
 	}
 	if rep.Delete != nil {
 		if rep != (run.Report{Delete: rep.Delete}) {
-			return fmt.Errorf("port: report: an entity deletion travels alone: %w", errInvalid)
+			return fmt.Errorf("port: report: an entity deletion travels alone: %w", port.ErrInvalid)
 		}
-		return c.deleteEntity(ctx, *rep.Delete)
+		return deleteEntity(ctx, api, *rep.Delete)
 	}
-	if err := ValidRunID(portRunID); err != nil {
-		return fmt.Errorf("port: report: %w: %w", err, errInvalid)
+	if err := port.ValidRunID(portRunID); err != nil {
+		return fmt.Errorf("port: report: %w: %w", err, port.ErrInvalid)
 	}
 	switch rep.Final {
 	case "", run.Success, run.Failure:
 	default:
-		return fmt.Errorf("port: report run %s: final status %q is not SUCCESS or FAILURE: %w", portRunID, clip.String(rep.Final, 40), errInvalid)
+		return fmt.Errorf("port: report run %s: final status %q is not SUCCESS or FAILURE: %w", portRunID, clip.String(rep.Final, 40), port.ErrInvalid)
 	}
 	runPath := "/v1/actions/runs/" + url.PathEscape(portRunID)
 
 	if e := rep.Entity; e != nil {
-		if err := c.upsertEntity(ctx, portRunID, e); err != nil {
+		if err := upsertEntity(ctx, api, portRunID, e); err != nil {
 			return err
 		}
 	}
@@ -95,19 +105,15 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 	// the run's status label.
 	withLog := rep.Final == "" && rep.Link == "" && rep.Log != ""
 	if rep.Final == "" && (rep.Link != "" || rep.StatusLabel != "") && !withLog {
-		err := c.do(ctx, call{
-			op: "patch run " + portRunID, method: http.MethodPatch, path: runPath,
-			body: runPatch{StatusLabel: rep.StatusLabel, Link: links(rep.Link)},
-		})
+		err := api.Call(ctx, "patch run "+portRunID, http.MethodPatch, runPath,
+			runPatch{StatusLabel: rep.StatusLabel, Link: links(rep.Link)}, nil)
 		if err != nil {
 			return err
 		}
 	}
 	if rep.Log != "" {
-		err := c.do(ctx, call{
-			op: "post log to run " + portRunID, method: http.MethodPost, path: runPath + "/logs",
-			body: logEntry{Message: truncate(rep.Log), StatusLabel: labelIf(withLog, rep.StatusLabel)},
-		})
+		err := api.Call(ctx, "post log to run "+portRunID, http.MethodPost, runPath+"/logs",
+			logEntry{Message: truncate(rep.Log), StatusLabel: labelIf(withLog, rep.StatusLabel)}, nil)
 		if err != nil {
 			return err
 		}
@@ -119,10 +125,8 @@ func (c *Client) Report(ctx context.Context, portRunID string, rep run.Report) e
 			// leftover "Running" on a finished run would mislead.
 			label = finalLabel[rep.Final]
 		}
-		return c.do(ctx, call{
-			op: "finish run " + portRunID, method: http.MethodPatch, path: runPath,
-			body: runPatch{Status: rep.Final, StatusLabel: label, Summary: truncate(rep.Summary), Link: links(rep.Link)},
-		})
+		return api.Call(ctx, "finish run "+portRunID, http.MethodPatch, runPath,
+			runPatch{Status: rep.Final, StatusLabel: label, Summary: truncate(rep.Summary), Link: links(rep.Link)}, nil)
 	}
 	return nil
 }
@@ -187,52 +191,48 @@ type entityBody struct {
 	Relations  map[string]any `json:"relations,omitempty"`
 }
 
-func (c *Client) upsertEntity(ctx context.Context, portRunID string, e *run.EntityUpsert) error {
-	if err := ValidRunID(portRunID); err != nil && portRunID != "" {
+func upsertEntity(ctx context.Context, api Caller, portRunID string, e *run.EntityUpsert) error {
+	if err := port.ValidRunID(portRunID); err != nil && portRunID != "" {
 		// The run id goes into the run_id query; Report checked it already,
 		// but this guard stays next to the URL it protects.
-		return fmt.Errorf("port: upsert entity: %w: %w", err, errInvalid)
+		return fmt.Errorf("port: upsert entity: %w: %w", err, port.ErrInvalid)
 	}
 	// The blueprint comes from the webhook body and the identifier from the
 	// pipeline's outputs: both are clipped, as op goes into every error.
 	op := fmt.Sprintf("upsert entity %s/%s for run %s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60), portRunID)
 	if e.Blueprint == "" {
-		return fmt.Errorf("port: %s: no blueprint: %w", op, errInvalid)
+		return fmt.Errorf("port: %s: no blueprint: %w", op, port.ErrInvalid)
 	}
 	if !entityIdentifierOK(e.Identifier) {
-		return fmt.Errorf("port: %s: identifier does not match Port's pattern: %w", op, errInvalid)
+		return fmt.Errorf("port: %s: identifier does not match Port's pattern: %w", op, port.ErrInvalid)
 	}
 	props := e.Properties
 	if props == nil {
 		props = map[string]any{}
 	}
-	return c.do(ctx, call{
-		op:     op,
-		method: http.MethodPost,
-		path:   "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities",
-		// create_missing_related_entities: the service, tenant and
-		// environment an entity relates to need not be in the catalog yet.
-		query: entityQuery(portRunID),
-		body:  entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations},
-	})
+	// create_missing_related_entities (in entityQuery): the service, tenant
+	// and environment an entity relates to need not be in the catalog yet.
+	return api.Call(ctx, op, http.MethodPost,
+		"/v1/blueprints/"+url.PathEscape(e.Blueprint)+"/entities?"+entityQuery(portRunID).Encode(),
+		entityBody{Identifier: e.Identifier, Title: e.Title, Team: e.Team, Properties: props, Relations: e.Relations}, nil)
 }
 
 // patchEntity is PATCH /v1/blueprints/{bp}/entities/{id} ("Patch an
 // entity"): the properties given are changed, the rest kept; an entity not
 // there (404) is left so, and that is success: nothing is left to tell.
-func (c *Client) patchEntity(ctx context.Context, e *run.EntityUpsert) error {
+func patchEntity(ctx context.Context, api Caller, e *run.EntityUpsert) error {
 	op := fmt.Sprintf("patch entity %s/%s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60))
 	if e.Blueprint == "" || !entityIdentifierOK(e.Identifier) {
-		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, errInvalid)
+		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, port.ErrInvalid)
 	}
 	props := e.Properties
 	if props == nil {
 		props = map[string]any{}
 	}
-	err := c.do(ctx, call{op: op, method: http.MethodPatch,
-		path: "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities/" + url.PathEscape(e.Identifier),
-		body: map[string]any{"properties": props}})
-	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+	err := api.Call(ctx, op, http.MethodPatch,
+		"/v1/blueprints/"+url.PathEscape(e.Blueprint)+"/entities/"+url.PathEscape(e.Identifier),
+		map[string]any{"properties": props}, nil)
+	if apiErr, ok := errors.AsType[*port.APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
 		return nil
 	}
 	return err
@@ -242,127 +242,32 @@ func (c *Client) patchEntity(ctx context.Context, e *run.EntityUpsert) error {
 // delete_dependents: an entity another one needs (a required relation) is
 // not taken down with them, and Port's refusal says so. A 404 is success:
 // the entity is gone, perhaps by an earlier attempt whose answer was lost.
-func (c *Client) deleteEntity(ctx context.Context, e run.EntityRef) error {
+func deleteEntity(ctx context.Context, api Caller, e run.EntityRef) error {
 	op := fmt.Sprintf("delete entity %s/%s", clip.String(e.Blueprint, 60), clip.String(e.Identifier, 60))
 	if e.Blueprint == "" || !entityIdentifierOK(e.Identifier) {
-		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, errInvalid)
+		return fmt.Errorf("port: %s: not a blueprint and an identifier Port accepts: %w", op, port.ErrInvalid)
 	}
-	err := c.do(ctx, call{op: op, method: http.MethodDelete,
-		path: "/v1/blueprints/" + url.PathEscape(e.Blueprint) + "/entities/" + url.PathEscape(e.Identifier)})
-	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
+	err := api.Call(ctx, op, http.MethodDelete,
+		"/v1/blueprints/"+url.PathEscape(e.Blueprint)+"/entities/"+url.PathEscape(e.Identifier), nil, nil)
+	if apiErr, ok := errors.AsType[*port.APIError](err); ok && apiErr.StatusCode == http.StatusNotFound {
 		return nil
 	}
 	return err
 }
 
-// UserTeams returns the identifiers of the teams of the Port user with this
-// email, from GET /v1/users/{email}. Port's webhook names the user but not
-// their teams, and team-based policy compares them with an entity's team,
-// which holds team identifiers. Answers are cached for Options.UserCacheTTL;
-// failures are not.
-//
-// Port documents the answer as {ok, user{email, ..., teams: [name],
-// roles: [{name}], teamsIdentifiers: [identifier]}}. The identifiers are
-// taken from teamsIdentifiers; only an answer without that field (older
-// Port) falls back to the team names, which then stand in for identifiers.
-func (c *Client) UserTeams(ctx context.Context, email string) ([]string, error) {
-	email = strings.TrimSpace(email)
-	if email == "" {
-		return nil, fmt.Errorf("port: get user: empty email: %w", errInvalid)
-	}
-	// The email comes from the webhook body; it names the call in errors.
-	op := "get user " + clip.String(email, 100)
-	key := strings.ToLower(email)
-	now := c.now()
-	c.umu.Lock()
-	if u, ok := c.users[key]; ok && now.Before(u.until) {
-		c.umu.Unlock()
-		return slices.Clone(u.teams), nil
-	}
-	c.umu.Unlock()
-
-	var out struct {
-		User *struct {
-			Teams []json.RawMessage `json:"teams"`
-			// A pointer, to tell "absent" (older Port) from "no teams".
-			TeamsIdentifiers *[]string `json:"teamsIdentifiers"`
-		} `json:"user"`
-	}
-	err := c.do(ctx, call{
-		op: op, method: http.MethodGet,
-		path: "/v1/users/" + url.PathEscape(email), out: &out,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if out.User == nil {
-		return nil, fmt.Errorf("port: %s: answer has no user", op)
-	}
-	var teams []string
-	if ids := out.User.TeamsIdentifiers; ids != nil {
-		for _, id := range *ids {
-			if id != "" {
-				teams = append(teams, id)
-			}
-		}
-	} else {
-		teams = teamNames(out.User.Teams)
-	}
-	if teams == nil {
-		teams = []string{}
-	}
-
-	c.umu.Lock()
-	c.users[key] = cachedUser{teams: teams, until: now.Add(c.userTTL)}
-	if len(c.users) > 1024 {
-		// Keep the cache bounded without a background sweeper.
-		for k, u := range c.users {
-			if !now.Before(u.until) {
-				delete(c.users, k)
-			}
-		}
-	}
-	c.umu.Unlock()
-	return slices.Clone(teams), nil
-}
-
-// teamNames reads the names in a user's teams, the fallback when Port sends
-// no teamsIdentifiers. Port's published schema lists them as strings, while
-// its field selectors (teams.name, teams.provider) imply objects; both forms
-// are read.
-func teamNames(raw []json.RawMessage) []string {
-	var names []string
-	for _, r := range raw {
-		var s string
-		if json.Unmarshal(r, &s) == nil {
-			if s != "" {
-				names = append(names, s)
-			}
-			continue
-		}
-		var t struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(r, &t) == nil && t.Name != "" {
-			names = append(names, t.Name)
-		}
-	}
-	return names
-}
-
 // Finished reports whether Port already holds a terminal status for the
 // run (GET /v1/actions/runs/{run_id}). The reporter asks before it repeats
 // a final status whose first attempt may have gone through.
-func (c *Client) Finished(ctx context.Context, portRunID string) (bool, error) {
-	if err := ValidRunID(portRunID); err != nil {
-		return false, fmt.Errorf("port: get run: %w: %w", err, errInvalid)
+func Finished(ctx context.Context, api Caller, portRunID string) (bool, error) {
+	if err := port.ValidRunID(portRunID); err != nil {
+		return false, fmt.Errorf("port: get run: %w: %w", err, port.ErrInvalid)
 	}
 	var out struct {
 		Run *struct {
 			Status string `json:"status"`
 		} `json:"run"`
 	}
-	err := c.do(ctx, call{op: "get run " + portRunID, method: http.MethodGet, path: "/v1/actions/runs/" + url.PathEscape(portRunID), out: &out})
+	err := api.Call(ctx, "get run "+portRunID, http.MethodGet, "/v1/actions/runs/"+url.PathEscape(portRunID), nil, &out)
 	if err != nil {
 		return false, err
 	}
