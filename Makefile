@@ -45,7 +45,7 @@ e2e-postgres:
 ## duration run at its own deadline on a busy machine (go.dev/issue/75804).
 ## FUZZTIME (a duration or a count) overrides it for every target.
 fuzz-short:
-	@set -e; for t in internal/portal/port/webhook:FuzzVerifyDecode:20000x internal/config:FuzzParse:10000x internal/catalog:FuzzLoadAction:400x internal/gitlab:FuzzDecodePipelineHook:10000x; do \
+	@set -e; for t in internal/portal/port/webhook:FuzzVerifyDecode:20000x internal/config:FuzzParse:10000x internal/catalog:FuzzLoadAction:400x internal/gitlab/pipelinehook:FuzzDecode:10000x; do \
 		pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$(or $(FUZZTIME),$${rest#*:}); \
 		echo "fuzz $$fn ($$pkg, $$n)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $$n ./$$pkg; \

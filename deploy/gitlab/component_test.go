@@ -15,6 +15,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/callback"
 	paved "github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/naming"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
@@ -466,7 +467,7 @@ func TestWorkflowNamesPipelinesAfterTheirRun(t *testing.T) {
 	}
 	for _, id := range []string{"r_1", "01JBX3V6Q2M9ZK7R4T8W5YH0CD"} {
 		got := gitlabsim.ExpandName(w.Name, map[string]string{paved.RunIDVariable: id, "PAVED_ACTION": "add-s3-bucket"})
-		if want := paved.PipelineName(id); got != want {
+		if want := naming.PipelineName(id); got != want {
 			t.Errorf("run %s: GitLab names the pipeline %q, paved looks for %q", id, got, want)
 		}
 	}

@@ -3,22 +3,12 @@ package gitlab
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/paved-idp/paved/internal/gitlab/naming"
 )
-
-// PipelineNamePrefix starts the name paved's provisioning component gives
-// every pipeline: `workflow: name: "paved $PAVED_RUN_ID"` in
-// deploy/gitlab/templates/provision.yml (deploy/gitlab's tests hold the two
-// together).
-const PipelineNamePrefix = "paved "
-
-// PipelineName is the name GitLab gives run runID's pipeline in a project
-// that includes paved's component (GitLab strips the name's surrounding
-// spaces).
-func PipelineName(runID string) string { return strings.TrimSpace(PipelineNamePrefix + runID) }
 
 // findSkew widens the fallback scan's created_after window, because paved's
 // clock and GitLab's are not the same clock.
@@ -52,18 +42,18 @@ type listed struct {
 // if it is on ref and GitLab lists it in project.
 //
 // The pipeline is asked for by name first: paved's component names each
-// pipeline PipelineName(runID), so one request (GET
+// pipeline naming.PipelineName(runID), so one request (GET
 // /projects/:id/pipelines?name=…&source=api&ref=…&created_after=…) finds it, however many
 // runs are in flight, without reading any variables. When that finds
 // nothing, a scan of the pipelines created since the dispatch began looks
 // further (see scan), unless the answer was already the whole answer: GitLab
 // applied the name filter (or had nothing to filter), and the ref's
 // pipelines GitLab has shown this client since then all carry their run's
-// name (see namesRuns), so the run's pipeline would have been found by its
-// name. Without that — a project whose CI configuration lacks the name, a
-// GitLab older than 16.9 that ignores the filter, or nothing seen of the
-// ref yet — the scan runs, and stops as soon as what it lists shows the
-// same.
+// name (see naming.Seen.NamesRuns), so the run's pipeline would have been
+// found by its name. Without that — a project whose CI configuration lacks
+// the name, a GitLab older than 16.9 that ignores the filter, or nothing
+// seen of the ref yet — the scan runs, and stops as soon as what it lists
+// shows the same.
 func (c *Client) FindByRunID(ctx context.Context, project, ref string, since time.Time, runID string, after int64) (p Pipeline, found bool, err error) {
 	from := since.Add(-findSkew).UTC()
 	p, found, filtered, err := c.findByName(ctx, project, ref, from, runID, after)
@@ -73,7 +63,7 @@ func (c *Client) FindByRunID(ctx context.Context, project, ref string, since tim
 		}
 		return p, found, err
 	}
-	if filtered && c.namesRuns(project, ref, from) {
+	if filtered && c.namings.NamesRuns(project, ref, from) {
 		return Pipeline{}, false, nil
 	}
 	return c.scan(ctx, project, ref, from, runID, filtered, after)
@@ -86,7 +76,7 @@ func (c *Client) FindByRunID(ctx context.Context, project, ref string, since tim
 // asked for, i.e. GitLab applied the filter (16.9 and later), or there was
 // nothing to filter: then the answer holds every pipeline of that name.
 func (c *Client) findByName(ctx context.Context, project, ref string, from time.Time, runID string, after int64) (p Pipeline, found, filtered bool, err error) {
-	name := PipelineName(runID)
+	name := naming.PipelineName(runID)
 	opt := &gl.ListProjectPipelinesOptions{
 		ListOptions:  gl.ListOptions{PerPage: 100, Page: 1},
 		Name:         gl.Ptr(name),
@@ -121,23 +111,23 @@ func (c *Client) findByName(ctx context.Context, project, ref string, from time.
 	return Pipeline{}, false, filtered, nil
 }
 
-// observeInfo notes how a listed pipeline is named (see observe).
+// observeInfo notes how a listed pipeline is named (see naming.Seen.Observe).
 func (c *Client) observeInfo(project string, info *gl.PipelineInfo) {
 	var created time.Time
 	if info.CreatedAt != nil {
 		created = *info.CreatedAt
 	}
-	c.observe(project, info.Ref, info.ID, info.Name, created)
+	c.namings.Observe(project, info.Ref, info.ID, info.Name, created)
 }
 
 // scan walks the pipelines on ref created by the API since from until one
-// is runID's. A pipeline whose name has PipelineName's form is judged by its
-// name alone: "paved <runID>" is the run's, "paved <another id>" another
-// run's, skipped without a request. Only the others (no name, or a name of
+// is runID's. A pipeline whose name has naming.PipelineName's form is
+// judged by its name alone: "paved <runID>" is the run's, "paved <another
+// id>" another run's, skipped without a request. Only the others (no name, or a name of
 // another shape) have their PAVED_RUN_ID read, once per pipeline (see
 // runIDOf). When filtered (the lookup by name was GitLab's whole answer for
 // the name), the walk stops once the ref is seen to name its runs'
-// pipelines (namesRuns): the pages it would list next hold no pipeline the
+// pipelines (NamesRuns): the pages it would list next hold no pipeline the
 // lookup could have missed.
 //
 // The walk is ordered so that a page once read stays read while GitLab
@@ -161,7 +151,7 @@ func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, 
 	for {
 		for len(cur.pending) > 0 {
 			next := cur.pending[0]
-			got, byName := RunIDOfName(next.name)
+			got, byName := naming.RunIDOfName(next.name)
 			if !byName {
 				var err error
 				if got, err = c.runIDOf(ctx, project, next.id); err != nil {
@@ -181,7 +171,7 @@ func (c *Client) scan(ctx context.Context, project, ref string, from time.Time, 
 			}
 			cur.pending = cur.pending[1:]
 		}
-		if atEnd || (filtered && c.namesRuns(project, ref, from)) {
+		if atEnd || (filtered && c.namings.NamesRuns(project, ref, from)) {
 			return Pipeline{}, false, nil
 		}
 		opt := &gl.ListProjectPipelinesOptions{

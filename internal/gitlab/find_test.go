@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/gitlab/naming"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
@@ -83,7 +84,7 @@ func TestReconcileByNameIsOneRequest(t *testing.T) {
 	for _, i := range []int{0, 517, 999} {
 		before, _ := counts.counts("name")
 		p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_"+strconv.Itoa(i), 0)
-		if err != nil || !found || p.ID != all[i].ID || p.Name != PipelineName("r_"+strconv.Itoa(i)) {
+		if err != nil || !found || p.ID != all[i].ID || p.Name != naming.PipelineName("r_"+strconv.Itoa(i)) {
 			t.Fatalf("run %d: %+v, %v, %v; want pipeline #%d", i, p, found, err, all[i].ID)
 		}
 		if after, _ := counts.counts("name"); after-before != 1 {
@@ -190,7 +191,7 @@ func TestFoundByNameOnlyOnTheRunsRef(t *testing.T) {
 		var list []map[string]any
 		if r.URL.Query().Get("name") != "" {
 			list = append(list, map[string]any{"id": 9, "project_id": 5, "ref": "refs/merge-requests/1/head",
-				"name": PipelineName("r_1"), "source": "api", "status": "running"})
+				"name": naming.PipelineName("r_1"), "source": "api", "status": "running"})
 		}
 		_ = json.NewEncoder(w).Encode(list)
 	}))
@@ -307,11 +308,11 @@ func TestScanReadsVariablesOfUnnamedPipelinesOnly(t *testing.T) {
 		case i == 100:
 			// Judged by its name, which says another run's: never the
 			// run's, whatever its variables say.
-			namedBy(t, sim, "r_ours", PipelineName("r_other"))
+			namedBy(t, sim, "r_ours", naming.PipelineName("r_other"))
 		case i%10 == 0:
 			namedBy(t, sim, id, "")
 		default:
-			namedBy(t, sim, id, PipelineName(id))
+			namedBy(t, sim, id, naming.PipelineName(id))
 		}
 	}
 	p, found, err := c.FindByRunID(context.Background(), "grp/svc", "main", since, "r_ours", 0)
@@ -338,7 +339,7 @@ func TestNoScanOnceTheRefNamesItsRuns(t *testing.T) {
 	ctx := context.Background()
 	since := time.Now()
 	for i := 0; i < 250; i++ {
-		namedBy(t, sim, "r_"+strconv.Itoa(i), PipelineName("r_"+strconv.Itoa(i)))
+		namedBy(t, sim, "r_"+strconv.Itoa(i), naming.PipelineName("r_"+strconv.Itoa(i)))
 	}
 	for i, runID := range []string{"r_lost", "r_lost", "r_also_lost"} {
 		if _, found, err := c.FindByRunID(ctx, "grp/svc", "main", since, runID, 0); err != nil || found {
@@ -367,28 +368,11 @@ func TestNoScanOnceTheRefNamesItsRuns(t *testing.T) {
 	}
 }
 
-func TestNamingsAreBounded(t *testing.T) {
-	c, err := New("http://gitlab.invalid", token, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	for i := 0; i < maxNamings+50; i++ {
-		c.observe("p", "ref-"+strconv.Itoa(i), int64(i+1), PipelineName("r_1"), now)
-	}
-	if n := len(c.namings); n != maxNamings {
-		t.Fatalf("%d namings, want at most %d", n, maxNamings)
-	}
-	if !c.namesRuns("p", "ref-"+strconv.Itoa(maxNamings+49), now) {
-		t.Error("the latest naming was evicted")
-	}
-}
-
 // A run dispatched twice (its preview's pipeline, then after an approval
 // its apply's) is found by its second pipeline when the first is excluded
 // by id, by name as by variables.
 func TestFindSkipsAnEarlierDispatchsPipeline(t *testing.T) {
-	for _, name := range []string{PipelineName("r_twice"), ""} {
+	for _, name := range []string{naming.PipelineName("r_twice"), ""} {
 		sim, c := setup(t, gitlabsim.Config{WorkflowName: "$PIPELINE_NAME"}, Options{})
 		since := time.Now()
 		first := namedBy(t, sim, "r_twice", name)

@@ -1,8 +1,9 @@
 // Package gitlab is paved's adapter over GitLab's REST API
 // (gitlab.com/gitlab-org/api/client-go): trigger a pipeline, read it (with
 // the run it carries, to verify an event), find the pipeline of a run after
-// a crash (see DESIGN.md "Exactly-once trigger"), cancel it, and decode
-// pipeline webhooks.
+// a crash (see DESIGN.md "Exactly-once trigger") and cancel it. The names
+// paved's component gives pipelines are naming's; decoding the pipeline
+// webhooks GitLab sends is pipelinehook's.
 package gitlab
 
 import (
@@ -16,9 +17,10 @@ import (
 
 	retryablehttp "github.com/hashicorp/go-retryablehttp"
 	gl "gitlab.com/gitlab-org/api/client-go"
-
-	"github.com/paved-idp/paved/internal/gitlab/ratecap"
 	"golang.org/x/time/rate"
+
+	"github.com/paved-idp/paved/internal/gitlab/naming"
+	"github.com/paved-idp/paved/internal/gitlab/ratecap"
 )
 
 // RunIDVariable names the pipeline variable that carries paved's run id.
@@ -38,18 +40,18 @@ type Pipeline struct {
 	WebURL    string
 	Ref       string
 	// Name is the pipeline's workflow:name ("paved <run id>" for pipelines
-	// of paved's component; see PipelineName). GitLab's create and cancel
-	// answers do not carry it, so Trigger and Cancel leave it empty.
+	// of paved's component; see naming.PipelineName). GitLab's create and
+	// cancel answers do not carry it, so Trigger and Cancel leave it empty.
 	Name string
 	// Source is how the pipeline was started: "api" for Trigger's.
 	Source    string
 	CreatedAt time.Time
 	// RunID is the run GitLab says the pipeline is of ("" for none): the
-	// run id its name carries when the name has PipelineName's form (paved's
-	// component names every pipeline from its PAVED_RUN_ID; RunIDFromName
-	// is then true), else its PAVED_RUN_ID variable. Only PipelineOfRun, and
-	// FindByRunID when its fallback scan found the pipeline, set it; other
-	// calls leave it empty.
+	// run id its name carries when the name has naming.PipelineName's form
+	// (paved's component names every pipeline from its PAVED_RUN_ID;
+	// RunIDFromName is then true), else its PAVED_RUN_ID variable. Only
+	// PipelineOfRun, and FindByRunID when its fallback scan found the
+	// pipeline, set it; other calls leave it empty.
 	RunID         string
 	RunIDFromName bool
 }
@@ -89,12 +91,14 @@ type Client struct {
 	// variables never change and pipeline ids are unique across projects, so
 	// a reconcile interrupted by faults does not read them again and every
 	// attempt makes progress. cursors remembers where each run's fallback
-	// scan got to (see FindByRunID); namings what GitLab's answers showed
-	// of how each ref names its pipelines (see namesRuns).
+	// scan got to (see FindByRunID).
 	mu      sync.Mutex
 	runIDs  map[int64]string
 	cursors map[cursorKey]*cursor
-	namings map[namingKey]naming
+
+	// namings is what GitLab's answers showed of how each ref names its
+	// pipelines, from every read of this client (see FindByRunID).
+	namings naming.Seen
 }
 
 // New returns a client for the GitLab at baseURL (e.g. "https://gitlab.com",
@@ -154,7 +158,7 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 		return nil, fmt.Errorf("gitlab: new client for %s: %w", baseURL, err)
 	}
 	return &Client{gl: c, timeout: timeout, waitMax: waitMax, callTimeout: timeout*time.Duration(retries+1) + waitMax*time.Duration(retries),
-		runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}, namings: map[namingKey]naming{}}, nil
+		runIDs: map[int64]string{}, cursors: map[cursorKey]*cursor{}}, nil
 }
 
 // backoff honours a 429's Retry-After / RateLimit-Reset (capped at max) and
@@ -215,7 +219,7 @@ func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeli
 		return Pipeline{}, fmt.Errorf("gitlab: get pipeline %d in %s: %w", id, project, err)
 	}
 	out := fromPipeline(p)
-	c.observe(project, out.Ref, out.ID, out.Name, out.CreatedAt)
+	c.namings.Observe(project, out.Ref, out.ID, out.Name, out.CreatedAt)
 	return out, nil
 }
 
@@ -224,8 +228,8 @@ func (c *Client) Pipeline(ctx context.Context, project string, id int64) (Pipeli
 // trust what an event claims: GitLab answers 404 (IsNotFound) for a
 // pipeline that is not in project, whatever a hook or its variables said.
 //
-// A pipeline named "paved <run id>" (PipelineName's form) is that run's,
-// with no second request: paved's component makes the name from the
+// A pipeline named "paved <run id>" (naming.PipelineName's form) is that
+// run's, with no second request: paved's component makes the name from the
 // pipeline's PAVED_RUN_ID, and only whoever may create pipelines in project
 // (who could as well set the variable) or change its CI configuration can
 // give a pipeline a name, so within project the name proves as much as the
@@ -237,7 +241,7 @@ func (c *Client) PipelineOfRun(ctx context.Context, project string, id int64) (P
 	if err != nil {
 		return Pipeline{}, err
 	}
-	if runID, ok := RunIDOfName(p.Name); ok {
+	if runID, ok := naming.RunIDOfName(p.Name); ok {
 		p.RunID, p.RunIDFromName = runID, true
 		return p, nil
 	}

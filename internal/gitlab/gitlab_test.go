@@ -6,12 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/gitlab/naming"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
 
@@ -81,7 +82,7 @@ func TestTriggerPassesVariables(t *testing.T) {
 
 	g, err := c.Pipeline(ctx, "platform/provision", p.ID)
 	if err != nil || g.ID != p.ID || g.Status != "created" || g.ProjectID != got.ProjectID ||
-		g.Name != "paved r_1" || g.Name != PipelineName("r_1") || g.Source != "api" {
+		g.Name != "paved r_1" || g.Name != naming.PipelineName("r_1") || g.Source != "api" {
 		t.Errorf("Pipeline: %+v, %v", g, err)
 	}
 	_, err = c.Pipeline(ctx, "platform/provision", 424242)
@@ -336,59 +337,16 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestDecodePipelineHook(t *testing.T) {
-	sample, err := os.ReadFile("testdata/pipeline_hook.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := http.Header{"X-Gitlab-Token": {"s3cret"}, "X-Gitlab-Event": {"Pipeline Hook"}}
-	tests := []struct {
-		name    string
-		header  http.Header
-		body    string
-		secret  string
-		wantErr error
-	}{
-		{"docs sample", good, string(sample), "s3cret", nil},
-		{"bad token", http.Header{"X-Gitlab-Token": {"guess"}, "X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "s3cret", ErrUnauthorized},
-		{"missing token", http.Header{"X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "s3cret", ErrUnauthorized},
-		{"empty secret refuses", http.Header{"X-Gitlab-Event": {"Pipeline Hook"}}, string(sample), "", ErrUnauthorized},
-		{"wrong event header", http.Header{"X-Gitlab-Token": {"s3cret"}, "X-Gitlab-Event": {"Job Hook"}}, string(sample), "s3cret", ErrNotPipelineHook},
-		{"wrong object kind", good, `{"object_kind":"build","object_attributes":{"id":1,"status":"success"}}`, "s3cret", ErrNotPipelineHook},
-		{"malformed", good, `{"object_kind":`, "s3cret", errMalformedPayload},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ev, err := DecodePipelineHook(tt.header, []byte(tt.body), tt.secret)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err %v, want %v", err, tt.wantErr)
-			}
-			if tt.wantErr != nil {
-				return
-			}
-			if ev.PipelineID != 31 || ev.ProjectID != 1 || ev.ProjectPath != "gitlab-org/gitlab-test" ||
-				ev.Name != "Pipeline for branch: master" || ev.Source != "merge_request_event" ||
-				ev.Status != "success" || ev.Ref != "master" ||
-				ev.URL != "http://example.com/gitlab-org/gitlab-test/-/pipelines/31" ||
-				ev.Variables["NESTOR_PROD_ENVIRONMENT"] != "us-west-1" {
-				t.Errorf("event %+v", ev)
-			}
-			if len(ev.Builds) != 5 || ev.Builds[2] != (Build{ID: 378, Name: "test-build", Stage: "test", Status: "failed", FailureReason: "script_failure"}) {
-				t.Errorf("builds %+v", ev.Builds)
-			}
-		})
-	}
-}
-
-// TestHooksFromSimulator closes the loop: the simulator's hooks decode.
+// TestHooksFromSimulator closes the loop: the simulator's hooks of the
+// client's own triggers decode, and name the pipeline Trigger answered with.
 func TestHooksFromSimulator(t *testing.T) {
-	events := make(chan HookEvent, 16)
+	events := make(chan pipelinehook.Event, 16)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			t.Error(err)
 		}
-		ev, err := DecodePipelineHook(r.Header, body, "hk")
+		ev, err := pipelinehook.Decode(r.Header, body, "hk")
 		if err != nil {
 			t.Errorf("decode simulator hook: %v", err)
 			w.WriteHeader(400)
@@ -410,7 +368,7 @@ func TestHooksFromSimulator(t *testing.T) {
 		// simulator that never sent it would fail the test by its timeout.
 		ev := <-events
 		if ev.PipelineID != p.ID || ev.ProjectID != p.ProjectID || ev.ProjectPath != "grp/svc" ||
-			ev.Name != PipelineName("r_h") || ev.Source != "api" ||
+			ev.Name != naming.PipelineName("r_h") || ev.Source != "api" ||
 			ev.Variables[RunIDVariable] != "r_h" || len(ev.Builds) != 1 {
 			t.Fatalf("event %+v", ev)
 		}
@@ -453,7 +411,7 @@ func TestPipelineOfRun(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		p, err := c.PipelineOfRun(ctx, "platform/provision", own.ID)
 		if err != nil || p.ID != own.ID || p.RunID != "r_1" || !p.RunIDFromName || p.ProjectID != own.ProjectID ||
-			p.Name != PipelineName("r_1") || p.Source != "api" || p.Status != "created" {
+			p.Name != naming.PipelineName("r_1") || p.Source != "api" || p.Status != "created" {
 			t.Fatalf("PipelineOfRun: %+v, %v", p, err)
 		}
 	}
@@ -494,18 +452,6 @@ func TestPipelineOfRun(t *testing.T) {
 	}
 	if p, err := c.PipelineOfRun(ctx, "999", foreign.ID); err != nil || p.ProjectID != 999 || p.RunID != "r_1" {
 		t.Errorf("foreign pipeline in its own project: %+v, %v", p, err)
-	}
-}
-
-func TestRunIDOfName(t *testing.T) {
-	for name, want := range map[string]string{
-		PipelineName("r_1"): "r_1", "paved r_0123456789abcdef0123": "r_0123456789abcdef0123",
-		"": "", "paved": "", "paved ": "", "paved  r_1": "", "Paved r_1": "", "deploy r_1": "", "pavedr_1": "",
-	} {
-		got, ok := RunIDOfName(name)
-		if got != want || ok != (want != "") {
-			t.Errorf("RunIDOfName(%q) = %q, %v; want %q", name, got, ok, want)
-		}
 	}
 }
 

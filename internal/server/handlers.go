@@ -17,7 +17,7 @@ import (
 	"github.com/paved-idp/paved/internal/clip"
 	"github.com/paved-idp/paved/internal/expiry"
 	"github.com/paved-idp/paved/internal/gate"
-	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/intake"
 	"github.com/paved-idp/paved/internal/logstream"
 	"github.com/paved-idp/paved/internal/portal/port"
@@ -85,13 +85,13 @@ func (s *Server) gitlabWebhook(c *router.Exchange) {
 	if !ok {
 		return
 	}
-	ev, err := gitlab.DecodePipelineHook(c.R.Header, body, s.cfg.GitLabWebhookToken)
+	ev, err := pipelinehook.Decode(c.R.Header, body, s.cfg.GitLabWebhookToken)
 	switch {
-	case errors.Is(err, gitlab.ErrUnauthorized):
+	case errors.Is(err, pipelinehook.ErrUnauthorized):
 		s.cfg.Metrics.AuthFailure("gitlab_webhook", "bad_token")
 		c.Fail(http.StatusUnauthorized, "X-Gitlab-Token does not match")
 		return
-	case errors.Is(err, gitlab.ErrNotPipelineHook):
+	case errors.Is(err, pipelinehook.ErrNotPipelineHook):
 		// Other events may be enabled on the hook; they are not errors.
 		c.JSON(http.StatusOK, map[string]any{"ignored": "not a pipeline event"})
 		return

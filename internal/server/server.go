@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/server/router"
@@ -51,7 +51,7 @@ type Runs interface {
 
 // Tracker takes pipeline news.
 type Tracker interface {
-	HandleHook(ctx context.Context, ev gitlab.HookEvent) (track.Outcome, error)
+	HandleHook(ctx context.Context, ev pipelinehook.Event) (track.Outcome, error)
 	RecordOutputs(ctx context.Context, id string, outputs map[string]any) error
 	AppendLogs(ctx context.Context, id string, lines []string) error
 }

@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/paved-idp/paved/internal/gate"
-	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/portal/port/webhook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
@@ -124,7 +124,7 @@ func (f fakeRuns) Writable(context.Context) error {
 type fakeTracker struct{ logs []string }
 
 // HandleHook applies hooks for pipeline 1 only; the rest are ignored.
-func (f *fakeTracker) HandleHook(_ context.Context, ev gitlab.HookEvent) (track.Outcome, error) {
+func (f *fakeTracker) HandleHook(_ context.Context, ev pipelinehook.Event) (track.Outcome, error) {
 	if ev.PipelineID != 1 {
 		return track.Outcome{What: "pipeline is not a paved run's"}, nil
 	}

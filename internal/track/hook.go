@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 )
@@ -23,7 +24,7 @@ import (
 // the name paved's component gives it ("paved <run id>", one request) or,
 // for a pipeline without that name, by its PAVED_RUN_ID (see
 // gitlab.Client.PipelineOfRun). Everything else is ignored, with the reason.
-func (t *Tracker) HandleHook(ctx context.Context, ev gitlab.HookEvent) (Outcome, error) {
+func (t *Tracker) HandleHook(ctx context.Context, ev pipelinehook.Event) (Outcome, error) {
 	r, err := t.runOfHook(ctx, ev)
 	if errors.Is(err, run.ErrNotFound) {
 		return ignored("pipeline #%d of project %s is not a paved run's", ev.PipelineID, hookProject(ev)), nil
@@ -78,7 +79,7 @@ func (t *Tracker) HandleHook(ctx context.Context, ev gitlab.HookEvent) (Outcome,
 
 // runOfHook finds the run a hook names by PAVED_RUN_ID, or else the one
 // that recorded its pipeline.
-func (t *Tracker) runOfHook(ctx context.Context, ev gitlab.HookEvent) (*run.Run, error) {
+func (t *Tracker) runOfHook(ctx context.Context, ev pipelinehook.Event) (*run.Run, error) {
 	if id := ev.Variables[gitlab.RunIDVariable]; id != "" {
 		return t.Store.Run(ctx, id)
 	}
@@ -88,7 +89,7 @@ func (t *Tracker) runOfHook(ctx context.Context, ev gitlab.HookEvent) (*run.Run,
 // sameProject reports whether the hook's project is the run's: by numeric
 // id once paved has learnt it from GitLab, else by the configured project
 // (an id or a path, which GitLab matches case-insensitively).
-func sameProject(r *run.Run, ev gitlab.HookEvent) bool {
+func sameProject(r *run.Run, ev pipelinehook.Event) bool {
 	if r.ProjectID != 0 {
 		return ev.ProjectID == r.ProjectID
 	}
@@ -98,7 +99,7 @@ func sameProject(r *run.Run, ev gitlab.HookEvent) bool {
 	return ev.ProjectPath != "" && strings.EqualFold(ev.ProjectPath, r.Project)
 }
 
-func hookProject(ev gitlab.HookEvent) string {
+func hookProject(ev pipelinehook.Event) string {
 	if ev.ProjectPath != "" {
 		return fmt.Sprintf("%s (id %d)", ev.ProjectPath, ev.ProjectID)
 	}

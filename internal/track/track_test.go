@@ -15,6 +15,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/catalog"
 	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite"
@@ -93,8 +94,8 @@ func running(t *testing.T, st *sqlite.Store, state run.State) *run.Run {
 }
 
 // hook is a pipeline hook from the run's project.
-func hook(pipeline int64, status, runID string) gitlab.HookEvent {
-	ev := gitlab.HookEvent{PipelineID: pipeline, ProjectID: projectID, ProjectPath: project, Status: status, Ref: "main",
+func hook(pipeline int64, status, runID string) pipelinehook.Event {
+	ev := pipelinehook.Event{PipelineID: pipeline, ProjectID: projectID, ProjectPath: project, Status: status, Ref: "main",
 		URL: fmt.Sprintf("https://gitlab.test/%s/-/pipelines/%d", project, pipeline), Variables: map[string]string{}}
 	if runID != "" {
 		ev.Variables["PAVED_RUN_ID"] = runID
@@ -102,7 +103,7 @@ func hook(pipeline int64, status, runID string) gitlab.HookEvent {
 	return ev
 }
 
-func handle(t *testing.T, tr *Tracker, ev gitlab.HookEvent) Outcome {
+func handle(t *testing.T, tr *Tracker, ev pipelinehook.Event) Outcome {
 	t.Helper()
 	out, err := tr.HandleHook(context.Background(), ev)
 	if err != nil {
@@ -161,7 +162,7 @@ func TestFailureNamesTheFailedJob(t *testing.T) {
 	tr, st, _ := setup(t)
 	r := running(t, st, run.Running)
 	ev := hook(42, "failed", "")
-	ev.Builds = []gitlab.Build{{Name: "preview", Status: "success"}, {Name: "up", Status: "failed"}}
+	ev.Builds = []pipelinehook.Build{{Name: "preview", Status: "success"}, {Name: "up", Status: "failed"}}
 	if out := handle(t, tr, ev); !out.Applied {
 		t.Fatalf("failure hook: %+v", out)
 	}
@@ -190,7 +191,7 @@ func TestHooksForOtherPipelinesChangeNothing(t *testing.T) {
 	tr, st, _ := setup(t)
 	ctx := context.Background()
 	r := running(t, st, run.Running)
-	for name, ev := range map[string]gitlab.HookEvent{
+	for name, ev := range map[string]pipelinehook.Event{
 		"unknown pipeline":            hook(7, "success", ""),
 		"another pipeline of the run": hook(7, "success", r.ID),
 		"unknown run id":              hook(7, "success", "r_unknown"),
@@ -215,7 +216,7 @@ func TestHookFromAnotherProjectChangesNothing(t *testing.T) {
 	byID.ProjectID, byID.ProjectPath = 999, "someone/else"
 	samePath := hook(42, "success", r.ID) // the path matches, the id does not
 	samePath.ProjectID = 999
-	for _, ev := range []gitlab.HookEvent{byID, samePath} {
+	for _, ev := range []pipelinehook.Event{byID, samePath} {
 		out := handle(t, tr, ev)
 		if out.Applied || !strings.Contains(out.What, "not in run") {
 			t.Fatalf("foreign hook: %+v", out)
@@ -246,7 +247,7 @@ func TestHookForADispatchingRunIsCheckedWithGitLab(t *testing.T) {
 	foreign := hook(900, "success", r.ID)
 	foreign.ProjectID, foreign.ProjectPath = 999, "someone/else"
 	spoofedPath := hook(900, "success", r.ID) // claims the run's project; GitLab has no 900 there
-	for name, ev := range map[string]gitlab.HookEvent{
+	for name, ev := range map[string]pipelinehook.Event{
 		"another project":                 foreign,
 		"a pipeline not in the project":   spoofedPath,
 		"another run's pipeline":          hook(901, "success", r.ID),

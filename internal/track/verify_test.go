@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/gitlab"
+	"github.com/paved-idp/paved/internal/gitlab/naming"
+	"github.com/paved-idp/paved/internal/gitlab/pipelinehook"
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 )
@@ -45,14 +47,14 @@ func (l *requestLog) count() (pipeline, variables int) {
 
 // hookOf decodes the simulator's Pipeline Hook of pipeline id as paved's
 // webhook handler would.
-func hookOf(t *testing.T, sim *gitlabsim.Sim, id int64) gitlab.HookEvent {
+func hookOf(t *testing.T, sim *gitlabsim.Sim, id int64) pipelinehook.Event {
 	t.Helper()
 	body, ok := sim.HookBody(id)
 	if !ok {
 		t.Fatalf("no pipeline %d", id)
 	}
 	h := http.Header{"X-Gitlab-Token": {"hook-secret"}, "X-Gitlab-Event": {"Pipeline Hook"}}
-	ev, err := gitlab.DecodePipelineHook(h, body, "hook-secret")
+	ev, err := pipelinehook.Decode(h, body, "hook-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestHookCheckProvenByName(t *testing.T) {
 		{"no workflow:name", gitlabsim.Project{NoWorkflowName: true}, nil, true, 1},
 		{"a name of another shape", gitlabsim.Project{WorkflowName: "deploy $PAVED_RUN_ID"}, nil, true, 1},
 		{"named after another run", gitlabsim.Project{WorkflowName: "$PIPELINE_NAME"},
-			[]gitlabsim.Variable{{Key: "PIPELINE_NAME", Value: gitlab.PipelineName("r_other")}}, false, 0},
+			[]gitlabsim.Variable{{Key: "PIPELINE_NAME", Value: naming.PipelineName("r_other")}}, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,8 @@
-package gitlab
+// Package pipelinehook checks and decodes GitLab's Pipeline Hook webhook
+// deliveries. It is the inbound side of paved's GitLab integration and
+// needs nothing of the API client: what a hook claims is verified against
+// the API by its consumer (see track and gitlab.Client.PipelineOfRun).
+package pipelinehook
 
 import (
 	"crypto/subtle"
@@ -8,18 +12,18 @@ import (
 	"net/http"
 )
 
-// Errors DecodePipelineHook returns for requests to refuse.
+// Errors Decode returns for requests to refuse.
 var (
 	ErrUnauthorized     = errors.New("gitlab hook: bad or missing X-Gitlab-Token")
 	ErrNotPipelineHook  = errors.New("gitlab hook: not a Pipeline Hook")
 	errMalformedPayload = errors.New("gitlab hook: malformed payload")
 )
 
-// HookEvent is the part of a Pipeline Hook that paved acts on. A hook is
+// Event is the part of a Pipeline Hook that paved acts on. A hook is
 // evidence only about its own project and pipeline (DESIGN.md "Trusting
 // GitLab's events"): a group webhook delivers every project's pipelines,
 // and anyone who can run one can set PAVED_RUN_ID.
-type HookEvent struct {
+type Event struct {
 	PipelineID, ProjectID int64
 	// ProjectPath is the project's path_with_namespace, e.g. "platform/paved-provision".
 	ProjectPath      string
@@ -69,30 +73,30 @@ type pipelineHook struct {
 	} `json:"builds"`
 }
 
-// DecodePipelineHook checks a GitLab webhook delivery and decodes it. The
+// Decode checks a GitLab webhook delivery and decodes it. The
 // X-Gitlab-Token header must equal secret (compared in constant time; an
 // empty secret refuses everything) and X-Gitlab-Event must be
 // "Pipeline Hook".
-func DecodePipelineHook(h http.Header, body []byte, secret string) (HookEvent, error) {
+func Decode(h http.Header, body []byte, secret string) (Event, error) {
 	got := h.Get("X-Gitlab-Token")
 	if secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
-		return HookEvent{}, ErrUnauthorized
+		return Event{}, ErrUnauthorized
 	}
 	if ev := h.Get("X-Gitlab-Event"); ev != "Pipeline Hook" {
-		return HookEvent{}, fmt.Errorf("%w: X-Gitlab-Event %q", ErrNotPipelineHook, ev)
+		return Event{}, fmt.Errorf("%w: X-Gitlab-Event %q", ErrNotPipelineHook, ev)
 	}
 	var p pipelineHook
 	if err := json.Unmarshal(body, &p); err != nil {
-		return HookEvent{}, fmt.Errorf("%w: %w", errMalformedPayload, err)
+		return Event{}, fmt.Errorf("%w: %w", errMalformedPayload, err)
 	}
 	if p.ObjectKind != "pipeline" {
-		return HookEvent{}, fmt.Errorf("%w: object_kind %q", ErrNotPipelineHook, p.ObjectKind)
+		return Event{}, fmt.Errorf("%w: object_kind %q", ErrNotPipelineHook, p.ObjectKind)
 	}
 	a := p.ObjectAttributes
 	if a.ID <= 0 || a.Status == "" {
-		return HookEvent{}, fmt.Errorf("%w: no valid pipeline id or status", errMalformedPayload)
+		return Event{}, fmt.Errorf("%w: no valid pipeline id or status", errMalformedPayload)
 	}
-	ev := HookEvent{
+	ev := Event{
 		PipelineID: a.ID, ProjectID: p.Project.ID, ProjectPath: p.Project.PathWithNamespace,
 		Status: a.Status, Ref: a.Ref, URL: a.URL, Name: a.Name, Source: a.Source,
 		Variables: make(map[string]string, len(a.Variables)),

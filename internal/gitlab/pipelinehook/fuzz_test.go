@@ -1,4 +1,4 @@
-package gitlab
+package pipelinehook
 
 import (
 	"net/http"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func FuzzDecodePipelineHook(f *testing.F) {
+func FuzzDecode(f *testing.F) {
 	if sample, err := os.ReadFile("testdata/pipeline_hook.json"); err == nil {
 		f.Add(sample)
 	}
@@ -17,12 +17,12 @@ func FuzzDecodePipelineHook(f *testing.F) {
 		h := http.Header{}
 		h.Set("X-Gitlab-Event", "Pipeline Hook")
 		h.Set("X-Gitlab-Token", "secret")
-		ev, err := DecodePipelineHook(h, body, "secret")
+		ev, err := Decode(h, body, "secret")
 		if err == nil && ev.PipelineID < 0 {
 			t.Fatalf("negative pipeline id accepted: %d", ev.PipelineID)
 		}
 		h.Set("X-Gitlab-Token", "other")
-		if _, err := DecodePipelineHook(h, body, "secret"); err == nil {
+		if _, err := Decode(h, body, "secret"); err == nil {
 			t.Fatal("decoded with a wrong token")
 		}
 	})
