@@ -2,192 +2,39 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/paved-idp/paved/internal/store"
-	"github.com/paved-idp/paved/internal/store/sqlite/batch"
 )
 
-// A task is claimable when it is due and heads its (run, kind): the oldest
-// open task of its kind for its run, so a run's reports reach the portal in
-// the order written. The partial index outbox_heads makes this a range read.
-const claimable = `o.kind = ? AND o.head = 1 AND o.done_at IS NULL AND o.next_at <= ?`
+// The outbox's side of the store is outbox.Queue's; these only pass on.
 
-// A dispatch also waits while another run holds its stack — dispatching,
-// running, or ended (canceled, timed out) while its pipeline still winds
-// down in GitLab — or an older run queued for the same stack has not gone first.
-var stackFree = `NOT EXISTS (SELECT 1 FROM runs r JOIN runs b ON b.stack_key = r.stack_key AND b.id <> r.id
-	WHERE r.id = o.run_id AND (b.state IN ('dispatching', 'running')
-		OR (b.state IN ('canceled', 'timed_out') AND ` + pipelineActive("b") + `)
-		OR (b.state = 'queued' AND (b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id)))))`
-
-// parkFor is how long a dispatch head found waiting for its stack is left
-// alone: claims then skip it instead of testing it again and again. A run
-// leaving its stack wakes the stack's parked heads at once (wakeStack); the
-// delay only bounds the wait should a wake ever be missed.
-const parkFor = 15 * time.Second
-
-// Claim leases up to limit due tasks of a kind for lease; a task not
-// completed or retried by then becomes claimable again (a crashed worker's
-// work is picked up). Dispatch heads whose stack is busy are parked.
+// Claim leases up to limit due tasks of a kind for lease (outbox.Queue.Claim).
 func (s *Store) Claim(ctx context.Context, kind string, lease time.Duration, limit int) ([]store.Task, error) {
-	now := s.now()
-	free := "1"
-	scan := limit
-	if kind == store.KindDispatch {
-		free, scan = stackFree, max(limit, 64)
-	}
-	var out []store.Task
-	err := s.w.Tx(ctx, func(tx batch.Tx) error {
-		out = nil // a batch may run its writes twice (see batch.Writer)
-		rows, err := tx.QueryContext(ctx, `SELECT o.id, o.run_id, o.kind, o.payload, o.attempts, `+free+` FROM outbox o INDEXED BY outbox_heads WHERE `+claimable+` ORDER BY o.next_at LIMIT ?`,
-			kind, now.UnixMilli(), scan)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var parked []any
-		for rows.Next() {
-			var t store.Task
-			var payload string
-			var ok bool
-			if err := rows.Scan(&t.ID, &t.RunID, &t.Kind, &payload, &t.Attempts, &ok); err != nil {
-				return err
-			}
-			if !ok {
-				parked = append(parked, t.ID)
-				continue
-			}
-			if len(out) == limit {
-				continue
-			}
-			t.Payload = []byte(payload)
-			t.Attempts++
-			out = append(out, t)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		if len(parked) > 0 {
-			args := append([]any{now.Add(parkFor).UnixMilli()}, parked...)
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE id IN (`+
-				strings.TrimSuffix(strings.Repeat("?,", len(parked)), ",")+`)`, args...); err != nil {
-				return err
-			}
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		ids := make([]any, 0, len(out)+1)
-		ids = append(ids, now.Add(lease).UnixMilli())
-		for _, t := range out {
-			ids = append(ids, t.ID)
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id IN (`+
-			strings.TrimSuffix(strings.Repeat("?,", len(out)), ",")+`)`, ids...)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %s tasks: %w", kind, err)
-	}
-	return out, nil
+	return s.outbox.Claim(ctx, kind, lease, limit)
 }
 
-// Complete marks tasks done, in one transaction, and makes the next open
-// task of each one's (run, kind) the head, claimable in its turn.
+// Complete marks tasks done and makes the next of each (run, kind) the head.
 func (s *Store) Complete(ctx context.Context, ids ...int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	now := s.now().UnixMilli()
-	err := s.w.Tx(ctx, func(tx batch.Tx) error {
-		for _, id := range ids {
-			var runID, kind string
-			err := tx.QueryRowContext(ctx, `UPDATE outbox SET done_at = ?, head = 0 WHERE id = ? AND done_at IS NULL RETURNING run_id, kind`, now, id).Scan(&runID, &kind)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // completed before (a lease ran out and another worker finished it)
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET head = 1 WHERE id = (
-				SELECT id FROM outbox WHERE run_id = ? AND kind = ? AND done_at IS NULL ORDER BY id LIMIT 1)`, runID, kind); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("complete %d task(s): %w", len(ids), err)
-	}
-	return nil
+	return s.outbox.Complete(ctx, ids...)
 }
 
 // Retry makes a task claimable again at the given time and keeps the error.
 func (s *Store) Retry(ctx context.Context, id int64, at time.Time, lastErr string) error {
-	if err := s.w.Exec(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ?`, at.UnixMilli(), lastErr, id); err != nil {
-		return fmt.Errorf("retry task %d: %w", id, err)
-	}
-	return nil
+	return s.outbox.Retry(ctx, id, at, lastErr)
 }
 
-// Release makes claimed tasks claimable at once; a worker that shuts down
-// hands its claims back instead of waiting for their lease to end.
+// Release makes claimed tasks claimable at once.
 func (s *Store) Release(ctx context.Context, ids ...int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := []any{s.now().UnixMilli()}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	err := s.w.Exec(ctx, `UPDATE outbox SET next_at = ? WHERE done_at IS NULL AND id IN (`+
-		strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("release tasks: %w", err)
-	}
-	return nil
+	return s.outbox.Release(ctx, ids...)
 }
 
 // Pending counts open tasks of a kind.
 func (s *Store) Pending(ctx context.Context, kind string) (int, error) {
-	var n int
-	if err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox INDEXED BY outbox_open WHERE kind = ? AND done_at IS NULL`, kind).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count %s tasks: %w", kind, err)
-	}
-	return n, nil
+	return s.outbox.Pending(ctx, kind)
 }
 
-// Backlog tells an outbox kind's depth and its oldest due head (only heads
-// are claimable: the partial index answers it without a scan).
+// Backlog tells an outbox kind's depth and its oldest due head.
 func (s *Store) Backlog(ctx context.Context, kind string) (store.Backlog, error) {
-	n, err := s.Pending(ctx, kind)
-	if err != nil {
-		return store.Backlog{}, err
-	}
-	var oldest sql.NullInt64
-	if err := s.q.QueryRowContext(ctx, `SELECT MIN(next_at) FROM outbox INDEXED BY outbox_heads WHERE kind = ? AND head = 1 AND done_at IS NULL`, kind).Scan(&oldest); err != nil {
-		return store.Backlog{}, fmt.Errorf("oldest %s task: %w", kind, err)
-	}
-	b := store.Backlog{Depth: n}
-	if at := time.UnixMilli(oldest.Int64); oldest.Valid && !at.After(s.now()) {
-		b.OldestDue = at
-	}
-	return b, nil
-}
-
-// wakeStack makes the parked dispatch heads of a stack's queued runs due at
-// once: a run has left the stack (or stopped holding it), so the next may go.
-func wakeStack(ctx context.Context, tx batch.Tx, stackKey string, now int64) error {
-	// Driven from the stack's queued runs (runs_stack), so the cost is the
-	// stack's line, not every parked head.
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ? WHERE id IN (
-		SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id AND o.kind = 'dispatch' AND o.done_at IS NULL
-		WHERE r.stack_key = ? AND r.state = 'queued' AND o.head = 1 AND o.next_at > ?)`, now, stackKey, now)
-	return err
+	return s.outbox.Backlog(ctx, kind)
 }

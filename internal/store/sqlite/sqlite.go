@@ -17,6 +17,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/sqlite/batch"
+	"github.com/paved-idp/paved/internal/store/sqlite/outbox"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -29,6 +30,8 @@ type Store struct {
 	now func() time.Time
 	w   *batch.Writer // every write goes through it (group commit)
 	q   batch.Reader  // reads through its statement cache
+
+	outbox *outbox.Queue // the workers' side of the tasks
 }
 
 // Option tunes Open.
@@ -75,6 +78,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(5)
 	s := &Store{db: db, now: time.Now, w: batch.Start(db, 30*time.Second)}
 	s.q = s.w.Reader()
+	// The clock is read through s, so that SetClock reaches the outbox too.
+	s.outbox = outbox.New(s.w, s.q, func() time.Time { return s.now() })
 	if err := s.migrate(ctx); err != nil {
 		s.w.Stop()
 		db.Close()
@@ -166,7 +171,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 		if err != nil {
 			return err
 		}
-		inLine := holdsStack(r) || r.State == run.Queued
+		inLine := outbox.HoldsStack(r) || r.State == run.Queued
 		ch, err := fn(r)
 		if errors.Is(err, store.ErrNoChange) {
 			out = r
@@ -185,10 +190,10 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		out = r
-		if inLine && !holdsStack(r) && r.State != run.Queued {
+		if inLine && !outbox.HoldsStack(r) && r.State != run.Queued {
 			// It has left its stack's line (ended, or its pipeline wound
 			// down): the next in line may go.
-			if err := wakeStack(ctx, tx, r.Stack.Key(), r.UpdatedAt.UnixMilli()); err != nil {
+			if err := outbox.WakeStack(ctx, tx, r.Stack.Key(), r.UpdatedAt.UnixMilli()); err != nil {
 				return err
 			}
 		}
@@ -207,34 +212,29 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 // encoded is a change with its tasks' payloads, and its events after the
 // first (see groupEvents), already in JSON.
 type encoded struct {
-	store.Change
-	payloads []string
-	more     any // the run_events row's more: nil, or the events after the first
+	events []string
+	more   any // the run_events row's more: nil, or the events after the first
+	tasks  outbox.Tasks
 }
 
 func encodeChange(ch store.Change) (encoded, error) {
-	e := encoded{Change: ch, payloads: make([]string, len(ch.Tasks))}
+	e := encoded{events: ch.Events}
 	if more, ok := groupEvents(ch.Events); ok {
 		e.more = more
 	}
-	for i, t := range ch.Tasks {
-		payload, err := json.Marshal(t.Payload)
-		if err != nil {
-			return e, fmt.Errorf("encode %s task: %w", t.Kind, err)
-		}
-		e.payloads[i] = string(payload)
-	}
-	return e, nil
+	var err error
+	e.tasks, err = outbox.Encode(ch.Tasks)
+	return e, err
 }
 
 // writeChange appends ch's events and tasks to r, one INSERT each: the
-// events as one row (see groupEvents), the tasks as one multi-row INSERT;
-// statements and rows are what the single writer pays for. fresh
-// says r was created in this transaction, so it has no events and no open
-// tasks yet and nothing need be read.
+// events as one row (see groupEvents), the tasks as one multi-row INSERT
+// (outbox.Tasks.Insert); statements and rows are what the single writer
+// pays for. fresh says r was created in this transaction, so it has no
+// events and no open tasks yet and nothing need be read.
 func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch encoded, fresh bool) error {
 	now := s.now().UnixMilli()
-	if len(ch.Events) > 0 {
+	if len(ch.events) > 0 {
 		var seq int64
 		if !fresh {
 			if err := tx.QueryRowContext(ctx, lastEventSeq, r.ID).Scan(&seq); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -243,12 +243,12 @@ func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch enc
 		}
 		if ch.more != nil {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (run_id, seq, at, state, message, more) VALUES (?, ?, ?, ?, ?, ?)`,
-				r.ID, seq+1, now, string(r.State), ch.Events[0], ch.more); err != nil {
+				r.ID, seq+1, now, string(r.State), ch.events[0], ch.more); err != nil {
 				return err
 			}
 		} else {
-			rows := make([][]any, len(ch.Events))
-			for i, msg := range ch.Events {
+			rows := make([][]any, len(ch.events))
+			for i, msg := range ch.events {
 				rows[i] = []any{r.ID, seq + int64(i) + 1, now, string(r.State), msg}
 			}
 			if err := tx.InsertRows(ctx, `INSERT INTO run_events (run_id, seq, at, state, message) VALUES `, rows); err != nil {
@@ -256,74 +256,7 @@ func (s *Store) writeChange(ctx context.Context, tx batch.Tx, r *run.Run, ch enc
 			}
 		}
 	}
-	if len(ch.Tasks) == 0 {
-		return nil
-	}
-	// A new task heads its (run, kind) only when no open one is before it.
-	open := map[string]bool{}
-	if !fresh {
-		var err error
-		if open, err = openKinds(ctx, tx, r.ID); err != nil {
-			return err
-		}
-	}
-	rows := make([][]any, len(ch.Tasks))
-	for i, t := range ch.Tasks {
-		at := now
-		if !t.NotBefore.IsZero() {
-			at = t.NotBefore.UnixMilli()
-		}
-		head := 1
-		if open[t.Kind] {
-			head = 0
-		}
-		if head == 1 && t.Kind == store.KindDispatch && r.State == run.Queued && t.NotBefore.IsZero() {
-			busy, err := stackBusy(ctx, tx, r.Stack.Key())
-			if err != nil {
-				return err
-			}
-			if busy {
-				// Park it now rather than have the next claim find the
-				// stack busy and park it then: a burst on busy stacks would
-				// otherwise cost a claim and an update per run. The run
-				// leaving the stack ahead of it wakes it (wakeStack).
-				at = now + parkFor.Milliseconds()
-			}
-		}
-		rows[i] = []any{r.ID, t.Kind, ch.payloads[i], at, now, head}
-		open[t.Kind] = true
-	}
-	return tx.InsertRows(ctx, `INSERT INTO outbox (run_id, kind, payload, next_at, created_at, head) VALUES `, rows)
-}
-
-// stackBusy reports whether another run than the one being written holds
-// or waits for the stack (stack_lines counts the run itself, its row being
-// written first).
-func stackBusy(ctx context.Context, tx batch.Tx, stackKey string) (bool, error) {
-	var depth int
-	err := tx.QueryRowContext(ctx, `SELECT depth FROM stack_lines WHERE stack_key = ?`, stackKey).Scan(&depth)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return depth > 1, err
-}
-
-// openKinds lists the kinds of r's open tasks.
-func openKinds(ctx context.Context, tx batch.Tx, runID string) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT kind FROM outbox WHERE run_id = ? AND done_at IS NULL`, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	open := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		open[k] = true
-	}
-	return open, rows.Err()
+	return ch.tasks.Insert(ctx, tx, r, now, fresh)
 }
 
 type queryer interface {
@@ -388,7 +321,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.Query) ([]*run.Run, error)
 		args = append(args, q.UpdatedBefore.UnixMilli())
 	}
 	if q.ActivePipeline {
-		where = append(where, pipelineActive(""))
+		where = append(where, outbox.PipelineActive("")) // the dispatch gate's rule
 	}
 	if q.HasPipeline {
 		where = append(where, "pipeline_id IS NOT NULL")
@@ -506,35 +439,6 @@ func (s *Store) StackDepth(ctx context.Context, stackKey string) (int, error) {
 		return 0, fmt.Errorf("depth of stack %s: %w", stackKey, err)
 	}
 	return n, nil
-}
-
-// holdsStack is stackFree's rule for one run: it holds its stack while
-// dispatching or running, or ended while its pipeline still winds down.
-func holdsStack(r *run.Run) bool {
-	switch r.State {
-	case run.Dispatching, run.Running:
-		return true
-	case run.Canceled, run.TimedOut:
-		return r.PipelineID != 0 && !terminalPipeline(r.PipelineStatus)
-	}
-	return false
-}
-
-func terminalPipeline(status string) bool {
-	switch status {
-	case "success", "failed", "canceled", "skipped":
-		return true
-	}
-	return false
-}
-
-// pipelineActive is the SQL condition "the run's pipeline (of table alias
-// t, or none) exists and has not finished in GitLab".
-func pipelineActive(t string) string {
-	if t != "" {
-		t += "."
-	}
-	return t + `pipeline_id IS NOT NULL AND COALESCE(json_extract(` + t + `data, '$.pipelineStatus'), '') NOT IN ('success', 'failed', 'canceled', 'skipped')`
 }
 
 func nullInt(v int64) any {
