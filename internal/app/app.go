@@ -219,7 +219,7 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	a.drift = &drift.Scheduler{Store: st, Catalog: cat, Log: log.Named("drift"), Interval: cfg.Drift.Interval, Environments: cfg.Drift.Environments,
 		Portal: a.report.CatalogPortal, Notify: dispatchWake.Wake}
-	gt.Spending = cost.Ledger{Runs: st}
+	gt.Spending = &cost.Ledger{Runs: st}
 	in.StackEntities = stackentity.Finder{Store: st, Catalog: cat, Portal: a.report.CatalogPortal}
 	a.expiry = &expiry.Scheduler{Store: st, Catalog: cat, Log: log.Named("expiry"), WarnBefore: cfg.Expiry.WarnBefore, Every: cfg.Expiry.Interval,
 		Notify: func() { dispatchWake.Wake(); reportWake.Wake() }, Policy: pol, Teams: in.Teams, Portal: a.report.CatalogPortal}

@@ -240,7 +240,7 @@ func TestCancelMarksTheEntityOnlyAfterApply(t *testing.T) {
 // in the status label and the log.
 func TestBudgetCountsTheOtherStacks(t *testing.T) {
 	s, in, st := setup(t)
-	s.Spending = cost.Ledger{Runs: st}
+	s.Spending = &cost.Ledger{Runs: st}
 	ctx := context.Background()
 	at := time.Now().Add(-time.Hour)
 	spent := func(service string, op run.Operation, monthly float64) {
