@@ -19,15 +19,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // open opens a store on dsn, closed at the test's end.
-func open(t testing.TB, dsn string) *postgres.Store {
-	t.Helper()
-	s, err := postgres.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func open(t testing.TB, dsn string) *postgres.Store { return pgtest.Open(t, dsn) }
 
 // connect opens a connection of the test's own to dsn, for what it reads
 // and writes behind the store's back; closed at the test's end.

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/paved-idp/paved/internal/store/postgres"
 )
 
 // RequireEnv names the variable that turns a missing PostgreSQL from a
@@ -67,6 +69,17 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// Open opens a store on dsn, closed at the test's end.
+func Open(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // DSN creates an empty database in the test binary's cluster (starting the
