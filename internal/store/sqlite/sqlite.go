@@ -31,7 +31,10 @@ type Store struct {
 	w   *batch.Writer // every write goes through it (group commit)
 	q   batch.Reader  // reads through its statement cache
 
-	outbox *outbox.Queue // the workers' side of the tasks
+	// The workers' side of the tasks (Claim, Complete, Retry, Release,
+	// Pending, Backlog) is the queue's, embedded as the PostgreSQL store
+	// embeds its outbox.
+	*outbox.Queue
 }
 
 // Option tunes Open.
@@ -79,7 +82,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s := &Store{db: db, now: time.Now, w: batch.Start(db, 30*time.Second)}
 	s.q = s.w.Reader()
 	// The clock is read through s, so that SetClock reaches the outbox too.
-	s.outbox = outbox.New(s.w, s.q, func() time.Time { return s.now() })
+	s.Queue = outbox.New(s.w, s.q, func() time.Time { return s.now() })
 	if err := s.migrate(ctx); err != nil {
 		s.w.Stop()
 		db.Close()
