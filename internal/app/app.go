@@ -83,11 +83,38 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	// Their result is awaited before anything is resolved, opened or
 	// migrated: a failing test still stops paved before it touches a
 	// secret or the store, and is reported with the other definition
-	// problems as before.
+	// problems as before. A restart with the same policy files skips the
+	// tests that passed with them before (validate.PassedTests).
 	testsCtx, stopTests := context.WithCancel(ctx)
 	defer stopTests()
 	regoTests := make(chan []validate.Problem, 1)
-	go func() { regoTests <- validate.RegoTests(testsCtx, cfg.PolicyDir) }()
+	go func() {
+		if path := cfg.RegoTestCache(); path != "" {
+			probs, cached := validate.PassedTests{Path: path}.Run(testsCtx, cfg.PolicyDir)
+			if cached {
+				log.Info("rego tests passed before with these policy files; not run again", zap.String("cache", path))
+			}
+			regoTests <- probs
+			return
+		}
+		regoTests <- validate.RegoTests(testsCtx, cfg.PolicyDir)
+	}()
+	// The policy is compiled beside the definitions' loading, too (it has
+	// no effect outside this process either); New returns once it can
+	// decide, and specialises it for the configuration afterwards.
+	envs := make([]policy.Environment, len(cfg.Environments))
+	for i, e := range cfg.Environments {
+		envs[i] = policy.Environment{Name: e.Name, Production: e.Production}
+	}
+	type compiled struct {
+		pol *policy.Engine
+		err error
+	}
+	polc := make(chan compiled, 1)
+	go func() {
+		pol, err := policy.New(ctx, cfg.PolicyDir, policy.Data{Environments: envs, Tenants: cfg.Tenants})
+		polc <- compiled{pol, err}
+	}()
 	// Secrets are resolved once here and refreshed while paved runs; see
 	// secrets.go for which consumers follow a rotation.
 	secrets := secret.NewCache(secret.Options{Resolver: opt.Resolver, RefreshInterval: cfg.Secrets.RefreshInterval, Log: log.Named("secret")})
@@ -107,8 +134,8 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 	}
 	// The same checks as `paved validate`, Rego unit tests included, so a
 	// bad definition stops paved here, named by file and line; the actions
-	// they parse are the catalog paved serves, and the policy is compiled
-	// once, below (its errors name file and line too). Blueprints are
+	// they parse are the catalog paved serves, and the policy is the one
+	// compiled above (its errors name file and line too). Blueprints are
 	// checked when their directory exists; paved does not need them to
 	// serve, and the image ships none.
 	bpDir := cfg.BlueprintsDir
@@ -116,19 +143,16 @@ func Build(ctx context.Context, cfg config.Config, log *zap.Logger, opt Options)
 		bpDir = ""
 	}
 	defs, probs := validate.Load(cfg.ActionsDir, bpDir)
-	// The catalog and the policy are built while the tests run (neither
-	// has an effect outside this process), and their errors are reported
-	// after the definitions' problems, in the order they always were.
+	// The catalog is built while the tests run; its errors and the
+	// policy's are reported after the definitions' problems, in the order
+	// they always were.
 	var cat *catalog.Catalog
 	var catErr error
 	if len(probs) == 0 {
 		cat, catErr = catalog.New(defs.Actions)
 	}
-	envs := make([]policy.Environment, len(cfg.Environments))
-	for i, e := range cfg.Environments {
-		envs[i] = policy.Environment{Name: e.Name, Production: e.Production}
-	}
-	pol, polErr := policy.New(ctx, cfg.PolicyDir, policy.Data{Environments: envs, Tenants: cfg.Tenants})
+	c := <-polc
+	pol, polErr := c.pol, c.err
 	if probs = append(probs, <-regoTests...); len(probs) > 0 {
 		return nil, fmt.Errorf("refusing to start: %d problem(s) in the definitions:\n%s", len(probs), validate.Report(probs))
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestBuildRefusesBadDefinitions: paved serve does not start on a broken
@@ -111,5 +112,33 @@ func TestBuildRefusesBadDefinitions(t *testing.T) {
 		if _, err := os.Stat(cfg.Store.Path); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("store %s after the refused start: %v, want none", cfg.Store.Path, err)
 		}
+		// Nor is the failure remembered: the next start runs the tests again.
+		if _, err := os.Stat(cfg.RegoTestCache()); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("rego test cache %s after the refused start: %v, want none", cfg.RegoTestCache(), err)
+		}
 	})
+}
+
+// A restart with the same policy files does not run their Rego tests
+// again; with policyTestCache off, every start runs them.
+func TestBuildRemembersPassedRegoTests(t *testing.T) {
+	for _, c := range []struct {
+		cache      string
+		wantCached bool
+	}{{"", true}, {"off", false}} {
+		cfg, env := testConfig(t)
+		cfg.PolicyTestCache = c.cache
+		for i := range 2 {
+			core, logs := observer.New(zap.InfoLevel)
+			a, err := build(t, cfg, env, zap.New(core))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.store.Close()
+			cached := logs.FilterMessageSnippet("not run again").Len() == 1
+			if want := i == 1 && c.wantCached; cached != want {
+				t.Fatalf("policyTestCache %q, start %d: tests skipped %v, want %v", c.cache, i+1, cached, want)
+			}
+		}
+	}
 }

@@ -44,6 +44,25 @@ type Config struct {
 	// BlueprintsDir holds the Port blueprints actions write to; serve checks
 	// the actions against them when it exists (internal/validate).
 	BlueprintsDir string `yaml:"blueprintsDir"`
+	// PolicyTestCache is the file that remembers which versions of the
+	// policy directory passed their Rego tests, so that serve skips them
+	// on a restart with the same files (validate.PassedTests). Empty: beside
+	// the SQLite database (store.path + ".rego-tests"), none with
+	// PostgreSQL; "off": the tests run at every start.
+	PolicyTestCache string `yaml:"policyTestCache"`
+}
+
+// RegoTestCache is the PolicyTestCache file in use, "" for none.
+func (c Config) RegoTestCache() string {
+	switch {
+	case c.PolicyTestCache == "off":
+		return ""
+	case c.PolicyTestCache != "":
+		return c.PolicyTestCache
+	case c.Store.Driver == "sqlite" || c.Store.Driver == "":
+		return c.Store.Path + ".rego-tests"
+	}
+	return ""
 }
 
 // Operator is paved's web page for the platform team, at /ui/.

@@ -18,6 +18,7 @@ func BenchmarkDecide(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	<-eng.Settled() // measure the form paved decides with once started
 	in := func(env string, teams ...string) policy.Input {
 		return policy.Input{
 			Action: "add-s3-bucket", Operation: "DAY-2",

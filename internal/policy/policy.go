@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -131,17 +132,40 @@ type Environment struct {
 
 // Engine evaluates the prepared policy. It is safe for concurrent use.
 type Engine struct {
+	// cur is the form decisions use: the policy evaluated in full from New,
+	// replaced by its partially evaluated form once that is ready.
+	cur atomic.Pointer[prepared]
+	// settled is closed when cur holds its final form.
+	settled chan struct{}
+}
+
+// prepared is one prepared form of the query.
+type prepared struct {
 	query rego.PreparedEvalQuery
-	// partial says the query was partially evaluated at start (see New).
+	// partial says the query was partially evaluated (see New).
 	partial bool
 	// opts are the evaluation options every decision shares.
 	opts []rego.EvalOption
 }
 
 // New loads every *.rego file in dir except tests, and prepares the query.
+//
+// New returns once the policy is compiled and evaluable in full, and then
+// partially evaluates it for the configuration in the background (about
+// two thirds of the preparation): paved need not wait for that to serve,
+// since both forms decide alike, the partial one in about half the time.
+// Settled tells when the final form is in place.
 func New(ctx context.Context, dir string, data Data) (*Engine, error) {
 	return newEngine(ctx, dir, data, true)
 }
+
+// Settled is closed once decisions use the engine's final form: the
+// partially evaluated query, or the full one for a policy OPA cannot
+// partially evaluate.
+func (e *Engine) Settled() <-chan struct{} { return e.settled }
+
+// partial reports whether decisions use the partially evaluated form.
+func (e *Engine) partial() bool { return e.cur.Load().partial }
 
 // newEngine is New, optionally without partial evaluation (which tests
 // compare against).
@@ -151,20 +175,11 @@ func newEngine(ctx context.Context, dir string, data Data, partial bool) (*Engin
 		return nil, fmt.Errorf("policy: list %s: %w", dir, err)
 	}
 	sort.Strings(paths)
-	opts := []func(*rego.Rego){
-		rego.Store(inmem.NewFromObject(data.document())),
-		// A policy that calls a builtin wrongly should fail the run loudly,
-		// not silently leave a deny rule undefined.
-		rego.StrictBuiltinErrors(true),
-		// Strict compilation refuses unused variables and imports, which
-		// in Rego usually mean a rule that silently never fires.
-		rego.Strict(true),
-	}
-	// Each file is parsed once, here: partial evaluation and the prepared
+	// Each file is parsed once, here: the full and the partially evaluated
 	// query are two rego instances, which would each parse the sources
-	// again (a tenth of New's time). The options are rego's own for a
-	// module. Should a file not parse, the sources go to rego as they are,
-	// whose errors name file and line as they always have.
+	// again. The options are rego's own for a module. Should a file not
+	// parse, the sources go to rego as they are, whose errors name file and
+	// line as they always have.
 	var raw, parsed []func(*rego.Rego)
 	parses := true
 	for _, p := range paths {
@@ -186,32 +201,56 @@ func newEngine(ctx context.Context, dir string, data Data, partial bool) (*Engin
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("policy: no *.rego files in %s", dir)
 	}
-	if parses {
-		opts = append(opts, parsed...)
-	} else {
-		opts = append(opts, raw...)
+	modules := parsed
+	if !parses {
+		modules = raw
 	}
-	// data.paved is fixed for the engine's life, so the query is partially
-	// evaluated now with only input unknown: lookups in the configuration
-	// and rules that depend only on it are folded into the prepared query,
-	// and what remains per decision is mostly comparisons on input, which
-	// OPA's rule index selects rules by. This halves a decision's work.
-	if partial {
-		if q, ok := preparePartial(ctx, opts); ok {
-			return newPrepared(q, true), nil
-		}
-		// A policy OPA cannot partially evaluate (or whose partially
-		// evaluated form fails strict compilation) is still evaluated in
-		// full below, only slower; TestShippedPolicyIsPartiallyEvaluated
-		// keeps the shipped one on the fast path. A policy that does not
-		// compile at all fails below with its own errors.
-	}
+	// The compiler is rego's default one, made here so that partial
+	// evaluation reuses it rather than compiling the policy again.
+	// Strict compilation refuses unused variables and imports, which in
+	// Rego usually mean a rule that silently never fires.
+	c := ast.NewCompiler().WithStrict(true).WithUseTypeCheckAnnotations(true).WithCapabilities(ast.CapabilitiesForThisVersion())
 	// Parse and compile errors from OPA name file:line.
-	q, err := rego.New(append(opts, rego.Query(query))...).PrepareForEval(ctx)
+	q, err := rego.New(append(evalOptions(data, rego.Compiler(c)), append(modules, rego.Query(query))...)...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: compile %s: %w", dir, err)
 	}
-	return newPrepared(q, false), nil
+	e := &Engine{settled: make(chan struct{})}
+	e.cur.Store(newPrepared(q, false))
+	if !partial {
+		close(e.settled)
+		return e, nil
+	}
+	// data.paved is fixed for the engine's life, so the query is partially
+	// evaluated with only input unknown: lookups in the configuration and
+	// rules that depend only on it are folded into the prepared query, and
+	// what remains per decision is mostly comparisons on input, which OPA's
+	// rule index selects rules by. This halves a decision's work. A policy
+	// OPA cannot partially evaluate (or whose partially evaluated form
+	// fails strict compilation) stays on the full form, only slower;
+	// TestShippedPolicyIsPartiallyEvaluated keeps the shipped one on the
+	// fast path. The work is the engine's own, so it outlives the caller's
+	// cancellation.
+	go func() {
+		defer close(e.settled)
+		if q, ok := preparePartial(context.WithoutCancel(ctx), data, c, parsed); ok {
+			e.cur.Store(newPrepared(q, true))
+		}
+	}()
+	return e, nil
+}
+
+// evalOptions are the options every rego instance of the engine shares,
+// each with a store of its own: a store shared with one that compiles
+// would hold decisions up behind its write transaction.
+func evalOptions(data Data, more ...func(*rego.Rego)) []func(*rego.Rego) {
+	return append([]func(*rego.Rego){
+		rego.Store(inmem.NewFromObject(data.document())),
+		// A policy that calls a builtin wrongly should fail the run loudly,
+		// not silently leave a deny rule undefined.
+		rego.StrictBuiltinErrors(true),
+		rego.Strict(true),
+	}, more...)
 }
 
 // query binds Query to resultVar, which Decide reads.
@@ -220,18 +259,20 @@ const (
 	query     = resultVar + " = " + Query
 )
 
-// preparePartial partially evaluates query and prepares what is left, or
-// reports false if that is not one query that compiles. rego's own
+// preparePartial partially evaluates query with the policy compiled in c
+// and prepares what is left with the modules, or reports false if that is
+// not one query that compiles. rego's own
 // PrepareForEval(WithPartialEval()) does the same but wraps what is left
 // in a rule it then evaluates per decision, which costs each decision
 // another rule and two copies of the decision object.
-func preparePartial(ctx context.Context, opts []func(*rego.Rego)) (rego.PreparedEvalQuery, bool) {
+func preparePartial(ctx context.Context, data Data, c *ast.Compiler, modules []func(*rego.Rego)) (rego.PreparedEvalQuery, bool) {
 	// With no unknowns given, Partial takes input as unknown.
-	pq, err := rego.New(append(opts[:len(opts):len(opts)], rego.Query(query))...).Partial(ctx)
+	pq, err := rego.New(evalOptions(data, rego.Compiler(c), rego.Query(query))...).Partial(ctx)
 	if err != nil || len(pq.Queries) != 1 {
 		return rego.PreparedEvalQuery{}, false
 	}
-	popts := append(opts[:len(opts):len(opts)], rego.ParsedQuery(pq.Queries[0]))
+	// What is left calls the policy's functions: compiled again with them.
+	popts := evalOptions(data, append(modules[:len(modules):len(modules)], rego.ParsedQuery(pq.Queries[0]))...)
 	for _, m := range pq.Support {
 		popts = append(popts, rego.ParsedModule(m))
 	}
@@ -239,7 +280,7 @@ func preparePartial(ctx context.Context, opts []func(*rego.Rego)) (rego.Prepared
 	return q, err == nil
 }
 
-func newPrepared(q rego.PreparedEvalQuery, partial bool) *Engine {
+func newPrepared(q rego.PreparedEvalQuery, partial bool) *prepared {
 	opts := []rego.EvalOption{
 		// Nobody reads the per-evaluation metrics; the no-op set allocates
 		// nothing.
@@ -251,7 +292,7 @@ func newPrepared(q rego.PreparedEvalQuery, partial bool) *Engine {
 	if partial {
 		opts = append(opts, rego.EvalVirtualCache(noVirtualCache{}))
 	}
-	return &Engine{query: q, partial: partial, opts: opts}
+	return &prepared{query: q, partial: partial, opts: opts}
 }
 
 // document is Data as Rego sees it under data.paved; built from plain maps
@@ -292,8 +333,9 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		cancel = topdown.NewCancel()
 		defer context.AfterFunc(ctx, cancel.Cancel)()
 	}
-	opts := append(e.opts[:len(e.opts):len(e.opts)], rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel))
-	rs, err := e.query.Eval(ctx, opts...)
+	p := e.cur.Load()
+	opts := append(p.opts[:len(p.opts):len(p.opts)], rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel))
+	rs, err := p.query.Eval(ctx, opts...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: evaluate %s for action %s: %w", Query, in.Action, err)
 	}

@@ -1,0 +1,111 @@
+package validate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/version"
+)
+
+// PassedTests remembers which sets of Rego tests passed, as `go test`
+// caches a passing package: a set is the content of every file in the
+// policy directory (what OPA's runner loads: policies, tests, data) and
+// the OPA and Go versions that ran it. paved serve asks it first, so a
+// restart with an unchanged policy skips the tests (the larger part of
+// start-up); a change to any file, or another OPA, runs them again, and a
+// failure is never remembered. `paved validate` always runs them.
+type PassedTests struct {
+	// Path is the file the passed sets' digests are kept in, one a line.
+	Path string
+}
+
+// keptDigests bounds the file: enough for a few policies served in turn.
+const keptDigests = 16
+
+// Run is RegoTests unless the same set passed before; cached says it was
+// not run. A digest that cannot be read or written only costs a run.
+func (p PassedTests) Run(ctx context.Context, dir string) (probs []Problem, cached bool) {
+	digest, err := testSetDigest(dir)
+	if err != nil {
+		// RegoTests reports an unreadable directory in its own words.
+		return RegoTests(ctx, dir), false
+	}
+	kept := p.read()
+	if slices.Contains(kept, digest) {
+		return nil, true
+	}
+	probs = RegoTests(ctx, dir)
+	// Remembered only if the files did not change while the tests ran.
+	if after, err := testSetDigest(dir); len(probs) == 0 && err == nil && after == digest {
+		p.write(append(kept, digest))
+	}
+	return probs, false
+}
+
+// testSetDigest hashes what a run of the tests in dir depends on.
+func testSetDigest(dir string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "paved rego tests 1\nopa %s\n%s\n", version.Version, runtime.Version())
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		// Name and length first, so no two sets of files hash alike.
+		fmt.Fprintf(h, "%q %d\n", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (p PassedTests) read() []string {
+	b, err := os.ReadFile(p.Path)
+	if err != nil {
+		return nil
+	}
+	var ds []string
+	for sc := bufio.NewScanner(bytes.NewReader(b)); sc.Scan(); {
+		if d := sc.Text(); len(d) == sha256.Size*2 {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// write replaces the file whole (a temporary file renamed over it), so a
+// crash or a second paved starting beside this one never leaves half a
+// line to be read as a digest.
+func (p PassedTests) write(ds []string) {
+	if len(ds) > keptDigests {
+		ds = ds[len(ds)-keptDigests:]
+	}
+	var b bytes.Buffer
+	for _, d := range ds {
+		b.WriteString(d + "\n")
+	}
+	f, err := os.CreateTemp(filepath.Dir(p.Path), filepath.Base(p.Path)+".*")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(b.Bytes())
+	if cerr := f.Close(); werr != nil || cerr != nil || os.Rename(f.Name(), p.Path) != nil {
+		_ = os.Remove(f.Name())
+	}
+}
