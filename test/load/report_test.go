@@ -125,28 +125,34 @@ func toMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecon
 
 // procStatus reads VmRSS and VmHWM (in MiB) of a process.
 func procStatus(pid int) (rss, hwm float64, err error) {
+	m, err := procMemory(pid)
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// procMemory reads the memory lines of a process's /proc status, in MiB:
+// VmRSS, VmHWM, and VmRSS's parts RssAnon (the process's own memory: heap,
+// stacks) and RssFile (pages of its executable and other mapped files,
+// shared with the page cache).
+func procMemory(pid int) (map[string]float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer f.Close()
+	m := map[string]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || (k != "VmRSS" && k != "VmHWM" && k != "RssAnon" && k != "RssFile") {
 			continue
 		}
 		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
-		if k == "VmRSS" {
-			rss = kb / 1024
-		} else {
-			hwm = kb / 1024
-		}
+		m[k] = kb / 1024
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 // printMachine prints what BENCHMARKS.md must state about the machine and

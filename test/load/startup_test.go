@@ -22,8 +22,7 @@ func testStartup(t *testing.T, m mode) {
 	e := world(t, h.Options{}, nil)
 	e.Term() // the harness's own start polls every 25 ms: too coarse; start it here instead
 	kinds := []string{"first", "fresh", "existing"}
-	ready := map[string][]float64{}
-	var rss, hwm []float64
+	ready, mem := map[string][]float64{}, map[string][]float64{}
 	for i := range len(kinds) * m.startRepeats {
 		kind := kinds[i%len(kinds)]
 		if kind != "existing" {
@@ -34,21 +33,25 @@ func testStartup(t *testing.T, m mode) {
 		if kind == "first" {
 			_ = os.Remove(e.DBPath + ".rego-tests") // config.RegoTestCache's default
 		}
-		r, rs, hw := timedStart(t, e)
+		r, m := timedStart(t, e)
 		ready[kind] = append(ready[kind], toMS(r))
-		rss, hwm = append(rss, rs), append(hwm, hw)
-		note("start %d (%s): ready in %.1f ms, idle VmRSS %.1f MiB, VmHWM %.1f MiB", i+1, kind, toMS(r), rs, hw)
+		for k, v := range m {
+			mem[k] = append(mem[k], v)
+		}
+		note("start %d (%s): ready in %.1f ms, idle VmRSS %.1f MiB (anon %.1f, file %.1f), VmHWM %.1f MiB", i+1, kind, toMS(r), m["VmRSS"], m["RssAnon"], m["RssFile"], m["VmHWM"])
 	}
 	report("startup", "start-up to /readyz 200, first start (no db, Rego tests run)", spread(ready["first"], ms), "", "")
 	report("startup", "start-up to /readyz 200, fresh db (exec → ready)", spread(ready["fresh"], ms), "≈32 ms (keep)", "")
 	report("startup", "start-up to /readyz 200, existing db", spread(ready["existing"], ms), "≈32 ms (keep)", "")
-	report("startup", "idle RSS (VmRSS 2 s after ready)", spread(rss, mib), "≈35 MiB (keep)", "")
-	report("startup", "VmHWM at that moment", spread(hwm, mib), "", "")
+	report("startup", "idle RSS (VmRSS 2 s after ready)", spread(mem["VmRSS"], mib), "≈35 MiB (keep)", "")
+	report("startup", "… of it anonymous (RssAnon: heap, stacks)", spread(mem["RssAnon"], mib), "", "")
+	report("startup", "… of it file pages (RssFile: the executable)", spread(mem["RssFile"], mib), "", "")
+	report("startup", "VmHWM at that moment", spread(mem["VmHWM"], mib), "", "")
 }
 
 // timedStart runs paved with the harness's config and environment, polls
 // /readyz every millisecond, waits 2 s idle, reads its memory and stops it.
-func timedStart(t *testing.T, e *h.Env) (time.Duration, float64, float64) {
+func timedStart(t *testing.T, e *h.Env) (time.Duration, map[string]float64) {
 	t.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command(pavedBin, "serve", "--config", e.ConfigPath())
@@ -96,9 +99,9 @@ func timedStart(t *testing.T, e *h.Env) (time.Duration, float64, float64) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // idle: workers tick, nothing to do
-	rss, hwm, err := procStatus(cmd.Process.Pid)
+	m, err := procMemory(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ready, rss, hwm
+	return ready, m
 }
