@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -50,6 +51,22 @@ type Config struct {
 	// the SQLite database (store.path + ".rego-tests"), none with
 	// PostgreSQL; "off": the tests run at every start.
 	PolicyTestCache string `yaml:"policyTestCache"`
+}
+
+// checkTestCache refuses a policyTestCache that is a YAML boolean read as a
+// string (false would name a file "false"), and one inside policyDir,
+// whose every write would change the files it remembers.
+func checkTestCache(bad func(key, format string, args ...any), c Config) {
+	switch strings.ToLower(c.PolicyTestCache) {
+	case "false", "no", "n", "true", "yes", "y", "on", "0", "1":
+		bad("policyTestCache", "is a file path, or off; not %q", c.PolicyTestCache)
+		return
+	}
+	if path := c.RegoTestCache(); path != "" {
+		if rel, err := filepath.Rel(c.PolicyDir, path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			bad("policyTestCache", "%s is inside policyDir %s: the file would change what it remembers", path, c.PolicyDir)
+		}
+	}
 }
 
 // RegoTestCache is the PolicyTestCache file in use, "" for none.
@@ -365,6 +382,7 @@ func (c Config) Validate() error {
 	default:
 		bad("store.driver", "must be sqlite or postgres, not %q", c.Store.Driver)
 	}
+	checkTestCache(bad, c)
 	if c.Port.Enabled {
 		checkURL(bad, "port.baseURL", c.Port.BaseURL)
 		checkRef(bad, "port.clientID", c.Port.ClientID)

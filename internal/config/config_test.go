@@ -155,3 +155,41 @@ func TestSecretsConfig(t *testing.T) {
 		t.Fatalf("from the environment: %+v, %v", cfg.Secrets, err)
 	}
 }
+
+func TestPolicyTestCache(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/paved.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  []string
+		want string // RegoTestCache, or the error's text
+		ok   bool
+	}{
+		{nil, "", true}, // filled in below from the example's store path
+		{[]string{"PAVED_POLICYTESTCACHE=off"}, "", true},
+		{[]string{"PAVED_POLICYTESTCACHE=/var/cache/paved/rego"}, "/var/cache/paved/rego", true},
+		{[]string{"PAVED_STORE_DRIVER=postgres", "PAVED_STORE_DSN=env:DB"}, "", true},
+		{[]string{"PAVED_STORE_DRIVER=postgres", "PAVED_STORE_DSN=env:DB", "PAVED_POLICYTESTCACHE=/tmp/rego"}, "/tmp/rego", true},
+		{[]string{"PAVED_POLICYTESTCACHE=false"}, `policyTestCache: is a file path, or off; not "false"`, false},
+		{[]string{"PAVED_POLICYDIR=/etc/paved/policy", "PAVED_POLICYTESTCACHE=/etc/paved/policy/passed"}, "is inside policyDir", false},
+	} {
+		cfg, err := Parse(data, c.env)
+		if !c.ok {
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%v: %v, want an error with %q", c.env, err, c.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", c.env, err)
+		}
+		want := c.want
+		if c.env == nil {
+			want = cfg.Store.Path + ".rego-tests"
+		}
+		if got := cfg.RegoTestCache(); got != want {
+			t.Errorf("%v: RegoTestCache %q, want %q", c.env, got, want)
+		}
+	}
+}

@@ -436,6 +436,51 @@ func TestPartialEvaluationMatchesFull(t *testing.T) {
 	}
 }
 
+// Decisions made while New's engine is still on its full form, and while
+// the partial form replaces it, are the same as the full form's (run with
+// -race, this is also the swap's race check).
+func TestDecisionsWhileSettling(t *testing.T) {
+	ctx := context.Background()
+	full, err := newEngine(ctx, policyDir, testData, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := generatedInputs(200)
+	want := make([]Decision, len(inputs))
+	for i, in := range inputs {
+		if want[i], err = full.Decide(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := New(ctx, policyDir, testData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for settled := false; !settled; {
+				select {
+				case <-e.Settled():
+					settled = true // one more pass, on the final form
+				default:
+				}
+				for i, in := range inputs {
+					got, err := e.Decide(ctx, in)
+					if err != nil || !reflect.DeepEqual(got, want[i]) {
+						t.Errorf("input %+v: %+v, %v; want %+v", in, got, err, want[i])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !e.partial() {
+		t.Fatal("settled on the full form")
+	}
+}
+
 // generatedInputs are n inputs drawn (deterministically) from values on
 // both sides of every rule: known and unknown tenants and environments,
 // owners in and not in the user's teams, missing and empty fields, and

@@ -7,10 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 
 	"github.com/open-policy-agent/opa/v1/version"
@@ -43,36 +44,79 @@ func (p PassedTests) Run(ctx context.Context, dir string) (probs []Problem, cach
 	if slices.Contains(kept, digest) {
 		return nil, true
 	}
-	probs = RegoTests(ctx, dir)
+	probs = RegoTests(ctx, dir) // a run cut short by ctx is a problem too
 	// Remembered only if the files did not change while the tests ran.
-	if after, err := testSetDigest(dir); len(probs) == 0 && err == nil && after == digest {
+	if after, err := testSetDigest(dir); len(probs) == 0 && ctx.Err() == nil && err == nil && after == digest {
 		p.write(append(kept, digest))
 	}
 	return probs, false
 }
 
-// testSetDigest hashes what a run of the tests in dir depends on.
+// testSetDigest hashes what a run of the tests in dir depends on: every
+// file OPA's loader can read there, found as it finds them (following
+// symbolic links, into subdirectories), and the programs that judge them.
 func testSetDigest(dir string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "paved rego tests 1\nopa %s\n%s\n", version.Version, runtime.Version())
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		// Name and length first, so no two sets of files hash alike.
-		fmt.Fprintf(h, "%q %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-		return nil
-	})
-	if err != nil {
+	fmt.Fprintf(h, "paved rego tests 2\nopa %s\n%s\n%s\n", version.Version, runtime.Version(), buildID())
+	if err := hashTree(h, dir, "", 0); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// maxDepth bounds hashTree: a cycle of links ends the walk with an error,
+// and the tests simply run.
+const maxDepth = 32
+
+// hashTree writes each file under dir/rel to h, named and sized first so
+// that no two sets of files hash alike, in a fixed order. os.Stat follows
+// links as OPA's loader does (a Kubernetes ConfigMap's files are links).
+func hashTree(h io.Writer, dir, rel string, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("%s: deeper than %d directories", filepath.Join(dir, rel), maxDepth)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, rel))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries { // sorted by name
+		name := filepath.Join(rel, e.Name())
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			fmt.Fprintf(h, "dir %q\n", filepath.ToSlash(name))
+			if err := hashTree(h, dir, name, depth+1); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "file %q %d\n", filepath.ToSlash(name), len(b))
+			h.Write(b)
+		}
+	}
+	return nil
+}
+
+// buildID names the paved build (its module version and VCS revision, as
+// far as the binary records them): a new paved may judge results anew.
+func buildID() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	id := bi.Main.Path + " " + bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			id += " " + s.Key + "=" + s.Value
+		}
+	}
+	return id
 }
 
 func (p PassedTests) read() []string {

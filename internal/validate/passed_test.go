@@ -112,3 +112,74 @@ func TestPassedTestsKeepsTheNewest(t *testing.T) {
 		t.Fatalf("kept %d digests (first dropped: %v), want the newest %d", len(kept), kept[0] != first, keptDigests)
 	}
 }
+
+// A run cut short (paved stopped while starting) is a problem, and is not
+// remembered as a pass: OPA's runner drops the tests it has not run when
+// its context ends, without an error.
+func TestPassedTestsCancelled(t *testing.T) {
+	tr := newTree(t)
+	cache := PassedTests{Path: filepath.Join(t.TempDir(), "passed")}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ps, cached := cache.Run(ctx, tr.rego); cached || len(ps) == 0 || !strings.Contains(Report(ps), "not all run") {
+		t.Fatalf("cancelled run: cached %v, problems %v", cached, ps)
+	}
+	if _, err := os.Stat(cache.Path); !os.IsNotExist(err) {
+		t.Fatalf("cache after a cancelled run: %v, want none", err)
+	}
+}
+
+// Links are followed, as OPA's loader follows them: a policy directory
+// that is a link (or holds links to its files, as a Kubernetes ConfigMap
+// volume does) is hashed by what the links point at.
+func TestPassedTestsFollowsLinks(t *testing.T) {
+	tr := newTree(t)
+	root := t.TempDir()
+	linkedDir := filepath.Join(root, "policy")
+	if err := os.Symlink(tr.rego, linkedDir); err != nil {
+		t.Fatal(err)
+	}
+	// A directory of links to the tree's files.
+	links := filepath.Join(root, "links")
+	if err := os.Mkdir(links, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"policy.rego", "policy_test.rego"} {
+		if err := os.Symlink(filepath.Join(tr.rego, name), filepath.Join(links, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty, err := testSetDigest(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := PassedTests{Path: filepath.Join(t.TempDir(), "passed")}
+	for _, dir := range []string{linkedDir, links} {
+		if d, err := testSetDigest(dir); err != nil || d == empty {
+			t.Fatalf("%s: digest %s (%v), the same as an empty directory's", dir, d, err)
+		}
+		if ps, _ := cache.Run(context.Background(), dir); len(ps) != 0 {
+			t.Fatal(ps)
+		}
+	}
+	// Breaking the test behind the links runs the tests again, through
+	// either, and reports the failure.
+	f := filepath.Join(tr.rego, "policy_test.rego")
+	tr.edit(f, "tenant_set := {t: true | some t in tenants}", "tenant_set := {t: true | some t in tenants}\n\ntest_broken if {\n\tfalse\n}")
+	for _, dir := range []string{linkedDir, links} {
+		if ps, cached := cache.Run(context.Background(), dir); cached || len(ps) != 1 {
+			t.Fatalf("%s after the target changed: cached %v, problems %v", dir, cached, ps)
+		}
+	}
+}
+
+// A cycle of links ends the walk with an error: the tests simply run.
+func TestPassedTestsLinkCycle(t *testing.T) {
+	tr := newTree(t)
+	if err := os.Symlink(tr.rego, filepath.Join(tr.rego, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testSetDigest(tr.rego); err == nil {
+		t.Fatal("a cycle of links hashed")
+	}
+}
