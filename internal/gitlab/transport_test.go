@@ -94,12 +94,21 @@ func TestCapCountsRetries(t *testing.T) {
 	const perMinute, callers, run = 600, 20, 5 * time.Minute
 	synctest.Test(t, func(t *testing.T) {
 		rec := &arrivals{}
-		// The default call deadline holds: the window serves waiters in
-		// order, so twenty callers on a cap of ten a second each wait about
-		// two seconds a slot (when it woke them to race, one could wait out
-		// the deadline, and did once in CI).
+		// In the bubble a request takes no time, so the window hands out
+		// its whole cap in a burst of a few milliseconds and then every
+		// waiter waits for the next Span: an attempt waits up to a Span
+		// (ratecap.Span; at most callers of the cap's slots are ever
+		// reserved ahead), not the two seconds a slot that twenty callers
+		// on ten a second would suggest. A call whose retries run past the
+		// end of the next burst needs a third window, 124 s after it began,
+		// which the default call deadline (4 × 30 s + 3 × 5 ms) does not
+		// cover: it failed "the next request slot … frees after this
+		// request's deadline" about one run in 150. A per-attempt Timeout
+		// of a Span and a second (the attempts themselves take no time)
+		// puts the call deadline past 4 × Span + 3 × RetryWaitMax, the most
+		// four attempts can wait, so a call can only fail with a final 500.
 		sim, c := bubble(t, gitlabsim.Config{Seed: 8, Faults: gitlabsim.Faults{ServerErrorRate: 0.2}}, rec,
-			Options{RequestsPerMinute: perMinute, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+			Options{RequestsPerMinute: perMinute, Timeout: ratecap.Span + time.Second, Retries: 3, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
 		p, err := sim.CreatePipeline(gitlabsim.NewPipeline{Project: "grp/svc", Ref: "main",
 			Variables: []gitlabsim.Variable{{Key: RunIDVariable, Value: "r_1"}}})
 		if err != nil {
