@@ -2,14 +2,12 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
-	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
 
@@ -19,12 +17,7 @@ import (
 // (invalid UTF-8), which keep a row each.
 func TestGroupedEventsReadBackOneByOne(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "paved.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, db := sqlitetest.OpenWithReader(t)
 	r := storetest.NewRun("p1", "svc", r0())
 	if _, _, err := s.CreateRun(ctx, r, store.Change{Events: []string{"received", "inputs <ok> & \"quoted\"", "policy allows", "queued: ✓"}}); err != nil {
 		t.Fatal(err)
@@ -60,11 +53,6 @@ func TestGroupedEventsReadBackOneByOne(t *testing.T) {
 		t.Fatalf("messages %q, want %q", msgs, want)
 	}
 	// The rows: the intake's four as one, the invalid UTF-8 pair as two.
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var rows int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM run_events WHERE run_id = ?`, r.ID).Scan(&rows); err != nil || rows != 5 {
 		t.Fatalf("run_events rows: %d, %v; want 5", rows, err)

@@ -2,14 +2,12 @@ package outbox_test
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
-	"github.com/paved-idp/paved/internal/store/sqlite"
+	"github.com/paved-idp/paved/internal/store/sqlite/sqlitetest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
 
@@ -21,12 +19,7 @@ import (
 // run ahead leaving the stack wakes it.
 func TestDispatchParkedAtInsertBehindBusyStack(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "paved.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, db := sqlitetest.OpenWithReader(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	s.SetClock(func() time.Time { return now })
 	dispatch := store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}
@@ -36,11 +29,6 @@ func TestDispatchParkedAtInsertBehindBusyStack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	due := func(r *run.Run) time.Time {
 		t.Helper()
 		var at int64

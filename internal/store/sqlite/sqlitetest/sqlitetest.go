@@ -4,6 +4,7 @@ package sqlitetest
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -16,13 +17,26 @@ import (
 
 // Open returns an empty store in the test's temp dir, closed at cleanup.
 func Open(t testing.TB) *sqlite.Store {
+	st, _ := OpenWithReader(t)
+	return st
+}
+
+// OpenWithReader is Open, with a read-only handle on the store's file for
+// tests that look at its rows; both are closed at cleanup.
+func OpenWithReader(t testing.TB) (*sqlite.Store, *sql.DB) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "paved.db"))
+	path := filepath.Join(t.TempDir(), "paved.db")
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return st, db
 }
 
 // Reports claims and completes every open report task, in delivery order,
