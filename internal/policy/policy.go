@@ -160,6 +160,14 @@ func New(ctx context.Context, dir string, data Data) (*Engine, error) {
 	return newEngine(ctx, dir, data, true)
 }
 
+// Check compiles the policy in dir as New does, and nothing more: for
+// `paved validate`, which decides nothing and so needs no partial form
+// (a policy that has none is served in full, not refused).
+func Check(ctx context.Context, dir string) error {
+	_, err := newEngine(ctx, dir, Data{}, false)
+	return err
+}
+
 // Settled is closed once decisions use the engine's final form: the
 // partially evaluated query, or the full one for a policy OPA cannot
 // partially evaluate.

@@ -258,7 +258,7 @@ func portInputs(a *catalog.Action, ix *srcpos.Index) []Problem {
 // its Rego unit tests pass.
 func Policy(ctx context.Context, dir string) []Problem {
 	var ps []Problem
-	if _, err := policy.New(ctx, dir, policy.Data{}); err != nil {
+	if err := policy.Check(ctx, dir); err != nil {
 		ps = append(ps, regoProblems(dir, err)...)
 	}
 	return append(ps, RegoTests(ctx, dir)...)
