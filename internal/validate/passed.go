@@ -20,10 +20,10 @@ import (
 // PassedTests remembers which sets of Rego tests passed, as `go test`
 // caches a passing package: a set is the content of every file in the
 // policy directory (what OPA's runner loads: policies, tests, data) and
-// the OPA and Go versions that ran it. paved serve asks it first, so a
-// restart with an unchanged policy skips the tests (the larger part of
-// start-up); a change to any file, or another OPA, runs them again, and a
-// failure is never remembered. `paved validate` always runs them.
+// the OPA, Go and paved builds that ran it. paved serve asks it first, so
+// a restart with an unchanged policy skips the tests (the larger part of
+// start-up); a change to any of those runs them again, and a failure is
+// never remembered. `paved validate` always runs them.
 type PassedTests struct {
 	// Path is the file the passed sets' digests are kept in, one a line.
 	Path string
