@@ -10,5 +10,9 @@ const (
 	LeaseTasks       = leaseTasks
 	DueDispatchHeads = dueDispatchHeads
 	StackFree        = stackFree
+	StackHeld        = stackHeld
 	StackHeads       = stackHeads
 )
+
+// ParkFor is how long a dispatch waiting for its stack is parked.
+const ParkFor = parkFor

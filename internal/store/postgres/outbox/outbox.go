@@ -30,7 +30,11 @@ import (
 //   - A dispatch head whose stack is taken is parked: its next_at moves
 //     parkFor on and it leaves the due heads, so later claims do not read it
 //     again. A run that lets its stack go wakes that stack's parked heads in
-//     the same transaction (the store's Update calls Wake).
+//     the same transaction (the store's Update calls Wake). A claim parks a
+//     head only behind a run it holds a share lock on (stackHeld): the run
+//     cannot let the stack go before the claim commits, so its wake comes
+//     after the park and sees it. A head whose every blocker is being
+//     changed right now is left due, for the next claim to look at again.
 //
 // Lock order, so that no two transactions wait for each other: a
 // transaction takes run rows before outbox rows, several of either in id
@@ -38,9 +42,12 @@ import (
 
 // parkFor is how long a dispatch task waiting for its stack sleeps before
 // it is looked at again. A run that lets its stack go wakes the stack's
-// waiting tasks at once; this only bounds how long a missed wake-up could
-// delay one.
-const parkFor = 15 * time.Second
+// waiting tasks at once, and no wake can be missed (see stackHeld); this
+// only bounds the wait should the stack be freed behind paved's back. It
+// is long because each parked head is tested again when it comes due: at
+// 15 s, a backlog of 55,000 runs behind busy stacks cost thousands of
+// tests a second (BENCHMARKS.md, seventh round).
+const parkFor = 5 * time.Minute
 
 // Outbox is the outbox table of a store's database.
 type Outbox struct {
@@ -67,8 +74,10 @@ const claimHeads = `UPDATE outbox SET attempts = attempts + 1, next_at = $4, par
 
 // dueDispatchHeads locks candidate dispatch heads; which of them may go is
 // decided by the next statement, whose snapshot is taken after the locks.
+// $3 are the heads this claim already left due (see stackHeld), which its
+// own locks would not skip.
 const dueDispatchHeads = `SELECT id, run_id FROM outbox
-	WHERE kind = 'dispatch' AND head AND done_at IS NULL AND next_at <= $1
+	WHERE kind = 'dispatch' AND head AND done_at IS NULL AND next_at <= $1 AND id <> ALL($3::bigint[])
 	ORDER BY next_at, id LIMIT $2
 	FOR UPDATE SKIP LOCKED`
 
@@ -82,6 +91,20 @@ const stackFree = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND (
 	SELECT b.id FROM runs b WHERE b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
 		AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))
 	LIMIT 1) IS NULL`
+
+// stackHeld keeps the runs (of $1, found waiting by stackFree) that wait
+// behind a run this claim can share-lock and that still holds them off in
+// its latest version. Only those are parked. Without the lock a head could
+// be parked on a view from before a run let its stack go, and that run's
+// wake could miss it (a head created after the wake's look at the stack,
+// and claimed before that run commits); with it, a run that lets the stack
+// go waits for the claim to commit, then wakes what it parked. The claim
+// never waits: a blocker locked by another transaction (being changed) is
+// skipped, and a head with no other is left due, to be looked at again.
+const stackHeld = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND EXISTS (
+	SELECT 1 FROM runs b WHERE b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
+		AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))
+	FOR SHARE OF b SKIP LOCKED)`
 
 const leaseTasks = `UPDATE outbox SET attempts = attempts + 1, next_at = $2, parked = false
 	WHERE id = ANY($1::bigint[])
@@ -122,9 +145,10 @@ func (o *Outbox) Claim(ctx context.Context, kind string, lease time.Duration, li
 func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, lease time.Duration, limit int) ([]store.Task, error) {
 	const slack = 16
 	var out []store.Task
+	left := []int64{} // heads left due this claim (not NULL: <> ALL(NULL) is never true)
 	for len(out) < limit {
 		want := limit - len(out) + slack
-		rows, err := tx.Query(ctx, dueDispatchHeads, now, want)
+		rows, err := tx.Query(ctx, dueDispatchHeads, now, want, left)
 		if err != nil {
 			return nil, err
 		}
@@ -156,13 +180,35 @@ func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, le
 		for _, id := range freeRuns {
 			free[id] = true
 		}
-		var take, park []int64
+		var take, park, waiting []int64
+		var waitingRuns []string
 		for _, c := range cands {
 			switch {
 			case !free[c.runID]:
-				park = append(park, c.id)
+				waiting, waitingRuns = append(waiting, c.id), append(waitingRuns, c.runID)
 			case len(out)+len(take) < limit:
 				take = append(take, c.id)
+			}
+		}
+		if len(waiting) > 0 {
+			rows, err = tx.Query(ctx, stackHeld, waitingRuns)
+			if err != nil {
+				return nil, err
+			}
+			heldRuns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return nil, err
+			}
+			held := make(map[string]bool, len(heldRuns))
+			for _, id := range heldRuns {
+				held[id] = true
+			}
+			for i, id := range waiting {
+				if held[waitingRuns[i]] {
+					park = append(park, id)
+				} else {
+					left = append(left, id)
+				}
 			}
 		}
 		if len(park) > 0 {

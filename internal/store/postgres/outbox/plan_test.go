@@ -55,8 +55,9 @@ func TestBatchStatementsReadOnlyTheirBatch(t *testing.T) {
 		{"complete", outbox.CompleteTasks, []any{ids, now}, map[string]int{"outbox": 6 * batch}},
 		{"release", outbox.ReleaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
 		{"lease", outbox.LeaseTasks, []any{ids, now}, map[string]int{"outbox": 2 * batch}},
-		{"dispatch candidates", outbox.DueDispatchHeads, []any{now.Add(time.Second), batch + 16}, map[string]int{"outbox": batch + 16}},
+		{"dispatch candidates", outbox.DueDispatchHeads, []any{now.Add(time.Second), batch + 16, []int64{}}, map[string]int{"outbox": batch + 16}},
 		{"stack free", outbox.StackFree, []any{runIDs}, map[string]int{"runs": 3 * batch}},
+		{"stack held", outbox.StackHeld, []any{runIDs}, map[string]int{"runs": 3 * batch}},
 		{"stack heads", outbox.StackHeads, []any{r.Stack.Key()}, map[string]int{"outbox": 2}}, // its report head and its dispatch
 	} {
 		rows := rowsRead(t, conn, tc.query, tc.args...)
@@ -89,7 +90,7 @@ func TestWaitingDispatchesAreReadOnce(t *testing.T) {
 		t.Fatalf("%d parked, %v; want %d", parked, err, waiting)
 	}
 	analyze(t, conn)
-	rows := rowsRead(t, conn, outbox.DueDispatchHeads, time.Now(), 17)
+	rows := rowsRead(t, conn, outbox.DueDispatchHeads, time.Now(), 17, []int64{})
 	if rows["outbox"] != 0 {
 		t.Fatalf("the next claim read %d parked tasks again", rows["outbox"])
 	}

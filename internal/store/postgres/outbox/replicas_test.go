@@ -13,6 +13,7 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/store"
 	"github.com/paved-idp/paved/internal/store/postgres"
+	"github.com/paved-idp/paved/internal/store/postgres/outbox"
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/store/storetest"
 )
@@ -270,10 +271,94 @@ func TestParkedDispatchWakes(t *testing.T) {
 	if got, _ := s.Claim(ctx, store.KindDispatch, time.Minute, 10); len(got) != 0 {
 		t.Fatalf("claimed %v before the parked task is due", got)
 	}
-	clock.Set(t0.Add(time.Minute))
+	clock.Set(t0.Add(outbox.ParkFor + time.Second))
 	got, err = s.Claim(ctx, store.KindDispatch, time.Minute, 10)
 	if err != nil || len(got) != 1 || got[0].RunID != waiting[1].ID {
 		t.Fatalf("after parkFor claimed %v, %v; want %s", got, err, waiting[1].ID)
+	}
+}
+
+// A claim parks a dispatch only behind a run it can lock: while the run
+// ahead is being changed (it may be letting the stack go, and its wake may
+// already have looked at the stack), the dispatch is left due instead of
+// parked; once the change commits, the next claim takes it or parks it. A
+// dispatch with another run ahead that the claim can lock is parked all the
+// same: that run cannot let the stack go before the claim commits.
+func TestNoParkBehindARunBeingChanged(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	s, conn := open(t, dsn), connect(t, dsn)
+	t0 := time.Now().UTC().Add(-time.Hour)
+	holder := storetest.NewRun("holder", "svc", t0)
+	holder.State = run.Running
+	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	var waiting []*run.Run
+	for i := range 2 {
+		w := storetest.NewRun(fmt.Sprint("w", i), "svc", t0.Add(time.Duration(i+1)*time.Millisecond))
+		if _, _, err := s.CreateRun(ctx, w, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, w)
+	}
+	parked := func(id string) bool {
+		t.Helper()
+		var p bool
+		if err := conn.QueryRow(ctx, `SELECT parked FROM outbox WHERE run_id = $1 AND kind = 'dispatch' AND done_at IS NULL`, id).Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// change holds the holder's row lock inside Update until told to end,
+	// then ends the holder's run (end) or leaves it running.
+	change := func(end bool) (release func()) {
+		locked, finish, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		var once sync.Once
+		t.Cleanup(func() { once.Do(func() { close(finish) }) }) // a failing test lets the transaction go
+		go func() {
+			_, err := s.Update(ctx, holder.ID, func(r *run.Run) (store.Change, error) {
+				close(locked)
+				<-finish
+				if !end {
+					return store.Change{}, store.ErrNoChange
+				}
+				return store.Change{}, r.MoveTo(run.Succeeded, time.Now())
+			})
+			done <- err
+		}()
+		<-locked
+		return func() {
+			once.Do(func() { close(finish) })
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	release := change(false)
+	if got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10); err != nil || len(got) != 0 {
+		t.Fatalf("claimed %v, %v while the stack is held", got, err)
+	}
+	if parked(waiting[0].ID) {
+		t.Fatal("a dispatch was parked behind a run being changed")
+	}
+	if !parked(waiting[1].ID) {
+		t.Fatal("a dispatch waiting behind a queued run the claim can lock was not parked")
+	}
+	release() // the holder keeps running: now the waiting are parked
+	if got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10); err != nil || len(got) != 0 {
+		t.Fatalf("claimed %v, %v while the stack is held", got, err)
+	}
+	if !parked(waiting[0].ID) || !parked(waiting[1].ID) {
+		t.Fatal("the dispatches waiting behind a running run were not parked")
+	}
+
+	// The holder ends: its wake makes the first waiting due at once.
+	change(true)()
+	got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].RunID != waiting[0].ID {
+		t.Fatalf("after the holder ended claimed %v, %v; want %s", got, err, waiting[0].ID)
 	}
 }
 
