@@ -25,6 +25,7 @@ import (
 	"github.com/paved-idp/paved/internal/app"
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	"github.com/paved-idp/paved/internal/store"
@@ -106,7 +107,7 @@ func Run(ctx context.Context, out io.Writer, opt Options) error {
 		return err
 	}
 	defer stopPort()
-	cloud := NewCloud()
+	cloud := cloudsim.NewCloud()
 	gl := gitlabsim.New(gitlabsim.Config{Token: gitlabToken, HookURL: pavedURL + "/webhooks/gitlab", HookToken: hookToken,
 		Decide: func(gitlabsim.Pipeline) gitlabsim.Outcome {
 			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 150 * time.Millisecond, Pending: 300 * time.Millisecond, Running: 800 * time.Millisecond}
@@ -237,7 +238,7 @@ func waitAll(ctx context.Context, st runLister, port *portsim.Sim, scs []*scenar
 // showDrift turns the demo bucket's versioning off behind Pulumi's back,
 // as a console edit would, and waits for paved's next drift check to find
 // it and write it onto the bucket's entity.
-func showDrift(ctx context.Context, out io.Writer, port *portsim.Sim, cloud *Cloud) error {
+func showDrift(ctx context.Context, out io.Writer, port *portsim.Sim, cloud *cloudsim.Cloud) error {
 	const stack, bucket = "acme-dev-checkout", "acme-dev-checkout-receipts"
 	for _, r := range cloud.Resources(stack) {
 		if r.Type == "aws:s3/bucketV2:BucketV2" && r.Name == bucket {

@@ -12,6 +12,7 @@ import (
 	"github.com/paved-idp/paved/internal/cost"
 	"github.com/paved-idp/paved/internal/preview"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/telemetry"
 )
@@ -23,7 +24,7 @@ import (
 // applying only on "apply" — then posts log lines and stack outputs with the
 // run's token through the client `paved report` uses. The queue named
 // payment-events fails to apply, to show a failed run.
-func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p gitlabsim.Pipeline) error {
+func ProvisionJob(hc *http.Client, cloud *cloudsim.Cloud) func(ctx context.Context, p gitlabsim.Pipeline) error {
 	return func(ctx context.Context, p gitlabsim.Pipeline) error {
 		v := func(k string) string { s, _ := p.Var(k); return s }
 		var req run.PipelineRequest
@@ -54,7 +55,7 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 		if destroy {
 			previewCmd += " --destroy"
 		}
-		pv, err := preview.Parse(bytes.NewReader(cloud.previewJSON(stack, w.resources, destroy)), destroy, prices)
+		pv, err := preview.Parse(bytes.NewReader(cloud.PreviewJSON(stack, w.resources, destroy)), destroy, prices)
 		if err != nil {
 			return err
 		}
@@ -84,15 +85,15 @@ func ProvisionJob(hc *http.Client, cloud *Cloud) func(ctx context.Context, p git
 		if w.failure != nil {
 			return w.failure
 		}
-		cloud.apply(stack, w.resources, destroy)
+		cloud.Apply(stack, w.resources, destroy)
 		return cb.Outputs(ctx, w.outputs)
 	}
 }
 
 // checkDrift plays the drift job: refresh the stack in preview, post what
 // it found, apply nothing.
-func checkDrift(ctx context.Context, cb *callback.Client, cloud *Cloud, stack string) error {
-	pv, err := preview.Parse(bytes.NewReader(cloud.refreshJSON(stack)), false, nil)
+func checkDrift(ctx context.Context, cb *callback.Client, cloud *cloudsim.Cloud, stack string) error {
+	pv, err := preview.Parse(bytes.NewReader(cloud.RefreshJSON(stack)), false, nil)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func checkDrift(ctx context.Context, cb *callback.Client, cloud *Cloud, stack st
 
 // want is what the golden path would declare for a request.
 type want struct {
-	resources []Resource
+	resources []cloudsim.Resource
 	outputs   map[string]any
 	lines     []string
 	failure   error
@@ -124,7 +125,7 @@ func wanted(req run.PipelineRequest, stack string) want {
 		// The shape cmd/provision exports: every bucket of the stack by name.
 		name := fmt.Sprintf("%s-%v", stack, req.Inputs["bucketName"])
 		return want{
-			resources: []Resource{
+			resources: []cloudsim.Resource{
 				{Type: "aws:s3/bucketV2:BucketV2", Name: name, Inputs: map[string]any{"bucket": name, "tags": tags,
 					"versioning": req.Inputs["versioning"], "retentionDays": req.Inputs["retentionDays"]}},
 				{Type: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", Name: name, Inputs: map[string]any{"bucket": name,
@@ -138,7 +139,7 @@ func wanted(req run.PipelineRequest, stack string) want {
 		name := fmt.Sprintf("%s-%v", stack, req.Inputs["queueName"])
 		arn := "arn:aws:sqs:eu-west-1:123456789012:" + name
 		w := want{
-			resources: []Resource{
+			resources: []cloudsim.Resource{
 				{Type: "aws:sqs/queue:Queue", Name: name, Inputs: map[string]any{"name": name, "tags": tags,
 					"visibilityTimeoutSeconds": req.Inputs["visibilityTimeoutSeconds"]}},
 				{Type: "aws:sqs/queue:Queue", Name: name + "-dlq", Inputs: map[string]any{"name": name + "-dlq", "tags": tags}},
@@ -156,7 +157,7 @@ func wanted(req run.PipelineRequest, stack string) want {
 		return want{outputs: map[string]any{"stack": stack, "destroyed": true}, lines: []string{"- every resource of stack " + stack + " deleted"}}
 	default:
 		return want{
-			resources: []Resource{
+			resources: []cloudsim.Resource{
 				// The shape pulumi-kubernetes previews: what the price table
 				// reads is spec.replicas and the containers' requests.
 				{Type: "kubernetes:apps/v1:Deployment", Name: stack, Inputs: map[string]any{

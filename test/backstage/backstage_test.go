@@ -19,11 +19,12 @@ import (
 	"time"
 
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/harness/optin"
 )
 
 var pavedBin string
 
-var suite = h.OptIn{Name: "BACKSTAGE", Setup: ".ci/backstage.sh"}
+var suite = optin.Suite{Name: "BACKSTAGE", Setup: ".ci/backstage.sh"}
 
 func TestMain(m *testing.M) { suite.Main(m, &pavedBin) }
 
@@ -73,7 +74,7 @@ func TestPavedRunAction(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PAVED_URL="+e.URL, "PAVED_TOKEN="+backstageToken, "PAVED_LIMITED_TOKEN="+limitedToken,
 		"PAVED_ADMIN_TOKEN="+h.APIToken, "NO_COLOR=1", "FORCE_COLOR=0")
-	out, err := h.RunScript(t, "npm test", cmd, nil)
+	out, err := optin.RunScript(t, "npm test", cmd, nil)
 	t.Logf("npm test (stderr):\n%s", out.Stderr)
 	if err != nil {
 		t.Fatalf("npm test: %v", err)

@@ -22,12 +22,13 @@ import (
 	"github.com/paved-idp/paved/internal/run"
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/harness/optin"
 )
 
 var pavedBin string
 
 // suite runs with PAVED_BROWSER=1 or PAVED_REQUIRE_BROWSER=1.
-var suite = h.OptIn{Name: "BROWSER", Setup: ".ci/browser.sh"}
+var suite = optin.Suite{Name: "BROWSER", Setup: ".ci/browser.sh"}
 
 func TestMain(m *testing.M) { suite.Main(m, &pavedBin) }
 
@@ -95,7 +96,7 @@ func TestOperatorPageInChromium(t *testing.T) {
 		"SCREENSHOT="+filepath.Join(shots, "operator.png"), "SCREENSHOT_RUNS="+filepath.Join(shots, "operator-runs.png"))
 	var posted sync.WaitGroup
 	sawMarker := false
-	out, err := h.RunScript(t, "operator.mjs", cmd, func(line string) {
+	out, err := optin.RunScript(t, "operator.mjs", cmd, func(line string) {
 		if line == readyMarker && !sawMarker {
 			// The page's EventSource is open: this line can only reach it live.
 			sawMarker = true

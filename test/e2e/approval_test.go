@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paved-idp/paved/internal/demo"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
@@ -24,7 +24,7 @@ var prodDelete = portsim.Invocation{Action: "delete-service", Blueprint: "servic
 // the run then goes through to SUCCESS with the approval in its Port log.
 func TestApprovalFromPort(t *testing.T) {
 	e := h.Start(t, pavedBin, h.Options{})
-	e.Cloud.Set("acme-prod-checkout", demo.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-assets", Inputs: map[string]any{"bucket": "acme-prod-checkout-assets"}})
+	e.Cloud.Set("acme-prod-checkout", cloudsim.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-assets", Inputs: map[string]any{"bucket": "acme-prod-checkout-assets"}})
 	portRun, ans := e.Press(prodDelete)
 	if ans.State != string(run.Queued) {
 		t.Fatalf("production delete is %s (%v), want queued: previewed before anyone approves", ans.State, ans.Reasons)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paved-idp/paved/internal/demo"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
@@ -35,7 +35,7 @@ func TestDriftIsCheckedAndShown(t *testing.T) {
 	// Someone turns versioning off in the console.
 	name := "acme-dev-checkout-receipts"
 	before := e.Cloud.Resources("acme-dev-checkout")
-	var changed demo.Resource
+	var changed cloudsim.Resource
 	for _, r := range before {
 		if r.Type == "aws:s3/bucketV2:BucketV2" {
 			changed = r

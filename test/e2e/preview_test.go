@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paved-idp/paved/internal/demo"
 	"github.com/paved-idp/paved/internal/run"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -60,12 +60,12 @@ func TestDryRun(t *testing.T) {
 // nothing is applied and the run fails saying so.
 func TestApprovedPreviewMustNotChange(t *testing.T) {
 	e := h.Start(t, pavedBin, h.Options{})
-	bucket := demo.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-assets", Inputs: map[string]any{"bucket": "acme-prod-checkout-assets"}}
+	bucket := cloudsim.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-assets", Inputs: map[string]any{"bucket": "acme-prod-checkout-assets"}}
 	e.Cloud.Set("acme-prod-checkout", bucket)
 	portRun, ans := e.Press(prodDelete)
 	e.WaitState(ans.RunID, string(run.AwaitingApproval))
 	// Someone adds a table to the stack after the preview was made.
-	e.Cloud.Set("acme-prod-checkout", demo.Resource{Type: "aws:dynamodb/table:Table", Name: "acme-prod-checkout-orders", Inputs: map[string]any{"name": "acme-prod-checkout-orders"}})
+	e.Cloud.Set("acme-prod-checkout", cloudsim.Resource{Type: "aws:dynamodb/table:Table", Name: "acme-prod-checkout-orders", Inputs: map[string]any{"name": "acme-prod-checkout-orders"}})
 	if code := e.Post("/api/v1/runs/"+ans.RunID+"/approve", `{"approver": {"email": "lee@acme.example", "teams": ["platform"]}, "reason": "CHG-9"}`); code != 200 {
 		t.Fatalf("approve: %d", code)
 	}
@@ -84,7 +84,7 @@ func TestPolicyRefusesThePreview(t *testing.T) {
 	e := h.Start(t, pavedBin, h.Options{})
 	// The bucket exists under another physical name: the change would
 	// replace it.
-	e.Cloud.Set("acme-prod-checkout", demo.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-exports", Inputs: map[string]any{"bucket": "exports-legacy"}})
+	e.Cloud.Set("acme-prod-checkout", cloudsim.Resource{Type: "aws:s3/bucketV2:BucketV2", Name: "acme-prod-checkout-exports", Inputs: map[string]any{"bucket": "exports-legacy"}})
 	portRun, _ := e.Press(h.Bucket(h.Dana, "prod", map[string]any{"bucketName": "exports"}))
 	r := e.WaitPort(portRun)
 	if r.Status != "FAILURE" || r.StatusLabel != "Refused by policy at preview" ||

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/paved-idp/paved/internal/demo"
+	"github.com/paved-idp/paved/internal/sim/cloudsim"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
@@ -164,7 +165,7 @@ type Env struct {
 	GitLab *gitlabsim.Sim
 	// Cloud is what the pipeline jobs provision into; a test may change it
 	// behind paved's back (drift, another tool).
-	Cloud  *demo.Cloud
+	Cloud  *cloudsim.Cloud
 	DBPath string
 
 	cfgPath string
@@ -202,7 +203,7 @@ func Start(t testing.TB, bin string, opt Options) *Env {
 			return gitlabsim.Outcome{Status: gitlabsim.StatusSuccess, Created: 20 * time.Millisecond, Pending: 30 * time.Millisecond, Running: 100 * time.Millisecond}
 		}
 	}
-	e.Cloud = demo.NewCloud()
+	e.Cloud = cloudsim.NewCloud()
 	e.GitLab = gitlabsim.New(gitlabsim.Config{Token: GitLabToken, HookURL: e.URL + "/webhooks/gitlab", HookToken: HookToken,
 		Decide: opt.Outcome, Job: demo.ProvisionJob(&http.Client{Timeout: 5 * time.Second}, e.Cloud), Faults: opt.GitLabFaults})
 	glSrv := httptest.NewServer(e.GitLab)

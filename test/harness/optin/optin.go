@@ -1,4 +1,6 @@
-package harness
+// Package optin runs the suites that need tools beyond Go (node, npm
+// packages, a browser) only when asked for.
+package optin
 
 import (
 	"bufio"
@@ -10,34 +12,36 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	h "github.com/paved-idp/paved/test/harness"
 )
 
-// OptIn names a suite that runs only when asked, because it needs tools
+// Suite names a suite that runs only when asked, because it needs tools
 // beyond Go (node, npm packages, a browser): PAVED_<name>=1 runs it, and
 // PAVED_REQUIRE_<name>=1 also fails it, rather than skipping, when one of
 // those tools is missing. Setup is the script that installs them.
-type OptIn struct {
+type Suite struct {
 	Name  string // e.g. "BROWSER": PAVED_BROWSER, PAVED_REQUIRE_BROWSER
 	Setup string // e.g. ".ci/browser.sh"
 }
 
 // Wanted reports whether the suite was asked for.
-func (o OptIn) Wanted() bool { return os.Getenv("PAVED_"+o.Name) == "1" || o.Required() }
+func (o Suite) Wanted() bool { return os.Getenv("PAVED_"+o.Name) == "1" || o.Required() }
 
 // Required reports whether the suite must run: a missing tool fails it.
-func (o OptIn) Required() bool { return os.Getenv("PAVED_REQUIRE_"+o.Name) == "1" }
+func (o Suite) Required() bool { return os.Getenv("PAVED_REQUIRE_"+o.Name) == "1" }
 
 // Main is the suite's TestMain: it builds paved only when the suite is
 // wanted (otherwise its tests skip, and the build would be wasted).
-func (o OptIn) Main(m *testing.M, bin *string) {
+func (o Suite) Main(m *testing.M, bin *string) {
 	if !o.Wanted() {
 		os.Exit(m.Run())
 	}
-	Main(m, bin)
+	h.Main(m, bin)
 }
 
 // SkipUnlessWanted skips t unless the suite was asked for.
-func (o OptIn) SkipUnlessWanted(t testing.TB) {
+func (o Suite) SkipUnlessWanted(t testing.TB) {
 	t.Helper()
 	if !o.Wanted() {
 		t.Skipf("runs with PAVED_%s=1 or PAVED_REQUIRE_%s=1 (%s)", o.Name, o.Name, o.Setup)
@@ -45,7 +49,7 @@ func (o OptIn) SkipUnlessWanted(t testing.TB) {
 }
 
 // Missing skips t for a missing tool, or fails it when the suite is required.
-func (o OptIn) Missing(t testing.TB, format string, args ...any) {
+func (o Suite) Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if o.Required() {
@@ -55,7 +59,7 @@ func (o OptIn) Missing(t testing.TB, format string, args ...any) {
 }
 
 // Tool is the path of an executable on PATH; a missing one is Missing.
-func (o OptIn) Tool(t testing.TB, name string) string {
+func (o Suite) Tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -66,11 +70,11 @@ func (o OptIn) Tool(t testing.TB, name string) string {
 
 // NodeModules checks that dir's node_modules holds every package (npm ci
 // in dir installs them); a missing one is Missing.
-func (o OptIn) NodeModules(t testing.TB, dir string, packages ...string) {
+func (o Suite) NodeModules(t testing.TB, dir string, packages ...string) {
 	t.Helper()
 	for _, pkg := range packages {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg), "package.json")); err != nil {
-			rel, _ := filepath.Rel(RepoRoot(), dir)
+			rel, _ := filepath.Rel(h.RepoRoot(), dir)
 			o.Missing(t, "%s is not installed: run npm ci in %s", pkg, filepath.ToSlash(rel))
 		}
 	}

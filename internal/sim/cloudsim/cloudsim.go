@@ -1,4 +1,6 @@
-package demo
+// Package cloudsim is a simulated cloud for the demo and the end-to-end
+// suite: what Pulumi stacks hold, previewed and applied as Pulumi would.
+package cloudsim
 
 import (
 	"encoding/json"
@@ -8,7 +10,8 @@ import (
 	"sync"
 )
 
-// Cloud is the simulated cloud the demo's pipeline job provisions into: the
+// Cloud is the simulated cloud the demo's pipeline job (demo.ProvisionJob)
+// provisions into: the
 // resources of each stack, as a Pulumi stack's state would hold them. Its
 // previews are printed the way `pulumi preview --json` prints them (a
 // PreviewDigest: "steps" with op, urn, oldState and newState, detailedDiff,
@@ -104,11 +107,11 @@ type step struct {
 // resource.
 var replaceOn = map[string]bool{"bucket": true, "name": true, "engine": true}
 
-// previewJSON is `pulumi preview --json` of a stack whose program declares
+// PreviewJSON is `pulumi preview --json` of a stack whose program declares
 // want, next to what the stack holds (which want adds to: the golden path
 // keeps every resource earlier runs added). destroy previews the stack's
 // destruction instead.
-func (c *Cloud) previewJSON(stack string, want []Resource, destroy bool) []byte {
+func (c *Cloud) PreviewJSON(stack string, want []Resource, destroy bool) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	have := c.state[stack] // pulumi preview diffs the program against the state
@@ -172,9 +175,9 @@ func (c *Cloud) previewJSON(stack string, want []Resource, destroy bool) []byte 
 	return b
 }
 
-// apply makes the stack hold want (or nothing, for destroy), in the cloud
+// Apply makes the stack hold want (or nothing, for destroy), in the cloud
 // and in its state.
-func (c *Cloud) apply(stack string, want []Resource, destroy bool) {
+func (c *Cloud) Apply(stack string, want []Resource, destroy bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if destroy {
@@ -188,10 +191,10 @@ func (c *Cloud) apply(stack string, want []Resource, destroy bool) {
 	}
 }
 
-// refreshJSON is `pulumi refresh --preview-only --json` of a stack: what
+// RefreshJSON is `pulumi refresh --preview-only --json` of a stack: what
 // refreshing its state from the cloud would change — an update for a
 // resource changed outside Pulumi, a delete for one gone.
-func (c *Cloud) refreshJSON(stack string) []byte {
+func (c *Cloud) RefreshJSON(stack string) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var steps []step
