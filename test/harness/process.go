@@ -24,3 +24,7 @@ func (e *Env) Environ() []string {
 	return append(os.Environ(), "E2E_PORT_ID="+PortID, "E2E_PORT_SECRET="+PortSecret, "E2E_GITLAB_TOKEN="+GitLabToken,
 		"E2E_HOOK_TOKEN="+HookToken, "E2E_API_TOKEN="+APIToken, "E2E_RUN_KEY="+RunKey, "E2E_DATABASE_URL="+e.dbURL)
 }
+
+// DatabaseURL is the PostgreSQL database paved runs on ("" on SQLite, whose
+// file is DBPath), for a test that reads paved's rows after it stops.
+func (e *Env) DatabaseURL() string { return e.dbURL }

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -8,9 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 	_ "modernc.org/sqlite" // read paved's database after it stops
+)
+
+// intakeStore is the store an intake scenario runs paved on; suffix ends
+// the name of each of its figures.
+type intakeStore struct {
+	postgres bool
+	suffix   string
+}
+
+var (
+	sqliteStore   = intakeStore{}
+	postgresStore = intakeStore{postgres: true, suffix: ", PostgreSQL"}
 )
 
 // intakeStacks is how many stacks the intake runs spread over: the first
@@ -22,7 +38,7 @@ const intakeStacks = 256
 // testIntake: paved against the bare gin baseline, closed loop at each
 // concurrency (A/B alternating within each repeat), then paved's latency at
 // a fixed rate, then proof that every 202 is a stored run.
-func testIntake(t *testing.T, m mode) {
+func testIntake(t *testing.T, m mode, st intakeStore) {
 	bare := startBare(t)
 	bareURL := bare.URL + "/webhooks/port"
 	var got202, missing, unanswered, c5xx int
@@ -37,7 +53,7 @@ func testIntake(t *testing.T, m mode) {
 			name = "open_loop"
 		}
 		t.Run(name, func(t *testing.T) {
-			e, check := intakeWorld(t)
+			e, check := intakeWorld(t, st)
 			defer func() {
 				g, miss, un, five := verifyStored(t, e, check.answers)
 				got202, missing, unanswered, c5xx = got202+g, missing+miss, unanswered+un, c5xx+five
@@ -54,10 +70,10 @@ func testIntake(t *testing.T, m mode) {
 					note("open loop repeat %d: %d sent at %d/s, all answered after %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (sender at worst %.1f ms late)",
 						rep+1, r.sent, m.openRate, r.elapsed.Round(time.Millisecond), p50s[rep], p99s[rep], maxes[rep], lags[rep])
 				}
-				report("intake", fmt.Sprintf("paved p50 at %d req/s open loop (from scheduled send)", m.openRate), spread(p50s, ms), "", "")
-				report("intake", fmt.Sprintf("paved p99 at %d req/s open loop", m.openRate), spread(p99s, ms), "≤ 25 ms", verdict(median(p99s) <= 25))
-				report("intake", "paved max latency at that rate", spread(maxes, ms), "", "")
-				report("intake", "sender's worst lag behind its schedule", spread(lags, ms), "", "")
+				report("intake", fmt.Sprintf("paved p50 at %d req/s open loop (from scheduled send)%s", m.openRate, st.suffix), spread(p50s, ms), "", "")
+				report("intake", fmt.Sprintf("paved p99 at %d req/s open loop%s", m.openRate, st.suffix), spread(p99s, ms), "≤ 25 ms", verdict(median(p99s) <= 25))
+				report("intake", "paved max latency at that rate"+st.suffix, spread(maxes, ms), "", "")
+				report("intake", "sender's worst lag behind its schedule"+st.suffix, spread(lags, ms), "", "")
 				return
 			}
 			barePool := makePool(t, e, 4000, intakeStacks, "svc")
@@ -104,11 +120,16 @@ func testIntake(t *testing.T, m mode) {
 					name, rep+1, map[bool]string{true: "paved", false: "bare"}[rep%2 == 0], a.rate(), a.sent, a.elapsed.Round(time.Millisecond),
 					toMS(quantile(a.latencies, .5)), toMS(quantile(a.latencies, .99)), b.rate(), b.sent, b.elapsed.Round(time.Millisecond), toMS(quantile(b.latencies, .99)), a.rate()/b.rate())
 			}
-			report("intake", fmt.Sprintf("paved req/s, closed loop c=%d", c), spread(pavedRates, rps), "", "")
-			report("intake", fmt.Sprintf("bare gin req/s, closed loop c=%d", c), spread(bareRates, rps), "", "")
-			report("intake", fmt.Sprintf("paved CPU a request, c=%d", c), spread(pavedCPU, usec), "", "")
-			report("intake", fmt.Sprintf("bare gin CPU a request, c=%d", c), spread(bareCPU, usec), "", "")
-			report("intake", fmt.Sprintf("load generator CPU a request, c=%d, paved / bare trials", c), spread(genCPU, usec)+" / "+spread(bareGenCPU, usec), "", "")
+			report("intake", fmt.Sprintf("paved req/s, closed loop c=%d%s", c, st.suffix), spread(pavedRates, rps), "", "")
+			report("intake", fmt.Sprintf("bare gin req/s, closed loop c=%d%s", c, st.suffix), spread(bareRates, rps), "", "")
+			report("intake", fmt.Sprintf("paved CPU a request, c=%d%s", c, st.suffix), spread(pavedCPU, usec), "", "")
+			report("intake", fmt.Sprintf("bare gin CPU a request, c=%d%s", c, st.suffix), spread(bareCPU, usec), "", "")
+			report("intake", fmt.Sprintf("load generator CPU a request, c=%d, paved / bare trials%s", c, st.suffix), spread(genCPU, usec)+" / "+spread(bareGenCPU, usec), "", "")
+			if st.postgres {
+				// The issue's ratio target is SQLite's; PostgreSQL's is reported.
+				report("intake", fmt.Sprintf("ratio paved/bare c=%d%s", c, st.suffix), spread(ratios, ratio), "reported", "")
+				return
+			}
 			r := median(ratios)
 			v := verdict(r >= 0.30)
 			if r >= 0.5 {
@@ -119,10 +140,10 @@ func testIntake(t *testing.T, m mode) {
 			report("intake", fmt.Sprintf("ratio paved/bare c=%d", c), spread(ratios, ratio), "≥ 0.30 (stretch 0.5)", v)
 		})
 	}
-	report("intake", "answers 202 (all trials and warm-ups)", count(float64(got202)), "", "")
-	report("intake", "202s without a stored run", count(float64(missing)), "0", verdict(missing == 0))
-	report("intake", "stored runs without a 202", count(float64(unanswered)), "0", verdict(unanswered == 0))
-	report("intake", "5xx answers", count(float64(c5xx)), "0", verdict(c5xx == 0))
+	report("intake", "answers 202 (all trials and warm-ups)"+st.suffix, count(float64(got202)), "", "")
+	report("intake", "202s without a stored run"+st.suffix, count(float64(missing)), "0", verdict(missing == 0))
+	report("intake", "stored runs without a 202"+st.suffix, count(float64(unanswered)), "0", verdict(unanswered == 0))
+	report("intake", "5xx answers"+st.suffix, count(float64(c5xx)), "0", verdict(c5xx == 0))
 }
 
 // perRequest is cpu over n requests, in µs.
@@ -148,8 +169,12 @@ func (as *answers) add(t *testing.T, what string, r tally) {
 // enough more that the reports use up Port's documented rate limit (1,000
 // a 5 min, portsim's default), so the reporter waits for the reset instead
 // of competing with the intake.
-func intakeWorld(t *testing.T) (*h.Env, *answers) {
-	e := world(t, h.Options{Outcome: h.LongPipeline}, nil)
+func intakeWorld(t *testing.T, st intakeStore) (*h.Env, *answers) {
+	opt := h.Options{Outcome: h.LongPipeline}
+	if st.postgres {
+		opt.DatabaseURL = pgtest.DSN(t) // skips the test where PostgreSQL is not installed
+	}
+	e := world(t, opt, nil)
 	as := &answers{}
 	warm := makePool(t, e, 3*intakeStacks, intakeStacks, "svc")
 	w := closedLoop(e.Port, e.URL+"/webhooks/port", warm, false, 32, time.Minute)
@@ -183,7 +208,13 @@ func hooksSettled(e *h.Env, n int) bool {
 // run, and every stored run got a 202.
 func verifyStored(t *testing.T, e *h.Env, got []answer) (accepted, missing, unanswered, c5xx int) {
 	e.Stop()
-	stored, states := storedRuns(t, e.DBPath)
+	var stored map[string]string
+	var states map[string]int
+	if dsn := e.DatabaseURL(); dsn != "" {
+		stored, states = storedRunsPostgres(t, dsn)
+	} else {
+		stored, states = storedRuns(t, e.DBPath)
+	}
 	for _, a := range got {
 		switch {
 		case a.code >= 500:
@@ -239,4 +270,30 @@ func portThrottled(e *h.Env) bool {
 		}
 	}
 	return false
+}
+
+// storedRunsPostgres reads paved's runs from its PostgreSQL database after
+// paved has stopped.
+func storedRunsPostgres(t *testing.T, dsn string) (map[string]string, map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, state FROM runs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, states := map[string]string{}, map[string]int{}
+	var id, state string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &state}, func() error {
+		out[id] = state
+		states[state]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out, states
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	h "github.com/paved-idp/paved/test/harness"
 )
 
@@ -52,7 +53,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build bare server:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m) // the PostgreSQL intake's throwaway cluster, if it ran
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -113,7 +114,9 @@ func currentMode(t *testing.T) mode {
 
 // TestLoad runs every scenario in turn, one at a time (the machine has two
 // cores: paved, the simulators and the load generator share them), then
-// prints the figures as a table. `-run '^TestLoad$/^intake$'` runs one.
+// prints the figures as a table. `-run '^TestLoad$/^intake$'` runs one;
+// intake_postgres is the intake on PostgreSQL (a throwaway cluster, as the
+// store's tests start; skipped where PostgreSQL is not installed).
 func TestLoad(t *testing.T) {
 	if !enabled {
 		t.Skip("the load harness runs with PAVED_LOAD=1 (make load)")
@@ -127,7 +130,8 @@ func TestLoad(t *testing.T) {
 		fmt.Printf("load harness (%s mode) took %s\n", m.name, time.Since(start).Round(time.Second))
 	})
 	t.Run("startup", func(t *testing.T) { testStartup(t, m) })
-	t.Run("intake", func(t *testing.T) { testIntake(t, m) })
+	t.Run("intake", func(t *testing.T) { testIntake(t, m, sqliteStore) })
+	t.Run("intake_postgres", func(t *testing.T) { testIntake(t, m, postgresStore) })
 	t.Run("dispatch", func(t *testing.T) { testDispatch(t, m) })
 	t.Run("tracking", func(t *testing.T) { testTracking(t, m) })
 	t.Run("drain", func(t *testing.T) { testDrain(t, m) })
