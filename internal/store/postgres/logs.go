@@ -51,7 +51,7 @@ func (s *Store) AppendLogs(ctx context.Context, id string, lines []string, max i
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO run_logs (run_id, seq, at, line) SELECT $1, $2 + l.ord, $3, l.line FROM unnest($4::bytea[]) WITH ORDINALITY AS l(line, ord)`,
 			id, n, s.now(), raw)
-		if err := s.queueChange(b, id, state, stackKey, ch); err != nil {
+		if err := s.queueChange(b, id, state, stackKey, ch, false); err != nil {
 			return err
 		}
 		return txn.SendBatch(ctx, tx, b)

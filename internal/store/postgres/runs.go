@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +42,14 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 			existing, err = getRun(ctx, tx, `portal = $1 AND portal_run_id = $2`, r.Request.Portal, r.Request.PortalRunID)
 			return err
 		}
+		park := false
+		if r.State == run.Queued && slices.ContainsFunc(ch.Tasks, func(t store.NewTask) bool { return t.Kind == store.KindDispatch && t.NotBefore.IsZero() }) {
+			if park, err = outbox.ParkNew(ctx, tx, r.ID, r.Stack.Key(), r.CreatedAt); err != nil {
+				return err
+			}
+		}
 		b := &pgx.Batch{}
-		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch); err != nil {
+		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch, park); err != nil {
 			return err
 		}
 		return txn.SendBatch(ctx, tx, b)
@@ -99,7 +106,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 			return err
 		}
 		b := &pgx.Batch{}
-		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch); err != nil {
+		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch, false); err != nil {
 			return err
 		}
 		if key := r.Stack.Key(); key != oldStack {
@@ -128,7 +135,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 // for run id, now in state. Events number on from the run's last; the
 // outbox says which task is the head of its (run, kind). Callers hold the
 // run's row lock, so the heads and numbers they read cannot move under them.
-func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.Change) error {
+func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.Change, park bool) error {
 	now := s.now()
 	if len(ch.Events) > 0 {
 		msgs := make([]string, len(ch.Events))
@@ -141,7 +148,7 @@ func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.C
 				(SELECT COALESCE(MAX(seq), 0) AS n FROM run_events WHERE run_id = $1) m`,
 			id, now, state, msgs)
 	}
-	return outbox.Queue(b, id, stackKey, now, ch.Tasks)
+	return outbox.Queue(b, id, stackKey, now, ch.Tasks, park)
 }
 
 type querier interface {

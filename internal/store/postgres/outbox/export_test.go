@@ -11,6 +11,7 @@ const (
 	DueDispatchHeads = dueDispatchHeads
 	StackFree        = stackFree
 	StackHeld        = stackHeld
+	StackHeldAhead   = stackHeldAhead
 	StackHeads       = stackHeads
 )
 

@@ -294,49 +294,26 @@ func TestNoParkBehindARunBeingChanged(t *testing.T) {
 	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
 		t.Fatal(err)
 	}
-	var waiting []*run.Run
-	for i := range 2 {
+	parked := func(id string) bool { t.Helper(); return dispatchParked(t, conn, id) }
+	queue := func(i int) *run.Run {
+		t.Helper()
 		w := storetest.NewRun(fmt.Sprint("w", i), "svc", t0.Add(time.Duration(i+1)*time.Millisecond))
 		if _, _, err := s.CreateRun(ctx, w, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
 			t.Fatal(err)
 		}
-		waiting = append(waiting, w)
+		return w
 	}
-	parked := func(id string) bool {
-		t.Helper()
-		var p bool
-		if err := conn.QueryRow(ctx, `SELECT parked FROM outbox WHERE run_id = $1 AND kind = 'dispatch' AND done_at IS NULL`, id).Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	// Both waiting runs are written while every run ahead of them is being
+	// changed, so neither is parked as it is written (TestDispatchParkedAsWritten):
+	// the claims below meet them due.
+	release := holdUpdate(t, s, holder.ID, false)
+	waiting := []*run.Run{queue(0)}
+	releaseFirst := holdUpdate(t, s, waiting[0].ID, false)
+	waiting = append(waiting, queue(1))
+	releaseFirst()
+	if parked(waiting[0].ID) || parked(waiting[1].ID) {
+		t.Fatal("a dispatch was parked as written behind runs being changed")
 	}
-	// change holds the holder's row lock inside Update until told to end,
-	// then ends the holder's run (end) or leaves it running.
-	change := func(end bool) (release func()) {
-		locked, finish, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-		var once sync.Once
-		t.Cleanup(func() { once.Do(func() { close(finish) }) }) // a failing test lets the transaction go
-		go func() {
-			_, err := s.Update(ctx, holder.ID, func(r *run.Run) (store.Change, error) {
-				close(locked)
-				<-finish
-				if !end {
-					return store.Change{}, store.ErrNoChange
-				}
-				return store.Change{}, r.MoveTo(run.Succeeded, time.Now())
-			})
-			done <- err
-		}()
-		<-locked
-		return func() {
-			once.Do(func() { close(finish) })
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-
-	release := change(false)
 	if got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10); err != nil || len(got) != 0 {
 		t.Fatalf("claimed %v, %v while the stack is held", got, err)
 	}
@@ -355,10 +332,92 @@ func TestNoParkBehindARunBeingChanged(t *testing.T) {
 	}
 
 	// The holder ends: its wake makes the first waiting due at once.
-	change(true)()
+	holdUpdate(t, s, holder.ID, true)()
 	got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
 	if err != nil || len(got) != 1 || got[0].RunID != waiting[0].ID {
 		t.Fatalf("after the holder ended claimed %v, %v; want %s", got, err, waiting[0].ID)
+	}
+}
+
+// holdUpdate holds run id's row lock inside the store's Update until the
+// returned release is called, then ends the run (end) or leaves it as it is.
+func holdUpdate(t *testing.T, s *postgres.Store, id string, end bool) (release func()) {
+	t.Helper()
+	locked, finish, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(finish) }) }) // a failing test lets the transaction go
+	go func() {
+		_, err := s.Update(context.Background(), id, func(r *run.Run) (store.Change, error) {
+			close(locked)
+			<-finish
+			if !end {
+				return store.Change{}, store.ErrNoChange
+			}
+			return store.Change{}, r.MoveTo(run.Succeeded, time.Now())
+		})
+		done <- err
+	}()
+	<-locked
+	return func() {
+		once.Do(func() { close(finish) })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dispatchParked says whether run id's open dispatch task is parked.
+func dispatchParked(t *testing.T, conn *pgx.Conn, id string) bool {
+	t.Helper()
+	var p bool
+	if err := conn.QueryRow(context.Background(), `SELECT parked FROM outbox WHERE run_id = $1 AND kind = 'dispatch' AND done_at IS NULL`, id).Scan(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A run queued behind a run that holds its stack has its dispatch parked
+// as it is written, so that no claim need read it; but not while the run
+// ahead is being changed (it may be letting the stack go): then the
+// dispatch is left due for a claim to look at.
+func TestDispatchParkedAsWritten(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	s, conn := open(t, dsn), connect(t, dsn)
+	t0 := time.Now().UTC().Add(-time.Hour)
+	holder := storetest.NewRun("holder", "svc", t0)
+	holder.State = run.Running
+	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	queue := func(name string, at time.Time) *run.Run {
+		t.Helper()
+		r := storetest.NewRun(name, "svc", at)
+		r.State = run.Queued
+		if _, _, err := s.CreateRun(ctx, r, store.Change{Tasks: []store.NewTask{{Kind: store.KindDispatch}}}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	release := holdUpdate(t, s, holder.ID, false)
+	first := queue("first", t0.Add(time.Millisecond))
+	if dispatchParked(t, conn, first.ID) {
+		t.Fatal("a dispatch was parked as written behind a run being changed")
+	}
+	release()
+	second := queue("second", t0.Add(2*time.Millisecond))
+	if !dispatchParked(t, conn, second.ID) {
+		t.Fatal("a dispatch queued behind a running run was not parked as written")
+	}
+	// The holder ends: its wake makes the parked dispatch due again, and
+	// the first goes.
+	holdUpdate(t, s, holder.ID, true)()
+	if dispatchParked(t, conn, second.ID) {
+		t.Fatal("the holder's end left the second's dispatch parked")
+	}
+	got, err := s.Claim(ctx, store.KindDispatch, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].RunID != first.ID {
+		t.Fatalf("after the holder ended claimed %v, %v; want %s", got, err, first.ID)
 	}
 }
 

@@ -18,14 +18,15 @@ import (
 // Queue queues the statement that writes a change's tasks for run id, due
 // now unless a task says otherwise. A task is the head of its (run, kind)
 // when it is the change's first of that kind and the run has no open task
-// of that kind.
-func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask) error {
+// of that kind. park parks a dispatch head due now at once (see ParkNew).
+func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask, park bool) error {
 	if len(tasks) == 0 {
 		return nil
 	}
 	kinds := make([]string, len(tasks))
 	payloads := make([]string, len(tasks))
 	due := make([]time.Time, len(tasks))
+	parks := make([]bool, len(tasks))
 	for i, t := range tasks {
 		p, err := json.Marshal(t.Payload)
 		if err != nil {
@@ -35,15 +36,39 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 		if !t.NotBefore.IsZero() {
 			due[i] = t.NotBefore
 		}
+		parks[i] = park && t.Kind == store.KindDispatch && t.NotBefore.IsZero()
 	}
-	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head)
-		SELECT $1, t.kind, $2, t.payload::json, t.next_at, $3,
-			row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1
-			AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL)
-		FROM unnest($4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS t(kind, payload, next_at, ord)
+	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
+		SELECT $1, t.kind, $2, t.payload::json, CASE WHEN t.head AND t.park THEN $8 ELSE t.next_at END, $3, t.head, t.head AND t.park
+		FROM (SELECT t.kind, t.payload, t.next_at, t.park, t.ord,
+				row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1
+				AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL) AS head
+			FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)) t
 		ORDER BY t.ord`,
-		id, stackKey, now, kinds, payloads, due)
+		id, stackKey, now, kinds, payloads, due, parks, now.Add(parkFor))
 	return nil
+}
+
+// stackHeldAhead says whether a run other than $1 (created at $3) holds
+// stack $2, or waits for it ahead of $1, and this transaction can
+// share-lock it: the claim's test (stackHeld) for a run being created.
+const stackHeldAhead = `SELECT EXISTS (SELECT 1 FROM runs b WHERE b.on_stack AND b.stack_key = $2 AND b.id <> $1
+	AND (b.state <> 'queued' OR b.created_at < $3 OR (b.created_at = $3 AND b.id < $1))
+	FOR SHARE OF b SKIP LOCKED)`
+
+// ParkNew says, in the transaction creating a queued run, whether its
+// dispatch can be parked as it is written (Queue's park) rather than be
+// claimed and parked by the dispatcher: a burst of runs on busy stacks
+// would otherwise cost a claim and an update for each. As for a claim's
+// park (see stackHeld), it holds only behind a run it can share-lock, so
+// that the run's wake, when it lets the stack go, comes after this
+// transaction and sees the park.
+func ParkNew(ctx context.Context, tx pgx.Tx, runID, stackKey string, createdAt time.Time) (bool, error) {
+	var held bool
+	if err := tx.QueryRow(ctx, stackHeldAhead, runID, stackKey, createdAt).Scan(&held); err != nil {
+		return false, fmt.Errorf("test stack %s: %w", stackKey, err)
+	}
+	return held, nil
 }
 
 // Restack queues the statement that moves a run's open tasks to its new
