@@ -168,17 +168,9 @@ func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, le
 		for i, c := range cands {
 			runIDs[i] = c.runID
 		}
-		rows, err = tx.Query(ctx, stackFree, runIDs)
+		free, err := runSet(ctx, tx, stackFree, runIDs)
 		if err != nil {
 			return nil, err
-		}
-		freeRuns, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, err
-		}
-		free := make(map[string]bool, len(freeRuns))
-		for _, id := range freeRuns {
-			free[id] = true
 		}
 		var take, park, waiting []int64
 		var waitingRuns []string
@@ -191,17 +183,9 @@ func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, le
 			}
 		}
 		if len(waiting) > 0 {
-			rows, err = tx.Query(ctx, stackHeld, waitingRuns)
+			held, err := runSet(ctx, tx, stackHeld, waitingRuns)
 			if err != nil {
 				return nil, err
-			}
-			heldRuns, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return nil, err
-			}
-			held := make(map[string]bool, len(heldRuns))
-			for _, id := range heldRuns {
-				held[id] = true
 			}
 			for i, id := range waiting {
 				if held[waitingRuns[i]] {
@@ -232,6 +216,23 @@ func (o *Outbox) claimDispatch(ctx context.Context, tx pgx.Tx, now time.Time, le
 		}
 	}
 	return out, nil
+}
+
+// runSet runs query, which keeps some of the run ids it is given, on ids.
+func runSet(ctx context.Context, tx pgx.Tx, query string, ids []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, query, ids)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		set[id] = true
+	}
+	return set, nil
 }
 
 func collectTasks(rows pgx.Rows) ([]store.Task, error) {

@@ -289,11 +289,7 @@ func TestNoParkBehindARunBeingChanged(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	s, conn := open(t, dsn), connect(t, dsn)
 	t0 := time.Now().UTC().Add(-time.Hour)
-	holder := storetest.NewRun("holder", "svc", t0)
-	holder.State = run.Running
-	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
-		t.Fatal(err)
-	}
+	holder := runningHolder(t, s, t0)
 	parked := func(id string) bool { t.Helper(); return dispatchParked(t, conn, id) }
 	queue := func(i int) *run.Run {
 		t.Helper()
@@ -337,6 +333,17 @@ func TestNoParkBehindARunBeingChanged(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].RunID != waiting[0].ID {
 		t.Fatalf("after the holder ended claimed %v, %v; want %s", got, err, waiting[0].ID)
 	}
+}
+
+// runningHolder stores a run running on stack svc, created at t0.
+func runningHolder(t *testing.T, s *postgres.Store, t0 time.Time) *run.Run {
+	t.Helper()
+	holder := storetest.NewRun("holder", "svc", t0)
+	holder.State = run.Running
+	if _, _, err := s.CreateRun(context.Background(), holder, store.Change{}); err != nil {
+		t.Fatal(err)
+	}
+	return holder
 }
 
 // holdUpdate holds run id's row lock inside the store's Update until the
@@ -385,11 +392,7 @@ func TestDispatchParkedAsWritten(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	s, conn := open(t, dsn), connect(t, dsn)
 	t0 := time.Now().UTC().Add(-time.Hour)
-	holder := storetest.NewRun("holder", "svc", t0)
-	holder.State = run.Running
-	if _, _, err := s.CreateRun(ctx, holder, store.Change{}); err != nil {
-		t.Fatal(err)
-	}
+	holder := runningHolder(t, s, t0)
 	queue := func(name string, at time.Time) *run.Run {
 		t.Helper()
 		r := storetest.NewRun(name, "svc", at)
