@@ -1,7 +1,6 @@
 package load
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -9,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // read paved's PostgreSQL database after it stops
 
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/waitfor"
@@ -208,13 +207,11 @@ func hooksSettled(e *h.Env, n int) bool {
 // run, and every stored run got a 202.
 func verifyStored(t *testing.T, e *h.Env, got []answer) (accepted, missing, unanswered, c5xx int) {
 	e.Stop()
-	var stored map[string]string
-	var states map[string]int
-	if dsn := e.DatabaseURL(); dsn != "" {
-		stored, states = storedRunsPostgres(t, dsn)
-	} else {
-		stored, states = storedRuns(t, e.DBPath)
+	driver, dsn := "sqlite", "file:"+e.DBPath+"?mode=ro&"+url.Values{"_pragma": {"busy_timeout(5000)"}}.Encode()
+	if e.DatabaseURL() != "" {
+		driver, dsn = "pgx", e.DatabaseURL()
 	}
+	stored, states := storedRuns(t, driver, dsn)
 	for _, a := range got {
 		switch {
 		case a.code >= 500:
@@ -234,10 +231,11 @@ func verifyStored(t *testing.T, e *h.Env, got []answer) (accepted, missing, unan
 	return accepted, missing, unanswered, c5xx
 }
 
-// storedRuns reads paved's SQLite file, read-only, after paved has stopped.
-func storedRuns(t *testing.T, path string) (map[string]string, map[string]int) {
+// storedRuns reads paved's runs (database/sql driver and DSN: its SQLite file read-only, or its
+// PostgreSQL database) after paved has stopped.
+func storedRuns(t *testing.T, driver, dsn string) (map[string]string, map[string]int) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&"+url.Values{"_pragma": {"busy_timeout(5000)"}}.Encode())
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,30 +268,4 @@ func portThrottled(e *h.Env) bool {
 		}
 	}
 	return false
-}
-
-// storedRunsPostgres reads paved's runs from its PostgreSQL database after
-// paved has stopped.
-func storedRunsPostgres(t *testing.T, dsn string) (map[string]string, map[string]int) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT id, state FROM runs`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, states := map[string]string{}, map[string]int{}
-	var id, state string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &state}, func() error {
-		out[id] = state
-		states[state]++
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out, states
 }

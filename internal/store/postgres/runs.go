@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +42,8 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 			return err
 		}
 		park := false
-		if r.State == run.Queued && slices.ContainsFunc(ch.Tasks, func(t store.NewTask) bool { return t.Kind == store.KindDispatch && t.NotBefore.IsZero() }) {
-			if park, err = outbox.ParkNew(ctx, tx, r.ID, r.Stack.Key(), r.CreatedAt); err != nil {
+		if r.State == run.Queued {
+			if park, err = outbox.ParkNew(ctx, tx, r.ID, ch.Tasks); err != nil {
 				return err
 			}
 		}

@@ -11,7 +11,6 @@ const (
 	DueDispatchHeads = dueDispatchHeads
 	StackFree        = stackFree
 	StackHeld        = stackHeld
-	StackHeldAhead   = stackHeldAhead
 	StackHeads       = stackHeads
 )
 

@@ -88,9 +88,12 @@ const dueDispatchHeads = `SELECT id, run_id FROM outbox
 // (A scalar subquery, not NOT EXISTS: PostgreSQL may turn the latter into
 // an anti join that hashes every run on every stack.)
 const stackFree = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND (
-	SELECT b.id FROM runs b WHERE b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
-		AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))
-	LIMIT 1) IS NULL`
+	SELECT b.id FROM runs b WHERE ` + holdsOff + ` LIMIT 1) IS NULL`
+
+// holdsOff says run b holds run r off its stack: b holds the stack, or
+// waits for it ahead of r.
+const holdsOff = `b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
+	AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))`
 
 // stackHeld keeps the runs (of $1, found waiting by stackFree) that wait
 // behind a run this claim can share-lock and that still holds them off in
@@ -102,9 +105,7 @@ const stackFree = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND (
 // never waits: a blocker locked by another transaction (being changed) is
 // skipped, and a head with no other is left due, to be looked at again.
 const stackHeld = `SELECT r.id FROM runs r WHERE r.id = ANY($1::text[]) AND EXISTS (
-	SELECT 1 FROM runs b WHERE b.on_stack AND b.stack_key = r.stack_key AND b.id <> r.id
-		AND (b.state <> 'queued' OR b.created_at < r.created_at OR (b.created_at = r.created_at AND b.id < r.id))
-	FOR SHARE OF b SKIP LOCKED)`
+	SELECT 1 FROM runs b WHERE ` + holdsOff + ` FOR SHARE OF b SKIP LOCKED)`
 
 const leaseTasks = `UPDATE outbox SET attempts = attempts + 1, next_at = $2, parked = false
 	WHERE id = ANY($1::bigint[])

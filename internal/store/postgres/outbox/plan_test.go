@@ -58,7 +58,6 @@ func TestBatchStatementsReadOnlyTheirBatch(t *testing.T) {
 		{"dispatch candidates", outbox.DueDispatchHeads, []any{now.Add(time.Second), batch + 16, []int64{}}, map[string]int{"outbox": batch + 16}},
 		{"stack free", outbox.StackFree, []any{runIDs}, map[string]int{"runs": 3 * batch}},
 		{"stack held", outbox.StackHeld, []any{runIDs}, map[string]int{"runs": 3 * batch}},
-		{"stack held ahead", outbox.StackHeldAhead, []any{r.ID, r.Stack.Key(), r.CreatedAt}, map[string]int{"runs": 3}},
 		{"stack heads", outbox.StackHeads, []any{r.Stack.Key()}, map[string]int{"outbox": 2}}, // its report head and its dispatch
 	} {
 		rows := rowsRead(t, conn, tc.query, tc.args...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,7 +37,7 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 		if !t.NotBefore.IsZero() {
 			due[i] = t.NotBefore
 		}
-		parks[i] = park && t.Kind == store.KindDispatch && t.NotBefore.IsZero()
+		parks[i] = park && parkable(t)
 	}
 	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
 		SELECT $1, t.kind, $2, t.payload::json, CASE WHEN t.head AND t.park THEN $8 ELSE t.next_at END, $3, t.head, t.head AND t.park
@@ -49,27 +50,27 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 	return nil
 }
 
-// stackHeldAhead says whether a run other than $1 (created at $3) holds
-// stack $2, or waits for it ahead of $1, and this transaction can
-// share-lock it: the claim's test (stackHeld) for a run being created.
-const stackHeldAhead = `SELECT EXISTS (SELECT 1 FROM runs b WHERE b.on_stack AND b.stack_key = $2 AND b.id <> $1
-	AND (b.state <> 'queued' OR b.created_at < $3 OR (b.created_at = $3 AND b.id < $1))
-	FOR SHARE OF b SKIP LOCKED)`
-
-// ParkNew says, in the transaction creating a queued run, whether its
-// dispatch can be parked as it is written (Queue's park) rather than be
-// claimed and parked by the dispatcher: a burst of runs on busy stacks
-// would otherwise cost a claim and an update for each. As for a claim's
-// park (see stackHeld), it holds only behind a run it can share-lock, so
-// that the run's wake, when it lets the stack go, comes after this
-// transaction and sees the park.
-func ParkNew(ctx context.Context, tx pgx.Tx, runID, stackKey string, createdAt time.Time) (bool, error) {
-	var held bool
-	if err := tx.QueryRow(ctx, stackHeldAhead, runID, stackKey, createdAt).Scan(&held); err != nil {
-		return false, fmt.Errorf("test stack %s: %w", stackKey, err)
+// ParkNew says, in the transaction creating run runID (queued, its row
+// written), whether its dispatch among tasks can be parked as it is
+// written (Queue's park) rather than be claimed and parked by the
+// dispatcher: a burst of runs on busy stacks would otherwise cost a claim
+// and an update for each. It asks what a claim asks before it parks
+// (stackHeld): a run it can share-lock holds the new one off, so that
+// run's wake, when it lets the stack go, comes after this transaction and
+// sees the park.
+func ParkNew(ctx context.Context, tx pgx.Tx, runID string, tasks []store.NewTask) (bool, error) {
+	if !slices.ContainsFunc(tasks, parkable) {
+		return false, nil
 	}
-	return held, nil
+	held, err := runSet(ctx, tx, stackHeld, []string{runID})
+	if err != nil {
+		return false, fmt.Errorf("test the stack of run %s: %w", runID, err)
+	}
+	return held[runID], nil
 }
+
+// parkable is a task Queue's park applies to: a dispatch due now.
+func parkable(t store.NewTask) bool { return t.Kind == store.KindDispatch && t.NotBefore.IsZero() }
 
 // Restack queues the statement that moves a run's open tasks to its new
 // stack; a parked dispatch looks at the new stack at once.
