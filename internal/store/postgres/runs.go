@@ -25,38 +25,32 @@ func (s *Store) CreateRun(ctx context.Context, r *run.Run, ch store.Change) (*ru
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
 	}
-	var existing *run.Run
-	err = txn.Run(ctx, s.pool, func(tx pgx.Tx) error {
-		existing = nil
-		// A concurrent insert of the same key makes this one wait for it,
-		// then do nothing.
-		tag, err := tx.Exec(ctx, `INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at, expires_at, tenant, environment)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
-			r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
-			nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt, nullTime(r.ExpiresAt), r.Stack.Tenant, r.Stack.Environment)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			existing, err = getRun(ctx, tx, `portal = $1 AND portal_run_id = $2`, r.Request.Portal, r.Request.PortalRunID)
-			return err
-		}
-		park := false
-		if r.State == run.Queued {
-			if park, err = outbox.ParkNew(ctx, tx, r.ID, ch.Tasks); err != nil {
-				return err
-			}
-		}
-		b := &pgx.Batch{}
-		if err := s.queueChange(b, r.ID, string(r.State), r.Stack.Key(), ch, park); err != nil {
-			return err
-		}
-		return txn.SendBatch(ctx, tx, b)
-	})
+	// One round trip, one transaction: the run, then its events and tasks,
+	// each of which writes nothing unless the run was written. A concurrent
+	// insert of the same key makes this one wait for it, then do nothing.
+	now := s.now()
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO runs (id, portal, portal_run_id, action, state, stack_key, pipeline_id, pipeline_status, data, created_at, updated_at, expires_at, tenant, environment)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (portal, portal_run_id) DO NOTHING`,
+		r.ID, r.Request.Portal, r.Request.PortalRunID, r.Request.Action, string(r.State), r.Stack.Key(),
+		nullInt(r.PipelineID), r.PipelineStatus, data, r.CreatedAt, r.UpdatedAt, nullTime(r.ExpiresAt), r.Stack.Tenant, r.Stack.Environment)
+	if len(ch.Events) > 0 {
+		b.Queue(`INSERT INTO run_events (run_id, seq, at, state, message)
+			SELECT r.id, e.ord, $2, $3, e.message FROM runs r, unnest($4::text[]) WITH ORDINALITY AS e(message, ord) WHERE r.id = $1`,
+			r.ID, now, string(r.State), cleanAll(ch.Events))
+	}
+	if err := outbox.QueueNew(b, r.ID, r.Stack.Key(), now, ch.Tasks, r.State == run.Queued); err != nil {
+		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	tags, err := txn.Batch(ctx, s.pool, b)
 	if err != nil {
 		return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
 	}
-	if existing != nil {
+	if tags[0].RowsAffected() == 0 {
+		existing, err := getRun(ctx, s.pool, `portal = $1 AND portal_run_id = $2`, r.Request.Portal, r.Request.PortalRunID)
+		if err != nil {
+			return nil, false, fmt.Errorf("create run %s: %w", r.ID, err)
+		}
 		return existing, false, nil
 	}
 	return r, true, nil
@@ -137,17 +131,22 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*run.Run) (store.
 func (s *Store) queueChange(b *pgx.Batch, id, state, stackKey string, ch store.Change, park bool) error {
 	now := s.now()
 	if len(ch.Events) > 0 {
-		msgs := make([]string, len(ch.Events))
-		for i, m := range ch.Events {
-			msgs[i] = txn.Clean(m)
-		}
 		b.Queue(`INSERT INTO run_events (run_id, seq, at, state, message)
 			SELECT $1, m.n + e.ord, $2, $3, e.message
 			FROM unnest($4::text[]) WITH ORDINALITY AS e(message, ord),
 				(SELECT COALESCE(MAX(seq), 0) AS n FROM run_events WHERE run_id = $1) m`,
-			id, now, state, msgs)
+			id, now, state, cleanAll(ch.Events))
 	}
 	return outbox.Queue(b, id, stackKey, now, ch.Tasks, park)
+}
+
+// cleanAll is txn.Clean of each message.
+func cleanAll(msgs []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = txn.Clean(m)
+	}
+	return out
 }
 
 type querier interface {

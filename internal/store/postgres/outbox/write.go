@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,25 +18,11 @@ import (
 // Queue queues the statement that writes a change's tasks for run id, due
 // now unless a task says otherwise. A task is the head of its (run, kind)
 // when it is the change's first of that kind and the run has no open task
-// of that kind. park parks a dispatch head due now at once (see ParkNew).
+// of that kind. park parks a dispatch head due now at once (see QueueNew).
 func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask, park bool) error {
-	if len(tasks) == 0 {
-		return nil
-	}
-	kinds := make([]string, len(tasks))
-	payloads := make([]string, len(tasks))
-	due := make([]time.Time, len(tasks))
-	parks := make([]bool, len(tasks))
-	for i, t := range tasks {
-		p, err := json.Marshal(t.Payload)
-		if err != nil {
-			return fmt.Errorf("encode %s task: %w", t.Kind, err)
-		}
-		kinds[i], payloads[i], due[i] = t.Kind, string(p), now
-		if !t.NotBefore.IsZero() {
-			due[i] = t.NotBefore
-		}
-		parks[i] = park && parkable(t)
+	cols, err := taskColumns(tasks, now, park)
+	if err != nil || cols == nil {
+		return err
 	}
 	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
 		SELECT $1, t.kind, $2, t.payload::json, CASE WHEN t.head AND t.park THEN $8 ELSE t.next_at END, $3, t.head, t.head AND t.park
@@ -46,27 +31,59 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 				AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL) AS head
 			FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)) t
 		ORDER BY t.ord`,
-		id, stackKey, now, kinds, payloads, due, parks, now.Add(parkFor))
+		append([]any{id, stackKey, now}, append(cols, now.Add(parkFor))...)...)
 	return nil
 }
 
-// ParkNew says, in the transaction creating run runID (queued, its row
-// written), whether its dispatch among tasks can be parked as it is
-// written (Queue's park) rather than be claimed and parked by the
-// dispatcher: a burst of runs on busy stacks would otherwise cost a claim
-// and an update for each. It asks what a claim asks before it parks
-// (stackHeld): a run it can share-lock holds the new one off, so that
-// run's wake, when it lets the stack go, comes after this transaction and
-// sees the park.
-func ParkNew(ctx context.Context, tx pgx.Tx, runID string, tasks []store.NewTask) (bool, error) {
-	if !slices.ContainsFunc(tasks, parkable) {
-		return false, nil
+// QueueNew queues the statement that writes the tasks of run id, created
+// by an earlier statement of the same batch; it writes nothing if that run
+// is not there (the batch found the run stored already). A new run has no
+// open task, so each kind's first task is its head. A queued run's
+// dispatch due now is parked as it is written when what a claim asks
+// before it parks (stackHeld) holds: a run the batch can share-lock holds
+// the new one off its stack, so that run's wake, when it lets the stack
+// go, comes after this transaction and sees the park. A burst of runs on
+// busy stacks would otherwise cost a claim and an update for each.
+func QueueNew(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask, queued bool) error {
+	cols, err := taskColumns(tasks, now, queued)
+	if err != nil || cols == nil {
+		return err
 	}
-	held, err := runSet(ctx, tx, stackHeld, []string{runID})
-	if err != nil {
-		return false, fmt.Errorf("test the stack of run %s: %w", runID, err)
+	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
+		SELECT r.id, t.kind, $2, t.payload::json, CASE WHEN t.park THEN $8 ELSE t.next_at END, $3, t.head, t.park
+		FROM runs r, LATERAL (SELECT t.kind, t.payload, t.next_at, t.ord, t.head,
+				t.head AND t.park AND EXISTS (SELECT 1 FROM runs b WHERE `+holdsOff+` FOR SHARE OF b SKIP LOCKED) AS park
+			FROM (SELECT t.*, row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1 AS head
+				FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)) t) t
+		WHERE r.id = $1
+		ORDER BY t.ord`,
+		append([]any{id, stackKey, now}, append(cols, now.Add(parkFor))...)...)
+	return nil
+}
+
+// taskColumns is tasks as the columns Queue and QueueNew unnest: kinds,
+// payloads, due times (now unless a task says otherwise), and whether each may be parked (park and
+// parkable); nil for no tasks.
+func taskColumns(tasks []store.NewTask, now time.Time, park bool) ([]any, error) {
+	if len(tasks) == 0 {
+		return nil, nil
 	}
-	return held[runID], nil
+	kinds := make([]string, len(tasks))
+	payloads := make([]string, len(tasks))
+	due := make([]time.Time, len(tasks))
+	parks := make([]bool, len(tasks))
+	for i, t := range tasks {
+		p, err := json.Marshal(t.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s task: %w", t.Kind, err)
+		}
+		kinds[i], payloads[i], due[i] = t.Kind, string(p), now
+		if !t.NotBefore.IsZero() {
+			due[i] = t.NotBefore
+		}
+		parks[i] = park && parkable(t)
+	}
+	return []any{kinds, payloads, due, parks}, nil
 }
 
 // parkable is a task Queue's park applies to: a dispatch due now.

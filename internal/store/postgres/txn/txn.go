@@ -28,6 +28,34 @@ func Run(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	}
 }
 
+// Batch runs b's statements in one round trip as one transaction: the
+// implicit transaction of a pipeline, which one failing statement rolls
+// back whole, the statements after it not run. An abort for a deadlock or
+// a serialization failure is run again, as Run does. It returns each
+// statement's command tag, in order.
+func Batch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) ([]pgconn.CommandTag, error) {
+	for attempt := 1; ; attempt++ {
+		tags, err := sendBatch(ctx, pool, b)
+		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
+			return tags, err
+		}
+	}
+}
+
+func sendBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) ([]pgconn.CommandTag, error) {
+	br := pool.SendBatch(ctx, b)
+	tags := make([]pgconn.CommandTag, b.Len())
+	for i := range tags {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return nil, err
+		}
+		tags[i] = tag
+	}
+	return tags, br.Close()
+}
+
 // retryable reports the errors after which PostgreSQL has rolled the whole
 // transaction back and trying again can succeed.
 func retryable(err error) bool {
