@@ -20,8 +20,8 @@ import (
 // when it is the change's first of that kind and the run has no open task
 // of that kind. park parks a dispatch head due now at once (see QueueNew).
 func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask, park bool) error {
-	cols, err := taskColumns(tasks, now, park)
-	if err != nil || cols == nil {
+	args, err := taskArgs(id, stackKey, now, tasks, park)
+	if err != nil || args == nil {
 		return err
 	}
 	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
@@ -29,9 +29,9 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 		FROM (SELECT t.kind, t.payload, t.next_at, t.park, t.ord,
 				row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1
 				AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.run_id = $1 AND p.kind = t.kind AND p.done_at IS NULL) AS head
-			FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)) t
+			FROM `+taskRows+`) t
 		ORDER BY t.ord`,
-		append([]any{id, stackKey, now}, append(cols, now.Add(parkFor))...)...)
+		args...)
 	return nil
 }
 
@@ -45,8 +45,8 @@ func Queue(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTa
 // go, comes after this transaction and sees the park. A burst of runs on
 // busy stacks would otherwise cost a claim and an update for each.
 func QueueNew(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.NewTask, queued bool) error {
-	cols, err := taskColumns(tasks, now, queued)
-	if err != nil || cols == nil {
+	args, err := taskArgs(id, stackKey, now, tasks, queued)
+	if err != nil || args == nil {
 		return err
 	}
 	b.Queue(`INSERT INTO outbox (run_id, kind, stack_key, payload, next_at, created_at, head, parked)
@@ -54,17 +54,21 @@ func QueueNew(b *pgx.Batch, id, stackKey string, now time.Time, tasks []store.Ne
 		FROM runs r, LATERAL (SELECT t.kind, t.payload, t.next_at, t.ord, t.head,
 				t.head AND t.park AND EXISTS (SELECT 1 FROM runs b WHERE `+holdsOff+` FOR SHARE OF b SKIP LOCKED) AS park
 			FROM (SELECT t.*, row_number() OVER (PARTITION BY t.kind ORDER BY t.ord) = 1 AS head
-				FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)) t) t
+				FROM `+taskRows+`) t) t
 		WHERE r.id = $1
 		ORDER BY t.ord`,
-		append([]any{id, stackKey, now}, append(cols, now.Add(parkFor))...)...)
+		args...)
 	return nil
 }
 
-// taskColumns is tasks as the columns Queue and QueueNew unnest: kinds,
-// payloads, due times (now unless a task says otherwise), and whether each may be parked (park and
-// parkable); nil for no tasks.
-func taskColumns(tasks []store.NewTask, now time.Time, park bool) ([]any, error) {
+// taskRows unnests taskArgs' columns ($4–$7), one row a task in order.
+const taskRows = `unnest($4::text[], $5::text[], $6::timestamptz[], $7::bool[]) WITH ORDINALITY AS t(kind, payload, next_at, park, ord)`
+
+// taskArgs is the arguments of Queue's and QueueNew's statement: run id,
+// stack key, now, then tasks as columns (kinds, payloads, due times — now
+// unless a task says otherwise — and whether each may be parked: park and
+// parkable), and the end of a park; nil for no tasks.
+func taskArgs(id, stackKey string, now time.Time, tasks []store.NewTask, park bool) ([]any, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
@@ -83,7 +87,7 @@ func taskColumns(tasks []store.NewTask, now time.Time, park bool) ([]any, error)
 		}
 		parks[i] = park && parkable(t)
 	}
-	return []any{kinds, payloads, due, parks}, nil
+	return []any{id, stackKey, now, kinds, payloads, due, parks, now.Add(parkFor)}, nil
 }
 
 // parkable is a task Queue's park applies to: a dispatch due now.

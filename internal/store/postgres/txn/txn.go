@@ -20,12 +20,7 @@ import (
 // serialization failure has written nothing and is run again, fn included,
 // as SQLite's store retries a busy database.
 func Run(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, pool, fn)
-		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return retry(ctx, func() error { return pgx.BeginFunc(ctx, pool, fn) })
 }
 
 // Batch runs b's statements in one round trip as one transaction: the
@@ -34,17 +29,30 @@ func Run(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 // a serialization failure is run again, as Run does. It returns each
 // statement's command tag, in order.
 func Batch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) ([]pgconn.CommandTag, error) {
+	var tags []pgconn.CommandTag
+	err := retry(ctx, func() error {
+		var err error
+		tags, err = execAll(pool.SendBatch(ctx, b), b.Len())
+		return err
+	})
+	return tags, err
+}
+
+// retry runs fn up to three times while PostgreSQL aborts it for a reason
+// that trying again can cure.
+func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		tags, err := sendBatch(ctx, pool, b)
+		err := fn()
 		if err == nil || attempt == 3 || !retryable(err) || ctx.Err() != nil {
-			return tags, err
+			return err
 		}
 	}
 }
 
-func sendBatch(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) ([]pgconn.CommandTag, error) {
-	br := pool.SendBatch(ctx, b)
-	tags := make([]pgconn.CommandTag, b.Len())
+// execAll reads the results of n queued statements, stopping at the first
+// error, and closes br.
+func execAll(br pgx.BatchResults, n int) ([]pgconn.CommandTag, error) {
+	tags := make([]pgconn.CommandTag, n)
 	for i := range tags {
 		tag, err := br.Exec()
 		if err != nil {
@@ -74,14 +82,8 @@ func SendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	br := tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	return br.Close()
+	_, err := execAll(tx.SendBatch(ctx, b), b.Len())
+	return err
 }
 
 // Clean makes free text storable in a text column, which takes neither NUL
