@@ -5,6 +5,12 @@
 //	make load                         # PAVED_LOAD=1, full mode (tens of minutes)
 //	PAVED_LOAD_MODE=quick make load   # a few minutes, to check the harness works
 //
+// PAVED_LOAD_BUSY=2 keeps the box busy: two processes spin beside paved
+// for the whole run. During the open-loop trials the load generator runs at
+// nice -10 (when allowed; PAVED_LOAD_PROTECT=0 turns that off), so that the
+// latencies measured are paved's, and paved's own histogram of the webhook
+// route is read beside them.
+//
 // The default `go test ./...` skips it at once. It fails only on
 // correctness (a 5xx, a lost or duplicated run), never on a figure: a
 // missed target is printed as MISSED. BENCHMARKS.md holds the figures of
@@ -124,6 +130,7 @@ func TestLoad(t *testing.T) {
 	m := currentMode(t)
 	printMachine()
 	fmt.Printf("MODE %s\n", m.name)
+	startNeighbours(t, busyNeighbours(t))
 	start := time.Now()
 	t.Cleanup(func() {
 		printSummary()

@@ -113,6 +113,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 func ms(v float64) string   { return strconv.FormatFloat(v, 'f', 1, 64) + " ms" }
 func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + " s" }
+func pct(v float64) string  { return strconv.FormatFloat(v, 'f', 2, 64) + " %" }
 func rps(v float64) string  { return strconv.FormatFloat(v, 'f', 0, 64) + " req/s" }
 func ratio(v float64) string {
 	return strconv.FormatFloat(v, 'f', 2, 64)

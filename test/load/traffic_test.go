@@ -77,8 +77,9 @@ type answer struct {
 	state  string
 	portID string
 	err    error
-	// sent is when the request was (to be) sent; done when its answer was read.
-	sent, done time.Time
+	// sent is when the request was (to be) sent; done when its answer was
+	// read; began when the open loop's sender actually sent it.
+	sent, done, began time.Time
 }
 
 // send signs body now and posts it to url.
@@ -214,7 +215,7 @@ func openLoop(sim *portsim.Sim, url string, p pool, perSecond int, dur time.Dura
 		go func() {
 			defer wg.Done()
 			a := send(sim, url, p.bodies[i])
-			a.sent, a.portID = at, p.portIDs[i] // latency from the schedule
+			a.began, a.sent, a.portID = a.sent, at, p.portIDs[i] // latency from the schedule
 			results[i] = a
 		}()
 	}
