@@ -125,39 +125,51 @@ func Backoff(attempt int, base, max time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Pool runs n workers that each take one task at a time with next and
-// handle it, until next finds nothing, next fails, or stop fires; a slow
-// task holds up only its own worker. It returns how many tasks were taken
-// and the first error of next.
+// Pool runs up to n workers that each take one task at a time with next
+// and handle it, until next finds nothing, next fails, or stop fires; a
+// slow task holds up only its own worker. The first worker is the caller's
+// goroutine, and each worker that takes a task starts the next one (up to
+// n) before handling it: a round that finds no work, as most rounds woken
+// by new work of another kind do, starts no goroutine at all. It returns
+// how many tasks were taken and the first error of next.
 func Pool[T any](ctx context.Context, stop <-chan struct{}, n int, next func(context.Context) (T, bool, error), handle func(context.Context, T)) (int, error) {
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		taken int
-		first error
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		taken   int
+		started = 1
+		first   error
 	)
-	for range max(n, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !Stopped(stop) && ctx.Err() == nil {
-				t, ok, err := next(ctx)
-				if err != nil || !ok {
-					mu.Lock()
-					if first == nil && ctx.Err() == nil { // not an error to stop at shutdown
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
+	var work func()
+	work = func() {
+		for !Stopped(stop) && ctx.Err() == nil {
+			t, ok, err := next(ctx)
+			if err != nil || !ok {
 				mu.Lock()
-				taken++
+				if first == nil && ctx.Err() == nil { // not an error to stop at shutdown
+					first = err
+				}
 				mu.Unlock()
-				handle(ctx, t)
+				return
 			}
-		}()
+			mu.Lock()
+			taken++
+			grow := started < max(n, 1)
+			if grow {
+				started++
+				wg.Add(1)
+			}
+			mu.Unlock()
+			if grow {
+				go func() { defer wg.Done(); work() }()
+			}
+			handle(ctx, t)
+		}
 	}
+	work()
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	return taken, first
 }
 

@@ -202,6 +202,32 @@ func TestPoolRunsTasksSideBySideUntilNoneIsLeft(t *testing.T) {
 	}
 }
 
+// A round with nothing to do asks once and starts no goroutine; with one
+// task, no more workers than it needs ask.
+func TestPoolStartsWorkersOnlyForWork(t *testing.T) {
+	var asks atomic.Int32
+	none := func(context.Context) (int, bool, error) { asks.Add(1); return 0, false, nil }
+	n, err := Pool(context.Background(), nil, 8, none, func(context.Context, int) {})
+	if n != 0 || err != nil || asks.Load() != 1 {
+		t.Fatalf("idle round: took %d, err %v, asked %d times; want 0, nil, 1 (no worker started)", n, err, asks.Load())
+	}
+	asks.Store(0)
+	left := atomic.Int32{}
+	left.Store(1)
+	one := func(context.Context) (int, bool, error) {
+		asks.Add(1)
+		return 7, left.Add(-1) >= 0, nil
+	}
+	if n, err := Pool(context.Background(), nil, 8, one, func(context.Context, int) {}); n != 1 || err != nil || asks.Load() != 3 {
+		t.Fatalf("one task: took %d, err %v, asked %d times; want 1, nil, 3 (the caller twice, one started worker once)", n, err, asks.Load())
+	}
+	boom := errors.New("claim failed")
+	failing := func(context.Context) (int, bool, error) { return 0, false, boom }
+	if _, err := Pool(context.Background(), nil, 8, failing, func(context.Context, int) {}); !errors.Is(err, boom) {
+		t.Fatalf("a failing next: err %v, want %v", err, boom)
+	}
+}
+
 func TestBatchesClaimManyAndHandOutOne(t *testing.T) {
 	pending := []int{1, 2, 3, 4, 5}
 	claims := 0
