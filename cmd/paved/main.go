@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/paved-idp/paved/internal/config"
 	"github.com/paved-idp/paved/internal/demo"
 	"github.com/paved-idp/paved/internal/gcpace"
+	"github.com/paved-idp/paved/internal/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -117,5 +119,13 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 		zc = zap.NewDevelopmentConfig()
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
-	return zc.Build()
+	if zc.Sampling == nil {
+		return zc.Build()
+	}
+	// zap's preset samples every message; paved only its access line.
+	s := zc.Sampling
+	zc.Sampling = nil
+	return zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return telemetry.SampleOnly(c, "http", time.Second, s.Initial, s.Thereafter)
+	}))
 }
