@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,6 +212,11 @@ func verifyStored(t *testing.T, e *h.Env, got []answer) (accepted, missing, unan
 		}
 	}
 	unanswered = len(stored) - (accepted - missing)
+	// Every stored run was logged, however fast they came (zap's preset
+	// sampler used to drop 99 in 100 above 100 a second).
+	if logged := strings.Count(e.Log(), `"msg":"run recorded"`); logged != len(stored) {
+		t.Errorf("paved logged %d \"run recorded\" lines for %d stored runs", logged, len(stored))
+	}
 	note("paved's database after it stopped: %d runs, by state %v; %d answers 202, %d of them not stored, %d stored runs without a 202, %d 5xx", len(stored), states, accepted, missing, unanswered, c5xx)
 	if missing > 0 || unanswered != 0 || c5xx > 0 {
 		t.Errorf("intake: %d 202s not stored, %d stored runs without a 202, %d 5xx", missing, unanswered, c5xx)
