@@ -65,8 +65,12 @@ func protectGenerator() (string, func()) {
 		if err != nil {
 			continue // the thread has ended
 		}
+		err = syscall.Setpriority(syscall.PRIO_PROCESS, tid, -10)
+		if err == syscall.ESRCH {
+			continue // ended since it was read
+		}
 		before[tid] = nice
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, -10); err != nil {
+		if err != nil {
 			for tid, nice := range before {
 				_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
 			}
@@ -278,4 +282,35 @@ func newTextServer(t *testing.T, body func() string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// protectGenerator raises every thread of the process to nice -10 and puts
+// each back afterwards.
+func TestProtectGeneratorRenicesEveryThreadAndBack(t *testing.T) {
+	t.Setenv("PAVED_LOAD_PROTECT", "")
+	niceOf := func() map[int]int {
+		out := map[int]int{}
+		for _, tid := range threads() {
+			if n, err := threadNice(tid); err == nil {
+				out[tid] = n
+			}
+		}
+		return out
+	}
+	before := niceOf()
+	what, restore := protectGenerator()
+	if strings.Contains(what, "not protected") {
+		t.Skip(what) // not root, no CAP_SYS_NICE
+	}
+	for tid, n := range niceOf() {
+		if _, old := before[tid]; old && n != -10 {
+			t.Errorf("thread %d at nice %d during the trial, want -10", tid, n)
+		}
+	}
+	restore()
+	for tid, n := range niceOf() {
+		if was, old := before[tid]; old && n != was {
+			t.Errorf("thread %d at nice %d after the trial, want %d again", tid, n, was)
+		}
+	}
 }
