@@ -168,8 +168,6 @@ func Pool[T any](ctx context.Context, stop <-chan struct{}, n int, next func(con
 	}
 	work()
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
 	return taken, first
 }
 

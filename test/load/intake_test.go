@@ -269,11 +269,12 @@ func portThrottled(e *h.Env) bool {
 // answer) scraped before and after each repeat, so that a busy box's share
 // of the figure can be told from paved's.
 func openLoopTrials(t *testing.T, e *h.Env, m mode, st intakeStore, check *answers) {
-	pavedURL := e.URL + "/webhooks/port"
+	const route = "/webhooks/port"
+	pavedURL := e.URL + route
 	var p50s, p99s, maxes, lags, lag99s, sent99s, server99s, serverIn25 []float64
 	for rep := range m.openRepeats {
 		p := makePool(t, e, int(float64(m.openRate)*m.openDuration.Seconds()), intakeStacks, "svc")
-		before, err := scrapeHist(e.URL, "/webhooks/port")
+		before, err := scrapeHist(e.URL, route)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +286,7 @@ func openLoopTrials(t *testing.T, e *h.Env, m mode, st intakeStore, check *answe
 		// just after the client has read the answer.
 		var server serverHist
 		waitfor.Within(t, 30*time.Second, "paved's histogram counts every answered webhook of the trial", func() bool {
-			after, err := scrapeHist(e.URL, "/webhooks/port")
+			after, err := scrapeHist(e.URL, route)
 			if err != nil {
 				t.Fatal(err)
 			}
