@@ -24,6 +24,7 @@ import (
 	"github.com/paved-idp/paved/internal/secret"
 	"github.com/paved-idp/paved/internal/sim/gitlabsim"
 	"github.com/paved-idp/paved/internal/sim/portsim"
+	"github.com/paved-idp/paved/internal/telemetry"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
 )
@@ -149,10 +150,11 @@ log: {format: json, level: info}
 	secrets := map[string]string{"E2E_PORT_ID": h.PortID, "E2E_PORT_SECRET": h.PortSecret, "E2E_GITLAB_TOKEN": h.GitLabToken,
 		"E2E_HOOK_TOKEN": h.HookToken, "E2E_API_TOKEN": h.APIToken, "E2E_RUN_KEY": h.RunKey}
 	resolver := secret.Resolver{LookupEnv: func(k string) (string, bool) { v, ok := secrets[k]; return v, ok }}
-	// paved's production logger (cmd/paved: zap's production config, which
-	// samples), writing nowhere.
+	// paved's production logger (cmd/paved: zap's production encoder, only
+	// the access line sampled), writing nowhere.
 	zc := zap.NewProductionConfig()
-	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(zapcore.NewJSONEncoder(zc.EncoderConfig), zapcore.AddSync(io.Discard), zapcore.InfoLevel), time.Second, 100, 100)
+	core := telemetry.SampleOnly(zapcore.NewCore(zapcore.NewJSONEncoder(zc.EncoderConfig), zapcore.AddSync(io.Discard), zapcore.InfoLevel),
+		"http", time.Second, zc.Sampling.Initial, zc.Sampling.Thereafter)
 	a, err := app.Build(ctx, cfg, zap.New(core), app.Options{Resolver: resolver})
 	if err != nil {
 		b.Fatal(err)
