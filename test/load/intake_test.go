@@ -14,6 +14,7 @@ import (
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/load/probe"
 	_ "modernc.org/sqlite" // read paved's database after it stops
 )
 
@@ -75,16 +76,16 @@ func testIntake(t *testing.T, m mode, st intakeStore) {
 				p := makePool(t, e, n, intakeStacks, "svc")
 				var a, b tally
 				runA := func() {
-					cpu := meterCPU(t, e.PID(), 0)
+					cpu := probe.MeterCPU(t, e.PID(), 0)
 					a = closedLoop(e.Port, pavedURL, p, false, c, m.intakeDuration)
-					used := cpu.used(t)
+					used := cpu.Used(t)
 					pavedCPU, genCPU = append(pavedCPU, perRequest(used[0], a.sent)), append(genCPU, perRequest(used[1], a.sent))
 					check.add(t, "paved "+name, a)
 				}
 				runB := func() {
-					cpu := meterCPU(t, bare.cmd.Process.Pid, 0)
+					cpu := probe.MeterCPU(t, bare.cmd.Process.Pid, 0)
 					b = closedLoop(e.Port, bareURL, barePool, true, c, m.intakeDuration)
-					used := cpu.used(t)
+					used := cpu.Used(t)
 					bareCPU, bareGenCPU = append(bareCPU, perRequest(used[0], b.sent)), append(bareGenCPU, perRequest(used[1], b.sent))
 				}
 				if rep%2 == 0 {
@@ -274,24 +275,24 @@ func openLoopTrials(t *testing.T, e *h.Env, m mode, st intakeStore, check *answe
 	var p50s, p99s, maxes, lags, lag99s, sent99s, server99s, serverIn25 []float64
 	for rep := range m.openRepeats {
 		p := makePool(t, e, int(float64(m.openRate)*m.openDuration.Seconds()), intakeStacks, "svc")
-		before, err := scrapeHist(e.URL, route)
+		before, err := probe.ScrapeHist(loadClient, e.URL, route)
 		if err != nil {
 			t.Fatal(err)
 		}
-		protected, restore := protectGenerator()
+		protected, restore := probe.ProtectGenerator()
 		r, lag := openLoop(e.Port, pavedURL, p, m.openRate, m.openDuration)
 		restore()
 		check.add(t, "open loop", r)
 		// paved observes a request as its handler returns, which can be
 		// just after the client has read the answer.
-		var server serverHist
+		var server probe.Hist
 		waitfor.Within(t, 30*time.Second, "paved's histogram counts every answered webhook of the trial", func() bool {
-			after, err := scrapeHist(e.URL, route)
+			after, err := probe.ScrapeHist(loadClient, e.URL, route)
 			if err != nil {
 				t.Fatal(err)
 			}
-			server = after.since(before)
-			return int(server.total()) >= r.sent-r.errs
+			server = after.Since(before)
+			return int(server.Total()) >= r.sent-r.errs
 		})
 		var fromSend, late []time.Duration
 		for _, a := range r.answers {
@@ -303,7 +304,7 @@ func openLoopTrials(t *testing.T, e *h.Env, m mode, st intakeStore, check *answe
 		p50s, p99s = append(p50s, toMS(quantile(r.latencies, .5))), append(p99s, toMS(quantile(r.latencies, .99)))
 		maxes, lags = append(maxes, toMS(quantile(r.latencies, 1))), append(lags, toMS(lag))
 		lag99s, sent99s = append(lag99s, toMS(quantile(late, .99))), append(sent99s, toMS(quantile(fromSend, .99)))
-		server99s, serverIn25 = append(server99s, toMS(server.quantile(.99))), append(serverIn25, 100*server.within(.025))
+		server99s, serverIn25 = append(server99s, toMS(server.Quantile(.99))), append(serverIn25, 100*server.Within(.025))
 		note("open loop repeat %d (%s): %d sent at %d/s, all answered after %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms from the schedule; p99 %.1f ms from the actual send; paved's own p99 %.1f ms, %.2f %% within 25 ms; sender late p99 %.1f ms, at worst %.1f ms",
 			rep+1, protected, r.sent, m.openRate, r.elapsed.Round(time.Millisecond), p50s[rep], p99s[rep], maxes[rep], sent99s[rep], server99s[rep], serverIn25[rep], lag99s[rep], lags[rep])
 	}

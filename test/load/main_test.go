@@ -27,6 +27,7 @@ import (
 
 	"github.com/paved-idp/paved/internal/store/postgres/pgtest"
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/load/probe"
 )
 
 var (
@@ -130,7 +131,10 @@ func TestLoad(t *testing.T) {
 	m := currentMode(t)
 	printMachine()
 	fmt.Printf("MODE %s\n", m.name)
-	startNeighbours(t, busyNeighbours(t))
+	if n := probe.BusyNeighbours(t); n > 0 {
+		probe.StartNeighbours(t, n)
+		note("%d busy neighbours spin beside paved for the whole run (PAVED_LOAD_BUSY)", n)
+	}
 	start := time.Now()
 	t.Cleanup(func() {
 		printSummary()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/load/probe"
 )
 
 // testStartup measures how long paved takes from exec to its first 200 on
@@ -57,7 +58,7 @@ func timedStart(t *testing.T, e *h.Env) (time.Duration, map[string]float64) {
 	cmd := exec.Command(pavedBin, "serve", "--config", e.ConfigPath())
 	cmd.Env = e.Environ()
 	cmd.Stderr = &stderr
-	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	poller := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func timedStart(t *testing.T, e *h.Env) (time.Duration, map[string]float64) {
 	}()
 	var ready time.Duration
 	for deadline := start.Add(20 * time.Second); ; {
-		resp, err := probe.Get(e.URL + "/readyz")
+		resp, err := poller.Get(e.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -99,7 +100,7 @@ func timedStart(t *testing.T, e *h.Env) (time.Duration, map[string]float64) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // idle: workers tick, nothing to do
-	m, err := procMemory(cmd.Process.Pid)
+	m, err := probe.Memory(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/paved-idp/paved/internal/sim/portsim"
 	"github.com/paved-idp/paved/internal/waitfor"
 	h "github.com/paved-idp/paved/test/harness"
+	"github.com/paved-idp/paved/test/load/probe"
 )
 
 // finishPlan schedules when the tracking scenario's pipelines finish: the
@@ -51,7 +52,7 @@ func sampleRSS(pid int) *rssSampler {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if rss, _, err := procStatus(pid); err == nil {
+			if rss, _, err := probe.Status(pid); err == nil {
 				s.mu.Lock()
 				s.max = max(s.max, rss)
 				s.mu.Unlock()
@@ -161,7 +162,7 @@ func trackOnce(t *testing.T, m mode) trackResult {
 		t.Fatalf("tracking: %d of %d accepted (first error: %s)", r.accepted, n, r.firstErr)
 	}
 	ids := runIDs(r)
-	rssQueued, _, _ := procStatus(e.PID())
+	rssQueued, _, _ := probe.Status(e.PID())
 	// A margin for the larger backlog: dispatch at 60 % of the calibration's pace.
 	estimate := time.Duration(float64(n)/(0.6*rate)*float64(time.Second)) + 5*time.Second
 	firstEnd := time.Now().Add(estimate)
@@ -184,11 +185,11 @@ func trackOnce(t *testing.T, m mode) trackResult {
 			running++
 		}
 	}
-	rssRunning, _, _ := procStatus(e.PID())
+	rssRunning, _, _ := probe.Status(e.PID())
 	note("tracking: %d pipelines running at once as the first is about to end; paved VmRSS %.1f MiB", running, rssRunning)
 
 	waitPortFinal(t, e, p.portIDs, m.trackFinishWindow+15*time.Minute)
-	_, hwm, _ := procStatus(e.PID())
+	_, hwm, _ := probe.Status(e.PID())
 	maxRSS := rss.end()
 
 	// GitLab's end of each pipeline against Port's end of its run.
