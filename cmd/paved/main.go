@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -123,9 +122,6 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 		return zc.Build()
 	}
 	// zap's preset samples every message; paved only its access line.
-	s := zc.Sampling
 	zc.Sampling = nil
-	return zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return telemetry.SampleOnly(c, "http", time.Second, s.Initial, s.Thereafter)
-	}))
+	return zc.Build(zap.WrapCore(telemetry.SampleAccessLine))
 }

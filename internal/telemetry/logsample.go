@@ -6,6 +6,16 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// AccessLine is the message of the router's line for every request.
+const AccessLine = "http"
+
+// SampleAccessLine is paved's logger's sampling: the access line only, as
+// zap's production preset samples (the first 100 a second, then every
+// 100th).
+func SampleAccessLine(core zapcore.Core) zapcore.Core {
+	return SampleOnly(core, AccessLine, time.Second, 100, 100)
+}
+
 // SampleOnly returns core with only the entries whose message is msg
 // sampled: in each tick, the first `first` of a level, then every
 // thereafter-th. zap's production preset samples every message so; paved

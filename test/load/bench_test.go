@@ -153,8 +153,7 @@ log: {format: json, level: info}
 	// paved's production logger (cmd/paved: zap's production encoder, only
 	// the access line sampled), writing nowhere.
 	zc := zap.NewProductionConfig()
-	core := telemetry.SampleOnly(zapcore.NewCore(zapcore.NewJSONEncoder(zc.EncoderConfig), zapcore.AddSync(io.Discard), zapcore.InfoLevel),
-		"http", time.Second, zc.Sampling.Initial, zc.Sampling.Thereafter)
+	core := telemetry.SampleAccessLine(zapcore.NewCore(zapcore.NewJSONEncoder(zc.EncoderConfig), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	a, err := app.Build(ctx, cfg, zap.New(core), app.Options{Resolver: resolver})
 	if err != nil {
 		b.Fatal(err)

@@ -78,7 +78,7 @@ func (rtr *Router) accessLog(c *Exchange, sw *statusWriter) (done func()) {
 			return
 		}
 		// Paths and ids only: bodies and headers can hold secrets and user input.
-		rtr.opt.Log.Info("http", zap.String("request_id", c.ID), zap.String("method", c.R.Method),
+		rtr.opt.Log.Info(telemetry.AccessLine, zap.String("request_id", c.ID), zap.String("method", c.R.Method),
 			zap.String("route", route), zap.Int("status", status), zap.Duration("latency", time.Since(start)),
 			zap.String("client", clientIP(c.R)))
 	}
